@@ -1,0 +1,200 @@
+"""Difference-of-Gaussians (DoG) kernels, as in "Neural Echos" (arXiv 2401.10178) §3.2-3.3.
+
+For a kh×kw kernel and centre-to-surround ratio γ the paper samples
+
+    σ = (k/4)·sqrt((1 − γ²)/(−ln γ))
+    G(x, y) = (1/γ²)·exp(−r²/(2γ²σ²)) − exp(−r²/(2σ²))
+
+on the grid x, y ∈ {−(k−1)/2 … (k−1)/2}, then scales the positive samples to sum +0.5 and the
+negative ones to sum −0.5. Non-square kernels use σ per axis (σx from kw, σy from kh), so
+1×k and k×1 kernels are 1-D DoG profiles. The zero crossing lies at q = γ²/4, where
+q = x²/kw² + y²/kh²; samples with q < γ²/4 form the centre, the others the surround.
+
+Rules for the cases the naive formula gets wrong (all are continuous in γ):
+
+* γ = 0 (and any γ < 1e-12) is evaluated at γ = 1e-12: the limit γ → 0, where the surround
+  sits on the ring of samples nearest the centre.
+* A part with no sample point (k = 3 with γ ≥ 0.95 has no negative sample; even k with small γ,
+  e.g. k = 4 with γ ≤ 0.35, has no positive one): the ring of samples farthest from (for the
+  surround) or nearest to (for the centre) the middle takes that part's ±0.5, split evenly.
+* Kernels whose samples all lie on one ring (1×1, 2×2, 1×2, 2×1) have no centre-surround
+  pattern: they raise ``ValueError`` here and are skipped by ``dog_init_``.
+
+Everything is computed per ring of equal q in the log domain (float32, or float64 when asked
+for), so a batch of kernels costs a few [n, rings] operations and one gather, with no Python
+loop per kernel.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from numbers import Real
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+__all__ = ["dog_kernel", "dog_kernels", "dog_sigma", "kernel_hw", "is_shapeable", "check_gamma", "check_unit"]
+
+GAMMA_MIN = 1e-12
+GAMMA_MAX = 1.0 - 1e-9
+
+KernelSize = Union[int, Sequence[int]]
+Gamma = Union[float, Tuple[float, float]]
+
+
+def kernel_hw(kernel_size: KernelSize) -> Tuple[int, int]:
+    """Normalise an int or (kh, kw) pair to (kh, kw), refusing anything else."""
+    if isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
+        hw = tuple(kernel_size)
+    else:
+        hw = (kernel_size, kernel_size)
+    ok = len(hw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hw)
+    if not ok:
+        raise ValueError(f"kernel_size must be an int >= 1 or a pair (kh, kw) of ints >= 1; got {kernel_size!r}")
+    return hw
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_unit(name: str, value) -> float:
+    """Return ``value`` as a float if it lies in [0, 1], else raise a ValueError naming it."""
+    if not _is_real(value) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
+    return float(value)
+
+
+def check_gamma(gamma) -> Gamma:
+    """Validate γ: a float in [0, 1) or a range (low, high) with 0 <= low <= high <= 1, low < 1."""
+    if isinstance(gamma, (tuple, list)):
+        if len(gamma) != 2 or not all(_is_real(g) for g in gamma):
+            raise ValueError(f"gamma range must be a pair (low, high) of numbers; got {gamma!r}")
+        low, high = float(gamma[0]), float(gamma[1])
+        if low > high:
+            raise ValueError(f"gamma range {tuple(gamma)!r} is reversed: give (low, high) with low <= high")
+        if not (0.0 <= low < 1.0 and high <= 1.0):
+            raise ValueError(f"gamma range must lie in [0, 1] with low < 1; got {tuple(gamma)!r}")
+        return (low, high)
+    if not _is_real(gamma) or not 0.0 <= float(gamma) < 1.0:
+        raise ValueError(
+            f"gamma (centre-to-surround ratio) must be a number with 0 <= gamma < 1, "
+            f"or a range (low, high); got {gamma!r}"
+        )
+    return float(gamma)
+
+
+def dog_sigma(kernel_size: int, gamma: float) -> float:
+    """The paper's surround σ (eq. 3) for a k-wide kernel: (k/4)·sqrt((1 − γ²)/(−ln γ))."""
+    gamma = min(max(check_gamma(float(gamma)), GAMMA_MIN), GAMMA_MAX)
+    return kernel_size / 4 * math.sqrt((1 - gamma * gamma) / -math.log(gamma))
+
+
+@lru_cache(maxsize=64)
+def _rings(kh: int, kw: int):
+    """Unique normalised radii q (ascending), each sample's ring index, and ring sizes."""
+    y = torch.arange(kh, dtype=torch.float64) - (kh - 1) / 2
+    x = torch.arange(kw, dtype=torch.float64) - (kw - 1) / 2
+    q = (y[:, None] ** 2 / kh**2 + x[None, :] ** 2 / kw**2).flatten()
+    rings, inverse, counts = torch.unique(q, sorted=True, return_inverse=True, return_counts=True)
+    return rings, inverse, counts.to(torch.float64)
+
+
+def is_shapeable(kernel_size: KernelSize) -> bool:
+    """True if the kernel's samples lie on at least two rings (a centre and a surround)."""
+    return len(_rings(*kernel_hw(kernel_size))[0]) >= 2
+
+
+def _part_weights(log_w: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Per-ring values of one part, scaled so the part sums to 0.5 over all its samples."""
+    log_w = torch.where(mask, log_w, -math.inf)
+    w = torch.exp(log_w - log_w.amax(dim=1, keepdim=True))
+    return w * (0.5 / (w @ counts))[:, None]
+
+
+def _ring_values(gamma: torch.Tensor, rings: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """On-centre DoG values per ring, [n, rings], in the dtype of ``rings``, for per-kernel γ [n].
+
+    Per-kernel scalars are formed in float64; per-ring work is one affine map of q each for the
+    log surround term, −q·8t/(1 − γ²), and the log centre/surround ratio d = 2t − q·8t/γ².
+    """
+    g = gamma.to(torch.float64).clamp(GAMMA_MIN, GAMMA_MAX)[:, None]
+    t = -torch.log(g)
+    a = (8.0 * t / ((1 - g) * (1 + g))).to(rings.dtype)
+    c = (8.0 * t / (g * g)).to(rings.dtype)
+    log_surround = -a * rings
+    d = torch.addcmul((2.0 * t).to(rings.dtype), c, rings, value=-1.0)
+    pos, neg = d > 0, d < 0
+    forced_pos = ~pos.any(dim=1)  # no sample inside the zero crossing
+    forced_neg = ~neg.any(dim=1)  # no sample outside it
+    pos[forced_pos, 0] = True
+    neg[forced_pos, 0] = False
+    neg[forced_neg, -1] = True
+    pos[forced_neg, -1] = False
+    log_pos = log_surround + d + torch.log(-torch.expm1(-d))
+    log_neg = log_surround + torch.log(-torch.expm1(d))
+    log_pos[forced_pos, 0] = 0.0
+    log_neg[forced_neg, -1] = 0.0
+    return _part_weights(log_pos, pos, counts) - _part_weights(log_neg, neg, counts)
+
+
+_CHUNK = 16384  # kernels per step: keeps temporaries cache-sized
+
+
+def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, device) -> torch.Tensor:
+    if not is_shapeable((kh, kw)):
+        raise ValueError(
+            f"a {kh}x{kw} kernel has all its samples on one ring: no centre-surround pattern exists "
+            f"(dog_init_ skips such layers)"
+        )
+    rings, inverse, counts = _rings(kh, kw)
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    rings, counts = rings.to(work), counts.to(work)
+    out = torch.empty(len(gamma), kh * kw, dtype=work)
+    for start in range(0, len(gamma), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        values = _ring_values(gamma[part], rings, counts) * sign[part, None].to(work)
+        torch.index_select(values, 1, inverse, out=out[part])
+    return out.reshape(-1, kh, kw).to(dtype=dtype, device=device)
+
+
+def dog_kernel(
+    kernel_size: KernelSize, gamma: float, on_center: bool = True, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """One DoG kernel [kh, kw]: on-centre (positive middle) or off-centre (its negation)."""
+    kh, kw = kernel_hw(kernel_size)
+    gamma = check_gamma(gamma)
+    if isinstance(gamma, tuple):
+        raise ValueError(f"dog_kernel takes a single gamma; for a range use dog_kernels; got {gamma!r}")
+    sign = torch.tensor([1.0 if on_center else -1.0], dtype=torch.float64)
+    return _build(torch.tensor([gamma], dtype=torch.float64), sign, kh, kw, dtype, None)[0]
+
+
+def dog_kernels(
+    n: int,
+    kernel_size: KernelSize,
+    gamma: Gamma = (0.0, 0.5),
+    on_ratio: float = 0.5,
+    generator: Optional[torch.Generator] = None,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> torch.Tensor:
+    """``n`` DoG kernels [n, kh, kw].
+
+    ``gamma`` is a fixed float or a (low, high) range sampled uniformly per kernel; each kernel is
+    on-centre with probability ``on_ratio``, else off-centre. Random draws come from ``generator``
+    (a CPU ``torch.Generator``) or, when it is None, torch's global RNG.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"n must be an int >= 0; got {n!r}")
+    kh, kw = kernel_hw(kernel_size)
+    gamma = check_gamma(gamma)
+    on_ratio = check_unit("on_ratio", on_ratio)
+    if isinstance(gamma, tuple):
+        low, high = gamma
+        gammas = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+    else:
+        gammas = torch.full((n,), gamma, dtype=torch.float64)
+    on = torch.rand(n, generator=generator, dtype=torch.float64) < on_ratio
+    sign = torch.where(on, 1.0, -1.0).to(torch.float64)
+    return _build(gammas, sign, kh, kw, dtype, device)
