@@ -12,7 +12,7 @@ from torch import nn
 
 from .dog import Gamma, check_gamma, check_unit, dog_kernels, is_shapeable
 
-__all__ = ["is_depthwise", "dog_init_", "check_dog_args", "DogInitReport", "DogLayer"]
+__all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_kernels", "DogInitReport", "DogLayer"]
 
 Scale = Union[str, float]
 
@@ -159,3 +159,12 @@ def _init_layer(name, conv: nn.Conv2d, generator, gamma, on_ratio, share, scale,
     weight[chosen.to(weight.device), 0] = kernels.to(dtype=weight.dtype, device=weight.device)
     dog_std = kernels.std().item() if kernels.numel() > 1 else 0.0
     return DogLayer(name, tuple(conv.kernel_size), total, count, native_std, dog_std, multiplier)
+
+
+def depthwise_kernels(model: nn.Module) -> dict:
+    """Every depthwise kernel of ``model``, grouped by kernel size: {(kh, kw): Tensor[n, kh, kw]}."""
+    groups: dict = {}
+    for module in model.modules():
+        if is_depthwise(module) and not module.weight.is_meta:
+            groups.setdefault(tuple(module.kernel_size), []).append(module.weight.detach().float().cpu()[:, 0])
+    return {size: torch.cat(kernels) for size, kernels in groups.items()}

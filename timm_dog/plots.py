@@ -1,0 +1,59 @@
+"""Figures of DoG and depthwise kernels (matplotlib, written to PNG)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .dog import dog_kernel, kernel_hw  # noqa: E402
+
+CMAP = "RdBu_r"  # red = positive (excitatory), blue = negative (inhibitory)
+
+
+def _show(ax, kernel: torch.Tensor, title: str = ""):
+    limit = float(kernel.abs().max()) or 1.0
+    ax.imshow(kernel.numpy(), cmap=CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_dog_grid(kernel_size, gammas: Sequence[float], path) -> Path:
+    """On-centre (top row) and off-centre (bottom row) DoG kernels for several γ (paper Fig. 3)."""
+    fig, axes = plt.subplots(2, len(gammas), figsize=(1.4 * len(gammas), 3.1), squeeze=False)
+    for col, gamma in enumerate(gammas):
+        for row, on in enumerate((True, False)):
+            kernel = dog_kernel(kernel_size, gamma, on_center=on, dtype=torch.float64)
+            _show(axes[row][col], kernel, f"γ={gamma:g} {'on' if on else 'off'}")
+    kh, kw = kernel_hw(kernel_size)
+    fig.suptitle(f"DoG kernels, {kh}x{kw}", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_kernels(kernels: torch.Tensor, path, title: str = "", columns: int = 10) -> Path:
+    """A grid of kernels [n, kh, kw], each on its own symmetric colour scale."""
+    n = len(kernels)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.0 * columns, 1.0 * rows + 0.4), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index < n:
+            _show(ax, kernels[index])
+        else:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
