@@ -93,8 +93,8 @@ def dog_sigma(kernel_size: int, gamma: float) -> float:
 @lru_cache(maxsize=64)
 def _rings(kh: int, kw: int):
     """Unique normalised radii q (ascending), each sample's ring index, and ring sizes."""
-    y = torch.arange(kh, dtype=torch.float64) - (kh - 1) / 2
-    x = torch.arange(kw, dtype=torch.float64) - (kw - 1) / 2
+    y = torch.arange(kh, dtype=torch.float64, device="cpu") - (kh - 1) / 2
+    x = torch.arange(kw, dtype=torch.float64, device="cpu") - (kw - 1) / 2
     q = (y[:, None] ** 2 / kh**2 + x[None, :] ** 2 / kw**2).flatten()
     rings, inverse, counts = torch.unique(q, sorted=True, return_inverse=True, return_counts=True)
     return rings, inverse, counts.to(torch.float64)
@@ -150,7 +150,7 @@ def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, dev
     rings, inverse, counts = _rings(kh, kw)
     work = torch.float64 if dtype == torch.float64 else torch.float32
     rings, counts = rings.to(work), counts.to(work)
-    out = torch.empty(len(gamma), kh * kw, dtype=work)
+    out = torch.empty(len(gamma), kh * kw, dtype=work, device="cpu")
     for start in range(0, len(gamma), _CHUNK):
         part = slice(start, start + _CHUNK)
         values = _ring_values(gamma[part], rings, counts) * sign[part, None].to(work)
@@ -166,8 +166,8 @@ def dog_kernel(
     gamma = check_gamma(gamma)
     if isinstance(gamma, tuple):
         raise ValueError(f"dog_kernel takes a single gamma; for a range use dog_kernels; got {gamma!r}")
-    sign = torch.tensor([1.0 if on_center else -1.0], dtype=torch.float64)
-    return _build(torch.tensor([gamma], dtype=torch.float64), sign, kh, kw, dtype, None)[0]
+    sign = torch.tensor([1.0 if on_center else -1.0], dtype=torch.float64, device="cpu")
+    return _build(torch.tensor([gamma], dtype=torch.float64, device="cpu"), sign, kh, kw, dtype, None)[0]
 
 
 def dog_kernels(
@@ -192,9 +192,9 @@ def dog_kernels(
     on_ratio = check_unit("on_ratio", on_ratio)
     if isinstance(gamma, tuple):
         low, high = gamma
-        gammas = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+        gammas = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64, device="cpu")
     else:
-        gammas = torch.full((n,), gamma, dtype=torch.float64)
-    on = torch.rand(n, generator=generator, dtype=torch.float64) < on_ratio
+        gammas = torch.full((n,), gamma, dtype=torch.float64, device="cpu")
+    on = torch.rand(n, generator=generator, dtype=torch.float64, device="cpu") < on_ratio
     sign = torch.where(on, 1.0, -1.0).to(torch.float64)
     return _build(gammas, sign, kh, kw, dtype, device)

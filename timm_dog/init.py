@@ -152,7 +152,7 @@ def _init_layer(name, conv: nn.Conv2d, generator, gamma, on_ratio, share, scale,
     native_std = weight.float().std().item() if weight.numel() > 1 else 0.0
     if count == 0:
         return DogLayer(name, tuple(conv.kernel_size), total, 0, native_std, 0.0, 0.0)
-    chosen = torch.randperm(total, generator=generator)[:count] if count < total else torch.arange(total)
+    chosen = torch.randperm(total, generator=generator, device="cpu")[:count] if count < total else torch.arange(total, device="cpu")
     kernels = dog_kernels(count, tuple(conv.kernel_size), gamma, on_ratio, generator=generator)
     multiplier = _multiplier(scale, kernels, native_std)
     kernels = kernels * multiplier

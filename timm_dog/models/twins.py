@@ -20,6 +20,9 @@ FAMILIES = (
 )
 DOG_KWARGS = {"dog_gamma": "gamma", "dog_on_ratio": "on_ratio", "dog_share": "share", "dog_scale": "scale",
               "dog_seed": "seed"}
+# Family members whose spatial convs are grouped (8 or 16 channels a group), not depthwise: a twin
+# would have nothing to initialize, so none is registered (tests check this list against timm).
+NOT_DEPTHWISE = ("efficientnet_b0_g8_gn", "efficientnet_b0_g16_evos", "efficientnet_b3_g8_gn")
 SUFFIX = "_dog"
 _NO_WEIGHTS = dict(url="", file=None, state_dict=None, hf_hub_id=None, hf_hub_filename=None, source=None,
                    custom_load=False, tag=None, architecture=None)
@@ -27,7 +30,8 @@ _NO_WEIGHTS = dict(url="", file=None, state_dict=None, hf_hub_id=None, hf_hub_fi
 
 def base_models():
     """timm entrypoints that get a twin."""
-    return [name for name in timm.list_models(list(FAMILIES)) if not name.endswith(SUFFIX)]
+    names = timm.list_models(list(FAMILIES))
+    return [name for name in names if not name.endswith(SUFFIX) and name not in NOT_DEPTHWISE]
 
 
 def base_of(name: str) -> str:
@@ -57,8 +61,6 @@ def create_twin(base: str, pretrained: bool = False, **kwargs):
     name = base + SUFFIX
     dog_args = pop_dog_kwargs(kwargs)
     cfg = kwargs.pop("pretrained_cfg", None)
-    if isinstance(cfg, str) and get_pretrained_cfg(f"{name}.{cfg}") is None:  # a tag: 'NAME_dog.TAG'
-        raise RuntimeError(f"{name} has no pretrained tag {cfg!r}: DoG twins have no published weights")
     cfg = resolve_pretrained_cfg(name, cfg, kwargs.pop("pretrained_cfg_overlay", None))
     if pretrained and not cfg.has_weights:
         raise RuntimeError(

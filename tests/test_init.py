@@ -1,0 +1,176 @@
+import warnings
+
+import pytest
+import timm
+import torch
+from timm.layers import Conv2dSame, MixedConv2d, create_conv2d
+from torch import nn
+
+from timm_dog import DogInitReport, dog_init_, is_depthwise
+from timm_dog.init import depthwise_kernels
+
+
+def test_is_depthwise():
+    assert is_depthwise(nn.Conv2d(8, 8, 3, groups=8))
+    assert is_depthwise(nn.Conv2d(8, 16, 3, groups=8))  # depth multiplier 2
+    assert is_depthwise(Conv2dSame(8, 8, 5, groups=8))  # timm's Conv2d subclass
+    assert is_depthwise(create_conv2d(8, 8, 3, depthwise=True))
+    assert not is_depthwise(nn.Conv2d(8, 8, 3))
+    assert not is_depthwise(nn.Conv2d(8, 8, 3, groups=2))
+    assert not is_depthwise(nn.Conv2d(1, 1, 3, groups=1))
+    assert not is_depthwise(nn.Linear(3, 3))
+    assert not is_depthwise("conv")
+
+
+class Mixed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 12, 3)
+        self.mixed = MixedConv2d(12, 12, kernel_size=[3, 5, 7], depthwise=True)
+        self.same = Conv2dSame(12, 24, 5, groups=12)
+        self.pointwise_dw = nn.Conv2d(24, 24, 1, groups=24)
+        self.head = nn.Linear(24, 2)
+
+
+def test_finds_nested_subclassed_and_multiplier_convs():
+    model = Mixed()
+    report = dog_init_(model, seed=0)
+    names = {layer.name: layer for layer in report.layers}
+    assert set(names) == {"mixed.0", "mixed.1", "mixed.2", "same"}
+    assert names["same"].kernels == 24 and names["same"].dog_kernels == 24
+    assert names["mixed.2"].kernel_size == (7, 7)
+    assert report.skipped == [("pointwise_dw", "kernel 1x1: nothing to shape (all samples on one ring)")]
+    weight = model.same.weight[:, 0].double()
+    assert torch.allclose(weight.sum(dim=(1, 2)), torch.zeros(24, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(weight.clamp(min=0).sum(dim=(1, 2)), torch.full((24,), 0.5, dtype=torch.float64), atol=1e-6)
+
+
+def test_stem_and_head_untouched():
+    model = Mixed()
+    stem, head = model.stem.weight.clone(), model.head.weight.clone()
+    dog_init_(model)
+    assert torch.equal(stem, model.stem.weight) and torch.equal(head, model.head.weight)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.45, 0.7, 1.0])
+def test_share_sets_round_share_c_kernels_and_keeps_the_rest(share):
+    conv = nn.Conv2d(50, 50, 7, groups=50)
+    native = conv.weight.detach().clone()
+    report = dog_init_(nn.Sequential(conv), share=share, seed=1)
+    changed = (conv.weight != native).flatten(1).any(dim=1)
+    assert changed.sum().item() == round(share * 50) == report.kernels_set
+    assert torch.equal(conv.weight[~changed], native[~changed])
+    dog = conv.weight[changed, 0].double()
+    assert torch.allclose(dog.sum(dim=(1, 2)), torch.zeros(len(dog), dtype=torch.float64), atol=1e-6)
+
+
+def test_seed_gives_bit_identical_weights():
+    models = []
+    for _ in range(3):
+        torch.manual_seed(0)  # identical native init
+        models.append(timm.create_model("convnext_atto"))
+    a, b, c = models
+    torch.manual_seed(99)  # the global RNG must not matter once a seed is given
+    dog_init_(a, seed=7, share=0.6)
+    dog_init_(b, seed=7, share=0.6)
+    dog_init_(c, seed=8, share=0.6)
+    kernels = lambda m: depthwise_kernels(m)[(7, 7)]  # noqa: E731
+    assert torch.equal(kernels(a), kernels(b))
+    assert not torch.equal(kernels(a), kernels(c))
+
+
+def test_without_seed_the_global_rng_decides():
+    models = []
+    for _ in range(2):
+        model = nn.Sequential(nn.Conv2d(16, 16, 5, groups=16))
+        nn.init.zeros_(model[0].weight)
+        torch.manual_seed(123)
+        dog_init_(model, share=0.5)
+        models.append(model[0].weight.clone())
+    assert torch.equal(*models)
+    dog_init_(model)
+    assert not torch.equal(models[0], model[0].weight)
+
+
+def test_on_ratio_and_fixed_gamma():
+    conv = nn.Conv2d(64, 64, 5, groups=64)
+    dog_init_(nn.Sequential(conv), gamma=0.3, on_ratio=1.0)
+    from timm_dog import dog_kernel
+
+    assert torch.allclose(conv.weight[:, 0], dog_kernel(5, 0.3).expand(64, 5, 5))
+    dog_init_(nn.Sequential(conv), gamma=0.3, on_ratio=0.0)
+    assert torch.allclose(conv.weight[:, 0], -dog_kernel(5, 0.3).expand(64, 5, 5))
+
+
+def test_scale_match_and_float():
+    conv = nn.Conv2d(128, 128, 7, groups=128)
+    native_std = conv.weight.std().item()
+    report = dog_init_(nn.Sequential(conv), scale="match", seed=0)
+    assert conv.weight.std().item() == pytest.approx(native_std, rel=1e-4)
+    assert report.layers[0].native_std == pytest.approx(native_std)
+    dog_init_(nn.Sequential(conv), scale=1.0, seed=0)
+    paper = conv.weight.clone()
+    report = dog_init_(nn.Sequential(conv), scale=2.0, seed=0)
+    assert torch.allclose(conv.weight, 2 * paper) and report.layers[0].scale == 2.0
+
+
+def test_weight_dtype_is_kept():
+    conv = nn.Conv2d(8, 8, 3, groups=8).to(torch.bfloat16)
+    dog_init_(nn.Sequential(conv))
+    assert conv.weight.dtype == torch.bfloat16 and torch.isfinite(conv.weight.float()).all()
+
+
+def test_report():
+    report = dog_init_(timm.create_model("convnext_atto"), share=0.5, seed=0)
+    assert isinstance(report, DogInitReport) and len(report.layers) == 12
+    assert report.kernels_total == sum(layer.kernels for layer in report.layers)
+    assert "12 depthwise layers" in str(report)
+
+
+def test_no_depthwise_warns_and_returns_empty_report():
+    with pytest.warns(UserWarning, match="no depthwise convolution"):
+        report = dog_init_(timm.create_model("resnet18"))
+    assert not report and report.layers == [] and report.kernels_set == 0
+
+
+def test_condconv_is_reported_as_skipped():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = dog_init_(timm.create_model("efficientnet_cc_b0_4e"))
+    assert any("CondConv2d is not an nn.Conv2d" in reason for _, reason in report.skipped)
+    assert report.layers  # the plain depthwise convs still got DoG
+
+
+def test_meta_device_is_skipped():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4))
+    with pytest.warns(UserWarning):
+        report = dog_init_(model)
+    assert report.skipped == [("0", "weights are on the meta device")]
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(gamma=1.2), ValueError, "gamma"),
+        (dict(gamma=(0.4, 0.2)), ValueError, "reversed"),
+        (dict(share=1.5), ValueError, r"share must be a number in \[0, 1\]"),
+        (dict(share=-0.1), ValueError, "share"),
+        (dict(on_ratio=2), ValueError, "on_ratio"),
+        (dict(scale="kaiming"), ValueError, "'paper', 'match'"),
+        (dict(scale=-1.0), ValueError, "positive"),
+        (dict(scale=float("inf")), ValueError, "positive finite"),
+        (dict(seed="1"), ValueError, "seed must be an int"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4))
+    before = model[0].weight.clone()
+    with pytest.raises(error, match=match):
+        dog_init_(model, **kwargs)
+    assert torch.equal(before, model[0].weight)  # nothing half-done
+
+
+def test_not_a_module():
+    with pytest.raises(TypeError, match="expects a torch.nn.Module; got dict"):
+        dog_init_({"weight": torch.zeros(3)})

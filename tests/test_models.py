@@ -1,0 +1,139 @@
+import pytest
+import timm
+import torch
+from timm.data import resolve_data_config
+
+import timm_dog  # noqa: F401  (registers, also without the autoload)
+from timm_dog.init import depthwise_kernels
+from timm_dog.init import is_depthwise
+from timm_dog.models import BASES, DOG_KWARGS, NOT_DEPTHWISE
+
+FAMILIES = ["convnext*", "convmixer*", "mobilenetv2*", "mobilenetv3*", "mobilenetv4*", "efficientnet*",
+            "tf_efficientnet*"]
+
+
+def _is_dog_kernel_set(kernels: torch.Tensor) -> bool:
+    k = kernels.double()
+    return bool(
+        torch.allclose(k.sum(dim=(1, 2)), torch.zeros(len(k), dtype=torch.float64), atol=1e-5)
+        and torch.allclose(k.clamp(min=0).sum(dim=(1, 2)), torch.full((len(k),), 0.5, dtype=torch.float64), atol=1e-5)
+    )
+
+
+def test_every_family_entrypoint_has_a_twin():
+    bases = {name for name in timm.list_models(FAMILIES) if not name.endswith("_dog")} - set(NOT_DEPTHWISE)
+    assert "convmixer_512" in bases  # the paper's model, defined by this package
+    assert {f"{b}_dog" for b in bases} == set(timm.list_models("*_dog"))
+    assert set(BASES) == bases and len(bases) > 120
+    for name in ("convnext_tiny_dog", "convnextv2_atto_dog", "convmixer_512_dog", "mobilenetv2_100_dog",
+                 "mobilenetv3_large_100_dog", "mobilenetv4_conv_small_dog", "efficientnet_b0_dog",
+                 "tf_efficientnet_b0_dog", "tf_efficientnetv2_s_dog"):
+        assert timm.is_model(name)
+
+
+def test_twins_have_no_weights_and_keep_the_data_config():
+    assert not set(timm.list_models("*_dog", pretrained=True))
+    for name in ("convnext_tiny", "efficientnet_b3", "tf_efficientnet_b0", "mobilenetv4_conv_small"):
+        base = resolve_data_config(pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
+        twin = resolve_data_config(pretrained_cfg=timm.models.get_pretrained_cfg(f"{name}_dog").to_dict())
+        assert base == twin
+
+
+@pytest.mark.parametrize("name", ["convnext_atto_dog", "convmixer_512_dog", "mobilenetv3_small_050_dog",
+                                  "efficientnet_b0_dog", "mobilenetv4_conv_small_dog", "mobilenetv2_035_dog"])
+def test_twin_is_dog_initialized_with_base_architecture(name):
+    base = name[:-4]
+    twin, plain = timm.create_model(name), timm.create_model(base)
+    assert type(twin) is type(plain)
+    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
+    for size, kernels in depthwise_kernels(twin).items():
+        assert _is_dog_kernel_set(kernels), size
+    assert twin.dog_init_report.kernels_set == twin.dog_init_report.kernels_total > 0
+    assert twin.pretrained_cfg["architecture"] == name
+    assert twin.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_convmixer_512_matches_the_paper():
+    model = timm.create_model("convmixer_512")
+    assert len(model.blocks) == 12 and model.num_features == 512
+    assert model.blocks[0][0].fn[0].kernel_size == (9, 9) and model.stem[0].kernel_size == (7, 7)
+    assert sum(p.numel() for p in model.parameters()) == 4_270_056
+
+
+def test_dog_kwargs_reach_dog_init():
+    model = timm.create_model("convnext_atto_dog", dog_share=0.5, dog_gamma=0.3, dog_on_ratio=1.0, dog_seed=0,
+                              num_classes=10, drop_path_rate=0.1)
+    report = model.dog_init_report
+    assert report.kernels_set == sum(round(0.5 * layer.kernels) for layer in report.layers)
+    assert model.num_classes == 10
+    kernels = depthwise_kernels(model)[(7, 7)]
+    centres = kernels[:, 3, 3]
+    assert (centres == timm_dog.dog_kernel(7, 0.3)[3, 3]).sum() == report.kernels_set
+
+
+def test_same_dog_seed_same_model():
+    torch.manual_seed(0)
+    a = timm.create_model("mobilenetv3_small_050_dog", dog_seed=5)
+    torch.manual_seed(0)
+    b = timm.create_model("mobilenetv3_small_050_dog", dog_seed=5)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_dog_gamma_as_list_and_scale_string_like_train_py_passes_them():
+    model = timm.create_model("convnext_atto_dog", dog_gamma=[0.0, 1.0], dog_scale="match")
+    assert model.dog_init_report.layers[0].scale != 1.0
+
+
+@pytest.mark.parametrize("name", ["convnext_atto_dog", "efficientnet_b0_dog", "convmixer_512_dog",
+                                  "mobilenetv3_small_050_dog"])
+def test_features_only(name):
+    model = timm.create_model(name, features_only=True, out_indices=(1, 2))
+    features = model(torch.randn(1, 3, 64, 64))
+    assert len(features) == 2 and model.dog_init_report.layers
+    for kernels in depthwise_kernels(model).values():
+        assert _is_dog_kernel_set(kernels)
+
+
+def test_pretrained_is_refused_with_alternatives():
+    with pytest.raises(RuntimeError, match=r"no pretrained weights.*timm.create_model\('convnext_tiny', pretrained=True\)"):
+        timm.create_model("convnext_tiny_dog", pretrained=True)
+    with pytest.raises(RuntimeError, match=r"Invalid pretrained tag \(in1k\)"):
+        timm.create_model("convnext_tiny_dog.in1k")
+
+
+def test_weights_from_an_overlay_are_loaded_not_overwritten(tmp_path):
+    source = timm.create_model("convnext_atto")
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    model = timm.create_model("convnext_atto_dog", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert not hasattr(model, "dog_init_report")
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), model.state_dict().values()))
+
+
+def test_checkpoint_path_overwrites_dog(tmp_path):
+    source = timm.create_model("convnext_atto", num_classes=10)
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
+    model = timm.create_model("convnext_atto_dog", num_classes=10, checkpoint_path=str(path))
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), model.state_dict().values()))
+
+
+def test_bad_dog_kwargs_fail_before_building():
+    with pytest.raises(ValueError, match="did you mean 'dog_gamma'"):
+        timm.create_model("convnext_atto_dog", dog_gama=0.3)
+    with pytest.raises(ValueError, match="share"):
+        timm.create_model("convnext_atto_dog", dog_share=2)
+    assert set(DOG_KWARGS) == {"dog_gamma", "dog_on_ratio", "dog_share", "dog_scale", "dog_seed"}
+
+
+@pytest.mark.slow
+def test_every_twin_builds():
+    """Every registered twin goes through its base entrypoint (on the meta device: no memory, no init)."""
+    for name in timm.list_models("*_dog"):
+        with torch.device("meta"), pytest.warns(UserWarning, match="meta device"):
+            model = timm.create_model(name)
+        assert model.dog_init_report.skipped, name
+    for name in NOT_DEPTHWISE:  # the excluded ones really have no depthwise conv
+        with torch.device("meta"):
+            model = timm.create_model(name)
+        assert not any(is_depthwise(m) for m in model.modules()), name
