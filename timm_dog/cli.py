@@ -10,7 +10,7 @@ import timm
 import torch
 
 from .dog import check_gamma
-from .init import check_dog_args, depthwise_kernels, dog_init_
+from .init import check_dog_args, depthwise_kernels, dog_init_, is_depthwise
 from .models import base_of
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
@@ -53,6 +53,10 @@ def _dog_args(gamma, on_ratio, share, scale, seed) -> dict:
         raise click.BadParameter(str(error)) from None
 
 
+def _std(weight: torch.Tensor) -> float:
+    return weight.detach().float().std().item()
+
+
 def _create(name: str, **kwargs):
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
@@ -88,17 +92,19 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
     args = _dog_args(gamma, on_ratio, share, scale, seed)
     base = base_of(model) if timm.is_model(base_of(model)) else model
     net = _create(base)
+    native = {name: _std(m.weight) for name, m in net.named_modules() if is_depthwise(m)}
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         report = dog_init_(net, **args)
     click.echo(f"{model} (native init from {base}): {sum(p.numel() for p in net.parameters()):,} parameters")
-    header = f"{'layer':<36} {'kernel':>6} {'channels':>8} {'native std':>10} {'DoG set':>7} {'DoG std':>8}"
+    header = f"{'layer':<36} {'kernel':>6} {'channels':>8} {'native std':>10} {'DoG set':>7} {'std after':>9}"
     click.echo(header)
     click.echo("-" * len(header))
     for layer in report.layers:
+        after = _std(net.get_submodule(layer.name).weight)
         click.echo(
             f"{layer.name:<36} {'x'.join(map(str, layer.kernel_size)):>6} {layer.kernels:>8} "
-            f"{layer.native_std:>10.4f} {layer.dog_kernels:>7} {layer.dog_std:>8.4f}"
+            f"{native[layer.name]:>10.4f} {layer.dog_kernels:>7} {after:>9.4f}"
         )
     click.echo(str(report) if report.layers else f"{model}: no depthwise convolution to initialize")
 
@@ -152,7 +158,7 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, o
               show_default=True)
 @click.option("--model", default="convnext_atto_dog", show_default=True, help="A *_dog model; its base is the baseline.")
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--img-size", type=click.IntRange(16), default=32, show_default=True)
+@click.option("--img-size", type=click.IntRange(32), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out, model, epochs, img_size, seed):
     """Train MODEL and its native-init twin on scikit-learn's real digits; save figures and a summary."""

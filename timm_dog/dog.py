@@ -20,9 +20,8 @@ Rules for the cases the naive formula gets wrong (all are continuous in γ):
 * Kernels whose samples all lie on one ring (1×1, 2×2, 1×2, 2×1) have no centre-surround
   pattern: they raise ``ValueError`` here and are skipped by ``dog_init_``.
 
-Everything is computed per ring of equal q in the log domain (float32, or float64 when asked
-for), so a batch of kernels costs a few [n, rings] operations and one gather, with no Python
-loop per kernel.
+Everything is computed in float64 per ring of equal q, so a batch of kernels costs a few
+[n, rings] operations and one exact one-hot product into the output dtype, with no Python loop per kernel.
 """
 from __future__ import annotations
 
@@ -92,12 +91,15 @@ def dog_sigma(kernel_size: int, gamma: float) -> float:
 
 @lru_cache(maxsize=64)
 def _rings(kh: int, kw: int):
-    """Unique normalised radii q (ascending), each sample's ring index, and ring sizes."""
+    """Unique normalised radii q (ascending), a one-hot [rings, kh·kw] map from rings to samples,
+    and ring sizes."""
     y = torch.arange(kh, dtype=torch.float64, device="cpu") - (kh - 1) / 2
     x = torch.arange(kw, dtype=torch.float64, device="cpu") - (kw - 1) / 2
     q = (y[:, None] ** 2 / kh**2 + x[None, :] ** 2 / kw**2).flatten()
     rings, inverse, counts = torch.unique(q, sorted=True, return_inverse=True, return_counts=True)
-    return rings, inverse, counts.to(torch.float64)
+    spread = torch.zeros(len(rings), kh * kw, dtype=torch.float64, device="cpu")
+    spread[inverse, torch.arange(kh * kw, device="cpu")] = 1.0
+    return rings, spread, counts.to(torch.float64)
 
 
 def is_shapeable(kernel_size: KernelSize) -> bool:
@@ -105,37 +107,28 @@ def is_shapeable(kernel_size: KernelSize) -> bool:
     return len(_rings(*kernel_hw(kernel_size))[0]) >= 2
 
 
-def _part_weights(log_w: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Per-ring values of one part, scaled so the part sums to 0.5 over all its samples."""
-    log_w = torch.where(mask, log_w, -math.inf)
-    w = torch.exp(log_w - log_w.amax(dim=1, keepdim=True))
-    return w * (0.5 / (w @ counts))[:, None]
+def _ring_values(gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """DoG values per ring, [n, rings], float64, for per-kernel γ [n] and sign [n] (+1 on, −1 off).
 
-
-def _ring_values(gamma: torch.Tensor, rings: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """On-centre DoG values per ring, [n, rings], in the dtype of ``rings``, for per-kernel γ [n].
-
-    Per-kernel scalars are formed in float64; per-ring work is one affine map of q each for the
-    log surround term, −q·8t/(1 − γ²), and the log centre/surround ratio d = 2t − q·8t/γ².
+    With a = 8·(−ln γ)/(1 − γ²) = 1/(2σ²) in q units, G(q) = γ⁻²·exp(−a·q/γ²) − exp(−a·q); in
+    float64 this neither overflows nor underflows for γ in [1e-12, 1 − 1e-9], whatever the size.
     """
     g = gamma.to(torch.float64).clamp(GAMMA_MIN, GAMMA_MAX)[:, None]
-    t = -torch.log(g)
-    a = (8.0 * t / ((1 - g) * (1 + g))).to(rings.dtype)
-    c = (8.0 * t / (g * g)).to(rings.dtype)
-    log_surround = -a * rings
-    d = torch.addcmul((2.0 * t).to(rings.dtype), c, rings, value=-1.0)
-    pos, neg = d > 0, d < 0
-    forced_pos = ~pos.any(dim=1)  # no sample inside the zero crossing
-    forced_neg = ~neg.any(dim=1)  # no sample outside it
-    pos[forced_pos, 0] = True
-    neg[forced_pos, 0] = False
-    neg[forced_neg, -1] = True
-    pos[forced_neg, -1] = False
-    log_pos = log_surround + d + torch.log(-torch.expm1(-d))
-    log_neg = log_surround + torch.log(-torch.expm1(d))
-    log_pos[forced_pos, 0] = 0.0
-    log_neg[forced_neg, -1] = 0.0
-    return _part_weights(log_pos, pos, counts) - _part_weights(log_neg, neg, counts)
+    g2 = g * g
+    a = -8.0 * torch.log(g) / ((1 - g) * (1 + g))
+    pos = torch.mul(rings, -a / g2).exp_().div_(g2).sub_(torch.mul(rings, -a).exp_())  # G
+    neg = pos.neg().clamp_(min=0)
+    pos.clamp_(min=0)
+    pos_sum, neg_sum = pos @ counts, neg @ counts
+    no_pos, no_neg = pos_sum == 0, neg_sum == 0
+    if no_pos.any() or no_neg.any():
+        # no sample inside the zero crossing: the innermost ring is the centre;
+        # no sample outside it: the outermost ring is the surround
+        pos[no_pos, 0], neg[no_pos, 0] = 1.0, 0.0
+        pos[no_neg, -1], neg[no_neg, -1] = 0.0, 1.0
+        pos_sum, neg_sum = pos @ counts, neg @ counts
+    half = 0.5 * sign.to(torch.float64)
+    return pos.mul_((half / pos_sum)[:, None]).sub_(neg.mul_((half / neg_sum)[:, None]))
 
 
 _CHUNK = 16384  # kernels per step: keeps temporaries cache-sized
@@ -147,14 +140,14 @@ def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, dev
             f"a {kh}x{kw} kernel has all its samples on one ring: no centre-surround pattern exists "
             f"(dog_init_ skips such layers)"
         )
-    rings, inverse, counts = _rings(kh, kw)
+    rings, spread, counts = _rings(kh, kw)
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    rings, counts = rings.to(work), counts.to(work)
+    spread = spread.to(work)
     out = torch.empty(len(gamma), kh * kw, dtype=work, device="cpu")
     for start in range(0, len(gamma), _CHUNK):
         part = slice(start, start + _CHUNK)
-        values = _ring_values(gamma[part], rings, counts) * sign[part, None].to(work)
-        torch.index_select(values, 1, inverse, out=out[part])
+        values = _ring_values(gamma[part], sign[part], rings, counts).to(work)
+        torch.matmul(values, spread, out=out[part])  # ring values to samples (one-hot: exact)
     return out.reshape(-1, kh, kw).to(dtype=dtype, device=device)
 
 

@@ -24,8 +24,8 @@ def is_depthwise(module) -> bool:
 
 def _looks_depthwise(module) -> bool:
     """A grouped conv-like module that is not an nn.Conv2d (e.g. timm's CondConv2d)."""
-    groups, in_channels = getattr(module, "groups", None), getattr(module, "in_channels", None)
-    return isinstance(groups, int) and groups == in_channels and groups > 1
+    groups = module.__dict__.get("groups")
+    return isinstance(groups, int) and groups > 1 and groups == module.__dict__.get("in_channels")
 
 
 @dataclass
@@ -36,8 +36,6 @@ class DogLayer:
     kernel_size: Tuple[int, int]
     kernels: int  # kernels in the layer (out_channels)
     dog_kernels: int  # of which got DoG
-    native_std: float  # std of the layer's weights before DoG
-    dog_std: float  # std of the DoG kernels as written (after scaling)
     scale: float  # multiplier applied to the paper's kernels
 
 
@@ -89,11 +87,12 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
     )
 
 
-def _multiplier(scale: Scale, kernels: torch.Tensor, native_std: float) -> float:
+def _multiplier(scale: Scale, kernels: torch.Tensor, weight: torch.Tensor) -> float:
     if scale == "paper":
         return 1.0
-    if scale == "match":
+    if scale == "match":  # to the std of the layer's native init
         dog_std = kernels.std().item() if kernels.numel() > 1 else 0.0
+        native_std = weight.float().std().item() if weight.numel() > 1 else 0.0
         return native_std / dog_std if dog_std > 0 else 1.0
     return float(scale)
 
@@ -120,16 +119,30 @@ def dog_init_(
     args = check_dog_args(gamma, on_ratio, share, scale, seed)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     report = DogInitReport()
+    targets = []  # (name, conv, chosen kernel indices)
     for name, module in model.named_modules():
         if not is_depthwise(module):
-            if _looks_depthwise(module):
+            if not isinstance(module, nn.Conv2d) and _looks_depthwise(module):
                 report.skipped.append((name, f"{type(module).__name__} is not an nn.Conv2d; left untouched"))
             continue
         reason = _skip_reason(module)
         if reason:
             report.skipped.append((name, reason))
             continue
-        report.layers.append(_init_layer(name, module, generator, **args))
+        total = module.weight.shape[0]
+        count = round(args["share"] * total)
+        chosen = torch.randperm(total, generator=generator, device="cpu")[:count] if count < total else None
+        targets.append((name, module, count, chosen))
+    # one batch of kernels per kernel size, for all layers at once
+    sizes = list(dict.fromkeys(tuple(conv.kernel_size) for _, conv, _, _ in targets))
+    batches = {
+        size: iter(dog_kernels(sum(n for _, c, n, _ in targets if tuple(c.kernel_size) == size), size,
+                               args["gamma"], args["on_ratio"], generator=generator).split(
+            [n for _, c, n, _ in targets if tuple(c.kernel_size) == size]))
+        for size in sizes
+    }
+    for name, conv, count, chosen in targets:
+        report.layers.append(_write(name, conv, next(batches[tuple(conv.kernel_size)]), chosen, args["scale"]))
     if not report.layers:
         why = "; ".join(f"{n}: {r}" for n, r in report.skipped[:3]) or "it has no depthwise convolution"
         warnings.warn(f"dog_init_ changed nothing in {type(model).__name__}: {why}", stacklevel=2)
@@ -145,21 +158,21 @@ def _skip_reason(conv: nn.Conv2d) -> Optional[str]:
     return None
 
 
-def _init_layer(name, conv: nn.Conv2d, generator, gamma, on_ratio, share, scale, seed) -> DogLayer:
+def _write(name, conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.Tensor], scale) -> DogLayer:
+    """Write ``kernels`` into the ``chosen`` output channels of ``conv`` (all when None)."""
     weight = conv.weight
-    total = weight.shape[0]
-    count = round(share * total)
-    native_std = weight.float().std().item() if weight.numel() > 1 else 0.0
+    size, count = tuple(conv.kernel_size), len(kernels)
     if count == 0:
-        return DogLayer(name, tuple(conv.kernel_size), total, 0, native_std, 0.0, 0.0)
-    chosen = torch.randperm(total, generator=generator, device="cpu")[:count] if count < total else torch.arange(total, device="cpu")
-    kernels = dog_kernels(count, tuple(conv.kernel_size), gamma, on_ratio, generator=generator)
-    multiplier = _multiplier(scale, kernels, native_std)
-    kernels = kernels * multiplier
-    weight[chosen.to(weight.device), 0] = kernels.to(dtype=weight.dtype, device=weight.device)
-    dog_std = kernels.std().item() if kernels.numel() > 1 else 0.0
-    return DogLayer(name, tuple(conv.kernel_size), total, count, native_std, dog_std, multiplier)
-
+        return DogLayer(name, size, weight.shape[0], 0, 0.0)
+    multiplier = _multiplier(scale, kernels, weight)
+    if multiplier != 1.0:
+        kernels = kernels * multiplier
+    kernels = kernels.to(dtype=weight.dtype, device=weight.device)
+    if chosen is None:
+        weight[:, 0].copy_(kernels)
+    else:
+        weight[chosen.to(weight.device), 0] = kernels
+    return DogLayer(name, size, weight.shape[0], count, multiplier)
 
 def depthwise_kernels(model: nn.Module) -> dict:
     """Every depthwise kernel of ``model``, grouped by kernel size: {(kh, kw): Tensor[n, kh, kw]}."""

@@ -1,0 +1,94 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from timm_dog.cli import main
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_list(cli):
+    result = cli("list")
+    names = result.output.split()
+    assert result.exit_code == 0 and "convnext_tiny_dog" in names and "convmixer_512_dog" in names
+    assert all(n.endswith("_dog") for n in names)
+    assert cli("list", "convmixer_512*").output.split() == ["convmixer_512", "convmixer_512_dog"]
+    result = cli("list", "nothing_like_this*")
+    assert result.exit_code == 1 and "no model matches" in result.output
+
+
+def test_inspect(cli):
+    result = cli("inspect", "convnext_atto_dog", "--share", "0.5", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert "stages.0.blocks.0.conv_dw" in result.output and "7x7" in result.output
+    assert "DoG init: 12 depthwise layers" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("stages.0.blocks.0.conv_dw"))
+    assert row.split()[2:5][0] == "40" and row.split()[4] == "20"  # channels, DoG set = round(0.5 * 40)
+
+
+def test_inspect_model_without_depthwise(cli):
+    result = cli("inspect", "resnet18")
+    assert result.exit_code == 0 and "no depthwise convolution" in result.output
+
+
+def test_inspect_unknown_model_suggests(cli):
+    result = cli("inspect", "convnext_tiyn_dog")
+    assert result.exit_code == 2 and "Did you mean: convnext_tiny_dog" in result.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["inspect", "convnext_atto_dog", "--gamma", "1.5"], "0 <= gamma < 1"),
+        (["inspect", "convnext_atto_dog", "--gamma", "0.5,0.1"], "reversed"),
+        (["inspect", "convnext_atto_dog", "--share", "1.5"], "share must be a number in [0, 1]"),
+        (["inspect", "convnext_atto_dog", "--scale", "huge"], "'paper', 'match'"),
+        (["show", "-k", "1"], "no centre-surround pattern"),
+        (["show", "--gammas", "0.1,x"], "--gammas"),
+        (["demo", "--model", "convnext_atto"], "not a *_dog model"),
+    ],
+)
+def test_bad_input(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_show_parameters(cli, tmp_path):
+    out = tmp_path / "fig.png"
+    result = cli("show", "-k", 9, "--gammas", "0.1,0.3,0.5", "-o", out)
+    assert result.exit_code == 0 and "γ=0.1, 0.3, 0.5" in result.output
+    assert Image.open(out).size[0] > 200
+
+
+def test_show_model_kernels(cli, tmp_path):
+    out = tmp_path / "kernels.png"
+    result = cli("show", "--model", "convnext_atto_dog", "--num", 50, "--share", 0.7, "--gamma", 0.5,
+                 "--seed", 0, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "50 random depthwise 7x7 kernels (share 0.7, γ 0.5)" in result.output
+    assert Image.open(out).format == "PNG"
+
+
+@pytest.mark.slow
+def test_demo_one_epoch(cli, tmp_path):
+    result = cli("demo", "--out", tmp_path, "--epochs", 1, "--img-size", 32)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    runs = {run["model"]: run for run in summary["runs"]}
+    assert set(runs) == {"convnext_atto_dog", "convnext_atto"}
+    assert all(0 <= run["top1"] <= 100 and run["images"] == 360 for run in runs.values())
+    assert len(list((tmp_path / "digits" / "train").glob("*/*.png"))) == 1437
+    for name in ("convnext_atto_dog", "convnext_atto"):
+        for label in ("before", "after"):
+            assert (tmp_path / f"kernels_{name}_{label}.png").stat().st_size > 1000
+    assert "convnext_atto_dog" in result.output and "top-1 %" in result.output
