@@ -116,7 +116,9 @@ def _ring_values(gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor, c
     g = gamma.to(torch.float64).clamp(GAMMA_MIN, GAMMA_MAX)[:, None]
     g2 = g * g
     a = -8.0 * torch.log(g) / ((1 - g) * (1 + g))
-    pos = torch.mul(rings, -a / g2).exp_().div_(g2).sub_(torch.mul(rings, -a).exp_())  # G
+    # G; the centre exponent is floored at −700: below it the term is < 1e-280 either way, and exp
+    # would underflow into its slow (subnormal) path
+    pos = torch.mul(rings, -a / g2).clamp_(min=-700.0).exp_().div_(g2).sub_(torch.mul(rings, -a).exp_())
     neg = pos.neg().clamp_(min=0)
     pos.clamp_(min=0)
     pos_sum, neg_sum = pos @ counts, neg @ counts
