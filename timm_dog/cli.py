@@ -171,3 +171,100 @@ def demo(out, model, epochs, img_size, seed):
     for run in summary["runs"]:
         click.echo(f"{run['model']:<24} {run['top1']:>8.2f} {run['loss']:>9.4f} {run['seconds']:>8.1f}")
     click.echo(f"\nfigures and summary.json in {out}/")
+
+
+@main.group()
+def recipe():
+    """Recipes for timm's train.py."""
+
+
+@recipe.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--steps", type=click.IntRange(0), default=2, show_default=True, help="CPU training steps to run.")
+@click.option("--gpus", type=click.IntRange(1), default=8, show_default=True,
+              help="GPUs (world size) for the effective batch, lr and schedule.")
+@click.option("--train-py", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Validate keys against this train.py instead of the list kept here.")
+@click.option("--aug-samples", type=click.IntRange(8), default=2000, show_default=True,
+              help="Real images pushed through the train transform.")
+def recipe_check(files, steps, gpus, train_py, aug_samples):
+    """Validate FILES and build what train.py would build from them; run a few CPU steps."""
+    from .recipes import RecipeError, check_recipe
+
+    failed = 0
+    for path in files:
+        try:
+            s = check_recipe(path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples)
+        except RecipeError as error:
+            failed += 1
+            click.echo(f"FAIL {error}\n", err=True)
+            continue
+        lr = s["lr"]
+        click.echo(
+            f"ok   {path}\n"
+            f"     model {s['model']} {s['model_kwargs'] or ''}: {s['parameters']:,} parameters; {s['dog_init']}\n"
+            f"     data {s['data_config']['input_size']} {s['data_config']['interpolation']} "
+            f"crop {s['data_config']['crop_pct']}; train transform ran on {s['transform_images']} real images\n"
+            f"     {s['optimizer']}, {s['epochs']} epochs x {lr['updates_per_epoch']} updates = {lr['steps']:,} steps; "
+            f"lr {lr['base']:.3g} (warmup {lr['warmup']} from {lr['start']:.3g}, peak reached {lr['peak']:.3g}, "
+            f"final {lr['final']:.3g})\n"
+            f"     {s['gpus']} GPUs: global batch {s['global_batch']}; mixup/cutmix {'on' if s['mixup'] else 'off'}; "
+            f"loss {s['loss']}; activations ~{s['activation_gib_per_gpu']} GiB per GPU\n"
+            f"     CPU steps: loss {s['cpu_steps']}; keys checked against {s['train_py_args_from']}\n"
+        )
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} recipes failed")
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a sub-command, goes to the default one."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["grid", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_DefaultGroup)
+def sweep():
+    """γ × share grids: `sweep BASE.yaml` writes them, `sweep collect DIR…` gathers the results."""
+
+
+@sweep.command("grid")
+@click.argument("base", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--grid", "grid_specs", multiple=True, metavar="KEY=V1,V2,…",
+              help="A dog_* kwarg and its values; repeat for more axes. Default: the CIFAR study's γ × share.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
+@click.option("--print-commands", is_flag=True, help="Also print the train.py command of every point.")
+@click.option("--gpus", type=click.IntRange(1), default=1, show_default=True, help="GPUs per run, for the commands.")
+def sweep_grid(base, grid_specs, out, print_commands, gpus):
+    """Write one recipe per grid point of BASE (a *_dog recipe), plus its native-init baseline."""
+    from .recipes import RecipeError
+    from .sweep import DEFAULT_GRID, parse_grid, train_commands, write_sweep
+
+    try:
+        grid = parse_grid(grid_specs) if grid_specs else DEFAULT_GRID
+        paths = write_sweep(base, grid, out)
+    except (ValueError, RecipeError) as error:
+        raise click.UsageError(str(error)) from None
+    axes = " x ".join(f"{k} ({len(v)})" for k, v in grid.items())
+    click.echo(f"wrote {len(paths)} recipes to {out}/: {axes} + baseline")
+    if print_commands:
+        click.echo("\n".join(train_commands(paths, gpus)))
+
+
+@sweep.command("collect")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep-results"),
+              show_default=True)
+def sweep_collect(dirs, out):
+    """Gather train.py's summary.csv files under DIRS into a table (CSV, Markdown) and a heatmap."""
+    from .sweep import collect, write_results
+
+    try:
+        runs = collect(dirs)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise click.ClickException(str(error)) from None
+    paths = write_results(runs, out)
+    click.echo(paths["markdown"].read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))

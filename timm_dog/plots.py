@@ -24,7 +24,7 @@ def _show(ax, kernel: torch.Tensor, title: str = ""):
         ax.set_title(title, fontsize=8)
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -41,7 +41,7 @@ def plot_dog_grid(kernel_size, gammas: Sequence[float], path) -> Path:
             _show(axes[row][col], kernel, f"γ={gamma:g} {'on' if on else 'off'}")
     kh, kw = kernel_hw(kernel_size)
     fig.suptitle(f"DoG kernels, {kh}x{kw}", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_kernels(kernels: torch.Tensor, path, title: str = "", columns: int = 10) -> Path:
@@ -56,4 +56,4 @@ def plot_kernels(kernels: torch.Tensor, path, title: str = "", columns: int = 10
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

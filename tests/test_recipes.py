@@ -1,0 +1,144 @@
+from pathlib import Path
+
+import PIL
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from timm_dog.cli import main
+from timm_dog.recipes import RecipeError, check_recipe, extract_train_args, train_py_args, unknown_keys
+
+RECIPES = sorted((Path(__file__).parents[1] / "recipes").rglob("*.yaml"))
+BASELINES = {"convnext_tiny_dog": "convnext_tiny", "convmixer_512_dog": "convmixer_512",
+             "mobilenetv2_100_dog": "mobilenetv2_100"}
+
+
+def test_the_recipes_are_there():
+    names = {p.stem for p in RECIPES}
+    assert {"convnext_tiny_dog", "convnext_tiny", "convmixer_512_dog", "convmixer_512",
+            "convmixer_512_dog_gamma0-1", "convmixer_512_dog_on_only", "mobilenetv2_100_dog",
+            "mobilenetv2_100"} <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_header_and_plugin(path):
+    text = path.read_text()
+    recipe = yaml.safe_load(text)
+    assert recipe["device_modules"] == ["timm_dog"]
+    assert not unknown_keys(recipe, train_py_args()[0])
+    header = text.split("\ndevice_modules")[0]
+    for needle in ("python train.py --config", "./distributed_train.sh 8", "torchrun --nnodes", "--node-rank",
+                   "--rdzv-endpoint", "GiB", "hours", "come from"):
+        assert needle in header, needle
+
+
+@pytest.mark.parametrize("dog,base", BASELINES.items())
+def test_baseline_is_a_one_line_diff(dog, base):
+    folder = next(p.parent for p in RECIPES if p.stem == dog)
+    a = yaml.safe_load((folder / f"{dog}.yaml").read_text())
+    b = yaml.safe_load((folder / f"{base}.yaml").read_text())
+    differing = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    assert differing <= {"model", "model_kwargs"} and b["model"] == base and "model_kwargs" not in b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_every_shipped_recipe_passes_check(path):
+    summary = check_recipe(path, steps=1, gpus=8)
+    assert summary["transform_images"] == 2000 and len(summary["cpu_steps"]) == 1
+    assert summary["lr"]["peak"] > 0 and summary["lr"]["final"] <= summary["lr"]["peak"]
+    if summary["model"].endswith("_dog"):
+        assert summary["dog_init"].startswith("DoG init:")
+
+
+def test_table1_settings():
+    recipe = yaml.safe_load((RECIPES[0].parents[1] / "imagenet" / "convnext_tiny_dog.yaml").read_text())
+    assert recipe["epochs"] == 50 and recipe["opt"] == "adamw" and recipe["aa"].startswith("rand-")
+    assert recipe["mixup"] > 0 and recipe["cutmix"] > 0 and recipe["reprob"] > 0 and recipe["clip_grad"]
+    ablation = yaml.safe_load((RECIPES[0].parents[1] / "imagenet" / "convmixer_512_dog_on_only.yaml").read_text())
+    assert ablation["model_kwargs"] == {"dog_gamma": [0.0, 0.5], "dog_on_ratio": 1.0}
+
+
+@pytest.mark.skipif(int(PIL.__version__.split(".")[0]) < 13, reason="the hazard needs Pillow >= 13")
+def test_check_catches_the_posterize_hazard(tmp_path):
+    """timm's increasing posterize asks Pillow 13 for 0 bits at magnitude 10: caught before any GPU."""
+    text = (RECIPES[0].parents[1] / "imagenet" / "convnext_tiny_dog.yaml").read_text()
+    bad = tmp_path / "hazard.yaml"
+    bad.write_text(text.replace("rand-m9-mstd0.5-inc1-mmax9", "rand-m9-mstd0.5-inc1"))
+    with pytest.raises(RecipeError, match="train transform failed on image .*bits must be"):
+        check_recipe(bad, steps=0)
+
+
+def _recipe(tmp_path, **keys):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"model": "convnext_atto_dog", "num_classes": 10, "epochs": 2, **keys}))
+    return path
+
+
+def test_unknown_keys_and_collisions_are_all_reported(tmp_path):
+    path = _recipe(tmp_path, learning_rate=0.1, **{"drop-path": 0.1, "mixupp": 0.2},
+                   model_kwargs={"num_classes": 3, "dog_share": 0.5})
+    with pytest.raises(RecipeError) as error:
+        check_recipe(path)
+    text = str(error.value)
+    assert "unknown key 'learning_rate' (did you mean 'lr'?)" in text
+    assert "unknown key 'drop-path' (did you mean 'drop_path'?)" in text
+    assert "unknown key 'mixupp' (did you mean 'mixup'?)" in text
+    assert "model_kwargs 'num_classes' collides" in text
+
+
+@pytest.mark.parametrize("keys,match", [
+    (dict(model_kwargs={"dog_gama": 0.3}), "did you mean 'dog_gamma'"),
+    (dict(model="convnext_nope_dog"), "Unknown model"),
+    (dict(pretrained=True), "would download weights"),
+    (dict(opt="adamz"), "adamz"),
+])
+def test_what_timm_refuses_is_reported(tmp_path, keys, match):
+    with pytest.raises(RecipeError, match=match):
+        check_recipe(_recipe(tmp_path, **keys), steps=1, aug_samples=8)
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- model\n- lr\n")
+    with pytest.raises(RecipeError, match="YAML mapping"):
+        check_recipe(path)
+
+
+def test_small_recipe_summary(tmp_path):
+    s = check_recipe(_recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=16, warmup_epochs=1, img_size=64,
+                             model_kwargs={"dog_share": 0.5}), steps=2, gpus=4, aug_samples=16)
+    assert s["global_batch"] == 64 and s["lr"]["base"] == pytest.approx(1e-3)
+    assert s["lr"]["start"] < s["lr"]["peak"] <= 1e-3
+    assert s["data_config"]["input_size"] == (3, 64, 64)
+    assert "DoG init: 12 depthwise layers" in s["dog_init"] and len(s["cpu_steps"]) == 2
+
+
+def test_kept_train_py_args_and_extraction(tmp_path):
+    kept, source = train_py_args()
+    assert "timm" in source and {"model_kwargs", "device_modules", "aa", "clip_grad", "lr_base"} <= set(kept)
+    assert kept["ratio"] == pytest.approx([0.75, 4 / 3])
+    train_py = tmp_path / "train.py"
+    train_py.write_text(
+        "import argparse\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--new-knob', type=float, default=0.5)\n"
+        "parser.add_argument('--flag', action='store_true')\n"
+        "parser.add_argument('--ratio', nargs=2, default=(3. / 4., 4. / 3.))\n"
+        "parser.add_argument('-x', '--other', dest='renamed', default=None)\n"
+    )
+    assert extract_train_args(train_py.read_text()) == {"new_knob": 0.5, "flag": False, "ratio": (0.75, 4 / 3),
+                                                        "renamed": None}
+    assert train_py_args(train_py)[1] == str(train_py)
+
+
+def test_cli_recipe_check(tmp_path):
+    runner = CliRunner()
+    good = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=16, img_size=64)
+    result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "1", "--gpus", "2",
+                                  "--aug-samples", "8"])
+    assert result.exit_code == 0, result.output
+    assert "ok   " in result.output and "2 GPUs: global batch 32" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: convnext_atto_dog\nlearning_rate: 0.1\n")
+    result = runner.invoke(main, ["recipe", "check", str(good), str(bad), "--steps", "0", "--aug-samples", "8"])
+    assert result.exit_code == 1 and "FAIL" in result.output and "1 of 2 recipes failed" in result.output
