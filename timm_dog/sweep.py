@@ -86,9 +86,9 @@ def read_run(summary_csv) -> dict:
         "model": args["model"],
         **{k: kwargs.get(k) for k in DOG_KWARGS if k in kwargs},
         "epochs": len(rows),
-        "best_top1": float(best["eval_top1"]),
+        "best_top1": round(float(best["eval_top1"]), 2),
         "best_epoch": int(best["epoch"]),
-        "final_top1": float(rows[-1]["eval_top1"]),
+        "final_top1": round(float(rows[-1]["eval_top1"]), 2),
         "baseline": not str(args["model"]).endswith("_dog"),
     }
 
@@ -133,11 +133,12 @@ def _heatmap(cells, baselines, rows, cols, path) -> Path:
     fig, ax = plt.subplots(figsize=(1.3 * len(col_values) + 2, 0.7 * len(row_values) + 1.6))
     values = [[c["final_top1"] if c else float("nan") for c in line] for line in grid]
     image = ax.imshow(values, cmap="viridis", aspect="auto")
+    middle = (min(c["final_top1"] for c in cells) + max(c["final_top1"] for c in cells)) / 2
     for i, line in enumerate(grid):
         for j, c in enumerate(line):
             if c:
                 ax.text(j, i, f"{c['final_top1']:.1f}\nbest {c['best_top1']:.1f}@{c['best_epoch']}",
-                        ha="center", va="center", fontsize=7, color="white")
+                        ha="center", va="center", fontsize=7, color="black" if c["final_top1"] > middle else "white")
     ax.set_xticks(range(len(col_values)), [str(v) for v in col_values])
     ax.set_yticks(range(len(row_values)), [str(v) for v in row_values])
     ax.set_xlabel(cols)
