@@ -268,3 +268,53 @@ def sweep_collect(dirs, out):
     paths = write_results(runs, out)
     click.echo(paths["markdown"].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Weights for a model-name SOURCE (train.py checkpoint or safetensors); once per SOURCE, in order.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the numbers (centre_surround_fraction …) to this JSON file.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Cluster figure (first SOURCE, most common kernel size); one per SOURCE with a suffix.")
+@click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
+@click.option("--fit-threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="DoG-fit correlation above which a kernel counts as DoG-like.")
+def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
+    """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit."""
+    import json
+
+    from .analysis import analyze_model, public
+    from .plots import plot_clusters
+    from .sources import load_model
+
+    if checkpoints and len(checkpoints) != len(sources):
+        raise click.BadParameter(f"give one --checkpoint per SOURCE ({len(sources)}), or none",
+                                 param_hint="--checkpoint")
+    results = {}
+    header = f"{'source':<28} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
+             f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for i, source in enumerate(sources):
+        try:
+            model = load_model(source, checkpoints[i] if checkpoints else None)
+            result = analyze_model(model, seed=seed, fit_threshold=fit_threshold)
+        except (ValueError, RuntimeError) as error:
+            raise click.ClickException(f"{source}: {error}") from None
+        results[source] = public(result)
+        for size, s in result["sizes"].items():
+            f = s["fractions"]
+            click.echo(f"{source:<28} {size:>6} {s['kernels']:>8} {f['excitatory-centre']:>7.3f} "
+                       f"{f['inhibitory-centre']:>7.3f} {f['other']:>7.3f} {s['centre_surround_fraction']:>8.3f} "
+                       f"{s['dog_fit_above']:>10.3f}")
+        if out:
+            size, s = max(result["sizes"].items(), key=lambda item: item[1]["kernels"])
+            path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+            plot_clusters(s["_cluster"]["clusters"], s["_kernels"], s["_cluster"]["assignment"], path,
+                          title=f"{source}: {size} depthwise kernels, k-means clusters")
+            click.echo(f"wrote {path}")
+    if json_out:
+        json_out.write_text(json.dumps(results, indent=2))
+        click.echo(f"wrote {json_out}")

@@ -32,7 +32,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-__all__ = ["dog_kernel", "dog_kernels", "dog_sigma", "kernel_hw", "is_shapeable", "check_gamma", "check_unit"]
+__all__ = ["dog_kernel", "dog_kernels", "dog_bank", "dog_sigma", "kernel_hw", "is_shapeable", "check_gamma", "check_unit"]
 
 GAMMA_MIN = 1e-12
 GAMMA_MAX = 1.0 - 1e-9
@@ -193,3 +193,12 @@ def dog_kernels(
     on = torch.rand(n, generator=generator, dtype=torch.float64, device="cpu") < on_ratio
     sign = torch.where(on, 1.0, -1.0).to(torch.float64)
     return _build(gammas, sign, kh, kw, dtype, device)
+
+
+def dog_bank(kernel_size: KernelSize, gammas, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """On-centre DoG kernels for each γ in ``gammas``, [len(gammas), kh, kw], in one vectorized pass."""
+    kh, kw = kernel_hw(kernel_size)
+    gammas = torch.as_tensor(gammas, dtype=torch.float64, device="cpu").reshape(-1)
+    for gamma in gammas.tolist():
+        check_gamma(gamma)
+    return _build(gammas, torch.ones_like(gammas), kh, kw, dtype, None)

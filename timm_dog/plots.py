@@ -57,3 +57,25 @@ def plot_kernels(kernels: torch.Tensor, path, title: str = "", columns: int = 10
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)
+
+
+def plot_clusters(clusters: list, kernels: torch.Tensor, labels, path, title: str = "", samples: int = 8,
+                  seed: int = 0) -> Path:
+    """One row per k-means cluster: ``samples`` random member kernels, then the cluster mean (paper Fig. 5)."""
+    generator = torch.Generator().manual_seed(seed)
+    fig, axes = plt.subplots(len(clusters), samples + 1, figsize=(1.0 * (samples + 1), 1.15 * len(clusters) + 0.4),
+                             squeeze=False)
+    for row, (info, index) in enumerate(zip(clusters, range(len(clusters)))):
+        members = torch.as_tensor((labels == index).nonzero()[0])
+        picked = members[torch.randperm(len(members), generator=generator)[:samples]]
+        for col in range(samples):
+            ax = axes[row][col]
+            if col < len(picked):
+                _show(ax, kernels[picked[col]])
+            else:
+                ax.axis("off")
+        _show(axes[row][samples], torch.as_tensor(info["mean"]) - 0.5, "mean")
+        axes[row][0].set_ylabel(f"{info['name']}\n{100 * info['fraction']:.0f} %", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)

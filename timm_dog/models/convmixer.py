@@ -12,6 +12,7 @@ default_cfgs = generate_default_cfgs({
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stem.0", "classifier": "head", "license": "apache-2.0",
         "paper_ids": "arXiv:2201.09792",
+        "notes": ("convmixer_512 is defined by timm-dog, not by timm: loading needs `pip install timm-dog`.",),
     },
 })
 

@@ -17,6 +17,7 @@ __all__ = []  # filled by register_model
 
 FAMILIES = (
     "convnext*", "convmixer*", "mobilenetv2*", "mobilenetv3*", "mobilenetv4*", "efficientnet*", "tf_efficientnet*",
+    "hornet*",
 )
 DOG_KWARGS = {"dog_gamma": "gamma", "dog_on_ratio": "on_ratio", "dog_share": "share", "dog_scale": "scale",
               "dog_seed": "seed"}

@@ -1,0 +1,95 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import timm
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import timm_dog  # noqa: F401
+
+# Rao et al. 2022, Table 1 / 2: parameters (M) and GFLOPs at 224
+PAPER = {"hornet_tiny_7x7": (22, 4.0), "hornet_tiny_gf": (23, 3.9), "hornet_small_7x7": (50, 8.8),
+         "hornet_small_gf": (50, 8.7), "hornet_base_7x7": (87, 15.6), "hornet_base_gf": (88, 15.5)}
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_parameter_counts_match_the_paper(name):
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    millions = sum(p.numel() for p in model.parameters()) / 1e6
+    assert millions == pytest.approx(PAPER[name][0], rel=0.025)
+    assert timm.is_model(f"{name}_dog")
+
+
+@pytest.mark.parametrize("name", ["hornet_tiny_7x7", "hornet_tiny_gf"])
+def test_gflops_match_the_paper(name):
+    model = timm.create_model(name).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    assert counter.get_total_flops() / 2e9 == pytest.approx(PAPER[name][1], rel=0.03)
+
+
+def test_timm_features():
+    model = timm.create_model("hornet_tiny_7x7", num_classes=0).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert model(x).shape == (2, 512)
+    model.reset_classifier(5)
+    assert model(x).shape == (2, 5) and model.get_classifier().out_features == 5
+    assert model.pretrained_cfg["input_size"] == (3, 224, 224)
+    features = timm.create_model("hornet_tiny_gf", features_only=True, out_indices=(1, 3))(x)
+    assert [f.shape for f in features] == [(2, 128, 8, 8), (2, 512, 2, 2)]
+    weight = timm.create_model("hornet_small_7x7").stages[2].blocks[0].mlp[0].weight
+    assert weight.std().item() == pytest.approx(0.02, rel=0.05)  # timm's trunc-normal 0.02
+    model.set_grad_checkpointing()
+    model.train()(x).sum().backward()
+
+
+def test_dog_twins_initialize_the_gnconv_depthwise_convs():
+    report = timm.create_model("hornet_tiny_7x7_dog", dog_seed=0).dog_init_report
+    assert len(report.layers) == 25 and {layer.kernel_size for layer in report.layers} == {(7, 7)}
+    gf = timm.create_model("hornet_tiny_gf_dog", dog_seed=0).dog_init_report
+    assert {layer.kernel_size for layer in gf.layers} == {(7, 7), (3, 3)}  # the GF's local 3x3 half too
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["hornet_tiny_7x7_dog", "hornet_tiny_gf_dog"])
+def test_onnx_export_parity(name, tmp_path):
+    import onnxruntime as ort
+
+    model = timm.create_model(name, num_classes=10).eval()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, (torch.randn(2, 3, 64, 64),), str(path), dynamo=True, input_names=["input"],
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False, verbose=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, 64, 64)  # another batch size than exported with
+    onnx_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        torch_out = model(x).numpy()
+    assert np.abs(onnx_out - torch_out).max() <= 1e-4 * np.abs(torch_out).max()
+    assert (onnx_out.argmax(1) == torch_out.argmax(1)).all()
+
+
+def test_plain_timm_cannot_load_and_timm_dog_can(tmp_path):
+    model = timm.create_model("hornet_tiny_7x7_dog", num_classes=4, dog_seed=0).eval()
+    timm.models.save_for_hf(model, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert any("timm-dog" in note for note in config["pretrained_cfg"]["notes"])
+    x = torch.randn(1, 3, 64, 64)
+    np.save(tmp_path / "x.npy", x.numpy())
+    with torch.no_grad():
+        np.save(tmp_path / "ref.npy", model(x).numpy())
+    code = (f"import numpy as np, timm, torch\n"
+            f"m = timm.create_model('local-dir:{tmp_path}', pretrained=True).eval()\n"
+            f"y = m(torch.from_numpy(np.load('{tmp_path}/x.npy'))).detach().numpy()\n"
+            f"print(float(np.abs(y - np.load('{tmp_path}/ref.npy')).max()))")
+    env = {k: v for k, v in os.environ.items() if k != "TIMM_DOG_AUTOLOAD"}
+    ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert float(ok.stdout.strip().splitlines()[-1]) < 1e-5
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env={**env, "TIMM_DOG_AUTOLOAD": "0"})
+    assert plain.returncode != 0 and "Unknown model" in plain.stderr

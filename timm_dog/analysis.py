@@ -1,0 +1,100 @@
+"""Do depthwise kernels look like centre-surround receptive fields? (the paper's §3.1, and a DoG fit)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from .dog import dog_bank, is_shapeable
+from .init import depthwise_kernels
+
+CLUSTERS = ("excitatory-centre", "inhibitory-centre", "other")
+FIT_GAMMAS = torch.linspace(0.02, 0.98, 49)
+CONTRAST = 0.25  # |centre − surround| of a cluster's mean kernel that makes it centre-surround
+
+
+def normalise(kernels: torch.Tensor) -> np.ndarray:
+    """Min-max each kernel [n, kh, kw] to [0, 1] and flatten it: [n, kh·kw] (constant kernels -> 0)."""
+    flat = kernels.reshape(len(kernels), -1).double()
+    low, high = flat.min(dim=1, keepdim=True).values, flat.max(dim=1, keepdim=True).values
+    span = (high - low).clamp(min=1e-12)
+    return ((flat - low) / span).numpy()
+
+
+def _centre_mask(kh: int, kw: int) -> np.ndarray:
+    mask = np.zeros((kh, kw), dtype=bool)
+    mask[(kh - 1) // 2: kh // 2 + 1, (kw - 1) // 2: kw // 2 + 1] = True
+    return mask.reshape(-1)
+
+
+def cluster(kernels: torch.Tensor, seed: int = 0, contrast: float = CONTRAST) -> dict:
+    """k-means (k = 3, seeded) on min-max normalised kernels; each cluster named from its mean kernel.
+
+    The mean's centre-minus-surround contrast (on the [0, 1] scale) names it: ≥ ``contrast``
+    excitatory-centre, ≤ −``contrast`` inhibitory-centre, else other. Two clusters may share a name
+    (e.g. on-centre kernels of small and of large γ).
+    """
+    kh, kw = kernels.shape[1:]
+    data = normalise(kernels)
+    if len(data) < 3:
+        raise ValueError(f"k-means with k = 3 needs at least 3 kernels; got {len(data)}")
+    kmeans = KMeans(n_clusters=3, n_init=10, random_state=seed).fit(data)
+    centre = _centre_mask(kh, kw)
+    centres = kmeans.cluster_centers_
+    contrasts = centres[:, centre].mean(1) - centres[:, ~centre].mean(1)
+    names = [CLUSTERS[0] if c >= contrast else CLUSTERS[1] if c <= -contrast else CLUSTERS[2] for c in contrasts]
+    labels = np.array(names)[kmeans.labels_]
+    return {
+        "labels": labels,
+        "assignment": kmeans.labels_,
+        "clusters": [{"name": names[i], "contrast": float(contrasts[i]), "mean": centres[i].reshape(kh, kw),
+                      "fraction": float((kmeans.labels_ == i).mean())} for i in range(3)],
+        "fractions": {name: float((labels == name).mean()) for name in CLUSTERS},
+    }
+
+
+def dog_fit(kernels: torch.Tensor, gammas: torch.Tensor = FIT_GAMMAS) -> torch.Tensor:
+    """Per kernel, the best |Pearson correlation| with a DoG over a γ grid (either polarity): [n]."""
+    kh, kw = kernels.shape[1:]
+    templates = dog_bank((kh, kw), gammas).reshape(len(gammas), -1)
+    templates = templates - templates.mean(1, keepdim=True)
+    templates = templates / templates.norm(dim=1, keepdim=True)
+    flat = kernels.reshape(len(kernels), -1).double()
+    flat = flat - flat.mean(1, keepdim=True)
+    flat = flat / flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    return (flat @ templates.T).abs().amax(dim=1)
+
+
+def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 0.8) -> dict:
+    """Cluster proportions and DoG-fit scores of every depthwise kernel size in ``model``."""
+    sizes = {}
+    for (kh, kw), kernels in sorted(depthwise_kernels(model).items()):
+        if not is_shapeable((kh, kw)) or len(kernels) < len(CLUSTERS):
+            continue
+        result = cluster(kernels, seed)
+        fit = dog_fit(kernels)
+        sizes[f"{kh}x{kw}"] = {
+            "kernels": len(kernels),
+            "fractions": result["fractions"],
+            "centre_surround_fraction": result["fractions"][CLUSTERS[0]] + result["fractions"][CLUSTERS[1]],
+            "dog_fit_mean": float(fit.mean()),
+            "dog_fit_above": float((fit > fit_threshold).double().mean()),
+            "_cluster": result,
+            "_kernels": kernels,
+        }
+    if not sizes:
+        raise ValueError(f"{type(model).__name__} has no depthwise kernels to analyse")
+    total = sum(s["kernels"] for s in sizes.values())
+    return {
+        "kernels": total,
+        "centre_surround_fraction": sum(s["centre_surround_fraction"] * s["kernels"] for s in sizes.values()) / total,
+        "dog_fit_above": sum(s["dog_fit_above"] * s["kernels"] for s in sizes.values()) / total,
+        "fit_threshold": fit_threshold,
+        "sizes": sizes,
+    }
+
+
+def public(result: dict) -> dict:
+    """``analyze_model``'s result without the arrays (for JSON)."""
+    return {**result, "sizes": {k: {n: v for n, v in s.items() if not n.startswith("_")}
+                                for k, s in result["sizes"].items()}}

@@ -1,0 +1,214 @@
+"""HorNet (Rao et al., NeurIPS 2022): recursive gated convolutions (gnConv), as a timm architecture.
+
+Written for timm's registry (default cfgs, features_only, classifier reset, trunc-normal init).
+Variants: tiny / small / base, with a 7×7 depthwise conv in every gnConv ("7x7") or with the
+global-local filter (an FFT filter beside a 3×3 depthwise conv) in the last two stages ("gf").
+Plain timm does not define these models: checkpoints need timm-dog installed to load.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, LayerNorm, LayerNorm2d, trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+
+__all__ = ["HorNet"]
+
+
+class GlobalLocalFilter(nn.Module):
+    """Half the channels through a 3×3 depthwise conv, half through a learned global FFT filter."""
+
+    def __init__(self, dim: int, h: int = 14, w: int = 8):
+        super().__init__()
+        self.dw = nn.Conv2d(dim // 2, dim // 2, 3, padding=1, bias=False, groups=dim // 2)
+        self.complex_weight = nn.Parameter(torch.zeros(dim // 2, h, w, 2))
+        trunc_normal_(self.complex_weight, std=0.02)
+        self.pre_norm = LayerNorm2d(dim, eps=1e-6)
+        self.post_norm = LayerNorm2d(dim, eps=1e-6)
+
+    def forward(self, x):
+        x = self.pre_norm(x)
+        local, spectral = torch.chunk(x, 2, dim=1)
+        local = self.dw(local)
+        height, width = spectral.shape[-2:]
+        freq = torch.fft.rfft2(spectral.float(), dim=(2, 3), norm="ortho")
+        weight = self.complex_weight
+        if weight.shape[1:3] != freq.shape[2:4]:  # another input size: resample the filter
+            weight = F.interpolate(weight.permute(3, 0, 1, 2), size=freq.shape[2:4], mode="bilinear",
+                                   align_corners=True).permute(1, 2, 3, 0)
+        freq = freq * torch.view_as_complex(weight.contiguous())
+        spectral = torch.fft.irfft2(freq, s=(height, width), dim=(2, 3), norm="ortho").to(local.dtype)
+        mixed = torch.stack([local, spectral], dim=2).flatten(1, 2)  # interleave the two halves
+        return self.post_norm(mixed)
+
+
+class GnConv(nn.Module):
+    """Recursive gated convolution of order n: n nested products of depthwise-filtered projections."""
+
+    def __init__(self, dim: int, order: int = 5, scale: float = 1.0, global_filter: Optional[tuple] = None):
+        super().__init__()
+        self.order = order
+        self.dims = [dim // 2 ** i for i in range(order)][::-1]
+        self.proj_in = nn.Conv2d(dim, 2 * dim, 1)
+        total = sum(self.dims)
+        if global_filter is None:
+            self.dwconv = nn.Conv2d(total, total, 7, padding=3, groups=total)
+        else:
+            self.dwconv = GlobalLocalFilter(total, *global_filter)
+        self.proj_out = nn.Conv2d(dim, dim, 1)
+        self.pws = nn.ModuleList(nn.Conv2d(self.dims[i], self.dims[i + 1], 1) for i in range(order - 1))
+        self.scale = scale
+
+    def forward(self, x):
+        gate, values = torch.split(self.proj_in(x), (self.dims[0], sum(self.dims)), dim=1)
+        filtered = torch.split(self.dwconv(values) * self.scale, self.dims, dim=1)
+        x = gate * filtered[0]
+        for i, pw in enumerate(self.pws):
+            x = pw(x) * filtered[i + 1]
+        return self.proj_out(x)
+
+
+class HorBlock(nn.Module):
+    def __init__(self, dim: int, order: int, scale: float, global_filter=None, drop_path: float = 0.0,
+                 ls_init_value: float = 1e-6):
+        super().__init__()
+        self.norm1 = LayerNorm2d(dim, eps=1e-6)
+        self.gnconv = GnConv(dim, order, scale, global_filter)
+        self.norm2 = LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.gamma1 = nn.Parameter(ls_init_value * torch.ones(dim))
+        self.gamma2 = nn.Parameter(ls_init_value * torch.ones(dim))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x):
+        x = x + self.drop_path(self.gamma1[:, None, None] * self.gnconv(self.norm1(x)))
+        y = self.gamma2 * self.mlp(self.norm2(x.permute(0, 2, 3, 1)))
+        return x + self.drop_path(y.permute(0, 3, 1, 2))
+
+
+class HorStage(nn.Module):
+    def __init__(self, in_dim: int, dim: int, depth: int, order: int, scale: float, global_filter, drop_paths,
+                 first: bool, in_chans: int):
+        super().__init__()
+        if first:  # the stem: 4×4 patches
+            self.downsample = nn.Sequential(nn.Conv2d(in_chans, dim, 4, stride=4), LayerNorm2d(dim, eps=1e-6))
+        else:
+            self.downsample = nn.Sequential(LayerNorm2d(in_dim, eps=1e-6), nn.Conv2d(in_dim, dim, 2, stride=2))
+        self.blocks = nn.Sequential(*[HorBlock(dim, order, scale, global_filter, drop_paths[i]) for i in range(depth)])
+        self.grad_checkpointing = False
+
+    def forward(self, x):
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return torch.utils.checkpoint.checkpoint_sequential(self.blocks, len(self.blocks), x, use_reentrant=False)
+        return self.blocks(x)
+
+
+class HorNet(nn.Module):
+    """HorNet: four stages of gnConv blocks (orders 2, 3, 4, 5), ConvNeXt-style stem and downsampling."""
+
+    def __init__(self, in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
+                 depths: Sequence[int] = (2, 3, 18, 2), base_dim: int = 64, orders: Sequence[int] = (2, 3, 4, 5),
+                 scale: float = 1 / 3, global_filters: Sequence[Optional[tuple]] = (None,) * 4,
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, head_init_scale: float = 1.0, **_):
+        super().__init__()
+        if global_pool not in ("avg", ""):
+            raise ValueError(f"HorNet supports global_pool 'avg' or '' (none); got {global_pool!r}")
+        self.num_classes, self.global_pool, self.drop_rate = num_classes, global_pool, drop_rate
+        dims = [base_dim * 2 ** i for i in range(4)]
+        rates = [drop_path_rate * i / max(sum(depths) - 1, 1) for i in range(sum(depths))]
+        stages, start = [], 0
+        for i in range(4):
+            stages.append(HorStage(dims[i - 1] if i else in_chans, dims[i], depths[i], orders[i], scale,
+                                   global_filters[i], rates[start:start + depths[i]], i == 0, in_chans))
+            start += depths[i]
+        self.stages = nn.Sequential(*stages)
+        self.feature_info = [dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f"stages.{i}") for i in range(4)]
+        self.num_features = self.head_hidden_size = dims[-1]
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(self._init_weights)
+        if isinstance(self.head, nn.Linear):
+            self.head.weight.data.mul_(head_init_scale)
+            self.head.bias.data.mul_(head_init_scale)
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(stem=r"^stages\.0\.downsample", blocks=r"^stages\.(\d+)" if coarse else [
+            (r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None), (r"^norm", (99999,))])
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True):
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        self.num_classes = num_classes
+        if global_pool is not None:
+            self.global_pool = global_pool
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x):
+        return self.stages(x)
+
+    def forward_head(self, x, pre_logits: bool = False):
+        if self.global_pool == "avg":
+            x = self.norm(x.mean((-2, -1)))
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def _create(variant: str, pretrained: bool = False, **kwargs) -> HorNet:
+    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
+    return build_model_with_cfg(HorNet, variant, pretrained,
+                                feature_cfg=dict(out_indices=out_indices, flatten_sequential=True), **kwargs)
+
+
+def _cfg(**kwargs):
+    return {"num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
+            "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+            "first_conv": "stages.0.downsample.0", "classifier": "head", "license": "mit",
+            "paper_ids": "arXiv:2207.14284",
+            "notes": ("HorNet is defined by timm-dog, not by timm: loading needs `pip install timm-dog` "
+                      "(its autoload registers the architecture in every process that imports timm).",), "paper_name": "HorNet: Efficient High-Order Spatial Interactions "
+                                                         "with Recursive Gated Convolutions", **kwargs}
+
+
+SIZES = {"tiny": 64, "small": 96, "base": 128}
+GF = (None, None, (14, 8), (7, 4))  # the global filter's (h, w) at 224: stages 3 and 4
+default_cfgs = generate_default_cfgs({f"hornet_{size}_{kind}": _cfg() for size in SIZES for kind in ("7x7", "gf")})
+
+
+def _variant(size: str, kind: str):
+    def entrypoint(pretrained=False, **kwargs) -> HorNet:
+        args = dict(base_dim=SIZES[size], depths=(2, 3, 18, 2), global_filters=GF if kind == "gf" else (None,) * 4)
+        return _create(f"hornet_{size}_{kind}", pretrained, **dict(args, **kwargs))
+
+    entrypoint.__name__ = entrypoint.__qualname__ = f"hornet_{size}_{kind}"
+    entrypoint.__doc__ = f"HorNet-{size[0].upper()} ({'7×7 depthwise gnConv' if kind == '7x7' else 'global filter'})."
+    entrypoint.__module__ = __name__
+    return register_model(entrypoint)
+
+
+for _size in SIZES:
+    for _kind in ("7x7", "gf"):
+        _variant(_size, _kind)
