@@ -9,7 +9,7 @@ from timm_dog.init import is_depthwise
 from timm_dog.models import BASES, DOG_KWARGS, NOT_DEPTHWISE
 
 FAMILIES = ["convnext*", "convmixer*", "mobilenetv2*", "mobilenetv3*", "mobilenetv4*", "efficientnet*",
-            "tf_efficientnet*"]
+            "tf_efficientnet*", "hornet*"]
 
 
 def _is_dog_kernel_set(kernels: torch.Tensor) -> bool:

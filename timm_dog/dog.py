@@ -133,7 +133,7 @@ def _ring_values(gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor, c
     return pos.mul_((half / pos_sum)[:, None]).sub_(neg.mul_((half / neg_sum)[:, None]))
 
 
-_CHUNK = 16384  # kernels per step: keeps temporaries cache-sized
+_CHUNK_ELEMENTS = 32768  # per step: below torch's parallel grain size (no thread-pool start-up, cache-sized)
 
 
 def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, device) -> torch.Tensor:
@@ -146,8 +146,9 @@ def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, dev
     work = torch.float64 if dtype == torch.float64 else torch.float32
     spread = spread.to(work)
     out = torch.empty(len(gamma), kh * kw, dtype=work, device="cpu")
-    for start in range(0, len(gamma), _CHUNK):
-        part = slice(start, start + _CHUNK)
+    chunk = max(1, _CHUNK_ELEMENTS // (kh * kw))
+    for start in range(0, len(gamma), chunk):
+        part = slice(start, start + chunk)
         values = _ring_values(gamma[part], sign[part], rings, counts).to(work)
         torch.matmul(values, spread, out=out[part])  # ring values to samples (one-hot: exact)
     return out.reshape(-1, kh, kw).to(dtype=dtype, device=device)
