@@ -74,7 +74,8 @@ def plot_clusters(clusters: list, kernels: torch.Tensor, labels, path, title: st
                 _show(ax, kernels[picked[col]])
             else:
                 ax.axis("off")
-        _show(axes[row][samples], torch.as_tensor(info["mean"]) - 0.5, "mean")
+        mean = torch.as_tensor(info["mean"])
+        _show(axes[row][samples], mean - mean.mean(), "mean")
         axes[row][0].set_ylabel(f"{info['name']}\n{100 * info['fraction']:.0f} %", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
