@@ -119,7 +119,7 @@ def dog_init_(
     args = check_dog_args(gamma, on_ratio, share, scale, seed)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     report = DogInitReport()
-    targets = []  # (name, conv, chosen kernel indices)
+    targets = []  # (name, conv, kernels to set, chosen kernel indices or None for all)
     for name, module in model.named_modules():
         if not is_depthwise(module):
             if not isinstance(module, nn.Conv2d) and _looks_depthwise(module):
@@ -133,15 +133,13 @@ def dog_init_(
         count = round(args["share"] * total)
         chosen = torch.randperm(total, generator=generator, device="cpu")[:count] if count < total else None
         targets.append((name, module, count, chosen))
-    # one batch of kernels per kernel size, for all layers at once
-    sizes = list(dict.fromkeys(tuple(conv.kernel_size) for _, conv, _, _ in targets))
-    batches = {
-        size: iter(dog_kernels(sum(n for _, c, n, _ in targets if tuple(c.kernel_size) == size), size,
-                               args["gamma"], args["on_ratio"], generator=generator).split(
-            [n for _, c, n, _ in targets if tuple(c.kernel_size) == size]))
-        for size in sizes
-    }
-    for name, conv, count, chosen in targets:
+    # one batch of kernels per kernel size (in order of first appearance), for all its layers at once
+    counts = {}
+    for _, conv, count, _ in targets:
+        counts.setdefault(tuple(conv.kernel_size), []).append(count)
+    batches = {size: iter(dog_kernels(sum(n), size, args["gamma"], args["on_ratio"], generator=generator).split(n))
+               for size, n in counts.items()}
+    for name, conv, _, chosen in targets:
         report.layers.append(_write(name, conv, next(batches[tuple(conv.kernel_size)]), chosen, args["scale"]))
     if not report.layers:
         why = "; ".join(f"{n}: {r}" for n, r in report.skipped[:3]) or "it has no depthwise convolution"
@@ -173,6 +171,7 @@ def _write(name, conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.
     else:
         weight[chosen.to(weight.device), 0] = kernels
     return DogLayer(name, size, weight.shape[0], count, multiplier)
+
 
 def depthwise_kernels(model: nn.Module) -> dict:
     """Every depthwise kernel of ``model``, grouped by kernel size: {(kh, kw): Tensor[n, kh, kw]}."""
