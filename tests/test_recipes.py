@@ -129,6 +129,9 @@ def test_kept_train_py_args_and_extraction(tmp_path):
     assert extract_train_args(train_py.read_text()) == {"new_knob": 0.5, "flag": False, "ratio": (0.75, 4 / 3),
                                                         "renamed": None}
     assert train_py_args(train_py)[1] == str(train_py)
+    train_py.write_text("not python ((")
+    with pytest.raises(RecipeError, match="cannot read train.py's arguments"):
+        train_py_args(train_py)
 
 
 def test_cli_recipe_check(tmp_path):

@@ -69,7 +69,10 @@ def extract_train_args(source: str) -> dict:
 def train_py_args(train_py: Optional[Path] = None) -> tuple:
     """({dest: default}, where the list comes from): the user's train.py, or the list kept here."""
     if train_py is not None:
-        return extract_train_args(Path(train_py).read_text()), str(train_py)
+        try:
+            return extract_train_args(Path(train_py).read_text()), str(train_py)
+        except (OSError, SyntaxError, UnicodeDecodeError) as error:
+            raise RecipeError(f"cannot read train.py's arguments from {train_py}: {error}") from None
     kept = json.loads(files("timm_dog").joinpath("data/train_py_args.json").read_text())
     return kept["args"], kept["source"]
 
