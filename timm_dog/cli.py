@@ -318,3 +318,186 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
     if json_out:
         json_out.write_text(json.dumps(results, indent=2))
         click.echo(f"wrote {json_out}")
+
+
+def _load(source, checkpoint=None):
+    from .runtime import load_classifier
+
+    try:
+        return load_classifier(source, checkpoint)
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        raise click.ClickException(f"{source}: {error}") from None
+
+
+@main.command()
+@click.argument("source")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Weights for a model-name SOURCE (train.py checkpoint or safetensors).")
+@click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
+              help="torch.onnx exporter; dynamo falls back to TorchScript when it fails, and says why.")
+@click.option("--simplify/--no-simplify", default=True, show_default=True,
+              help="Constant folding and graph clean-up (onnxscript's optimizer).")
+@click.option("--fp16", is_flag=True, help="Also write an fp16 model (fp32 inputs and outputs).")
+@click.option("--int8", "int8_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="Also write a static int8 (QDQ) model calibrated on the images in DIR.")
+@click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="Images for the PyTorch-vs-onnxruntime check (default: scikit-learn's two photos).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the export and verification report here.")
+def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, verify_images, json_out):
+    """Export SOURCE to ONNX with its preprocessing as metadata; verify it against PyTorch on real images."""
+    import json
+
+    from .onnx import ExportError, export_onnx
+    from .sources import load_model, published_architecture
+
+    if source.endswith(".onnx"):
+        raise click.UsageError("SOURCE is already an ONNX file; give a model name, hf-hub: or local-dir:")
+    try:
+        model = load_model(source, checkpoint)
+        result = export_onnx(
+            model, out, opset=opset, dynamo=exporter == "dynamo", simplify=simplify, fp16=fp16,
+            int8_calibration=int8_dir, verify_images=verify_images,
+            architecture=published_architecture(model.pretrained_cfg.get("architecture", source)), log=click.echo,
+        )
+    except ExportError as error:
+        raise click.ClickException(f"{error}\nno ONNX file was written") from None
+    except (ValueError, RuntimeError) as error:
+        raise click.ClickException(f"{source}: {error}") from None
+    for precision, path in result.files.items():
+        click.echo(f"wrote {path} ({precision}, {result.exporter} exporter, opset {opset}, "
+                   f"{path.stat().st_size / 1e6:.1f} MB)")
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+        click.echo(f"wrote {json_out}")
+
+
+@main.command()
+@click.argument("source")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Weights for a model-name SOURCE.")
+@click.option("--top-k", "-k", type=click.IntRange(1), default=5, show_default=True)
+def predict(source, images, checkpoint, top_k):
+    """Classify IMAGES with SOURCE (a model, hf-hub:, local-dir: or an .onnx file): top-k with label names."""
+    import numpy as np
+
+    from .preprocess import open_image
+
+    classifier = _load(source, checkpoint)
+    try:
+        batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{classifier.architecture} on {classifier.backend}")
+    for path, ranked in zip(images, classifier.top_k(classifier.run(batch), top_k)):
+        click.echo(f"{path}")
+        for label, prob in ranked:
+            click.echo(f"  {prob:7.2%}  {label}")
+
+
+@main.command("eval")
+@click.argument("source")
+@click.option("--data-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="An ImageFolder (class sub-folders), or the root of a timm --dataset.")
+@click.option("--dataset", default="", help="A timm dataset name (e.g. torch/cifar10); default: ImageFolder.")
+@click.option("--split", default="validation", show_default=True)
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Weights for a model-name SOURCE.")
+@click.option("--compare", default=None, metavar="OTHER_SOURCE",
+              help="Evaluate OTHER_SOURCE on the same images and test the difference (McNemar, exact).")
+@click.option("--compare-checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Weights for a model-name OTHER_SOURCE.")
+@click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def eval_command(source, data_dir, dataset, split, checkpoint, compare, compare_checkpoint, batch_size, workers,
+                 json_out):
+    """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
+    import json
+
+    from .evaluate import evaluate, mcnemar, open_dataset
+
+    if compare_checkpoint and not compare:
+        raise click.UsageError("--compare-checkpoint needs --compare")
+    info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
+    results = []
+    for src, ckpt in [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else []):
+        classifier = _load(src, ckpt)
+        try:
+            results.append(evaluate(classifier, open_dataset(data_dir, dataset, split), batch_size, workers,
+                                    dataset_info=info))
+        except ValueError as error:
+            raise click.ClickException(f"{src}: {error}") from None
+    click.echo(f"{'source':<36} {'backend':<34} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
+    for r in results:
+        click.echo(f"{r.source[-36:]:<36} {r.backend:<34} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
+                   f"{r.loss:>7.4f} {r.images_per_second:>8.1f}")
+    report = results[0].to_dict()
+    if compare:
+        test = mcnemar(results[0].correct, results[1].correct)
+        difference = results[0].top1 - results[1].top1
+        click.echo(f"top-1 difference {difference:+.2f} points; McNemar exact p = {test['p_value']:.4g} "
+                   f"({test['only_a_correct']} images right only for {source}, "
+                   f"{test['only_b_correct']} only for {compare})")
+        report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test}
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2))
+        click.echo(f"wrote {json_out}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "model_name", required=True, help="The *_dog model the checkpoint was trained as.")
+@click.option("--repo", "repo_id", required=True, help="ORG/NAME on the Hugging Face Hub.")
+@click.option("--eval-json", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="`timm-dog eval … --json` measured on this checkpoint.")
+@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="train.py's args.yaml (default: the checkpoint's own args, or args.yaml beside it).")
+@click.option("--ema", is_flag=True, help="Publish the checkpoint's EMA weights (state_dict_ema).")
+@click.option("--fp16", is_flag=True, help="Also publish onnx/model_fp16.onnx.")
+@click.option("--int8", "int8_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="Also publish onnx/model_int8.onnx, calibrated on the images in DIR.")
+@click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="Images for the ONNX check (default: scikit-learn's two photos).")
+@click.option("--license", "license_", default="apache-2.0", show_default=True)
+@click.option("--dataset", "datasets", multiple=True, default=("imagenet-1k",), show_default=True,
+              help="Hub dataset id(s) for the card; repeat for more.")
+@click.option("--stage-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Stage here (and keep it); default: a temporary folder.")
+@click.option("--dry-run", is_flag=True, help="Stage and show what would be uploaded; upload nothing.")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--revision", default=None, help="Branch to commit to (created if missing).")
+@click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
+@click.option("--force", is_flag=True, help="Publish even without an eval JSON or with a failing ONNX check.")
+def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir, verify_images, license_, datasets,
+         stage_dir, dry_run, private, revision, create_pr, force):
+    """Stage CHECKPOINT as a Hub repository (safetensors, config, ONNX, eval, card) and upload it in one commit."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from . import hub
+
+    temporary = stage_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="timm-dog-push-")) / "repo" if temporary else stage_dir
+    try:
+        record = yaml.safe_load(Path(recipe).read_text()) if recipe else None
+        staged = hub.stage(checkpoint, model_name, folder, repo_id=repo_id, eval_json=eval_json, recipe=record,
+                           use_ema=ema, fp16=fp16, int8_calibration=int8_dir, verify_images=verify_images,
+                           license=license_, datasets=datasets, force=force, log=click.echo)
+        click.echo(f"staged {staged.architecture} for {repo_id} in {staged.folder}:\n{staged.listing()}")
+        if dry_run:
+            click.echo("dry run: nothing uploaded")
+            return
+        url = hub.push(staged, repo_id, private=private, revision=revision, create_pr=create_pr)
+        click.echo(f"pushed {len(staged.files)} files in one commit: {url}")
+    except (hub.PushError, yaml.YAMLError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        if temporary:
+            shutil.rmtree(folder.parent, ignore_errors=True)

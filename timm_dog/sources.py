@@ -1,10 +1,18 @@
 """Where a model comes from: a timm name (+ a checkpoint), ``hf-hub:ORG/NAME`` or ``local-dir:PATH``."""
 from __future__ import annotations
 
+import argparse
+import pickle
 from pathlib import Path
 from typing import Optional
 
 import timm
+import torch
+
+from .models import base_of
+
+# train.py arguments that describe the data the weights expect (timm.data.resolve_data_config's keys)
+DATA_KEYS = ("input_size", "img_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
 def load_model(source: str, checkpoint: Optional[str] = None, **kwargs):
@@ -18,6 +26,82 @@ def load_model(source: str, checkpoint: Optional[str] = None, **kwargs):
         return timm.create_model(source, pretrained=True, **kwargs).eval()
     if not timm.is_model(source):
         raise ValueError(f"unknown model {source!r}: give a timm model name, hf-hub:ORG/NAME or local-dir:PATH")
-    if checkpoint and not Path(checkpoint).is_file():
-        raise ValueError(f"checkpoint {checkpoint} does not exist")
-    return timm.create_model(source, checkpoint_path=checkpoint or "", **kwargs).eval()
+    if checkpoint:
+        return load_checkpoint(source, checkpoint)[0]
+    return timm.create_model(source, **kwargs).eval()
+
+
+def published_architecture(name: str) -> str:
+    """The architecture of a trained ``name``: the base of a ``*_dog`` twin (its weights fit it exactly)."""
+    base = base_of(name)
+    return base if timm.is_model(base) else name
+
+
+def read_checkpoint(path, use_ema: bool = False):
+    """(state_dict, train.py args as a dict or None, arch or None) from safetensors or a train.py checkpoint.
+
+    Checkpoints are read with ``weights_only=True`` (argparse.Namespace allowed): nothing else is unpickled.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path)), None, None
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a readable train.py checkpoint or safetensors file: {first}") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a state dict or train.py checkpoint")
+    key = "state_dict_ema" if use_ema else "state_dict"
+    if use_ema and key not in checkpoint:
+        raise ValueError(f"{path} has no EMA weights (state_dict_ema)")
+    state = checkpoint.get(key, checkpoint)
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    args = checkpoint.get("args")
+    return state, (vars(args) if isinstance(args, argparse.Namespace) else args), checkpoint.get("arch")
+
+
+def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional[dict] = None):
+    """(model, train.py args) for weights trained as ``name``: the published architecture, the checkpoint's
+    number of classes, the weights loaded strictly, and the data config of the training run (``args``, else
+    the checkpoint's own args, else train.py's args.yaml beside it) in ``pretrained_cfg``."""
+    state, ckpt_args, arch = read_checkpoint(checkpoint, use_ema)
+    architecture = published_architecture(name)
+    if arch and arch not in (name, architecture):
+        raise ValueError(f"{checkpoint} was trained as {arch!r}, not {name!r}")
+    args = args if args is not None else ckpt_args
+    if args is None and (Path(checkpoint).parent / "args.yaml").is_file():
+        import yaml
+
+        args = yaml.safe_load((Path(checkpoint).parent / "args.yaml").read_text())
+    model = timm.create_model(architecture)
+    classifier = model.pretrained_cfg.get("classifier")
+    if isinstance(classifier, str) and f"{classifier}.weight" in state:
+        model.reset_classifier(state[f"{classifier}.weight"].shape[0])
+    _load_strict(model, state, checkpoint, name)
+    model.pretrained_cfg = {**model.pretrained_cfg, "num_classes": model.num_classes}
+    if args:
+        from timm.data import resolve_data_config
+
+        data_args = {k: args[k] for k in DATA_KEYS if args.get(k)}
+        model.pretrained_cfg.update(resolve_data_config(data_args, model=model))
+    return model.eval(), args
+
+
+def _load_strict(model, state: dict, checkpoint, name: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = [f"{len(missing)} missing keys (e.g. {missing[0]})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"] if unexpected else []
+        parts += [f"{len(shapes)} shape mismatches (e.g. {shapes[0]})"] if shapes else []
+        raise ValueError(f"checkpoint {checkpoint} does not match {name}: {'; '.join(parts)}")
+    model.load_state_dict(state)

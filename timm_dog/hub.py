@@ -1,0 +1,259 @@
+"""Stage a trained ``*_dog`` checkpoint as a Hugging Face Hub repository and upload it in one commit.
+
+The staged folder is what plain timm expects (``config.json`` naming the base architecture +
+``model.safetensors``), plus ``onnx/model.onnx`` (verified), the eval JSON and a model card.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import timm
+import torch
+
+from .init import check_dog_args
+from .models import DOG_KWARGS
+from .runtime import file_sha256
+from .sources import load_checkpoint
+
+TAGS = ["image-classification", "timm", "onnx", "dog-init"]
+PAPER = "https://arxiv.org/abs/2401.10178"
+# train.py arguments worth publishing (paths, logging and cluster details stay private)
+RECIPE_KEYS = (
+    "model", "model_kwargs", "dataset", "num_classes", "img_size", "input_size", "epochs", "batch_size",
+    "mean", "std", "interpolation", "crop_pct", "grad_accum_steps", "opt", "lr", "lr_base", "weight_decay", "sched", "warmup_epochs", "warmup_lr", "min_lr",
+    "aa", "reprob", "mixup", "cutmix", "smoothing", "drop_path", "model_ema", "model_ema_decay", "amp",
+    "amp_dtype", "seed", "world_size",
+)
+
+
+class PushError(ValueError):
+    """A refusal to stage or publish, saying what was wrong."""
+
+
+def plugin_only(architecture: str) -> bool:
+    """True for architectures that only timm-dog registers (plain timm cannot build them)."""
+    from timm.models import get_arch_name, model_entrypoint
+
+    return timm.is_model(architecture) and model_entrypoint(get_arch_name(architecture)).__module__.startswith("timm_dog")
+
+
+def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Optional[dict] = None):
+    """The published-architecture model with the checkpoint's weights, and the DoG/recipe record."""
+    if not model_name.endswith("_dog") or not timm.is_model(model_name):
+        raise PushError(f"--model {model_name!r} is not a *_dog model (see `timm-dog list`)")
+    try:
+        model, args = load_checkpoint(model_name, checkpoint, use_ema, recipe)
+    except ValueError as error:
+        raise PushError(str(error)) from None
+    return model, _recipe_record(args, model_name)
+
+
+def _recipe_record(recipe: Optional[dict], model_name: str) -> dict:
+    """DoG hyperparameters (from the recipe's dog_* model kwargs) and the public part of the recipe."""
+    recipe = dict(recipe or {})
+    kwargs = dict(recipe.get("model_kwargs") or {})
+    dog = check_dog_args(**{DOG_KWARGS[k]: v for k, v in kwargs.items() if k in DOG_KWARGS})
+    dog["gamma"] = list(dog["gamma"]) if isinstance(dog["gamma"], tuple) else dog["gamma"]
+    public = {k: recipe[k] for k in RECIPE_KEYS if k in recipe and _is_json(recipe[k])}
+    return {"dog_model": model_name, "dog_init": dog, "recipe": public}
+
+
+def _is_json(value) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def read_eval(path, weights_sha256: Optional[str]) -> dict:
+    """An eval JSON written by ``timm-dog eval --json`` on these weights (for --compare, its first source)."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise PushError(f"cannot read eval JSON {path}: {error}") from None
+    report = report.get("a", report)
+    missing = [k for k in ("top1", "top5", "loss", "num_images") if not isinstance(report.get(k), (int, float))]
+    if missing:
+        raise PushError(f"eval JSON {path} lacks {', '.join(missing)}: write it with `timm-dog eval … --json`")
+    if weights_sha256 and report.get("weights_sha256") != weights_sha256:
+        raise PushError(f"eval JSON {path} was not measured on this checkpoint (its weights_sha256 differs): "
+                        "run `timm-dog eval MODEL --checkpoint CHECKPOINT --json …` on it")
+    return report
+
+
+@dataclass
+class StagedRepo:
+    folder: Path
+    architecture: str
+    files: list  # paths relative to folder
+
+    def listing(self) -> str:
+        return "\n".join(f"{(self.folder / f).stat().st_size:>12,}  {f}" for f in self.files)
+
+
+def stage(
+    checkpoint,
+    model_name: str,
+    folder,
+    *,
+    repo_id: str,
+    eval_json=None,
+    recipe: Optional[dict] = None,
+    use_ema: bool = False,
+    fp16: bool = False,
+    int8_calibration: Optional[str] = None,
+    verify_images: Optional[str] = None,
+    license: str = "apache-2.0",
+    datasets: tuple = ("imagenet-1k",),
+    force: bool = False,
+    log=print,
+) -> StagedRepo:
+    """Write the repository folder; refuse (PushError) on a missing/failing eval or ONNX check unless ``force``."""
+    from timm.data import resolve_data_config
+    from timm.models import save_for_hf
+
+    from .onnx import ExportError, export_onnx
+
+    check_repo_id(repo_id)
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise PushError(f"stage folder {folder} is not empty")
+    model, record = load_trained(model_name, checkpoint, use_ema, recipe)
+    architecture = model.pretrained_cfg["architecture"]
+    weights_sha = file_sha256(checkpoint)
+    problems, evaluation = [], None
+    if eval_json:
+        evaluation = read_eval(eval_json, weights_sha)
+        names = evaluation.get("dataset", {}).get("class_names")
+        if names and len(names) == model.num_classes and not model.pretrained_cfg.get("label_names"):
+            model.pretrained_cfg = {**model.pretrained_cfg, "label_names": names}
+    else:
+        problems.append("no eval JSON (give --eval-json from `timm-dog eval … --json`)")
+
+    work = Path(tempfile.mkdtemp(prefix=".stage-", dir=folder.parent if folder.parent.exists() else None))
+    try:
+        save_for_hf(model, work, safe_serialization=True, data_config=resolve_data_config({}, model=model),
+                    model_config={"timm_dog": {**record, "checkpoint_sha256": weights_sha}})
+        config = json.loads((work / "config.json").read_text())
+        config["model_args"] = {k: v for k, v in config.get("model_args", {}).items() if not k.startswith("dog_")}
+        config["pretrained_cfg"].pop("tag", None)  # the base's pretrained tag: not these weights
+        config["pretrained_cfg"]["license"] = license
+        (work / "config.json").write_text(json.dumps(config, indent=2))
+        onnx_files = []
+        (work / "onnx").mkdir()
+        try:
+            result = export_onnx(model, work / "onnx" / "model.onnx", fp16=fp16, int8_calibration=int8_calibration,
+                                 verify_images=verify_images, architecture=architecture, log=log)
+            onnx_files = [p.relative_to(work).as_posix() for p in result.files.values()]
+            (work / "onnx" / "verification.json").write_text(json.dumps(result.to_dict()["verification"], indent=2))
+        except ExportError as error:
+            problems.append(f"ONNX verification failed: {error}")
+        if evaluation:
+            (work / "eval_results.json").write_text(json.dumps(evaluation, indent=2))
+        if problems and not force:
+            raise PushError("refusing to publish: " + "; ".join(problems) + " (--force publishes anyway)")
+        (work / "README.md").write_text(render_card(model, repo_id, record, evaluation, onnx_files, license,
+                                                    list(datasets)))
+        if not onnx_files:
+            shutil.rmtree(work / "onnx")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.exists():
+            folder.rmdir()
+        work.rename(folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return StagedRepo(folder, architecture, files)
+
+
+def model_facts(model) -> dict:
+    """Parameters (M), GMACs at the model's input size, input size."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = model.pretrained_cfg["input_size"]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, *size))
+    return {"params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "gmacs": counter.get_total_flops() / 2e9, "input_size": list(size)}
+
+
+def card_template() -> Path:
+    """hub_cards/model_card.md: inside the installed package, or at the repository root in a checkout."""
+    for folder in (Path(__file__).parent / "hub_cards", Path(__file__).parent.parent / "hub_cards"):
+        if (folder / "model_card.md").is_file():
+            return folder / "model_card.md"
+    raise FileNotFoundError("hub_cards/model_card.md is missing from this installation")
+
+
+def render_card(model, repo_id, record, evaluation, onnx_files, license, datasets) -> str:
+    """README.md: front matter (library_name timm, tags, model-index) + the hub_cards template."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from .onnx import label_names
+
+    architecture = model.pretrained_cfg["architecture"]
+    results = []
+    if evaluation:
+        name = evaluation.get("dataset", {}).get("name", "imagefolder")
+        dataset_id = datasets[0] if datasets and name == "imagefolder" else name
+        results = [EvalResult(task_type="image-classification", dataset_type=dataset_id, dataset_name=dataset_id,
+                              dataset_split=evaluation.get("dataset", {}).get("split"), metric_type="accuracy",
+                              metric_name=f"top-{k} accuracy", metric_value=round(evaluation[f"top{k}"], 3))
+                   for k in (1, 5)]
+    data = ModelCardData(
+        library_name="timm", pipeline_tag="image-classification", tags=TAGS, license=license, datasets=datasets,
+        model_name=repo_id.split("/")[-1], eval_results=results or None,
+    )
+    return str(ModelCard.from_template(
+        data, template_path=str(card_template()), repo_id=repo_id, architecture=architecture,
+        plugin_only=plugin_only(architecture), facts=model_facts(model), num_classes=model.num_classes,
+        labels=label_names(model)[:5], dog=record["dog_init"], dog_model=record["dog_model"],
+        recipe=record["recipe"], evaluation=evaluation, onnx_files=onnx_files, paper=PAPER,
+    ))
+
+
+def check_repo_id(repo_id: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}", repo_id or "") or ".." in repo_id:
+        raise PushError(f"--repo {repo_id!r} is not ORG/NAME (letters, digits, '-', '_', '.')")
+
+
+def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, private: bool = False,
+         revision: Optional[str] = None, create_pr: bool = False, message: Optional[str] = None) -> str:
+    """Upload every staged file in one ``create_commit``; return the commit (or PR) URL."""
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    check_repo_id(repo_id)
+    token = token or get_token()
+    if not token:
+        raise PushError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    api = HfApi(token=token)
+    try:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                remote = json.loads(Path(api.hf_hub_download(repo_id, "config.json", revision=revision,
+                                                             local_dir=tmp)).read_text())
+            if remote.get("architecture") != staged.architecture:
+                raise PushError(f"{repo_id} already holds a {remote.get('architecture')!r} model, not "
+                                f"{staged.architecture!r}: choose another --repo")
+        except RepositoryNotFoundError:
+            api.create_repo(repo_id, private=private, repo_type="model")
+        except RevisionNotFoundError:
+            api.create_branch(repo_id, branch=revision)
+        except EntryNotFoundError:
+            pass  # an existing repository without a config.json
+        operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(staged.folder / f)) for f in staged.files]
+        info = api.create_commit(repo_id, operations, commit_message=message or f"Upload {staged.architecture} "
+                                 "(DoG init) with timm-dog", revision=revision, create_pr=create_pr)
+    except HfHubHTTPError as error:
+        raise PushError(f"upload to {repo_id} failed, nothing was committed: {str(error).replace(token, '***')}") \
+            from None
+    return info.pr_url or info.commit_url

@@ -1,0 +1,314 @@
+"""ONNX export with the preprocessing in the file's metadata, verified against PyTorch on real images.
+
+Every file is written to a hidden ``.partial`` name first and moved into place only after onnxruntime has
+reproduced PyTorch's logits within the gate of its precision, so a divergent export leaves nothing behind.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from .preprocess import Preprocess, image_files, open_image, sample_photos
+
+logger = logging.getLogger(__name__)
+
+OPSET = 18
+MAX_BYTES = 2 * 1024**3  # protobuf's limit for one self-contained file
+INPUT, OUTPUT = "input", "logits"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a precision must reproduce: max |Δ| ≤ rel_max_abs × max(1, max |logit|), cosine, top-1 agreement."""
+
+    rel_max_abs: Optional[float]
+    min_cosine: float
+    min_top1_agreement: float
+
+    def describe(self) -> str:
+        parts = [f"max|Δ| ≤ {self.rel_max_abs:g}·max(1, max|logit|)"] if self.rel_max_abs else []
+        return ", ".join(parts + [f"cosine ≥ {self.min_cosine:g}", f"top-1 agreement ≥ {self.min_top1_agreement:.0%}"])
+
+
+GATES = {
+    "fp32": Gate(rel_max_abs=1e-4, min_cosine=0.99999, min_top1_agreement=1.0),
+    "fp16": Gate(rel_max_abs=None, min_cosine=0.999, min_top1_agreement=1.0),
+    "int8": Gate(rel_max_abs=None, min_cosine=0.9, min_top1_agreement=0.8),
+}
+SUFFIX = {"fp32": "", "fp16": "_fp16", "int8": "_int8"}
+
+
+class ExportError(RuntimeError):
+    """The export failed or diverged from PyTorch; no output file was left."""
+
+
+@dataclass
+class Verification:
+    precision: str
+    images: int
+    max_abs_diff: float
+    logit_scale: float
+    cosine: float
+    top1_agreement: float
+    gate: Gate
+
+    @property
+    def passed(self) -> bool:
+        g = self.gate
+        return (
+            np.isfinite(self.max_abs_diff)
+            and (g.rel_max_abs is None or self.max_abs_diff <= g.rel_max_abs * max(1.0, self.logit_scale))
+            and self.cosine >= g.min_cosine
+            and self.top1_agreement >= g.min_top1_agreement
+        )
+
+    def summary(self) -> str:
+        return (
+            f"{self.precision}: {self.images} images, max|Δ| {self.max_abs_diff:.3g} (logit scale "
+            f"{self.logit_scale:.3g}), cosine {self.cosine:.6f}, top-1 agreement {self.top1_agreement:.0%} "
+            f"-> {'PASS' if self.passed else 'FAIL'} (gate: {self.gate.describe()})"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "precision": self.precision, "images": self.images, "max_abs_diff": self.max_abs_diff,
+            "logit_scale": self.logit_scale, "cosine": self.cosine, "top1_agreement": self.top1_agreement,
+            "gate": self.gate.describe(), "passed": bool(self.passed),
+        }
+
+
+@dataclass
+class ExportResult:
+    files: dict  # precision -> Path
+    exporter: str
+    opset: int
+    verifications: list
+
+    def to_dict(self) -> dict:
+        return {
+            "files": {k: str(v) for k, v in self.files.items()}, "exporter": self.exporter, "opset": self.opset,
+            "verification": [v.to_dict() for v in self.verifications],
+        }
+
+
+def label_names(model) -> list:
+    """Class names: the model's ``label_names``, ImageNet's descriptions, or ``class_<i>``."""
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    names = model.pretrained_cfg.get("label_names")
+    if names and len(names) == model.num_classes:
+        return [names[i] for i in range(model.num_classes)] if isinstance(names, dict) else list(names)
+    subset = infer_imagenet_subset(model)
+    if subset:
+        return list(ImageNetInfo(subset).label_descriptions())
+    return [f"class_{i}" for i in range(model.num_classes)]
+
+
+def model_metadata(model, architecture: Optional[str] = None) -> dict:
+    """What inference needs besides the graph, as ONNX metadata_props (JSON values)."""
+    from . import __version__
+
+    props = {
+        **Preprocess.from_model(model).to_config(),
+        "label_names": label_names(model),
+        "num_classes": model.num_classes,
+        "architecture": architecture or model.pretrained_cfg.get("architecture"),
+        "producer": f"timm-dog {__version__}",
+    }
+    return {k: json.dumps(v) for k, v in props.items()}
+
+
+def read_metadata(path) -> dict:
+    """The metadata of an ONNX file written by :func:`export_onnx`, decoded."""
+    model = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    missing = [k for k in ("input_size", "mean", "std", "label_names") if k not in props]
+    if missing:
+        raise ValueError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
+    return {k: json.loads(v) for k, v in props.items()}
+
+
+def inference_session(path):
+    """An onnxruntime session on CUDA when onnxruntime-gpu sees a GPU, else on the CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def verify(model, onnx_path, images: Sequence, precision: str = "fp32") -> Verification:
+    """Run ``images`` (a float tensor [N, 3, H, W]) through PyTorch and onnxruntime; batch N and batch 1."""
+    with torch.inference_mode():
+        expected = model(images).double().numpy()
+    session = inference_session(onnx_path)
+    batch = session.run([OUTPUT], {INPUT: images.numpy()})[0].astype(np.float64)
+    single = session.run([OUTPUT], {INPUT: images[:1].numpy()})[0].astype(np.float64)
+    got = np.concatenate([batch, single])
+    want = np.concatenate([expected, expected[:1]])
+    diff = np.abs(got - want).max() if np.isfinite(got).all() else float("inf")
+    cosine = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1) + 1e-30)
+    return Verification(
+        precision=precision, images=len(images), max_abs_diff=float(diff),
+        logit_scale=float(np.abs(expected).max()), cosine=float(np.nan_to_num(cosine).min()),
+        top1_agreement=float((got.argmax(1) == want.argmax(1)).mean()), gate=GATES[precision],
+    )
+
+
+def export_onnx(
+    model,
+    out,
+    *,
+    opset: int = OPSET,
+    dynamo: bool = True,
+    simplify: bool = True,
+    fp16: bool = False,
+    int8_calibration: Optional[str] = None,
+    verify_images: Optional[str] = None,
+    architecture: Optional[str] = None,
+    log: Callable[[str], None] = logger.info,
+) -> ExportResult:
+    """Export ``model`` to ``out`` (+ ``_fp16`` / ``_int8`` variants), verify each, then move them into place."""
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ValueError(f"--out must end in .onnx, got {out}")
+    if not out.parent.is_dir():
+        raise ValueError(f"folder {out.parent} does not exist")
+    n_bytes = sum(p.numel() * 4 for p in model.parameters())
+    if n_bytes >= MAX_BYTES:
+        raise ValueError(f"the weights take {n_bytes / 1024**3:.1f} GiB in fp32: one ONNX file holds less than 2 GiB")
+    model = model.eval()
+    preprocess = Preprocess.from_model(model)
+    paths = image_files(verify_images) if verify_images else sample_photos()
+    images = torch.from_numpy(np.stack([preprocess(open_image(p)) for p in paths]))
+    calibration = image_files(int8_calibration) if int8_calibration else None
+
+    precisions = ["fp32"] + ["fp16"] * fp16 + ["int8"] * bool(calibration)
+    partial = {p: out.with_name(f".{out.stem}{SUFFIX[p]}.onnx.partial") for p in precisions}
+    try:
+        exporter = _torch_export(model, images[:2] if len(images) > 1 else images.repeat(2, 1, 1, 1),
+                                 partial["fp32"], opset, dynamo, simplify, log)
+        metadata = model_metadata(model, architecture)
+        _set_metadata(partial["fp32"], metadata)
+        if fp16:
+            _to_fp16(partial["fp32"], partial["fp16"], metadata)
+        if calibration:
+            _to_int8(partial["fp32"], partial["int8"], calibration, preprocess, metadata)
+        verifications = []
+        for precision in precisions:
+            check = verify(model, partial[precision], images, precision)
+            log(check.summary())
+            verifications.append(check)
+        failed = [v for v in verifications if not v.passed]
+        if failed:
+            raise ExportError("; ".join(f"{v.precision} export diverges from PyTorch: {v.summary()}" for v in failed))
+        files = {}
+        for precision in precisions:
+            files[precision] = out.with_name(f"{out.stem}{SUFFIX[precision]}.onnx")
+            os.replace(partial[precision], files[precision])
+        return ExportResult(files=files, exporter=exporter, opset=opset, verifications=verifications)
+    finally:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+
+
+def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
+    """torch.onnx's dynamo exporter, or the TorchScript one (as asked, or when dynamo fails)."""
+    if dynamo:
+        try:
+            with torch.inference_mode(False), _quiet():
+                torch.onnx.export(
+                    model, (example,), str(path), dynamo=True, opset_version=opset, external_data=False,
+                    input_names=[INPUT], output_names=[OUTPUT], optimize=simplify,
+                    dynamic_shapes=({0: torch.export.Dim("batch")},),
+                )
+            return "dynamo"
+        except Exception as error:  # any exporter failure: fall back, and say why
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            log(f"dynamo exporter failed ({type(error).__name__}: {reason[:300]}); falling back to TorchScript")
+    with _quiet():
+        torch.onnx.export(
+            model, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT],
+            output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        )
+    if simplify:
+        import onnxscript.optimizer
+
+        onnx.save(onnxscript.optimizer.optimize(onnx.load(str(path))), str(path))
+    return "torchscript"
+
+
+class _quiet:
+    """Silence the exporters' progress prints and warnings (errors still raise)."""
+
+    def __enter__(self):
+        import contextlib
+        import io
+        import warnings
+
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        self._stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        self._stack.callback(logging.disable, logging.NOTSET)
+        return self
+
+    def __exit__(self, *exc):
+        return self._stack.__exit__(*exc)
+
+
+def _set_metadata(path, metadata: dict) -> None:
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata)
+    model.producer_name = "timm-dog"
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def _to_fp16(src, dst, metadata) -> None:
+    """Weights and activations in fp16; inputs and outputs stay fp32."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    import onnx_ir
+
+    with _quiet():
+        converted = onnx_ir.from_proto(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True))
+    converted.graph.sort()  # the converter appends its input casts at the end of the node list
+    onnx.save(onnx_ir.to_proto(converted), str(dst))
+    _set_metadata(dst, metadata)
+
+
+def _to_int8(src, dst, calibration: list, preprocess: Preprocess, metadata) -> None:
+    """Static QDQ quantization (int8 weights per channel, uint8 activations) calibrated on ``calibration``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.files = iter(calibration)
+
+        def get_next(self):
+            path = next(self.files, None)
+            return None if path is None else {INPUT: preprocess(open_image(path))[None]}
+
+    prepared = Path(str(dst) + ".pre")
+    try:
+        with _quiet():
+            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            )
+    finally:
+        prepared.unlink(missing_ok=True)
+    _set_metadata(dst, metadata)

@@ -1,0 +1,83 @@
+"""One interface for PyTorch and onnxruntime classifiers: preprocess an image, run a batch, name the classes."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .preprocess import Preprocess
+
+
+@dataclass
+class Classifier:
+    source: str
+    backend: str  # e.g. "torch (cpu)" or "onnxruntime (CPUExecutionProvider)"
+    architecture: str
+    labels: list
+    preprocess: Callable  # PIL image -> float32 array [3, H, W]
+    run: Callable  # float32 array [N, 3, H, W] -> logits [N, classes]
+    weights_sha256: Optional[str] = None
+
+    def top_k(self, logits: np.ndarray, k: int = 5) -> list:
+        """[(label, probability), ...] for each row, best first."""
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        k = min(k, probs.shape[1])
+        return [[(self.labels[i], float(row[i])) for i in np.argsort(-row, kind="stable")[:k]] for row in probs]
+
+
+def load_classifier(source: str, checkpoint: Optional[str] = None) -> Classifier:
+    """A timm name (+ checkpoint), ``hf-hub:``, ``local-dir:`` or an ``.onnx`` file."""
+    if source.endswith(".onnx"):
+        if checkpoint:
+            raise ValueError("--checkpoint applies to a model name, not to an .onnx file")
+        return _onnx_classifier(source)
+    return torch_classifier(source, checkpoint)
+
+
+def torch_classifier(source: str, checkpoint: Optional[str] = None, model=None) -> Classifier:
+    import torch
+    from timm.data import create_transform, resolve_data_config
+
+    from .onnx import label_names
+    from .sources import load_model
+
+    model = model if model is not None else load_model(source, checkpoint)
+    transform = create_transform(**resolve_data_config({}, model=model))
+
+    def run(batch):
+        with torch.inference_mode():
+            return model(torch.as_tensor(batch)).float().numpy()
+
+    return Classifier(
+        source=source, backend="torch (cpu)", architecture=model.pretrained_cfg.get("architecture", source),
+        labels=label_names(model), preprocess=lambda image: transform(image).numpy(), run=run,
+        weights_sha256=file_sha256(checkpoint) if checkpoint else None,
+    )
+
+
+def _onnx_classifier(path: str) -> Classifier:
+    from .onnx import INPUT, OUTPUT, inference_session, read_metadata
+
+    if not Path(path).is_file():
+        raise ValueError(f"ONNX file {path} does not exist")
+    metadata = read_metadata(path)
+    session = inference_session(path)
+    return Classifier(
+        source=path, backend=f"onnxruntime ({session.get_providers()[0]})",
+        architecture=metadata.get("architecture") or Path(path).stem, labels=metadata["label_names"],
+        preprocess=Preprocess.from_config(metadata),
+        run=lambda batch: session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0],
+        weights_sha256=file_sha256(path),
+    )
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
