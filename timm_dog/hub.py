@@ -228,8 +228,7 @@ def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, priva
          revision: Optional[str] = None, create_pr: bool = False, message: Optional[str] = None) -> str:
     """Upload every staged file in one ``create_commit``; return the commit (or PR) URL."""
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     check_repo_id(repo_id)
     token = token or get_token()
@@ -237,23 +236,24 @@ def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, priva
         raise PushError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token)
     try:
+        info = None
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                remote = json.loads(Path(api.hf_hub_download(repo_id, "config.json", revision=revision,
-                                                             local_dir=tmp)).read_text())
-            if remote.get("architecture") != staged.architecture:
-                raise PushError(f"{repo_id} already holds a {remote.get('architecture')!r} model, not "
-                                f"{staged.architecture!r}: choose another --repo")
+            info = api.model_info(repo_id, revision=revision)
         except RepositoryNotFoundError:
             api.create_repo(repo_id, private=private, repo_type="model")
         except RevisionNotFoundError:
             api.create_branch(repo_id, branch=revision)
-        except EntryNotFoundError:
-            pass  # an existing repository without a config.json
+        if info and "config.json" in {s.rfilename for s in info.siblings or []}:
+            with tempfile.TemporaryDirectory() as tmp:
+                remote = json.loads(Path(api.hf_hub_download(repo_id, "config.json", revision=info.sha,
+                                                             local_dir=tmp)).read_text())
+            if remote.get("architecture") != staged.architecture:
+                raise PushError(f"{repo_id} already holds a {remote.get('architecture')!r} model, not "
+                                f"{staged.architecture!r}: choose another --repo")
         operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(staged.folder / f)) for f in staged.files]
-        info = api.create_commit(repo_id, operations, commit_message=message or f"Upload {staged.architecture} "
+        commit = api.create_commit(repo_id, operations, commit_message=message or f"Upload {staged.architecture} "
                                  "(DoG init) with timm-dog", revision=revision, create_pr=create_pr)
     except HfHubHTTPError as error:
         raise PushError(f"upload to {repo_id} failed, nothing was committed: {str(error).replace(token, '***')}") \
             from None
-    return info.pr_url or info.commit_url
+    return commit.pr_url or commit.commit_url

@@ -41,7 +41,7 @@ class Gate:
 GATES = {
     "fp32": Gate(rel_max_abs=1e-4, min_cosine=0.99999, min_top1_agreement=1.0),
     "fp16": Gate(rel_max_abs=None, min_cosine=0.999, min_top1_agreement=1.0),
-    "int8": Gate(rel_max_abs=None, min_cosine=0.9, min_top1_agreement=0.8),
+    "int8": Gate(rel_max_abs=None, min_cosine=0.95, min_top1_agreement=0.9),
 }
 SUFFIX = {"fp32": "", "fp16": "_fp16", "int8": "_int8"}
 
@@ -248,7 +248,7 @@ def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
 
 
 class _quiet:
-    """Silence the exporters' progress prints and warnings (errors still raise)."""
+    """Silence the exporters' and quantizer's progress prints, logs and warnings (errors still raise)."""
 
     def __enter__(self):
         import contextlib
@@ -257,6 +257,7 @@ class _quiet:
 
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        self._stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
         self._stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)

@@ -1,0 +1,130 @@
+"""ONNX export: parity with PyTorch in real onnxruntime sessions, metadata, fallback, divergence, reduced precision."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+import timm
+import torch
+from click.testing import CliRunner
+
+from timm_dog.cli import main
+from timm_dog.onnx import GATES, ExportError, export_onnx, inference_session, read_metadata
+from timm_dog.preprocess import Preprocess, open_image, sample_photos
+from timm_dog.sources import load_checkpoint
+
+
+def _photos(model):
+    preprocess = Preprocess.from_model(model)
+    return np.stack([preprocess(open_image(p)) for p in sample_photos()])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["convnext_atto_dog", "convmixer_512_dog", "mobilenetv3_small_100_dog",
+                                  "efficientnet_b0_dog"])
+def test_parity_per_family(name, tmp_path):
+    torch.manual_seed(0)
+    model = timm.create_model(name).eval()
+    lines = []
+    result = export_onnx(model, tmp_path / "model.onnx", log=lines.append)
+    assert result.exporter == "dynamo" and result.opset == 18
+    (check,) = result.verifications
+    assert check.passed and check.top1_agreement == 1.0, check.summary()
+    assert check.max_abs_diff <= 1e-4 * max(1.0, check.logit_scale)
+    # an independent session, batch 3 (export traced batch 2): dynamic batch, same logits as torch
+    images = np.concatenate([_photos(model), _photos(model)[:1]])
+    got = inference_session(tmp_path / "model.onnx").run(["logits"], {"input": images})[0]
+    with torch.inference_mode():
+        want = model(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0)
+    assert any("PASS" in line for line in lines)
+
+
+def test_metadata_is_enough_for_inference_without_torch(tmp_path):
+    model = timm.create_model("convnext_atto_dog", num_classes=1000).eval()
+    export_onnx(model, tmp_path / "m.onnx", log=lambda line: None)
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert meta["input_size"] == [3, 224, 224] and meta["interpolation"] == "bicubic"
+    assert meta["crop_pct"] == 0.875 and meta["crop_mode"] == "center"
+    assert meta["mean"] == pytest.approx([0.485, 0.456, 0.406]) and meta["std"] == pytest.approx([0.229, 0.224, 0.225])
+    assert len(meta["label_names"]) == 1000 and meta["label_names"][0].startswith("tench")
+    assert meta["architecture"] == "convnext_atto_dog" and meta["producer"].startswith("timm-dog")
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)  # one file
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+    assert {p.key for p in proto.metadata_props} >= {"input_size", "mean", "std", "interpolation", "crop_pct",
+                                                      "crop_mode", "label_names"}
+
+
+class _Wrapped(torch.nn.Module):
+    """A tiny timm model behind a forward that an exporter handles in a chosen, real way."""
+
+    def __init__(self, forward):
+        super().__init__()
+        self.net = timm.create_model("mobilenetv3_small_050_dog", num_classes=4)
+        self.pretrained_cfg, self.num_classes, self._forward = self.net.pretrained_cfg, 4, forward
+
+    def forward(self, x):
+        return self._forward(self.net, x)
+
+
+def _data_dependent(net, x):  # torch.export cannot trace Python control flow on tensor values
+    y = net(x)
+    return y if y.abs().sum() >= 0 else -y
+
+
+def _export_aware(net, x):  # differs from eager only while exporting: a real divergent export
+    y = net(x)
+    return y + 1.0 if torch.compiler.is_exporting() else y
+
+
+def test_falls_back_to_torchscript_and_says_why(tmp_path):
+    lines = []
+    result = export_onnx(_Wrapped(_data_dependent).eval(), tmp_path / "m.onnx", log=lines.append)
+    assert result.exporter == "torchscript" and result.verifications[0].passed
+    assert any(line.startswith("dynamo exporter failed (") and "falling back to TorchScript" in line for line in lines)
+
+
+def test_divergent_export_fails_and_leaves_no_file(tmp_path):
+    with pytest.raises(ExportError, match="fp32 export diverges from PyTorch: .*FAIL"):
+        export_onnx(_Wrapped(_export_aware).eval(), tmp_path / "model.onnx", log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fp16_and_int8_variants(tmp_path, digits, checkpoint):
+    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)  # trained: int8 has real logits to keep
+    result = export_onnx(model, tmp_path / "model.onnx", fp16=True, int8_calibration=digits / "train" / "1",
+                         verify_images=digits / "val", log=lambda line: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model_fp16.onnx", "model_int8.onnx"]
+    by = {v.precision: v for v in result.verifications}
+    assert by["fp16"].gate == GATES["fp16"] and by["fp16"].passed
+    assert by["int8"].gate == GATES["int8"] and by["int8"].passed
+    int8 = onnx.load(str(tmp_path / "model_int8.onnx"))
+    assert any(n.op_type == "QuantizeLinear" for n in int8.graph.node)
+    fp16 = onnx.load(str(tmp_path / "model_fp16.onnx"))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    assert read_metadata(tmp_path / "model_int8.onnx")["input_size"] == [3, 32, 32]
+    assert by["int8"].images == 360 and by["int8"].top1_agreement >= 0.9
+
+
+def test_cli_export_report_and_errors(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "atto.onnx"
+    result = runner.invoke(main, ["export", "mobilenetv3_small_050_dog", "--out", str(out), "--exporter",
+                                  "torchscript", "--opset", "17", "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "fp32: 2 images" in result.output and "PASS" in result.output
+    assert f"wrote {out} (fp32, torchscript exporter, opset 17" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["exporter"] == "torchscript" and report["verification"][0]["passed"] is True
+    assert onnx.load(str(out)).opset_import[0].version == 17
+    for args, message in [
+        (["export", "nope_dog", "--out", str(tmp_path / "x.onnx")], "unknown model 'nope_dog'"),
+        (["export", "convnext_atto_dog", "--out", str(tmp_path / "x.pt")], "--out must end in .onnx"),
+        (["export", "convnext_atto_dog", "--out", str(tmp_path / "no" / "x.onnx")], "does not exist"),
+        (["export", str(out), "--out", str(tmp_path / "x.onnx")], "already an ONNX file"),
+    ]:
+        result = runner.invoke(main, args)
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "x.onnx").exists()
