@@ -128,16 +128,18 @@ def stage(
     model, record = load_trained(model_name, checkpoint, use_ema, recipe)
     architecture = model.pretrained_cfg["architecture"]
     weights_sha = file_sha256(checkpoint)
-    problems, evaluation = [], None
+    evaluation = None
     if eval_json:
         evaluation = read_eval(eval_json, weights_sha)
         names = evaluation.get("dataset", {}).get("class_names")
         if names and len(names) == model.num_classes and not model.pretrained_cfg.get("label_names"):
             model.pretrained_cfg = {**model.pretrained_cfg, "label_names": names}
-    else:
-        problems.append("no eval JSON (give --eval-json from `timm-dog eval … --json`)")
+    elif not force:
+        raise PushError("refusing to publish: no eval JSON (give --eval-json from `timm-dog eval … --json`; "
+                        "--force publishes anyway)")
 
-    work = Path(tempfile.mkdtemp(prefix=".stage-", dir=folder.parent if folder.parent.exists() else None))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))  # renamed to folder when complete
     try:
         save_for_hf(model, work, safe_serialization=True, data_config=resolve_data_config({}, model=model),
                     model_config={"timm_dog": {**record, "checkpoint_sha256": weights_sha}})
@@ -154,16 +156,15 @@ def stage(
             onnx_files = [p.relative_to(work).as_posix() for p in result.files.values()]
             (work / "onnx" / "verification.json").write_text(json.dumps(result.to_dict()["verification"], indent=2))
         except ExportError as error:
-            problems.append(f"ONNX verification failed: {error}")
+            if not force:
+                raise PushError(f"refusing to publish: ONNX verification failed: {error} (--force publishes anyway)") \
+                    from None
         if evaluation:
             (work / "eval_results.json").write_text(json.dumps(evaluation, indent=2))
-        if problems and not force:
-            raise PushError("refusing to publish: " + "; ".join(problems) + " (--force publishes anyway)")
         (work / "README.md").write_text(render_card(model, repo_id, record, evaluation, onnx_files, license,
                                                     list(datasets)))
         if not onnx_files:
             shutil.rmtree(work / "onnx")
-        folder.parent.mkdir(parents=True, exist_ok=True)
         if folder.exists():
             folder.rmdir()
         work.rename(folder)

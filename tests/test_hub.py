@@ -1,0 +1,337 @@
+"""push: the staged repository loads with plain timm (local-dir:, hf-hub: from a real cache layout) and with
+onnxruntime alone; the upload is one commit, tested against huggingface_hub's HTTP client with a transport double."""
+import base64
+import gzip
+import hashlib
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import timm
+import torch
+from click.testing import CliRunner
+from huggingface_hub import ModelCard, get_session, set_client_factory
+from safetensors.torch import load_file
+
+from timm_dog import hub
+from timm_dog.cli import main
+from timm_dog.preprocess import Preprocess, open_image
+from timm_dog.sources import load_checkpoint
+
+REPO = "someone/convnext-atto-dog-digits"
+TOKEN = "hf_TESTtokenNeverPrinted0123456789"
+
+
+def test_staged_files_and_config(staged, checkpoint):
+    assert staged.files == ["README.md", "config.json", "eval_results.json", "model.safetensors",
+                            "onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/verification.json"]
+    config = json.loads((staged.folder / "config.json").read_text())
+    assert config["architecture"] == "convnext_atto" and config["num_classes"] == 10
+    assert not any(k.startswith("dog_") for k in config.get("model_args", {}))
+    cfg = config["pretrained_cfg"]
+    assert cfg["input_size"] == [3, 32, 32] and cfg["mean"] == [0.5] * 3 and cfg["interpolation"] == "bilinear"
+    assert cfg["label_names"] == [str(i) for i in range(10)] and "tag" not in cfg and "test_input_size" not in cfg
+    record = config["timm_dog"]
+    assert record["dog_model"] == "convnext_atto_dog"
+    assert record["dog_init"] == {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 0.7, "scale": "paper", "seed": 0}
+    assert record["recipe"]["epochs"] == 2 and "data_dir" not in record["recipe"] and "output" not in record["recipe"]
+    assert not any(f.endswith((".bin", ".pth", ".pt", ".pkl")) for f in staged.files)  # no pickles
+    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)
+    weights = load_file(str(staged.folder / "model.safetensors"))
+    assert weights.keys() == model.state_dict().keys()
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert all(v["passed"] for v in json.loads((staged.folder / "onnx" / "verification.json").read_text()))
+
+
+def test_card_front_matter_and_sections(staged, eval_json):
+    card = ModelCard.load(staged.folder / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "timm" and data["license"] == "apache-2.0" and data["datasets"] == ["digits"]
+    assert data["tags"] == ["image-classification", "timm", "onnx", "dog-init"]
+    top1 = json.loads(eval_json.read_text())["top1"]
+    (result,) = data["model-index"][0]["results"]
+    assert result["metrics"][0]["value"] == pytest.approx(top1, abs=1e-3) and result["dataset"]["type"] == "digits"
+    for heading in ("## Model details", "### With timm", "### With onnxruntime alone", "### With timm-dog",
+                    "## DoG initialization", "## Training recipe", "## Evaluation", "## Citation"):
+        assert heading in card.text
+    assert "**Parameters (M):** 3.38" in card.text and "GMACs:** " in card.text and "32×32" in card.text
+    assert "2401.10178" in card.text and "| share of kernels with DoG | 0.7 |" in card.text
+    assert "defined by the timm-dog plugin" not in card.text  # convnext_atto is plain timm
+
+
+def _expected_logits(checkpoint, images):
+    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)
+    with torch.inference_mode():
+        return model(torch.from_numpy(images)).numpy()
+
+
+def _plain_timm(code, env_extra, tmp_path):
+    """Run ``code`` in a fresh interpreter where timm-dog is off (as if not installed)."""
+    env = {**os.environ, "TIMM_DOG_AUTOLOAD": "0", **env_extra}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+LOAD_AND_RUN = """
+    import sys
+    import numpy as np
+    import timm
+    import torch
+    model = timm.create_model({source!r}, pretrained=True).eval()
+    assert "timm_dog" not in sys.modules, "plain timm must not need the plugin"
+    with torch.inference_mode():
+        np.save("logits.npy", model(torch.from_numpy(np.load({images!r}))).numpy())
+    print(model.pretrained_cfg["architecture"], model.pretrained_cfg["input_size"])
+"""
+
+
+def _digit_images(digits, tmp_path):
+    images = np.stack([Preprocess(input_size=(3, 32, 32), interpolation="bilinear", mean=(0.5,) * 3, std=(0.5,) * 3,
+                                  crop_pct=1.0)(open_image(p)) for p in sorted((digits / "val" / "4").iterdir())[:6]])
+    np.save(tmp_path / "images.npy", images)
+    return images
+
+
+def test_plain_timm_loads_the_staged_folder_via_local_dir(staged, checkpoint, digits, tmp_path):
+    images = _digit_images(digits, tmp_path)
+    out = _plain_timm(LOAD_AND_RUN.format(source=f"local-dir:{staged.folder}", images=str(tmp_path / "images.npy")),
+                      {}, tmp_path)
+    assert out.split()[0] == "convnext_atto"
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), _expected_logits(checkpoint, images), atol=1e-5)
+
+
+def _git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def build_hf_cache(folder, repo_id, cache):
+    """The cache layout hf_hub_download writes: blobs/ named by etag, snapshots/<commit>/ symlinks, refs/main."""
+    root = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        lfs = path.suffix in (".safetensors", ".onnx")
+        blob = root / "blobs" / (hashlib.sha256(data).hexdigest() if lfs else _git_blob_sha1(data))
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = root / "snapshots" / commit / path.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(commit)
+    return root
+
+
+@pytest.fixture(scope="module")
+def hf_cache(staged, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("hf") / "hub"
+    build_hf_cache(staged.folder, REPO, cache)
+    return {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+def test_plain_timm_loads_from_the_hub_cache_offline(hf_cache, checkpoint, digits, tmp_path):
+    images = _digit_images(digits, tmp_path)
+    out = _plain_timm(LOAD_AND_RUN.format(source=f"hf-hub:{REPO}", images=str(tmp_path / "images.npy")), hf_cache,
+                      tmp_path)
+    assert out.split()[0] == "convnext_atto"
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), _expected_logits(checkpoint, images), atol=1e-5)
+
+
+def test_onnx_from_the_cache_runs_in_onnxruntime_with_the_cards_code(hf_cache, staged, checkpoint, digits, tmp_path):
+    card = (staged.folder / "README.md").read_text()
+    snippet = re.search(r"### With onnxruntime alone.*?```python\n(.*?)```", card, re.S).group(1)
+    image = sorted((digits / "val" / "4").iterdir())[0]
+    code = "import sys\n" + snippet.replace('"image.jpg"', repr(str(image))) + \
+        "\nassert not {'torch', 'timm'} & set(sys.modules), 'the card promises no torch or timm'\n" \
+        "np.save('onnx_logits.npy', logits)\n"
+    out = _plain_timm(code, hf_cache, tmp_path)
+    images = _digit_images(digits, tmp_path)[:1]
+    expected = _expected_logits(checkpoint, images)[0]
+    np.testing.assert_allclose(np.load(tmp_path / "onnx_logits.npy"), expected, atol=1e-4)
+    assert out.splitlines()[0].split()[0] == str(int(expected.argmax()))  # label names from the metadata
+
+
+@pytest.mark.parametrize("problem", ["no eval", "eval of other weights", "wrong model", "not a dog model",
+                                     "bad repo id", "stage dir not empty"])
+def test_refusals_write_nothing(problem, checkpoint, eval_json, tmp_path):
+    args = dict(checkpoint=checkpoint, model_name="convnext_atto_dog", folder=tmp_path / "repo", repo_id=REPO,
+                eval_json=eval_json, log=lambda line: None)
+    if problem == "no eval":
+        args["eval_json"], message = None, "refusing to publish: no eval JSON"
+    elif problem == "eval of other weights":
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps({**json.loads(eval_json.read_text()), "weights_sha256": "0" * 64}))
+        args["eval_json"], message = other, "was not measured on this checkpoint"
+    elif problem == "wrong model":
+        args["model_name"], message = "convnext_femto_dog", "was trained as 'convnext_atto_dog'"
+    elif problem == "not a dog model":
+        args["model_name"], message = "convnext_atto", "is not a \\*_dog model"
+    elif problem == "bad repo id":
+        args["repo_id"], message = "no-slash", "is not ORG/NAME"
+    else:
+        (tmp_path / "repo").mkdir()
+        (tmp_path / "repo" / "x").write_text("x")
+        message = "is not empty"
+    with pytest.raises(hub.PushError, match=message):
+        hub.stage(**args)
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["other.json"], ["repo"])
+    assert not (tmp_path / "repo" / "config.json").exists()
+
+
+def test_mismatched_weights_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file(timm.create_model("convnext_femto", num_classes=10).state_dict(), str(path))
+    with pytest.raises(hub.PushError, match=r"does not match convnext_atto_dog: .*shape mismatches \(e.g. stem.0"):
+        hub.stage(path, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, force=True, log=lambda line: None)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_force_publishes_without_eval(checkpoint, tmp_path):
+    repo = hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, force=True,
+                     log=lambda line: None)
+    assert "eval_results.json" not in repo.files and "onnx/model.onnx" in repo.files
+    assert "No evaluation was published" in (repo.folder / "README.md").read_text()
+
+
+class FakeHub:
+    """The Hub's HTTP API as far as create_repo / model_info / hf_hub_download / create_commit use it."""
+
+    def __init__(self, httpx, existing_architecture=None, fail_commit=False):
+        self.httpx, self.existing, self.fail_commit = httpx, existing_architecture, fail_commit
+        self.requests, self.commits, self.uploads = [], [], {}
+
+    def __call__(self, request):
+        self.requests.append(f"{request.method} {request.url}")
+        assert TOKEN in request.headers.get("authorization", "") or request.url.host == "lfs.test"
+        path, r = request.url.path, self.httpx.Response
+        config = json.dumps({"architecture": self.existing}).encode()
+        if request.method == "GET" and path.startswith(f"/api/models/{REPO}"):  # model_info
+            if self.existing is None:
+                return r(404, headers={"X-Error-Code": "RepoNotFound"}, json={"error": "Repository not found"})
+            return r(200, json={"id": REPO, "sha": "b" * 40, "siblings": [{"rfilename": "config.json"}]})
+        if "/resolve/" in path:
+            headers = {"x-repo-commit": "b" * 40, "etag": f'"{_git_blob_sha1(config)}"',
+                       "content-length": str(len(config))}
+            return r(200, headers=headers, content=b"" if request.method == "HEAD" else config)
+        if path == "/api/repos/create":
+            return r(200, json={"url": f"https://huggingface.co/{REPO}", "name": REPO})
+        if path == "/api/validate-yaml":
+            return r(200, json={})
+        if "/preupload/" in path:
+            files = json.loads(request.content)["files"]
+            return r(200, json={"files": [{"path": f["path"], "shouldIgnore": False, "uploadMode":
+                                           "lfs" if f["path"].endswith((".safetensors", ".onnx")) else "regular"}
+                                          for f in files]})
+        if path.endswith(".git/info/lfs/objects/batch"):
+            objects = json.loads(request.content)["objects"]
+            return r(200, json={"transfer": "basic", "objects": [
+                {"oid": o["oid"], "size": o["size"], "actions": {"upload": {"href": f"https://lfs.test/{o['oid']}"}}}
+                for o in objects]})
+        if request.url.host == "lfs.test":
+            self.uploads[path.strip("/")] = request.read()
+            return r(200)
+        if "/commit/" in path:
+            if self.fail_commit:
+                return r(500, json={"error": "Internal Error"})
+            body = request.read()
+            if request.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            self.commits.append([json.loads(line) for line in body.decode().splitlines() if line.strip()])
+            return r(200, json={"commitUrl": f"https://huggingface.co/{REPO}/commit/{'c' * 40}", "commitOid": "c" * 40,
+                                "pullRequestUrl": None})
+        return r(404, json={"error": f"not served by the test double: {request.method} {path}"})
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """Install a FakeHub behind huggingface_hub's own HTTP client (its client factory + a mock transport)."""
+    httpx = importlib.import_module(type(get_session()).__module__.split(".")[0])
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_XET", True)  # Xet bypasses the HTTP client
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    hubs = []
+
+    def install(**kwargs):
+        fake = FakeHub(httpx, **kwargs)
+        set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(fake)))
+        hubs.append(fake)
+        return fake
+
+    yield install
+    set_client_factory(lambda: httpx.Client())
+
+
+def test_push_is_one_commit_with_every_staged_file(staged, fake_hub):
+    fake = fake_hub()
+    url = hub.push(staged, REPO)
+    assert url.endswith("/commit/" + "c" * 40)
+    assert len(fake.commits) == 1 and sum("/commit/" in r for r in fake.requests) == 1
+    (lines,) = fake.commits
+    assert lines[0]["key"] == "header"
+    committed = {line["value"]["path"]: line for line in lines[1:]}
+    assert sorted(committed) == staged.files
+    for name, line in committed.items():
+        data = (staged.folder / name).read_bytes()
+        if line["key"] == "lfsFile":
+            assert line["value"]["oid"] == hashlib.sha256(data).hexdigest() and fake.uploads[line["value"]["oid"]] == data
+        else:
+            assert base64.b64decode(line["value"]["content"]) == data
+    assert any(r.startswith("POST https://huggingface.co/api/repos/create") for r in fake.requests)
+
+
+def test_cli_push_prints_no_token(checkpoint, eval_json, fake_hub, tmp_path):
+    fake = fake_hub()
+    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
+                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "pushed 6 files in one commit: https://huggingface.co/" in result.output and len(fake.commits) == 1
+    assert TOKEN not in result.output and not any(TOKEN in p.read_text(errors="ignore")
+                                                    for p in (tmp_path / "s").rglob("*") if p.is_file())
+
+
+def test_dry_run_and_refusals_push_nothing(checkpoint, eval_json, staged, fake_hub, monkeypatch, tmp_path):
+    fake = fake_hub()
+    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
+                                       "--eval-json", str(eval_json), "--dry-run"])
+    assert result.exit_code == 0 and "dry run: nothing uploaded" in result.output and "model.safetensors" in result.output
+    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO])
+    assert result.exit_code == 1 and "refusing to publish: no eval JSON" in result.output
+    assert fake.requests == []
+
+    other = fake_hub(existing_architecture="resnet50")
+    with pytest.raises(hub.PushError, match="already holds a 'resnet50' model, not 'convnext_atto'"):
+        hub.push(staged, REPO)
+    assert other.commits == [] and not any("/preupload/" in r or "/commit/" in r for r in other.requests)
+
+    failing = fake_hub(fail_commit=True)
+    with pytest.raises(hub.PushError, match="failed, nothing was committed") as error:
+        hub.push(staged, REPO)
+    assert TOKEN not in str(error.value) and failing.commits == []
+
+    silent = fake_hub()
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
+    with pytest.raises(hub.PushError, match="no Hugging Face token: set HF_TOKEN"):
+        hub.push(staged, REPO)
+    assert silent.requests == []
+
+
+def test_failing_onnx_check_refuses_to_stage(checkpoint, eval_json, digits, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "calib").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "calib" / "black.png")  # calibrating on one black image: int8 breaks
+    with pytest.raises(hub.PushError, match="refusing to publish: ONNX verification failed: int8 export diverges"):
+        hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, eval_json=eval_json,
+                  int8_calibration=tmp_path / "calib", verify_images=digits / "val" / "2", log=lambda line: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
