@@ -1,8 +1,10 @@
 """The demo: train a small ``*_dog`` model and its native-init twin on scikit-learn's real digits."""
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -105,15 +107,17 @@ def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: in
 
 def run_demo(out_dir, model_name: str = "convnext_atto_dog", epochs: int = 8, img_size: int = 32,
              seed: int = 0, echo=print) -> dict:
-    """Digits ImageFolder → train the DoG model and its baseline → figures and a summary in ``out_dir``."""
+    """Digits ImageFolder → train the DoG model and its baseline → figures → eval, ONNX export verified,
+    a staged Hub folder, and predictions from its ONNX file; all in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data_root = write_digits_imagefolder(out / "digits", seed=seed)
     echo(f"wrote scikit-learn digits as an ImageFolder: {data_root}")
-    results = []
+    results, trained = [], {}
     for name in (model_name, base_of(model_name)):
         kwargs = {"dog_seed": seed} if name != base_of(name) else {}
         model, metrics, before = train_and_evaluate(name, data_root, epochs, img_size, seed=seed, **kwargs)
+        trained[name] = model
         after = depthwise_kernels(model)
         size = max(before, key=lambda s: len(before[s]))  # the most common kernel size
         for label, kernels in (("before", before[size]), ("after", after[size])):
@@ -122,5 +126,44 @@ def run_demo(out_dir, model_name: str = "convnext_atto_dog", epochs: int = 8, im
             metrics[f"kernels_{label}"] = path.name
         results.append(metrics)
     summary = {"dataset": "sklearn digits (1,797 real 8x8 images), 80/20 split", "seed": seed, "runs": results}
+    summary["ship"] = ship(out, trained[model_name], model_name, data_root, img_size, epochs, seed, echo)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epochs: int, seed: int, echo) -> dict:
+    """The publishing path on the trained DoG model: checkpoint → eval JSON → staged Hub folder (ONNX exported and
+    verified, fp32 + int8) → predictions from that folder's ONNX file, with onnxruntime alone."""
+    from .evaluate import evaluate, open_dataset
+    from .hub import stage
+    from .preprocess import open_image
+    from .runtime import load_classifier, torch_classifier
+
+    checkpoint = out / "checkpoint" / "model_best.pth.tar"
+    checkpoint.parent.mkdir(exist_ok=True)
+    args = argparse.Namespace(model=model_name, model_kwargs={"dog_seed": seed}, num_classes=10, img_size=img_size,
+                              mean=MEAN, std=STD, interpolation="bilinear", crop_pct=1.0, epochs=epochs, lr=4e-3,
+                              opt="adamw", weight_decay=0.05, sched="cosine", warmup_epochs=1, smoothing=0.1,
+                              batch_size=64, seed=seed)
+    torch.save({"epoch": epochs - 1, "arch": model_name, "state_dict": model.state_dict(), "args": args}, checkpoint)
+    report = evaluate(torch_classifier(model_name, str(checkpoint)), open_dataset(str(data_root)), progress=False,
+                      dataset_info={"name": "imagefolder", "data_dir": str(data_root), "split": "validation"})
+    (out / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
+    echo(f"eval {model_name} checkpoint: top-1 {report.top1:.2f} %, top-5 {report.top5:.2f} % on "
+         f"{report.num_images} images -> {out / 'eval.json'}")
+    repo = out / "hub" / f"{model_name.replace('_', '-')}-digits"
+    if repo.exists():
+        shutil.rmtree(repo)
+    staged = stage(checkpoint, model_name, repo, repo_id=f"timm-dog/{repo.name}", eval_json=out / "eval.json",
+                   int8_calibration=str(data_root / "train"), verify_images=str(data_root / "val"),
+                   datasets=("digits",), log=echo)
+    echo(f"staged Hub repository {staged.folder}:\n{staged.listing()}")
+    onnx = load_classifier(str(staged.folder / "onnx" / "model.onnx"))
+    images = [sorted((data_root / "val" / str(d)).iterdir())[0] for d in (0, 3, 7)]
+    ranked = onnx.top_k(onnx.run(np.stack([onnx.preprocess(open_image(p)) for p in images])), 1)
+    predictions = {str(p.relative_to(data_root)): {"label": r[0][0], "probability": r[0][1]}
+                   for p, r in zip(images, ranked)}
+    echo(f"predict with {onnx.backend}: " + ", ".join(f"{k} -> {v['label']} ({v['probability']:.0%})"
+                                                     for k, v in predictions.items()))
+    return {"checkpoint": str(checkpoint), "eval": report.to_dict(), "hub_folder": str(staged.folder),
+            "files": staged.files, "predictions": predictions}
