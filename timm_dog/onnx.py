@@ -202,7 +202,7 @@ def export_onnx(
         if fp16:
             _to_fp16(partial["fp32"], partial["fp16"], metadata)
         if calibration:
-            _to_int8(partial["fp32"], partial["int8"], calibration, preprocess, metadata)
+            quantize_int8(partial["fp32"], partial["int8"], calibration, preprocess, metadata)
         verifications = []
         for precision in precisions:
             check = verify(model, partial[precision], images, precision)
@@ -290,7 +290,7 @@ def _to_fp16(src, dst, metadata) -> None:
     _set_metadata(dst, metadata)
 
 
-def _to_int8(src, dst, calibration: list, preprocess: Preprocess, metadata) -> None:
+def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata: dict) -> None:
     """Static QDQ quantization (int8 weights per channel, uint8 activations) calibrated on ``calibration``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
