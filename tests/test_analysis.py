@@ -75,7 +75,11 @@ def test_cli_analyze_checkpoint_and_local_dir(tmp_path):
     path = tmp_path / "model.pth"
     torch.save(model.state_dict(), path)
     result = CliRunner().invoke(main, ["analyze", "convnext_atto", "--checkpoint", str(path)])
-    assert result.exit_code == 1 and "size mismatch" in result.output  # reported, no traceback
+    assert result.exit_code == 0, result.output  # the checkpoint's 10 classes are taken from its head
+    torch.save(timm.create_model("convnext_femto").state_dict(), path)
+    result = CliRunner().invoke(main, ["analyze", "convnext_atto", "--checkpoint", str(path)])
+    assert result.exit_code == 1 and "does not match convnext_atto: " in result.output  # reported, no traceback
+    assert "Traceback" not in result.output
     timm.models.save_for_hf(timm.create_model("convnext_atto_dog", dog_seed=1), tmp_path / "hf")
     result = CliRunner().invoke(main, ["analyze", f"local-dir:{tmp_path / 'hf'}", "--json", str(tmp_path / "a.json")])
     assert result.exit_code == 0, result.output
