@@ -323,6 +323,9 @@ def test_dry_run_and_refusals_push_nothing(checkpoint, eval_json, staged, fake_h
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
     with pytest.raises(hub.PushError, match="no Hugging Face token: set HF_TOKEN"):
         hub.push(staged, REPO)
+    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
+                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "never")])
+    assert result.exit_code == 1 and "no Hugging Face token" in result.output and not (tmp_path / "never").exists()
     assert silent.requests == []
 
 

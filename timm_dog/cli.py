@@ -480,9 +480,12 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
     import tempfile
 
     import yaml
+    from huggingface_hub import get_token
 
     from . import hub
 
+    if not dry_run and not get_token():  # before the minutes of staging
+        raise click.ClickException(hub.NO_TOKEN)
     temporary = stage_dir is None
     folder = Path(tempfile.mkdtemp(prefix="timm-dog-push-")) / "repo" if temporary else stage_dir
     try:

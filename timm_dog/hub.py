@@ -23,6 +23,7 @@ from .sources import load_checkpoint
 
 TAGS = ["image-classification", "timm", "onnx", "dog-init"]
 PAPER = "https://arxiv.org/abs/2401.10178"
+NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
 # train.py arguments worth publishing (paths, logging and cluster details stay private)
 RECIPE_KEYS = (
     "model", "model_kwargs", "dataset", "num_classes", "img_size", "input_size", "epochs", "batch_size",
@@ -234,7 +235,7 @@ def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, priva
     check_repo_id(repo_id)
     token = token or get_token()
     if not token:
-        raise PushError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+        raise PushError(NO_TOKEN)
     api = HfApi(token=token)
     try:
         info = None
