@@ -86,6 +86,21 @@ def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits,
     assert "McNemar exact p = " in result.output
 
 
+def test_eval_accepts_a_timm_dataset_name(checkpoint, digits, tmp_path):
+    reports = []
+    for extra in ([], ["--dataset", "torch/image_folder"]):
+        out = tmp_path / f"{len(extra)}.json"
+        result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
+                                           str(digits), "--json", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(out.read_text()))
+    assert reports[1]["dataset"]["name"] == "torch/image_folder" and reports[1]["num_images"] == 360
+    assert (reports[0]["top1"], reports[0]["loss"]) == pytest.approx((reports[1]["top1"], reports[1]["loss"]))
+    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--data-dir", str(digits), "--dataset",
+                                       "torch/cifar10"])
+    assert result.exit_code == 1 and "cannot open dataset 'torch/cifar10'" in result.output
+
+
 def test_eval_compare_dog_vs_native_init_reports_a_p_value(checkpoint, digits, tmp_path):
     result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
                                        str(digits), "--compare", "convnext_atto", "--json", str(tmp_path / "r.json")])

@@ -405,6 +405,7 @@ def predict(source, images, checkpoint, top_k):
               help="An ImageFolder (class sub-folders), or the root of a timm --dataset.")
 @click.option("--dataset", default="", help="A timm dataset name (e.g. torch/cifar10); default: ImageFolder.")
 @click.option("--split", default="validation", show_default=True)
+@click.option("--download", is_flag=True, help="Let a torch/… or tfds/… --dataset download itself into --data-dir.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE.")
 @click.option("--compare", default=None, metavar="OTHER_SOURCE",
@@ -414,8 +415,8 @@ def predict(source, images, checkpoint, top_k):
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def eval_command(source, data_dir, dataset, split, checkpoint, compare, compare_checkpoint, batch_size, workers,
-                 json_out):
+def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, batch_size,
+                 workers, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
@@ -428,13 +429,14 @@ def eval_command(source, data_dir, dataset, split, checkpoint, compare, compare_
     for src, ckpt in [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else []):
         classifier = _load(src, ckpt)
         try:
-            results.append(evaluate(classifier, open_dataset(data_dir, dataset, split), batch_size, workers,
-                                    dataset_info=info))
+            results.append(evaluate(classifier, open_dataset(data_dir, dataset, split, download), batch_size,
+                                    workers, dataset_info=info))
         except ValueError as error:
             raise click.ClickException(f"{src}: {error}") from None
     click.echo(f"{'source':<36} {'backend':<34} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
     for r in results:
-        click.echo(f"{r.source[-36:]:<36} {r.backend:<34} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
+        source_name = r.source if len(r.source) <= 36 else "…" + r.source[-35:]
+        click.echo(f"{source_name:<36} {r.backend:<34} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
                    f"{r.loss:>7.4f} {r.images_per_second:>8.1f}")
     report = results[0].to_dict()
     if compare:

@@ -28,12 +28,12 @@ class EvalResult:
         return {k: v for k, v in self.__dict__.items() if k != "correct"}
 
 
-def open_dataset(data_dir: str, dataset: str = "", split: str = "validation"):
+def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", download: bool = False):
     """timm's ``create_dataset`` without a transform: an ImageFolder (``dataset=''``) or any timm dataset name."""
     from timm.data import create_dataset
 
     try:
-        return create_dataset(dataset, root=data_dir, split=split, is_training=False)
+        return create_dataset(dataset, root=data_dir, split=split, is_training=False, download=download)
     except (AssertionError, FileNotFoundError, RuntimeError, ValueError) as error:
         kind = f"dataset {dataset!r}" if dataset else "an ImageFolder"
         raise ValueError(f"cannot open {kind} at {data_dir} (split {split!r}): {error}") from None
