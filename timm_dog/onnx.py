@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 OPSET = 18
 MAX_BYTES = 2 * 1024**3  # protobuf's limit for one self-contained file
 INPUT, OUTPUT = "input", "logits"
+VERIFY_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -147,19 +148,18 @@ def inference_session(path):
 
 
 def verify(model, onnx_path, images: Sequence, precision: str = "fp32") -> Verification:
-    """Run ``images`` (a float tensor [N, 3, H, W]) through PyTorch and onnxruntime; batch N and batch 1."""
-    with torch.inference_mode():
-        expected = model(images).double().numpy()
+    """Run ``images`` (a float tensor [N, 3, H, W]) through PyTorch and onnxruntime, in batches of up to
+    ``VERIFY_BATCH`` and once more the first image alone (the batch dimension is dynamic)."""
     session = inference_session(onnx_path)
-    batch = session.run([OUTPUT], {INPUT: images.numpy()})[0].astype(np.float64)
-    single = session.run([OUTPUT], {INPUT: images[:1].numpy()})[0].astype(np.float64)
-    got = np.concatenate([batch, single])
-    want = np.concatenate([expected, expected[:1]])
+    chunks = list(images.split(VERIFY_BATCH)) + [images[:1]]
+    with torch.inference_mode():
+        want = np.concatenate([model(chunk).double().numpy() for chunk in chunks])
+    got = np.concatenate([session.run([OUTPUT], {INPUT: chunk.numpy()})[0] for chunk in chunks]).astype(np.float64)
     diff = np.abs(got - want).max() if np.isfinite(got).all() else float("inf")
     cosine = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1) + 1e-30)
     return Verification(
         precision=precision, images=len(images), max_abs_diff=float(diff),
-        logit_scale=float(np.abs(expected).max()), cosine=float(np.nan_to_num(cosine).min()),
+        logit_scale=float(np.abs(want).max()), cosine=float(np.nan_to_num(cosine).min()),
         top1_agreement=float((got.argmax(1) == want.argmax(1)).mean()), gate=GATES[precision],
     )
 
