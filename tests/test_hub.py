@@ -208,7 +208,8 @@ class FakeHub:
 
     def __init__(self, httpx, existing_architecture=None, fail_commit=False):
         self.httpx, self.existing, self.fail_commit = httpx, existing_architecture, fail_commit
-        self.requests, self.commits, self.uploads = [], [], {}
+        self.requests, self.commits, self.uploads, self.created, self.branches = [], [], {}, [], []
+        self.commit_urls = []
 
     def __call__(self, request):
         self.requests.append(f"{request.method} {request.url}")
@@ -224,7 +225,11 @@ class FakeHub:
                        "content-length": str(len(config))}
             return r(200, headers=headers, content=b"" if request.method == "HEAD" else config)
         if path == "/api/repos/create":
+            self.created.append(json.loads(request.content))
             return r(200, json={"url": f"https://huggingface.co/{REPO}", "name": REPO})
+        if path.startswith(f"/api/models/{REPO}/branch/"):
+            self.branches.append(path.rsplit("/", 1)[1])
+            return r(200, json={})
         if path == "/api/validate-yaml":
             return r(200, json={})
         if "/preupload/" in path:
@@ -247,8 +252,10 @@ class FakeHub:
             if request.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
             self.commits.append([json.loads(line) for line in body.decode().splitlines() if line.strip()])
+            self.commit_urls.append(str(request.url))
+            pr = f"https://huggingface.co/{REPO}/discussions/1" if request.url.params.get("create_pr") else None
             return r(200, json={"commitUrl": f"https://huggingface.co/{REPO}/commit/{'c' * 40}", "commitOid": "c" * 40,
-                                "pullRequestUrl": None})
+                                "pullRequestUrl": pr})
         return r(404, json={"error": f"not served by the test double: {request.method} {path}"})
 
 
@@ -286,6 +293,17 @@ def test_push_is_one_commit_with_every_staged_file(staged, fake_hub):
         else:
             assert base64.b64decode(line["value"]["content"]) == data
     assert any(r.startswith("POST https://huggingface.co/api/repos/create") for r in fake.requests)
+    assert fake.created[0].get("visibility") != "private" and not fake.created[0].get("private")
+
+
+def test_push_private_to_a_new_branch_as_a_pull_request(staged, fake_hub):
+    fake = fake_hub()
+    url = hub.push(staged, REPO, private=True, revision="dog-v1", create_pr=True)
+    assert url == f"https://huggingface.co/{REPO}/discussions/1"
+    assert "private" in (fake.created[0].get("visibility"), fake.created[0].get("private") and "private")
+    assert fake.branches == ["dog-v1"]
+    (commit_url,) = fake.commit_urls
+    assert f"/api/models/{REPO}/commit/dog-v1" in commit_url and "create_pr=1" in commit_url
 
 
 def test_cli_push_prints_no_token(checkpoint, eval_json, fake_hub, tmp_path):

@@ -242,7 +242,9 @@ def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, priva
         try:
             info = api.model_info(repo_id, revision=revision)
         except RepositoryNotFoundError:
-            api.create_repo(repo_id, private=private, repo_type="model")
+            api.create_repo(repo_id, private=private or None, repo_type="model")  # None: the org's default
+            if revision:
+                api.create_branch(repo_id, branch=revision)
         except RevisionNotFoundError:
             api.create_branch(repo_id, branch=revision)
         if info and "config.json" in {s.rfilename for s in info.siblings or []}:
