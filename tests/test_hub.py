@@ -63,6 +63,18 @@ def test_card_front_matter_and_sections(staged, eval_json):
     assert "**Parameters (M):** 3.38" in card.text and "GMACs:** " in card.text and "32×32" in card.text
     assert "2401.10178" in card.text and "| share of kernels with DoG | 0.7 |" in card.text
     assert "defined by the timm-dog plugin" not in card.text  # convnext_atto is plain timm
+    assert "| digits | validation | 360 |" in card.text
+
+
+def test_card_of_a_plugin_only_architecture_says_so():
+    assert hub.plugin_only("convmixer_512") and hub.plugin_only("hornet_tiny_7x7")
+    assert not hub.plugin_only("convnext_atto") and not hub.plugin_only("convmixer_768_32")
+    model = timm.create_model("convmixer_512").eval()
+    record = {"dog_model": "convmixer_512_dog", "dog_init": {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 1.0,
+                                                            "scale": "paper", "seed": None}, "recipe": {}}
+    text = hub.render_card(model, "someone/convmixer-512-dog", record, None, [], "apache-2.0", ["imagenet-1k"])
+    assert "defined by the timm-dog plugin, not by timm itself" in text and "pip install timm-dog" in text
+    assert "**Parameters (M):** 4.27" in text and "No evaluation was published" in text
 
 
 def _expected_logits(checkpoint, images):

@@ -201,7 +201,7 @@ def render_card(model, repo_id, record, evaluation, onnx_files, license, dataset
     from .onnx import label_names
 
     architecture = model.pretrained_cfg["architecture"]
-    results = []
+    results, dataset_id = [], None
     if evaluation:
         name = evaluation.get("dataset", {}).get("name", "imagefolder")
         dataset_id = datasets[0] if datasets and name == "imagefolder" else name
@@ -217,7 +217,7 @@ def render_card(model, repo_id, record, evaluation, onnx_files, license, dataset
         data, template_path=str(card_template()), repo_id=repo_id, architecture=architecture,
         plugin_only=plugin_only(architecture), facts=model_facts(model), num_classes=model.num_classes,
         labels=label_names(model)[:5], dog=record["dog_init"], dog_model=record["dog_model"],
-        recipe=record["recipe"], evaluation=evaluation, onnx_files=onnx_files, paper=PAPER,
+        recipe=record["recipe"], evaluation=evaluation, dataset_id=dataset_id, onnx_files=onnx_files, paper=PAPER,
     ))
 
 
