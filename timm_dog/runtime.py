@@ -38,14 +38,14 @@ def load_classifier(source: str, checkpoint: Optional[str] = None) -> Classifier
     return torch_classifier(source, checkpoint)
 
 
-def torch_classifier(source: str, checkpoint: Optional[str] = None, model=None) -> Classifier:
+def torch_classifier(source: str, checkpoint: Optional[str] = None) -> Classifier:
     import torch
     from timm.data import create_transform, resolve_data_config
 
     from .onnx import label_names
     from .sources import load_model
 
-    model = model if model is not None else load_model(source, checkpoint)
+    model = load_model(source, checkpoint)
     transform = create_transform(**resolve_data_config({}, model=model))
 
     def run(batch):
