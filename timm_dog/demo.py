@@ -19,9 +19,11 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from tqdm.auto import tqdm
 
+from .evaluate import evaluate, open_dataset
 from .init import depthwise_kernels
 from .models import base_of
 from .plots import plot_kernels
+from .runtime import load_classifier, model_classifier, torch_classifier
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
@@ -48,28 +50,17 @@ def _seed_everything(seed: int):
     np.random.seed(seed)
 
 
-def _loaders(data_root, img_size: int, batch_size: int):
-    common = dict(input_size=(3, img_size, img_size), batch_size=batch_size, use_prefetcher=False,
-                  num_workers=0, mean=MEAN, std=STD, interpolation="bilinear", crop_pct=1.0)
+def data_config(img_size: int) -> dict:
+    """The demo's eval preprocessing (timm data config keys); stored in the trained model's pretrained_cfg."""
+    return dict(input_size=(3, img_size, img_size), mean=MEAN, std=STD, interpolation="bilinear", crop_pct=1.0,
+                crop_mode="center")
+
+
+def _train_loader(data_root, img_size: int, batch_size: int):
     train = create_dataset("", root=str(data_root), split="train", is_training=True)
-    val = create_dataset("", root=str(data_root), split="validation")
-    train_loader = create_loader(train, is_training=True, scale=(0.7, 1.0), ratio=(0.9, 1.1), hflip=0.0,
-                                 color_jitter=None, **common)
-    val_loader = create_loader(val, is_training=False, **common)
-    return train_loader, val_loader
-
-
-@torch.no_grad()
-def evaluate(model, loader) -> dict:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``loader``."""
-    model.eval()
-    correct, loss, count = 0, 0.0, 0
-    for images, targets in loader:
-        logits = model(images)
-        loss += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
-        correct += (logits.argmax(1) == targets).sum().item()
-        count += len(targets)
-    return {"top1": 100.0 * correct / count, "loss": loss / count, "images": count}
+    config = {k: v for k, v in data_config(img_size).items() if k != "crop_mode"}
+    return create_loader(train, is_training=True, scale=(0.7, 1.0), ratio=(0.9, 1.1), hflip=0.0, color_jitter=None,
+                         batch_size=batch_size, use_prefetcher=False, num_workers=0, **config)
 
 
 def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: int = 32, batch_size: int = 64,
@@ -77,9 +68,10 @@ def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: in
     """Train ``model_name`` from scratch with timm's data, optimizer and scheduler; return (model, metrics)."""
     _seed_everything(seed)
     model = timm.create_model(model_name, num_classes=10, **model_kwargs)
+    model.pretrained_cfg = {**model.pretrained_cfg, **data_config(img_size), "num_classes": 10}
     before = depthwise_kernels(model)
     _seed_everything(seed + 1)  # same data order and augmentation for every model
-    train_loader, val_loader = _loaders(data_root, img_size, batch_size)
+    train_loader = _train_loader(data_root, img_size, batch_size)
     optimizer = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=0.05)
     scheduler, _ = create_scheduler_v2(optimizer, "cosine", num_epochs=epochs, warmup_epochs=1,
                                        warmup_lr=lr / 10, updates_per_epoch=len(train_loader))
@@ -99,7 +91,8 @@ def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: in
             bar.update()
         scheduler.step(epoch + 1)
     bar.close()
-    metrics = evaluate(model, val_loader)
+    report = evaluate(model_classifier(model, model_name), open_dataset(str(data_root)), progress=False)
+    metrics = {"top1": report.top1, "loss": report.loss, "images": report.num_images}
     metrics.update(model=model_name, epochs=epochs, img_size=img_size, seconds=round(time.perf_counter() - start, 1),
                    params=sum(p.numel() for p in model.parameters()))
     return model, metrics, before
@@ -134,10 +127,8 @@ def run_demo(out_dir, model_name: str = "convnext_atto_dog", epochs: int = 8, im
 def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epochs: int, seed: int, echo) -> dict:
     """The publishing path on the trained DoG model: checkpoint → eval JSON → staged Hub folder (ONNX exported and
     verified, fp32 + int8) → predictions from that folder's ONNX file, with onnxruntime alone."""
-    from .evaluate import evaluate, open_dataset
     from .hub import stage
     from .preprocess import open_image
-    from .runtime import load_classifier, torch_classifier
 
     checkpoint = out / "checkpoint" / "model_best.pth.tar"
     checkpoint.parent.mkdir(exist_ok=True)

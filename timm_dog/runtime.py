@@ -39,13 +39,20 @@ def load_classifier(source: str, checkpoint: Optional[str] = None) -> Classifier
 
 
 def torch_classifier(source: str, checkpoint: Optional[str] = None) -> Classifier:
+    from .sources import load_model
+
+    weights = file_sha256(checkpoint) if checkpoint else None
+    return model_classifier(load_model(source, checkpoint), source, weights)
+
+
+def model_classifier(model, source: str, weights_sha256: Optional[str] = None) -> Classifier:
+    """A classifier around an in-memory timm model (put in eval mode), preprocessing from its ``pretrained_cfg``."""
     import torch
     from timm.data import create_transform, resolve_data_config
 
     from .onnx import label_names
-    from .sources import load_model
 
-    model = load_model(source, checkpoint)
+    model = model.eval()
     transform = create_transform(**resolve_data_config({}, model=model))
 
     def run(batch):
@@ -55,7 +62,7 @@ def torch_classifier(source: str, checkpoint: Optional[str] = None) -> Classifie
     return Classifier(
         source=source, backend="torch (cpu)", architecture=model.pretrained_cfg.get("architecture", source),
         labels=label_names(model), preprocess=lambda image: transform(image).numpy(), run=run,
-        weights_sha256=file_sha256(checkpoint) if checkpoint else None,
+        weights_sha256=weights_sha256,
     )
 
 
