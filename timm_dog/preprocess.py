@@ -4,7 +4,6 @@ The settings travel inside exported ONNX files as metadata (see ``timm_dog.onnx`
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -128,7 +127,3 @@ def sample_photos() -> list:
 
     return [Path(p) for p in load_sample_images().filenames]
 
-
-def parse_json_metadata(metadata: dict) -> dict:
-    """ONNX metadata_props values are JSON strings."""
-    return {k: json.loads(v) for k, v in metadata.items()}
