@@ -15,13 +15,13 @@ import numpy as np
 import timm
 import torch
 import yaml
-from PIL import Image
-from sklearn.datasets import load_sample_images
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2, optimizer_kwargs
 from timm.scheduler import create_scheduler_v2, scheduler_kwargs
 from timm.utils import dispatch_clip_grad
+
+from .preprocess import open_image, sample_photos
 
 # kwargs train.py passes to create_model itself; the same key in model_kwargs is a TypeError there
 TRAIN_PY_MODEL_ARGS = ("pretrained", "in_chans", "num_classes", "drop_rate", "drop_path_rate", "drop_block_rate",
@@ -99,10 +99,6 @@ def unknown_keys(recipe: dict, known: dict) -> list:
         hint = f" (did you mean '{guess}'?)" if guess else ""
         problems.append(f"unknown key '{key}'{hint}: train.py has no such argument and would ignore it")
     return problems
-
-
-def _sample_photos() -> list:
-    return [Image.fromarray(image) for image in load_sample_images().images]
 
 
 def _lr_schedule(scheduler, epochs: int, updates_per_epoch: int) -> dict:
@@ -212,7 +208,7 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
         auto_augment=args.aa, interpolation=args.train_interpolation, mean=data_config["mean"],
         std=data_config["std"], re_prob=args.reprob, re_mode=args.remode, re_count=args.recount,
     )
-    photos = _sample_photos()
+    photos = [open_image(path) for path in sample_photos()]
     images = []
     for i in range(max(aug_samples, 8)):
         try:
