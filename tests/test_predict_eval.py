@@ -66,6 +66,9 @@ def test_predict_imagenet_labels_and_bad_image(tmp_path):
     assert result.exit_code == 1 and "cannot read image" in result.output and "Traceback" not in result.output
     result = runner.invoke(main, ["predict", str(tmp_path / "missing.onnx"), str(photo)])
     assert result.exit_code == 1 and "missing.onnx does not exist" in result.output
+    (tmp_path / "garbage.onnx").write_text("not a model")
+    result = runner.invoke(main, ["predict", str(tmp_path / "garbage.onnx"), str(photo)])
+    assert result.exit_code == 1 and "onnxruntime cannot load" in result.output and "INVALID_PROTOBUF" in result.output
     result = runner.invoke(main, ["predict", "mobilenetv3_small_050_dog", "--checkpoint", str(bad), str(photo)])
     assert result.exit_code == 1 and "not a readable train.py checkpoint" in result.output
 

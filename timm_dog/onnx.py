@@ -130,7 +130,11 @@ def model_metadata(model, architecture: Optional[str] = None) -> dict:
 def read_metadata(path) -> dict:
     """The metadata of an ONNX file written by :func:`export_onnx`, decoded."""
     model = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in model.metadata_props}
+    return decode_metadata({p.key: p.value for p in model.metadata_props}, path)
+
+
+def decode_metadata(props: dict, path) -> dict:
+    """metadata_props (JSON strings) -> values; a ValueError if timm-dog's keys are missing."""
     missing = [k for k in ("input_size", "mean", "std", "label_names") if k not in props]
     if missing:
         raise ValueError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
@@ -144,7 +148,10 @@ def inference_session(path):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(str(path), options, providers=providers)
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …) derive from Exception
+        raise ValueError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0]}") from None
 
 
 def verify(model, onnx_path, images: Sequence, precision: str = "fp32") -> Verification:
@@ -268,8 +275,9 @@ class _quiet:
         return self._stack.__exit__(*exc)
 
 
-def _set_metadata(path, metadata: dict) -> None:
-    model = onnx.load(str(path))
+def _set_metadata(path, metadata: dict, model: Optional[onnx.ModelProto] = None) -> None:
+    """Write ``model`` (default: the file at ``path``) to ``path`` with ``metadata``, after onnx's full check."""
+    model = model if model is not None else onnx.load(str(path))
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
     model.producer_name = "timm-dog"
@@ -286,8 +294,7 @@ def _to_fp16(src, dst, metadata) -> None:
     with _quiet():
         converted = onnx_ir.from_proto(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True))
     converted.graph.sort()  # the converter appends its input casts at the end of the node list
-    onnx.save(onnx_ir.to_proto(converted), str(dst))
-    _set_metadata(dst, metadata)
+    _set_metadata(dst, metadata, onnx_ir.to_proto(converted))
 
 
 def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata: dict) -> None:

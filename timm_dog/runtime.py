@@ -67,12 +67,12 @@ def model_classifier(model, source: str, weights_sha256: Optional[str] = None) -
 
 
 def _onnx_classifier(path: str) -> Classifier:
-    from .onnx import INPUT, OUTPUT, inference_session, read_metadata
+    from .onnx import INPUT, OUTPUT, decode_metadata, inference_session
 
     if not Path(path).is_file():
         raise ValueError(f"ONNX file {path} does not exist")
-    metadata = read_metadata(path)
     session = inference_session(path)
+    metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path)
     return Classifier(
         source=path, backend=f"onnxruntime ({session.get_providers()[0]})",
         architecture=metadata.get("architecture") or Path(path).stem, labels=metadata["label_names"],
