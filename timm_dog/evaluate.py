@@ -43,6 +43,7 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: int
              dataset_info: Optional[dict] = None) -> EvalResult:
     """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled."""
     import torch
+    from scipy.special import log_softmax
     from tqdm.auto import tqdm
 
     if len(dataset) == 0:
@@ -63,8 +64,7 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: int
         targets.append(target.numpy())
     logits, targets = np.concatenate(logits), np.concatenate(targets)
     ranked = np.argsort(-logits, axis=1, kind="stable")[:, :5]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    loss = np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(targets)), targets]
+    loss = -log_softmax(logits, axis=1)[np.arange(len(targets)), targets]
     correct = ranked[:, 0] == targets
     return EvalResult(
         source=classifier.source, architecture=classifier.architecture, backend=classifier.backend,

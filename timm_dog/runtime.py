@@ -23,8 +23,9 @@ class Classifier:
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list:
         """[(label, probability), ...] for each row, best first."""
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        from scipy.special import softmax
+
+        probs = softmax(np.asarray(logits, dtype=np.float64), axis=1)
         k = min(k, probs.shape[1])
         return [[(self.labels[i], float(row[i])) for i in np.argsort(-row, kind="stable")[:k]] for row in probs]
 
