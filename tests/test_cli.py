@@ -56,11 +56,31 @@ def test_inspect_unknown_model_suggests(cli):
         (["show", "-k", "1"], "no centre-surround pattern"),
         (["show", "--gammas", "0.1,x"], "--gammas"),
         (["demo", "--model", "convnext_atto"], "not a *_dog model"),
+        (["inspect", "convnext_atto_dog", "--seed", str(2**64)], "is not in the range"),
+        (["show", "-k", "1025"], "kernel_size must be an int in [1, 1024]"),
     ],
 )
 def test_bad_input(cli, args, message):
     result = cli(*args)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_inspect_refuses_an_overflowing_scale(cli):
+    result = cli("inspect", "convnext_atto_dog", "--scale", "1e308", "--seed", "0")
+    assert result.exit_code == 1 and "nan" not in result.output
+    assert "scale=1e+308 overflows torch.float32 in layer stages.0.blocks.0.conv_dw" in result.output
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--share", "1.5", "share must be a number in [0, 1]"),
+    ("--on-ratio", "-1", "on_ratio must be a number in [0, 1]"),
+    ("--scale", "huge", "'paper', 'match'"),
+    ("--scale", "inf", "positive finite"),
+])
+def test_show_checks_dog_options_without_model(cli, tmp_path, option, value, message):
+    out = tmp_path / "fig.png"
+    result = cli("show", option, value, "-o", out)
+    assert result.exit_code == 2 and message in result.output and not out.exists()
 
 
 def test_show_parameters(cli, tmp_path):

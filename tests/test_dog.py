@@ -1,3 +1,4 @@
+import hashlib
 import math
 
 import pytest
@@ -6,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from timm_dog import dog_kernel, dog_kernels
-from timm_dog.dog import dog_sigma, is_shapeable
+from timm_dog.dog import _rings, dog_bank, dog_sigma, is_shapeable
 
 # DESIGN.md §1: (k, γ, σ, centre, corner, middle of top edge), tolerance 1e-5
 REFERENCE = [
@@ -196,6 +197,11 @@ def test_dog_kernels_dtype_device_and_empty():
         (dict(kernel_size=(3, 0)), "kernel_size must be"),
         (dict(kernel_size=2.5), "kernel_size must be"),
         (dict(n=-1), "n must be"),
+        (dict(kernel_size=1025), r"kernel_size must be an int in \[1, 1024\]"),
+        (dict(kernel_size=(3, 2000)), r"kernel_size must be an int in \[1, 1024\]"),
+        (dict(n=10**9), r"49,000,000,000 values; at most 134,217,728"),
+        (dict(dtype=torch.int64), r"dtype must be one of torch.float16, .*torch.float64; got torch.int64"),
+        (dict(dtype="float32"), "dtype must be one of"),
     ],
 )
 def test_bad_input_is_explained(kwargs, match):
@@ -212,3 +218,60 @@ def test_dog_kernel_refuses_a_range():
 
 def test_sigma_formula():
     assert dog_sigma(7, 0.25) == pytest.approx(7 / 4 * math.sqrt((1 - 0.0625) / -math.log(0.25)))
+
+
+@pytest.mark.parametrize("on", ["no", 1, None])
+def test_on_center_must_be_a_bool(on):
+    with pytest.raises(ValueError, match="on_center must be True .* or False"):
+        dog_kernel(7, 0.3, on_center=on)
+
+
+def test_dog_kernel_and_bank_refuse_integer_dtypes():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        dog_kernel(7, 0.3, dtype=torch.int64)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        dog_bank(7, [0.1, 0.2], dtype=torch.int32)
+
+
+# --- memory and reproducibility -----------------------------------------------------------------
+
+
+def test_ring_map_memory_is_linear_in_samples():
+    """Per kernel size only the sample -> ring index is kept (no [rings x k^2] one-hot matrix)."""
+    assert sum(t.nbytes for t in _rings(101, 101)) < 32 * 101**2
+
+
+def test_large_kernel_is_cheap_and_exact():
+    kernel = dog_kernel(1001, 0.3, dtype=torch.float64)
+    assert torch.isfinite(kernel).all() and kernel.sum().abs() < 1e-9
+    assert kernel.clamp(min=0).sum().item() == pytest.approx(0.5)
+    assert kernel[500, 500].item() > 0 and kernel[0, 0].item() < 0
+
+
+def _sha(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+
+
+# recorded with the one-hot implementation: the same seed must keep giving the same bits
+RECORDED = [
+    (3, torch.float32, "5de4ade75f454837"),
+    (7, torch.float32, "2a28efff928a0f6e"),
+    (9, torch.float64, "db931890074a5429"),
+    ((1, 7), torch.float32, "5d9a18a16298504a"),
+    ((5, 3), torch.float64, "aa2fb405c389f538"),
+    (7, torch.float16, "1a23161c74983ddf"),
+]
+
+
+@pytest.mark.parametrize("size,dtype,sha", RECORDED)
+def test_seeded_kernels_are_bit_identical_to_recorded(size, dtype, sha):
+    kernels = dog_kernels(500, size, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    assert _sha(kernels) == sha
+
+
+def test_recorded_values():
+    kernels = dog_kernels(2, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert [v.hex() for v in kernels[:, 0, :2].flatten().tolist()] == [
+        "-0x1.e6cc1b44d7cf6p-9", "-0x1.05f49b1de5816p-7", "0x1.a442a4a0a648bp-10", "0x1.14f923dd85ffep-8"]
+    assert _sha(dog_bank(7, [0.0, 0.1, 0.3, 0.6, 0.99])) == "d3d4492fa4f00274"
+    assert _sha(dog_kernel(11, 0.2)) == "ddfea0370f4b5cec"

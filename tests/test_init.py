@@ -1,3 +1,4 @@
+import hashlib
 import warnings
 
 import pytest
@@ -160,7 +161,9 @@ def test_meta_device_is_skipped():
         (dict(scale="kaiming"), ValueError, "'paper', 'match'"),
         (dict(scale=-1.0), ValueError, "positive"),
         (dict(scale=float("inf")), ValueError, "positive finite"),
-        (dict(seed="1"), ValueError, "seed must be an int"),
+        (dict(seed="1"), ValueError, r"seed must be None or an int in \[-2\*\*63, 2\*\*64 - 1\]"),
+        (dict(seed=2**64), ValueError, r"seed must be None or an int in \[-2\*\*63, 2\*\*64 - 1\]"),
+        (dict(seed=-(2**63) - 1), ValueError, r"seed must be None or an int in \[-2\*\*63"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -174,3 +177,69 @@ def test_bad_arguments(kwargs, error, match):
 def test_not_a_module():
     with pytest.raises(TypeError, match="expects a torch.nn.Module; got dict"):
         dog_init_({"weight": torch.zeros(3)})
+
+
+def test_seed_range_ends_are_accepted():
+    weights = []
+    for seed in (2**64 - 1, -1):  # torch wraps negative seeds: -1 is 2**64 - 1
+        conv = nn.Conv2d(8, 8, 5, groups=8)
+        dog_init_(nn.Sequential(conv), seed=seed)
+        weights.append(conv.weight.detach().clone())
+    assert torch.equal(*weights)
+
+
+def test_seeded_init_is_bit_identical_to_recorded():
+    """Recorded before the scale checks and the gather rewrite: existing users' seeds keep their bits."""
+    model = nn.Sequential(nn.Conv2d(64, 64, 7, groups=64), nn.Conv2d(64, 64, 3, groups=64),
+                          nn.Conv2d(64, 128, 5, groups=64))
+    dog_init_(model, seed=0, scale=2.0)
+    weights = torch.cat([m.weight.detach().flatten() for m in model])
+    assert hashlib.sha256(weights.numpy().tobytes()).hexdigest()[:16] == "4d8b2a768e35f177"
+
+
+def _two_layers(second_dtype=torch.float32):
+    model = nn.Sequential(nn.Conv2d(16, 16, 7, groups=16), nn.Conv2d(16, 16, 5, groups=16))
+    model[1].to(second_dtype)
+    return model, [m.weight.detach().clone() for m in model]
+
+
+def _unchanged(model, before):
+    return all(torch.equal(m.weight, b) for m, b in zip(model, before))
+
+
+@pytest.mark.parametrize("dtype,scale,match", [
+    (torch.float32, 1e308, r"scale=1e\+308 overflows torch.float32 in layer 0: .* at most 6.81e\+38"),
+    (torch.float16, 1e6, r"scale=1000000.0 overflows torch.float16 in layer 1: .* above 6.55e\+04; .* at most 1.31e\+05"),
+    (torch.float64, 1e300, r"overflows torch.float32 in layer 0"),
+    (torch.float32, 1e-320, r"scale=1e-320 underflows torch.float32 in layer 0: .* smallest normal value 1.18e-38"),
+    (torch.float32, 1e-40, r"underflows torch.float32 in layer 0"),
+    (torch.float16, 1e-6, r"underflows torch.float16 in layer 1: .* 6.1e-05"),
+])
+def test_scale_out_of_the_dtype_range_is_refused_and_nothing_written(dtype, scale, match):
+    model, before = _two_layers(dtype)
+    if dtype == torch.float64:
+        model.to(dtype)
+        before = [b.to(dtype) for b in before]
+    with pytest.raises(ValueError, match=match):
+        dog_init_(model, scale=scale, seed=0)
+    assert _unchanged(model, before)  # the first layer, which fits, is not written either
+
+
+@pytest.mark.parametrize("dtype,scale", [(torch.float32, 1e-36), (torch.float32, 1e38), (torch.float16, 1e-3),
+                                         (torch.float16, 1e5), (torch.float16, "match"), (torch.bfloat16, 1e-30)])
+def test_scales_the_dtype_holds_are_kept(dtype, scale):
+    model, _ = _two_layers(dtype)
+    model.to(dtype)
+    report = dog_init_(model, scale=scale, seed=0)
+    assert report.kernels_set == 32 and all(torch.isfinite(m.weight).all() for m in model)
+
+
+@pytest.mark.parametrize("fill", [0.0, 0.3, float("nan")])
+def test_match_on_constant_native_weights_is_refused(fill):
+    model, _ = _two_layers()
+    nn.init.constant_(model[1].weight, fill)
+    before = [m.weight.detach().clone() for m in model]
+    with pytest.raises(ValueError, match=r"scale='match' in layer 1: its native weights are (all equal|not finite)"):
+        dog_init_(model, scale="match")
+    for m, b in zip(model, before):
+        torch.testing.assert_close(m.weight.detach(), b, rtol=0, atol=0, equal_nan=True)

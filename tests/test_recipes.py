@@ -145,3 +145,58 @@ def test_cli_recipe_check(tmp_path):
     bad.write_text("model: convnext_atto_dog\nlearning_rate: 0.1\n")
     result = runner.invoke(main, ["recipe", "check", str(good), str(bad), "--steps", "0", "--aug-samples", "8"])
     assert result.exit_code == 1 and "FAIL" in result.output and "1 of 2 recipes failed" in result.output
+
+
+@pytest.mark.parametrize("keys,message", [
+    (dict(epochs="twenty"), "epochs: 'twenty' is not an int >= 1 (train.py's default: 300)"),
+    (dict(epochs=0), "epochs: 0 is not an int >= 1"),
+    (dict(epochs=2.5), "epochs: 2.5 is not an int >= 1"),
+    (dict(batch_size=0), "batch_size: 0 is not an int >= 1 (train.py's default: 128)"),
+    (dict(lr="fast"), "lr: 'fast' is not a number > 0"),
+    (dict(lr=0), "lr: 0 is not a number > 0"),
+    (dict(model=["a", "b"]), "model: ['a', 'b'] is not a string (train.py's default: 'resnet50')"),
+    (dict(mean=[0.5, 0.5]), "mean: [0.5, 0.5] is not a list of 3 numbers (one per input channel)"),
+    (dict(in_chans=1, mean=[0.5, 0.5, 0.5]), "mean: [0.5, 0.5, 0.5] is not a list of 1 numbers"),
+    (dict(std=[0.5, 0, 0.5]), "std: [0.5, 0, 0.5] is not a list of 3 numbers > 0"),
+    (dict(model_kwargs=[1, 2]), "model_kwargs: [1, 2] is not a mapping (train.py's default: {})"),
+    (dict(model_kwargs=None), "model_kwargs: None is not a mapping"),
+    (dict(img_size=-32), "img_size: -32 is not an int >= 1"),
+    (dict(input_size=[3, 32]), "input_size: [3, 32] is not [channels, height, width], ints >= 1"),
+    (dict(amp="yes"), "amp: 'yes' is not true or false (train.py's default: False)"),
+    (dict(smoothing=1.5), "smoothing: 1.5 is not a number in [0, 1]"),
+    (dict(weight_decay=float("nan")), "weight_decay: nan is not a number >= 0"),
+    (dict(scale=0.5), "scale: 0.5 is not a list (train.py's default: [0.08, 1.0])"),
+])
+def test_bad_values_name_their_key(tmp_path, keys, message):
+    with pytest.raises(RecipeError) as error:
+        check_recipe(_recipe(tmp_path, **keys), steps=0, aug_samples=8)
+    assert message in str(error.value)
+
+
+def test_all_bad_values_are_reported_at_once(tmp_path):
+    with pytest.raises(RecipeError) as error:
+        check_recipe(_recipe(tmp_path, epochs=0, lr="fast", model_kwargs=[1, 2]), steps=0, aug_samples=8)
+    assert all(f"{key}: " in str(error.value) for key in ("epochs", "lr", "model_kwargs"))
+
+
+def test_none_default_keys_may_stay_unset(tmp_path):
+    s = check_recipe(_recipe(tmp_path, lr=None, img_size=None, mean=None, std=[0.3, 0.3, 0.3]), steps=1,
+                     aug_samples=8)
+    assert s["data_config"]["std"] == (0.3, 0.3, 0.3) and s["lr"]["base"] > 0
+
+
+def test_cli_binary_recipe_is_reported_and_the_others_checked(tmp_path):
+    good = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=16, img_size=64)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00")
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"model: convnext_atto_dog\n\x00\x01\x02")
+    negative = tmp_path / "negative.yaml"
+    negative.write_text("model: convnext_atto_dog\nimg_size: -32\n")
+    result = CliRunner().invoke(main, ["recipe", "check", str(binary), str(nul), str(negative), str(good),
+                                       "--steps", "0", "--aug-samples", "8"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"FAIL {binary}: not a UTF-8 text file (byte 0)" in result.output
+    assert f"FAIL {nul}: cannot read the recipe" in result.output
+    assert "img_size: -32 is not an int >= 1" in result.output
+    assert f"ok   {good}" in result.output and "3 of 4 recipes failed" in result.output

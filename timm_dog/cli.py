@@ -10,7 +10,7 @@ import timm
 import torch
 
 from .dog import check_gamma
-from .init import check_dog_args, depthwise_kernels, dog_init_, is_depthwise
+from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, dog_init_, is_depthwise
 from .models import base_of
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
@@ -32,7 +32,8 @@ class GammaType(click.ParamType):
 
 
 def _dog_options(f):
-    f = click.option("--seed", type=int, default=None, help="Seed for bit-identical kernels (default: torch's RNG).")(f)
+    f = click.option("--seed", type=click.IntRange(SEED_MIN, SEED_MAX), default=None,
+                     help="Seed for bit-identical kernels, in [-2**63, 2**64 - 1] (default: torch's RNG).")(f)
     f = click.option("--scale", default="paper", show_default=True,
                      help="'paper', 'match' (native init's std) or a positive multiplier.")(f)
     f = click.option("--share", type=float, default=1.0, show_default=True,
@@ -95,7 +96,10 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
     native = {name: _std(m.weight) for name, m in net.named_modules() if is_depthwise(m)}
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        report = dog_init_(net, **args)
+        try:
+            report = dog_init_(net, **args)
+        except ValueError as error:
+            raise click.ClickException(f"{model}: {error}") from None
     click.echo(f"{model} (native init from {base}): {sum(p.numel() for p in net.parameters()):,} parameters")
     header = f"{'layer':<36} {'kernel':>6} {'channels':>8} {'native std':>10} {'DoG set':>7} {'std after':>9}"
     click.echo(header)
@@ -119,6 +123,7 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
               show_default=True)
 def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, out):
     """Draw DoG kernels to a PNG: on/off rows for several γ, or kernels of a real --model."""
+    args = _dog_args(gamma, on_ratio, share, scale, seed)  # checked in both modes
     if model is None:
         try:
             values = [check_gamma(float(g)) for g in gammas.split(",")]
@@ -134,7 +139,6 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, o
         return
     if num < 1:
         raise click.BadParameter("must be >= 1", param_hint="--num")
-    args = _dog_args(gamma, on_ratio, share, scale, seed)
     kwargs = {f"dog_{k}": v for k, v in args.items()} if model.endswith("_dog") else {}
     net = _create(model, **kwargs)
     kernels = depthwise_kernels(net)

@@ -21,7 +21,9 @@ Rules for the cases the naive formula gets wrong (all are continuous in γ):
   pattern: they raise ``ValueError`` here and are skipped by ``dog_init_``.
 
 Everything is computed in float64 per ring of equal q, so a batch of kernels costs a few
-[n, rings] operations and one exact one-hot product into the output dtype, with no Python loop per kernel.
+[n, rings] operations and one gather of ring values into the samples (exact; memory O(k²)), with no
+Python loop per kernel. Sizes are bounded: each side at most MAX_KERNEL_SIDE, and a batch at most
+MAX_VALUES values.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ __all__ = ["dog_kernel", "dog_kernels", "dog_bank", "dog_sigma", "kernel_hw", "i
 
 GAMMA_MIN = 1e-12
 GAMMA_MAX = 1.0 - 1e-9
+MAX_KERNEL_SIDE = 1024
+MAX_VALUES = 2**27  # per batch: 512 MiB of float32 (every real model needs far fewer)
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 KernelSize = Union[int, Sequence[int]]
 Gamma = Union[float, Tuple[float, float]]
@@ -47,10 +52,20 @@ def kernel_hw(kernel_size: KernelSize) -> Tuple[int, int]:
         hw = tuple(kernel_size)
     else:
         hw = (kernel_size, kernel_size)
-    ok = len(hw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hw)
+    ok = len(hw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_KERNEL_SIDE for v in hw)
     if not ok:
-        raise ValueError(f"kernel_size must be an int >= 1 or a pair (kh, kw) of ints >= 1; got {kernel_size!r}")
+        raise ValueError(f"kernel_size must be an int in [1, {MAX_KERNEL_SIDE}] or a pair (kh, kw) of such ints; "
+                         f"got {kernel_size!r}")
     return hw
+
+
+def _check_batch(n: int, kh: int, kw: int, dtype) -> None:
+    """Refuse a non-floating dtype, or a batch of more than MAX_VALUES values."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(str, DTYPES))}; got {dtype!r}")
+    if n * kh * kw > MAX_VALUES:
+        raise ValueError(f"{n} kernels of {kh}x{kw} are {n * kh * kw:,} values; at most {MAX_VALUES:,} "
+                         f"(2**27) per call: generate them in parts")
 
 
 def _is_real(value) -> bool:
@@ -89,17 +104,14 @@ def dog_sigma(kernel_size: int, gamma: float) -> float:
     return kernel_size / 4 * math.sqrt((1 - gamma * gamma) / -math.log(gamma))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _rings(kh: int, kw: int):
-    """Unique normalised radii q (ascending), a one-hot [rings, kh·kw] map from rings to samples,
-    and ring sizes."""
+    """Unique normalised radii q (ascending), each sample's ring index [kh·kw], and ring sizes."""
     y = torch.arange(kh, dtype=torch.float64, device="cpu") - (kh - 1) / 2
     x = torch.arange(kw, dtype=torch.float64, device="cpu") - (kw - 1) / 2
     q = (y[:, None] ** 2 / kh**2 + x[None, :] ** 2 / kw**2).flatten()
     rings, inverse, counts = torch.unique(q, sorted=True, return_inverse=True, return_counts=True)
-    spread = torch.zeros(len(rings), kh * kw, dtype=torch.float64, device="cpu")
-    spread[inverse, torch.arange(kh * kw, device="cpu")] = 1.0
-    return rings, spread, counts.to(torch.float64)
+    return rings, inverse, counts.to(torch.float64)
 
 
 def is_shapeable(kernel_size: KernelSize) -> bool:
@@ -142,15 +154,14 @@ def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, dev
             f"a {kh}x{kw} kernel has all its samples on one ring: no centre-surround pattern exists "
             f"(dog_init_ skips such layers)"
         )
-    rings, spread, counts = _rings(kh, kw)
+    rings, inverse, counts = _rings(kh, kw)
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    spread = spread.to(work)
     out = torch.empty(len(gamma), kh * kw, dtype=work, device="cpu")
     chunk = max(1, _CHUNK_ELEMENTS // (kh * kw))
     for start in range(0, len(gamma), chunk):
         part = slice(start, start + chunk)
         values = _ring_values(gamma[part], sign[part], rings, counts).to(work)
-        torch.matmul(values, spread, out=out[part])  # ring values to samples (one-hot: exact)
+        torch.index_select(values, 1, inverse, out=out[part])  # each sample takes its ring's value
     return out.reshape(-1, kh, kw).to(dtype=dtype, device=device)
 
 
@@ -159,9 +170,12 @@ def dog_kernel(
 ) -> torch.Tensor:
     """One DoG kernel [kh, kw]: on-centre (positive middle) or off-centre (its negation)."""
     kh, kw = kernel_hw(kernel_size)
+    _check_batch(1, kh, kw, dtype)
     gamma = check_gamma(gamma)
     if isinstance(gamma, tuple):
         raise ValueError(f"dog_kernel takes a single gamma; for a range use dog_kernels; got {gamma!r}")
+    if not isinstance(on_center, bool):
+        raise ValueError(f"on_center must be True (on-centre) or False (off-centre); got {on_center!r}")
     sign = torch.tensor([1.0 if on_center else -1.0], dtype=torch.float64, device="cpu")
     return _build(torch.tensor([gamma], dtype=torch.float64, device="cpu"), sign, kh, kw, dtype, None)[0]
 
@@ -184,6 +198,7 @@ def dog_kernels(
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be an int >= 0; got {n!r}")
     kh, kw = kernel_hw(kernel_size)
+    _check_batch(n, kh, kw, dtype)
     gamma = check_gamma(gamma)
     on_ratio = check_unit("on_ratio", on_ratio)
     if isinstance(gamma, tuple):
@@ -200,6 +215,7 @@ def dog_bank(kernel_size: KernelSize, gammas, dtype: torch.dtype = torch.float64
     """On-centre DoG kernels for each γ in ``gammas``, [len(gammas), kh, kw], in one vectorized pass."""
     kh, kw = kernel_hw(kernel_size)
     gammas = torch.as_tensor(gammas, dtype=torch.float64, device="cpu").reshape(-1)
+    _check_batch(len(gammas), kh, kw, dtype)
     for gamma in gammas.tolist():
         check_gamma(gamma)
     return _build(gammas, torch.ones_like(gammas), kh, kw, dtype, None)

@@ -15,6 +15,7 @@ from .dog import Gamma, check_gamma, check_unit, dog_kernels, is_shapeable
 __all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_kernels", "DogInitReport", "DogLayer"]
 
 Scale = Union[str, float]
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed accepts (negative seeds wrap)
 
 
 def is_depthwise(module) -> bool:
@@ -76,8 +77,8 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
             raise ValueError(f"scale must be 'paper', 'match' or a positive number; got {scale!r}")
     elif not isinstance(scale, Real) or isinstance(scale, bool) or not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be 'paper', 'match' or a positive finite number; got {scale!r}")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ValueError(f"seed must be an int or None; got {seed!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not SEED_MIN <= seed <= SEED_MAX):
+        raise ValueError(f"seed must be None or an int in [-2**63, 2**64 - 1] (torch's seed range); got {seed!r}")
     return dict(
         gamma=check_gamma(gamma),
         on_ratio=check_unit("on_ratio", on_ratio),
@@ -87,14 +88,48 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
     )
 
 
-def _multiplier(scale: Scale, kernels: torch.Tensor, weight: torch.Tensor) -> float:
+def _multiplier(name: str, scale: Scale, kernels: torch.Tensor, weight: torch.Tensor) -> float:
     if scale == "paper":
         return 1.0
     if scale == "match":  # to the std of the layer's native init
         dog_std = kernels.std().item() if kernels.numel() > 1 else 0.0
-        native_std = weight.float().std().item() if weight.numel() > 1 else 0.0
+        native = weight.float()
+        native_std = native.std().item() if weight.numel() > 1 else 0.0
+        if not math.isfinite(native_std) or native.amin() == native.amax():
+            raise ValueError(f"scale='match' in layer {name}: its native weights are "
+                             f"{'not finite' if not math.isfinite(native_std) else 'all equal'}, there is no std "
+                             f"to match; use scale='paper' or a number")
         return native_std / dog_std if dog_std > 0 else 1.0
     return float(scale)
+
+
+def _scaled(name: str, kernels: torch.Tensor, multiplier: float, scale: Scale, dtype: torch.dtype) -> torch.Tensor:
+    """``kernels`` (float32) times ``multiplier``, in ``dtype``; refuse values that dtype cannot hold.
+
+    Overflow (a value that is not finite) and underflow (a kernel whose relative L2 error exceeds
+    4 epsilon of the narrower of float32 and ``dtype``, i.e. values lost to zero or to subnormals)
+    raise a ValueError naming the layer and the limit.
+    """
+    out = (kernels * multiplier if multiplier != 1.0 else kernels).to(dtype)
+    narrow = dtype if torch.finfo(dtype).bits < 32 else kernels.dtype
+    info = torch.finfo(narrow)
+    what = f"scale={scale!r}" + (f" (x{multiplier:.3g})" if scale == "match" else "")
+    if narrow != dtype:
+        what += f" (DoG kernels are scaled in {narrow})"
+    peak = kernels.abs().amax().item()
+    if not torch.isfinite(out).all():
+        raise ValueError(f"{what} overflows {narrow} in layer {name}: the largest DoG value {peak:.3g} becomes "
+                         f"{peak * multiplier:.3g}, above {info.max:.4g}; this layer allows a scale of at most "
+                         f"{info.max / peak:.3g}")
+    exact = kernels.double()
+    error = (out.double() / multiplier - exact).flatten(1).norm(dim=1)
+    norms = exact.flatten(1).norm(dim=1)
+    if (error > 4 * info.eps * norms).any():
+        safe = info.tiny * math.sqrt(kernels[0].numel()) / norms.min().item()
+        raise ValueError(f"{what} underflows {narrow} in layer {name}: the kernels fall to zero or below its "
+                         f"smallest normal value {info.tiny:.3g} and lose their pattern; a scale of at least "
+                         f"{safe:.3g} is safe for this layer")
+    return out
 
 
 @torch.no_grad()
@@ -113,6 +148,8 @@ def dog_init_(
     ``on_ratio``; the others keep their native init. ``scale`` is "paper" (as defined in the
     paper), "match" (rescaled to the std of the layer's native init) or a fixed multiplier.
     The same ``seed`` gives bit-identical weights; with None, torch's global RNG decides.
+    Kernels a layer's dtype cannot hold once scaled (overflow, or underflow that loses the
+    pattern) raise a ValueError naming the layer and the limit, before any layer is written.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"dog_init_ expects a torch.nn.Module; got {type(model).__name__}")
@@ -139,8 +176,12 @@ def dog_init_(
         counts.setdefault(tuple(conv.kernel_size), []).append(count)
     batches = {size: iter(dog_kernels(sum(n), size, args["gamma"], args["on_ratio"], generator=generator).split(n))
                for size, n in counts.items()}
-    for name, conv, _, chosen in targets:
-        report.layers.append(_write(name, conv, next(batches[tuple(conv.kernel_size)]), chosen, args["scale"]))
+    # every layer's kernels are scaled and checked before any is written (no half-initialized model)
+    ready = [_prepare(name, conv, next(batches[tuple(conv.kernel_size)]), chosen, args["scale"])
+             for name, conv, _, chosen in targets]
+    for layer, conv, kernels, chosen in ready:
+        _write(conv, kernels, chosen)
+        report.layers.append(layer)
     if not report.layers:
         why = "; ".join(f"{n}: {r}" for n, r in report.skipped[:3]) or "it has no depthwise convolution"
         warnings.warn(f"dog_init_ changed nothing in {type(model).__name__}: {why}", stacklevel=2)
@@ -156,21 +197,27 @@ def _skip_reason(conv: nn.Conv2d) -> Optional[str]:
     return None
 
 
-def _write(name, conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.Tensor], scale) -> DogLayer:
-    """Write ``kernels`` into the ``chosen`` output channels of ``conv`` (all when None)."""
+def _prepare(name, conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.Tensor], scale) -> tuple:
+    """(DogLayer, conv, kernels scaled and in the weight's dtype, chosen) for one layer, checked, not written."""
     weight = conv.weight
     size, count = tuple(conv.kernel_size), len(kernels)
     if count == 0:
-        return DogLayer(name, size, weight.shape[0], 0, 0.0)
-    multiplier = _multiplier(scale, kernels, weight)
-    if multiplier != 1.0:
-        kernels = kernels * multiplier
-    kernels = kernels.to(dtype=weight.dtype, device=weight.device)
+        return DogLayer(name, size, weight.shape[0], 0, 0.0), conv, kernels, chosen
+    multiplier = _multiplier(name, scale, kernels, weight)
+    kernels = _scaled(name, kernels, multiplier, scale, weight.dtype)
+    return DogLayer(name, size, weight.shape[0], count, multiplier), conv, kernels, chosen
+
+
+def _write(conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.Tensor]) -> None:
+    """Write ``kernels`` into the ``chosen`` output channels of ``conv`` (all when None)."""
+    weight = conv.weight
+    if len(kernels) == 0:
+        return
+    kernels = kernels.to(device=weight.device)
     if chosen is None:
         weight[:, 0].copy_(kernels)
     else:
         weight[chosen.to(weight.device), 0] = kernels
-    return DogLayer(name, size, weight.shape[0], count, multiplier)
 
 
 def depthwise_kernels(model: nn.Module) -> dict:

@@ -37,6 +37,79 @@ class RecipeError(ValueError):
     """A recipe train.py would choke on (or silently misread); the message lists every problem."""
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(n: int, test=_is_number):
+    return lambda value: isinstance(value, (list, tuple)) and len(value) == n and all(map(test, value))
+
+
+_POSITIVE_INT = (lambda v: _is_int(v) and v >= 1, "an int >= 1")
+_POSITIVE = (lambda v: _is_number(v) and v > 0, "a number > 0")
+_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a number >= 0")
+_FRACTION = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+_TEXT = (lambda v: isinstance(v, str), "a string")
+# (test, what is allowed) beyond the type of train.py's default; keys whose default is None are checked
+# only here (and may be left None); mean and std are checked against the input channels
+VALUE_RULES = {
+    **dict.fromkeys(("epochs", "batch_size", "grad_accum_steps", "lr_base_size", "validation_batch_size",
+                     "num_classes", "in_chans", "img_size"), _POSITIVE_INT),
+    **dict.fromkeys(("lr", "lr_base", "crop_pct", "clip_grad", "bn_eps", "opt_eps"), _POSITIVE),
+    **dict.fromkeys(("weight_decay", "warmup_lr", "min_lr", "warmup_epochs", "cooldown_epochs", "decay_epochs",
+                     "mixup", "cutmix", "workers", "momentum", "color_jitter"), _NON_NEGATIVE),
+    **dict.fromkeys(("drop", "drop_path", "drop_block", "drop_connect", "smoothing", "reprob", "mixup_prob",
+                     "mixup_switch_prob", "hflip", "vflip", "bn_momentum", "layer_decay"), _FRACTION),
+    **dict.fromkeys(("aa", "gp", "data_dir", "amp_dtype", "torchcompile"), _TEXT),
+    "seed": (_is_int, "an int"),
+    "input_size": (_numbers(3, _POSITIVE_INT[0]), "[channels, height, width], ints >= 1"),
+    "cutmix_minmax": (_numbers(2, _FRACTION[0]), "[min, max], numbers in [0, 1]"),
+    "opt_betas": (lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(map(_is_number, v)), "a list of numbers"),
+    "device_modules": (lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v), "a list of module names"),
+}
+
+
+def _type_rule(default):
+    """(test, what is allowed) from the type of a train.py default, None for a None default."""
+    if isinstance(default, bool):
+        return lambda v: isinstance(v, bool), "true or false"
+    if isinstance(default, (int, float)):
+        return _is_number, "a number"
+    if isinstance(default, str):
+        return _TEXT
+    if isinstance(default, (list, tuple)):
+        return lambda v: isinstance(v, list), "a list"
+    if isinstance(default, dict):
+        return lambda v: isinstance(v, dict), "a mapping"
+    return None
+
+
+def bad_values(recipe: dict, known: dict) -> list:
+    """One message per value of a known key with the wrong type or range, naming the key."""
+    problems = []
+    for key, value in recipe.items():
+        if key not in known or key in ("mean", "std"):
+            continue
+        rule = VALUE_RULES.get(key) or _type_rule(known[key])
+        if rule is None or (value is None and known[key] is None) or rule[0](value):
+            continue
+        default = f" (train.py's default: {known[key]!r})" if known[key] is not None else ""
+        problems.append(f"{key}: {value!r} is not {rule[1]}{default}")
+    in_chans, input_size = recipe.get("in_chans"), recipe.get("input_size")
+    channels = in_chans if _POSITIVE_INT[0](in_chans) else \
+        input_size[0] if VALUE_RULES["input_size"][0](input_size) else 3
+    for key, test in (("mean", _is_number), ("std", _POSITIVE[0])):
+        value = recipe.get(key)
+        if value is not None and not _numbers(channels, test)(value):
+            what = "numbers" if key == "mean" else "numbers > 0"
+            problems.append(f"{key}: {value!r} is not a list of {channels} {what} (one per input channel)")
+    return problems
+
+
 def extract_train_args(source: str) -> dict:
     """{dest: default} of every ``add_argument`` in a train.py source text (parsed, not run)."""
     found = {}
@@ -80,7 +153,9 @@ def train_py_args(train_py: Optional[Path] = None) -> tuple:
 def load_recipe(path) -> dict:
     path = Path(path)
     try:
-        recipe = yaml.safe_load(path.read_text())
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not a UTF-8 text file (byte {error.start}); a recipe is a YAML file") from None
     except (OSError, yaml.YAMLError) as error:
         raise RecipeError(f"{path}: cannot read the recipe: {error}") from None
     if not isinstance(recipe, dict):
@@ -137,9 +212,9 @@ def check_recipe(path, steps: int = 2, gpus: int = 8, train_py=None, aug_samples
     """
     recipe = load_recipe(path)
     known, source = train_py_args(train_py)
-    problems = unknown_keys(recipe, known)
+    problems = unknown_keys(recipe, known) + bad_values(recipe, known)
     args = SimpleNamespace(**{**known, **{k: v for k, v in recipe.items() if k in known}})
-    model_kwargs = dict(args.model_kwargs or {})
+    model_kwargs = dict(args.model_kwargs) if isinstance(args.model_kwargs, dict) else {}
     collisions = sorted(set(model_kwargs) & set(TRAIN_PY_MODEL_ARGS))
     problems += [f"model_kwargs '{k}' collides with the argument train.py passes to create_model itself"
                  for k in collisions]
@@ -172,7 +247,7 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
     accum = args.grad_accum_steps or 1
     global_batch = args.batch_size * gpus * accum
     lr = args.lr
-    if not lr:
+    if lr is None:  # as train.py decides
         scale = args.lr_base_scale or ("sqrt" if any(o in args.opt.lower() for o in ("ada", "lamb")) else "linear")
         ratio = global_batch / args.lr_base_size
         lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
