@@ -408,7 +408,7 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
             log=click.echo,
         )
     except ExportError as error:
-        raise click.ClickException(f"{error}\nno ONNX file was written") from None
+        raise click.ClickException(f"{error}; no file was written") from None
     except (ValueError, RuntimeError) as error:
         raise click.ClickException(f"{source}: {error}") from None
     for precision, path in result.files.items():

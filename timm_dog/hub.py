@@ -292,4 +292,3 @@ def _unreachable(error) -> str:
     while cause is not None and not (isinstance(cause, OSError) and cause.strerror):
         cause = cause.__cause__ or cause.__context__
     return cause.strerror.lower() if cause is not None else (str(error) or type(error).__name__)
-

@@ -204,7 +204,7 @@ def export_onnx(
     for path in variants.values():  # what a killed run left, of every variant of this output
         remove_partials(path)
     files = {p: variants[p] for p in precisions}
-    with writing(*files.values(), *[report] * bool(report)) as partials:
+    with writing(*files.values(), *([report] if report else [])) as partials:
         partial = dict(zip(precisions, partials))
         exporter = _torch_export(model, images[:2] if len(images) > 1 else images.repeat(2, 1, 1, 1),
                                  partial["fp32"], opset, dynamo, simplify, log)
