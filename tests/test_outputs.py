@@ -73,7 +73,8 @@ def test_bad_outputs_are_refused_before_the_work(output, problem, read_only, tmp
     (tmp_path / "file").write_text("")
     name = "out" + (suffix or "")
     if problem == "extension":
-        out, message = tmp_path / "out.txt", "out.txt must end in " + ("one of" if suffix in (".png", ".svg") else suffix)
+        out, message = tmp_path / "out.txt", "out.txt must end in " + ("one of" if suffix in (".png", ".svg")
+                                                                       else suffix)
     elif problem == "parent is a file":
         out, message = tmp_path / "file" / "new" / name, "file is a file, not a folder"
     else:

@@ -30,7 +30,8 @@ def save_figure(fig, path) -> Path:
     path = Path(path)
     try:
         with writing(path) as (partial,):
-            fig.savefig(partial, format=path.suffix[1:].lower() or plt.rcParams["savefig.format"], dpi=120, bbox_inches="tight")
+            fig.savefig(partial, format=path.suffix[1:].lower() or plt.rcParams["savefig.format"], dpi=120,
+                        bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
