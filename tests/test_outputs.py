@@ -48,6 +48,16 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
     assert isinstance(result.exception, TypeError) and result.exit_code == 1
 
 
+def test_a_closed_pipe_exits_quietly_as_click_does(monkeypatch):  # `timm-dog list | head`
+    @click.command()
+    def new():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(main.commands, "new", new)
+    result = invoke("new")
+    assert result.exit_code == 1 and "Error" not in result.output
+
+
 OUT = object()
 # every output a command writes: its command line (OUT where the path goes) and an extension it takes (None: a folder)
 OUTPUTS = {

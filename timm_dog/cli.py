@@ -109,6 +109,8 @@ class _Main(click.Group):
         previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `timm-dog list | head`: click's own quiet exit
+            raise
         except REFUSALS as error:
             raise click.ClickException(_message(error)) from None
         finally:
