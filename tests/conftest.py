@@ -55,3 +55,29 @@ def staged(checkpoint, eval_json, digits, tmp_path_factory):
                  log=lambda line: None)
     assert json.loads((folder / "config.json").read_text())["architecture"] == "convnext_atto"
     return repo
+
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder in which this user cannot create files: chmod 555 for a normal user; root ignores permissions,
+    so for root sysfs, where nobody can create a file."""
+    import tempfile
+    from pathlib import Path
+
+    def refuses(folder):
+        try:
+            tempfile.NamedTemporaryFile(dir=folder).close()
+        except OSError:
+            return True
+        return False
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    chosen = next((f for f in (folder, Path("/sys/fs")) if f.is_dir() and refuses(f)), None)
+    if chosen is None:
+        folder.chmod(0o755)
+        pytest.skip("no folder here refuses new files to this user")
+    yield chosen
+    folder.chmod(0o755)

@@ -368,3 +368,48 @@ def test_failing_onnx_check_refuses_to_stage(checkpoint, eval_json, digits, tmp_
         hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, eval_json=eval_json,
                   int8_calibration=tmp_path / "calib", verify_images=digits / "val" / "2", log=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
+
+
+def test_an_eval_json_that_is_not_a_report_is_refused(checkpoint, tmp_path):
+    for content in ("[]", '{"a": 3}', '{"top1": 1, "top5": 1, "loss": 1, "num_images": 1, "dataset": "digits"}'):
+        (tmp_path / "e.json").write_text(content)
+        with pytest.raises(hub.PushError, match=r"e.json is not a report of `timm-dog eval … --json`"):
+            hub.read_eval(tmp_path / "e.json", None)
+    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
+                                       "--eval-json", str(tmp_path / "e.json"), "--dry-run"])
+    assert result.exit_code == 1 and result.output.startswith("Error: eval JSON ") and result.output.count("\n") == 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound, never listening, then closed: nothing answers there
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("answer,message", [
+    ("closed port", "cannot reach the Hub at http://127.0.0.1:{port}: connection refused; nothing was committed"),
+    ("timeout", "cannot reach the Hub at https://huggingface.co: timed out; nothing was committed"),
+    (401, "failed, nothing was committed: https://huggingface.co rejected the token (401 Unauthorized): set HF_TOKEN"),
+    (403, f"failed, nothing was committed: the token may not write to {REPO} (403 Forbidden)"),
+    (503, "failed, nothing was committed: https://huggingface.co answered 503 Service Unavailable (a server error)"),
+])
+def test_an_unreachable_or_refusing_hub_is_one_line(answer, message, staged, fake_hub, monkeypatch):
+    fake_hub()  # the token, the HTTP library, and the client factory reset afterwards
+    httpx = importlib.import_module(type(get_session()).__module__.split(".")[0])
+    port = _closed_port()
+    if answer == "closed port":
+        monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{port}")
+        set_client_factory(lambda: httpx.Client())
+    else:
+        def handler(request):
+            if answer == "timeout":
+                raise httpx.ReadTimeout("timed out", request=request)
+            return httpx.Response(answer, json={"error": "no"})
+
+        set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(handler)))
+    with pytest.raises(hub.PushError) as error:
+        hub.push(staged, REPO)
+    assert message.format(port=port) in str(error.value) and "\n" not in str(error.value)
+    assert TOKEN not in str(error.value)

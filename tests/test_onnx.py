@@ -1,5 +1,9 @@
 """ONNX export: parity with PyTorch in real onnxruntime sessions, metadata, fallback, divergence, reduced precision."""
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import onnx
@@ -9,7 +13,8 @@ import torch
 from click.testing import CliRunner
 
 from timm_dog.cli import main
-from timm_dog.onnx import GATES, ExportError, export_onnx, inference_session, read_metadata
+from timm_dog.onnx import GATES, ExportError, _torch_export, export_onnx, inference_session, read_metadata
+from timm_dog.outputs import OutputError
 from timm_dog.preprocess import Preprocess, open_image, sample_photos
 from timm_dog.sources import load_checkpoint
 
@@ -110,21 +115,63 @@ def test_fp16_and_int8_variants(tmp_path, digits, checkpoint):
 def test_cli_export_report_and_errors(tmp_path):
     runner = CliRunner()
     out = tmp_path / "atto.onnx"
+    for stale in (".atto.onnx.partial", ".atto_int8.onnx.partial.pre"):  # left by a killed run
+        (tmp_path / stale).write_text("stale")
+    report_path = tmp_path / "new" / "dir" / "r.json"  # missing folders are created
     result = runner.invoke(main, ["export", "mobilenetv3_small_050_dog", "--out", str(out), "--exporter",
-                                  "torchscript", "--opset", "17", "--json", str(tmp_path / "r.json")])
+                                  "torchscript", "--opset", "17", "--json", str(report_path)])
     assert result.exit_code == 0, result.output
     assert "fp32: 2 images" in result.output and "PASS" in result.output
     assert f"wrote {out} (fp32, torchscript exporter, opset 17" in result.output
-    report = json.loads((tmp_path / "r.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["atto.onnx", "new"]  # stale partials removed
+    report = json.loads(report_path.read_text())
     assert report["exporter"] == "torchscript" and report["verification"][0]["passed"] is True
     assert onnx.load(str(out)).opset_import[0].version == 17
     for args, message in [
         (["export", "nope_dog", "--out", str(tmp_path / "x.onnx")], "unknown model 'nope_dog'"),
-        (["export", "convnext_atto_dog", "--out", str(tmp_path / "x.pt")], "--out must end in .onnx"),
-        (["export", "convnext_atto_dog", "--out", str(tmp_path / "no" / "x.onnx")], "does not exist"),
+        (["export", "convnext_atto_dog", "--out", str(tmp_path / "x.pt")], "x.pt must end in .onnx"),
+        (["export", "convnext_atto_dog", "--out", str(out / "x.onnx")], "atto.onnx is a file, not a folder"),
         (["export", str(out), "--out", str(tmp_path / "x.onnx")], "already an ONNX file"),
     ]:
         result = runner.invoke(main, args)
         assert result.exit_code != 0 and message in result.output, result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_unwritable_file_is_not_an_exporter_failure(read_only):
+    lines = []
+    model = torch.nn.Conv2d(3, 4, 3).eval()
+    with pytest.raises(PermissionError):
+        _torch_export(model, torch.zeros(2, 3, 8, 8), read_only / "m.onnx", 18, True, False, lines.append)
+    assert not any("falling back" in line for line in lines)  # TorchScript would not write it either
+
+
+def test_outputs_are_refused_before_the_export(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="file is a file, not a folder"):  # before minutes of export, not after
+        export_onnx(timm.create_model("mobilenetv3_small_050_dog"), tmp_path / "m.onnx",
+                    report=tmp_path / "file" / "r.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_sigterm_during_export_leaves_no_file(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "calib").mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(
+            tmp_path / "calib" / f"{i}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", "from timm_dog.cli import main; main()", "export",
+                             "mobilenetv3_small_050_dog", "--out", str(out / "m.onnx"), "--int8",
+                             str(tmp_path / "calib"), "--json", str(out / "r.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out.is_dir() and any(".partial" in p.name for p in out.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "the export ended before writing a partial"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Aborted!" in stderr and "Traceback" not in stderr
+    assert not out.exists()  # the partials, and the folder the export created

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import signal
+import threading
 import warnings
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import torch
 from .dog import check_gamma
 from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, dog_init_, is_depthwise
 from .models import base_of
+from .outputs import JSON, OutputError, check_output, figure_suffixes, write_text
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
 
@@ -29,6 +32,22 @@ class GammaType(click.ParamType):
             return check_gamma(parts[0] if len(parts) == 1 else tuple(parts))
         except ValueError as error:
             self.fail(f"{value!r}: {error}" if "gamma" in str(error) else f"{value!r} is not {GAMMA_HELP}", param, ctx)
+
+
+class OutputPath(click.Path):
+    """An output file ending in one of ``suffixes`` (a tuple, or a function giving one), or a folder: checked
+    by :func:`timm_dog.outputs.check_output` while the command line is parsed, before any work."""
+
+    def __init__(self, suffixes=None, folder=False):
+        super().__init__(file_okay=not folder, dir_okay=folder, path_type=Path)
+        self.suffixes, self.folder = suffixes, folder
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        try:
+            return check_output(path, self.suffixes() if callable(self.suffixes) else self.suffixes, self.folder)
+        except OutputError as error:
+            self.fail(str(error), param, ctx)
 
 
 def _dog_options(f):
@@ -69,7 +88,38 @@ def _create(name: str, **kwargs):
         raise click.ClickException(f"could not create {name}: {error}") from None
 
 
-@click.group()
+REFUSALS = (ValueError, OSError)  # how the library refuses: RecipeError, PushError, ExportError, OutputError, …
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:  # "x: Permission denied", not "[Errno 13] …"
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class _Main(click.Group):
+    """Every command runs here: a refusal (ValueError, OSError) becomes one line and exit status 1, and SIGTERM
+    interrupts like Ctrl-C (KeyboardInterrupt), so every ``finally`` runs and partial files are removed."""
+
+    def invoke(self, ctx):
+        main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # `timm-dog list | head`: click's own quiet exit
+            raise
+        except REFUSALS as error:
+            raise click.ClickException(_message(error)) from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="timm-dog")
 def main():
     """DoG (Difference-of-Gaussians) init for depthwise convolutions in timm models."""
@@ -119,8 +169,7 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
 @click.option("--model", default=None, help="Draw N random depthwise kernels of this created model instead.")
 @click.option("--num", "-n", type=int, default=50, show_default=True, help="Kernels to draw from --model.")
 @_dog_options
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("dog_kernels.png"),
-              show_default=True)
+@click.option("--out", "-o", type=OutputPath(figure_suffixes), default=Path("dog_kernels.png"), show_default=True)
 def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, out):
     """Draw DoG kernels to a PNG: on/off rows for several γ, or kernels of a real --model."""
     args = _dog_args(gamma, on_ratio, share, scale, seed)  # checked in both modes
@@ -158,8 +207,7 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, o
 
 
 @main.command()
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("timm-dog-demo"),
-              show_default=True)
+@click.option("--out", "-o", type=OutputPath(folder=True), default=Path("timm-dog-demo"), show_default=True)
 @click.option("--model", default="convnext_atto_dog", show_default=True, help="A *_dog model; its base is the baseline.")
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--img-size", type=click.IntRange(32), default=32, show_default=True)
@@ -238,7 +286,7 @@ def sweep():
 @click.argument("base", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--grid", "grid_specs", multiple=True, metavar="KEY=V1,V2,…",
               help="A dog_* kwarg and its values; repeat for more axes. Default: the CIFAR study's γ × share.")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
+@click.option("--out", "-o", type=OutputPath(folder=True), default=Path("sweep"), show_default=True)
 @click.option("--print-commands", is_flag=True, help="Also print the train.py command of every point.")
 @click.option("--gpus", type=click.IntRange(1), default=1, show_default=True, help="GPUs per run, for the commands.")
 def sweep_grid(base, grid_specs, out, print_commands, gpus):
@@ -259,16 +307,15 @@ def sweep_grid(base, grid_specs, out, print_commands, gpus):
 
 @sweep.command("collect")
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep-results"),
-              show_default=True)
+@click.option("--out", "-o", type=OutputPath(folder=True), default=Path("sweep-results"), show_default=True)
 def sweep_collect(dirs, out):
     """Gather train.py's summary.csv files under DIRS into a table (CSV, Markdown) and a heatmap."""
     from .sweep import collect, write_results
 
     try:
         runs = collect(dirs)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        raise click.ClickException(str(error)) from None
+    except KeyError as error:
+        raise click.ClickException(f"an args.yaml lacks {error}") from None
     paths = write_results(runs, out)
     click.echo(paths["markdown"].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -278,9 +325,9 @@ def sweep_collect(dirs, out):
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors); once per SOURCE, in order.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputPath(JSON), default=None,
               help="Write the numbers (centre_surround_fraction …) to this JSON file.")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "-o", type=OutputPath(figure_suffixes), default=None,
               help="Cluster figure (first SOURCE, most common kernel size); one per SOURCE with a suffix.")
 @click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
 @click.option("--fit-threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
@@ -320,7 +367,7 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
                           title=f"{source}: {size} depthwise kernels, k-means clusters")
             click.echo(f"wrote {path}")
     if json_out:
-        json_out.write_text(json.dumps(results, indent=2))
+        write_text(json_out, json.dumps(results, indent=2))
         click.echo(f"wrote {json_out}")
 
 
@@ -335,7 +382,7 @@ def _load(source, checkpoint=None):
 
 @main.command()
 @click.argument("source")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", "-o", type=OutputPath((".onnx",)), required=True,
               help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors).")
@@ -349,12 +396,10 @@ def _load(source, checkpoint=None):
               help="Also write a static int8 (QDQ) model calibrated on the images in DIR.")
 @click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
               help="Images for the PyTorch-vs-onnxruntime check (default: scikit-learn's two photos).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputPath(JSON), default=None,
               help="Write the export and verification report here.")
 def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, verify_images, json_out):
     """Export SOURCE to ONNX with its preprocessing as metadata; verify it against PyTorch on real images."""
-    import json
-
     from .onnx import ExportError, export_onnx
     from .sources import load_model, published_architecture
 
@@ -365,17 +410,17 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
         result = export_onnx(
             model, out, opset=opset, dynamo=exporter == "dynamo", simplify=simplify, fp16=fp16,
             int8_calibration=int8_dir, verify_images=verify_images,
-            architecture=published_architecture(model.pretrained_cfg.get("architecture", source)), log=click.echo,
+            architecture=published_architecture(model.pretrained_cfg.get("architecture", source)), report=json_out,
+            log=click.echo,
         )
     except ExportError as error:
-        raise click.ClickException(f"{error}\nno ONNX file was written") from None
+        raise click.ClickException(f"{error}; no file was written") from None
     except (ValueError, RuntimeError) as error:
         raise click.ClickException(f"{source}: {error}") from None
     for precision, path in result.files.items():
         click.echo(f"wrote {path} ({precision}, {result.exporter} exporter, opset {opset}, "
                    f"{path.stat().st_size / 1e6:.1f} MB)")
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2))
         click.echo(f"wrote {json_out}")
 
 
@@ -392,10 +437,7 @@ def predict(source, images, checkpoint, top_k):
     from .preprocess import open_image
 
     classifier = _load(source, checkpoint)
-    try:
-        batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
     click.echo(f"{classifier.architecture} on {classifier.backend}")
     for path, ranked in zip(images, classifier.top_k(classifier.run(batch), top_k)):
         click.echo(f"{path}")
@@ -418,7 +460,7 @@ def predict(source, images, checkpoint, top_k):
               help="Weights for a model-name OTHER_SOURCE.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_out", type=OutputPath(JSON), default=None)
 def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, batch_size,
                  workers, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
@@ -451,7 +493,7 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
                    f"{test['only_b_correct']} only for {compare})")
         report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test}
     if json_out:
-        json_out.write_text(json.dumps(report, indent=2))
+        write_text(json_out, json.dumps(report, indent=2))
         click.echo(f"wrote {json_out}")
 
 
@@ -472,7 +514,7 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
 @click.option("--license", "license_", default="apache-2.0", show_default=True)
 @click.option("--dataset", "datasets", multiple=True, default=("imagenet-1k",), show_default=True,
               help="Hub dataset id(s) for the card; repeat for more.")
-@click.option("--stage-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--stage-dir", type=OutputPath(folder=True), default=None,
               help="Stage here (and keep it); default: a temporary folder.")
 @click.option("--dry-run", is_flag=True, help="Stage and show what would be uploaded; upload nothing.")
 @click.option("--private", is_flag=True, help="Create the repository as private.")
@@ -505,8 +547,8 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
             return
         url = hub.push(staged, repo_id, private=private, revision=revision, create_pr=create_pr)
         click.echo(f"pushed {len(staged.files)} files in one commit: {url}")
-    except (hub.PushError, yaml.YAMLError) as error:
-        raise click.ClickException(str(error)) from None
+    except yaml.YAMLError as error:
+        raise click.ClickException(f"{recipe}: {error}") from None
     finally:
         if temporary:
             shutil.rmtree(folder.parent, ignore_errors=True)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .evaluate import evaluate, open_dataset
 from .init import depthwise_kernels
 from .models import base_of
+from .outputs import write_text
 from .plots import plot_kernels
 from .runtime import load_classifier, model_classifier, torch_classifier
 
@@ -120,7 +121,7 @@ def run_demo(out_dir, model_name: str = "convnext_atto_dog", epochs: int = 8, im
         results.append(metrics)
     summary = {"dataset": "sklearn digits (1,797 real 8x8 images), 80/20 split", "seed": seed, "runs": results}
     summary["ship"] = ship(out, trained[model_name], model_name, data_root, img_size, epochs, seed, echo)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -139,7 +140,7 @@ def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epoc
     torch.save({"epoch": epochs - 1, "arch": model_name, "state_dict": model.state_dict(), "args": args}, checkpoint)
     report = evaluate(torch_classifier(model_name, str(checkpoint)), open_dataset(str(data_root)), progress=False,
                       dataset_info={"name": "imagefolder", "data_dir": str(data_root), "split": "validation"})
-    (out / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
+    write_text(out / "eval.json", json.dumps(report.to_dict(), indent=2))
     echo(f"eval {model_name} checkpoint: top-1 {report.top1:.2f} %, top-5 {report.top5:.2f} % on "
          f"{report.num_images} images -> {out / 'eval.json'}")
     repo = out / "hub" / f"{model_name.replace('_', '-')}-digits"

@@ -5,6 +5,7 @@ The staged folder is what plain timm expects (``config.json`` naming the base ar
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ import torch
 
 from .init import check_dog_args
 from .models import DOG_KWARGS
+from .outputs import writing
 from .runtime import file_sha256
 from .sources import load_checkpoint
 
@@ -79,7 +81,10 @@ def read_eval(path, weights_sha256: Optional[str]) -> dict:
         report = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise PushError(f"cannot read eval JSON {path}: {error}") from None
-    report = report.get("a", report)
+    report = report.get("a", report) if isinstance(report, dict) else report  # --compare: its first source
+    if not isinstance(report, dict) or not isinstance(report.get("dataset", {}), dict):
+        raise PushError(f"eval JSON {path} is not a report of `timm-dog eval … --json` (a JSON object with top1, "
+                        f"top5, loss, num_images and dataset)")
     missing = [k for k in ("top1", "top5", "loss", "num_images") if not isinstance(report.get(k), (int, float))]
     if missing:
         raise PushError(f"eval JSON {path} lacks {', '.join(missing)}: write it with `timm-dog eval … --json`")
@@ -139,9 +144,8 @@ def stage(
         raise PushError("refusing to publish: no eval JSON (give --eval-json from `timm-dog eval … --json`; "
                         "--force publishes anyway)")
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))  # renamed to folder when complete
-    try:
+    with writing(folder) as (work,):  # a hidden .partial folder, moved into place (onto an empty folder) when complete
+        work.mkdir()
         save_for_hf(model, work, safe_serialization=True, data_config=resolve_data_config({}, model=model),
                     model_config={"timm_dog": {**record, "checkpoint_sha256": weights_sha}})
         config = json.loads((work / "config.json").read_text())
@@ -166,11 +170,6 @@ def stage(
                                                     list(datasets)))
         if not onnx_files:
             shutil.rmtree(work / "onnx")
-        if folder.exists():
-            folder.rmdir()
-        work.rename(folder)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return StagedRepo(folder, architecture, files)
 
@@ -258,6 +257,38 @@ def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, priva
         commit = api.create_commit(repo_id, operations, commit_message=message or f"Upload {staged.architecture} "
                                  "(DoG init) with timm-dog", revision=revision, create_pr=create_pr)
     except HfHubHTTPError as error:
-        raise PushError(f"upload to {repo_id} failed, nothing was committed: {str(error).replace(token, '***')}") \
+        reason = _refused(error, repo_id, api.endpoint)
+        raise PushError(f"upload to {repo_id} failed, nothing was committed: {reason}".replace(token, "***")) from None
+    except _http().TransportError as error:  # no answer at all: refused, unresolvable, timed out
+        raise PushError(f"cannot reach the Hub at {api.endpoint}: {_unreachable(error)}; nothing was committed") \
             from None
     return commit.pr_url or commit.commit_url
+
+
+def _http():
+    """The HTTP library under huggingface_hub's client (httpx, or httpx2 since huggingface_hub 2)."""
+    from huggingface_hub import get_session
+
+    return importlib.import_module(type(get_session()).__module__.split(".")[0])
+
+
+def _refused(error, repo_id: str, endpoint: str) -> str:
+    """Why the Hub answered with an error status, in one line."""
+    status = getattr(error.response, "status_code", None)
+    if status == 401:
+        return f"{endpoint} rejected the token (401 Unauthorized): set HF_TOKEN or run `hf auth login`"
+    if status == 403:
+        return f"the token may not write to {repo_id} (403 Forbidden): use a token with write access to it"
+    if status and status >= 500:
+        return f"{endpoint} answered {status} {error.response.reason_phrase} (a server error): try again later"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _unreachable(error) -> str:
+    """'timed out', or the operating system's reason ('connection refused', …) behind a transport error."""
+    if isinstance(error, _http().TimeoutException):
+        return "timed out"
+    cause = error
+    while cause is not None and not (isinstance(cause, OSError) and cause.strerror):
+        cause = cause.__cause__ or cause.__context__
+    return cause.strerror.lower() if cause is not None else (str(error) or type(error).__name__)

@@ -1,13 +1,13 @@
 """ONNX export with the preprocessing in the file's metadata, verified against PyTorch on real images.
 
 Every file is written to a hidden ``.partial`` name first and moved into place only after onnxruntime has
-reproduced PyTorch's logits within the gate of its precision, so a divergent export leaves nothing behind.
+reproduced PyTorch's logits within the gate of its precision, so a divergent (or interrupted) export leaves
+nothing behind (see :mod:`timm_dog.outputs`).
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 import torch
 
+from .outputs import JSON, check_output, remove_partials, writing
 from .preprocess import Preprocess, image_files, open_image, sample_photos
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ GATES = {
 SUFFIX = {"fp32": "", "fp16": "_fp16", "int8": "_int8"}
 
 
-class ExportError(RuntimeError):
+class ExportError(ValueError):
     """The export failed or diverged from PyTorch; no output file was left."""
 
 
@@ -182,14 +183,13 @@ def export_onnx(
     int8_calibration: Optional[str] = None,
     verify_images: Optional[str] = None,
     architecture: Optional[str] = None,
+    report=None,
     log: Callable[[str], None] = logger.info,
 ) -> ExportResult:
-    """Export ``model`` to ``out`` (+ ``_fp16`` / ``_int8`` variants), verify each, then move them into place."""
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise ValueError(f"--out must end in .onnx, got {out}")
-    if not out.parent.is_dir():
-        raise ValueError(f"folder {out.parent} does not exist")
+    """Export ``model`` to ``out`` (+ ``_fp16`` / ``_int8`` variants), verify each, then move them into place,
+    together with ``report`` (a JSON file of :meth:`ExportResult.to_dict`) when given."""
+    out = check_output(out, (".onnx",))
+    report = check_output(report, JSON) if report else None
     n_bytes = sum(p.numel() * 4 for p in model.parameters())
     if n_bytes >= MAX_BYTES:
         raise ValueError(f"the weights take {n_bytes / 1024**3:.1f} GiB in fp32: one ONNX file holds less than 2 GiB")
@@ -200,8 +200,12 @@ def export_onnx(
     calibration = image_files(int8_calibration) if int8_calibration else None
 
     precisions = ["fp32"] + ["fp16"] * fp16 + ["int8"] * bool(calibration)
-    partial = {p: out.with_name(f".{out.stem}{SUFFIX[p]}.onnx.partial") for p in precisions}
-    try:
+    variants = {p: out.with_name(f"{out.stem}{suffix}.onnx") for p, suffix in SUFFIX.items()}
+    for path in variants.values():  # what a killed run left, of every variant of this output
+        remove_partials(path)
+    files = {p: variants[p] for p in precisions}
+    with writing(*files.values(), *([report] if report else [])) as partials:
+        partial = dict(zip(precisions, partials))
         exporter = _torch_export(model, images[:2] if len(images) > 1 else images.repeat(2, 1, 1, 1),
                                  partial["fp32"], opset, dynamo, simplify, log)
         metadata = model_metadata(model, architecture)
@@ -218,14 +222,10 @@ def export_onnx(
         failed = [v for v in verifications if not v.passed]
         if failed:
             raise ExportError("; ".join(f"{v.precision} export diverges from PyTorch: {v.summary()}" for v in failed))
-        files = {}
-        for precision in precisions:
-            files[precision] = out.with_name(f"{out.stem}{SUFFIX[precision]}.onnx")
-            os.replace(partial[precision], files[precision])
-        return ExportResult(files=files, exporter=exporter, opset=opset, verifications=verifications)
-    finally:
-        for path in partial.values():
-            path.unlink(missing_ok=True)
+        result = ExportResult(files=files, exporter=exporter, opset=opset, verifications=verifications)
+        if report:
+            partials[-1].write_text(json.dumps(result.to_dict(), indent=2))
+    return result
 
 
 def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
@@ -239,6 +239,8 @@ def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
                     dynamic_shapes=({0: torch.export.Dim("batch")},),
                 )
             return "dynamo"
+        except OSError:  # writing the file failed: TorchScript would fail the same way
+            raise
         except Exception as error:  # any exporter failure: fall back, and say why
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             log(f"dynamo exporter failed ({type(error).__name__}: {reason[:300]}); falling back to TorchScript")

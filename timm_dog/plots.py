@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from .dog import dog_kernel, kernel_hw  # noqa: E402
+from .outputs import writing  # noqa: E402
 
 CMAP = "RdBu_r"  # red = positive (excitatory), blue = negative (inhibitory)
 
@@ -25,10 +26,14 @@ def _show(ax, kernel: torch.Tensor, title: str = ""):
 
 
 def save_figure(fig, path) -> Path:
+    """Save ``fig`` to ``path`` (its extension names the format) through a partial file, and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with writing(path) as (partial,):
+            fig.savefig(partial, format=path.suffix[1:].lower() or plt.rcParams["savefig.format"], dpi=120,
+                        bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
