@@ -475,8 +475,10 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
 @click.option("--revision", default=None, help="Branch to commit to (created if missing).")
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
 @click.option("--force", is_flag=True, help="Publish even without an eval JSON or with a failing ONNX check.")
+@click.option("--report", "report_json", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="`timm-dog report`'s report.json with this checkpoint: adds a 'DoG vs native init' card section.")
 def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir, verify_images, license_, datasets,
-         stage_dir, dry_run, private, revision, create_pr, force):
+         stage_dir, dry_run, private, revision, create_pr, force, report_json):
     """Stage CHECKPOINT as a Hub repository (safetensors, config, ONNX, eval, card) and upload it in one commit."""
     import shutil
     import tempfile
@@ -494,7 +496,8 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
         record = yaml.safe_load(Path(recipe).read_text()) if recipe else None
         staged = hub.stage(checkpoint, model_name, folder, repo_id=repo_id, eval_json=eval_json, recipe=record,
                            use_ema=ema, fp16=fp16, int8_calibration=int8_dir, verify_images=verify_images,
-                           license=license_, datasets=datasets, force=force, log=click.echo)
+                           license=license_, datasets=datasets, force=force, report=report_json,
+                           log=click.echo)
         click.echo(f"staged {staged.architecture} for {repo_id} in {staged.folder}:\n{staged.listing()}")
         if dry_run:
             click.echo("dry run: nothing uploaded")
@@ -506,3 +509,38 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
     finally:
         if temporary:
             shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+@main.command("report")
+@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The validation ImageFolder every checkpoint is evaluated on.")
+@click.option("--pair", "pairs", multiple=True, metavar="DOG_DIR:BASE_DIR",
+              help="Pair these two run folders explicitly; repeat for more.")
+@click.option("--ema", is_flag=True, help="Evaluate the checkpoints' EMA weights (state_dict_ema).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("report"), show_default=True)
+@click.option("--batch-size", "-b", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
+def report_command(run_dirs, data_dir, pairs, ema, out, batch_size, workers):
+    """Compare *_dog runs of train.py with their native-init runs (RUN_DIRS): Table 1 row, test, curves, kernels."""
+    from .report import build_report, check_unique, group_runs, prepare_out, read_run, write_report
+
+    explicit_dirs = []
+    for spec in pairs:
+        parts = spec.split(":")
+        if len(parts) != 2 or not all(parts):
+            raise click.BadParameter(f"{spec!r} is not DOG_DIR:BASE_DIR", param_hint="--pair")
+        explicit_dirs.append(parts)
+    try:
+        explicit = [(read_run(dog), read_run(native)) for dog, native in explicit_dirs]
+        in_pairs = {run.folder.resolve() for pair in explicit for run in pair}
+        runs = [read_run(folder) for folder in run_dirs if folder.resolve() not in in_pairs]
+        check_unique(runs + [run for pair in explicit for run in pair])
+        groups = group_runs(runs, explicit)
+        out = prepare_out(out)
+        report = build_report(groups, data_dir, ema, batch_size, workers)
+        paths = write_report(report, groups, out)
+    except ValueError as error:  # ReportError, and an unreadable --data-dir
+        raise click.ClickException(str(error)) from None
+    click.echo((out / "report.md").read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
