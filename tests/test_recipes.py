@@ -145,3 +145,45 @@ def test_cli_recipe_check(tmp_path):
     bad.write_text("model: convnext_atto_dog\nlearning_rate: 0.1\n")
     result = runner.invoke(main, ["recipe", "check", str(good), str(bad), "--steps", "0", "--aug-samples", "8"])
     assert result.exit_code == 1 and "FAIL" in result.output and "1 of 2 recipes failed" in result.output
+
+
+def test_benchmark_runs_the_recipes_training_step(tmp_path):
+    """AMP dtype, channels_last and the projection as the recipe sets them (CPU, tiny batch)."""
+    import timm
+    import torch
+
+    from timm_dog.benchmark import benchmark_recipe, train_steps
+
+    model = timm.create_model("convnext_atto", num_classes=10)
+    dtypes = []
+    model.head.fc.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    result = train_steps(model, 4, 32, device=torch.device("cpu"), amp_dtype="bfloat16", channels_last=True,
+                         clip_grad=1.0, steps=2, warmup=1)
+    assert set(dtypes) == {torch.bfloat16} and len(dtypes) == 3
+    assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert result["images_per_second"] > 0 and result["peak_memory"].startswith("CPU peak RSS growth")
+
+    path = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=64, img_size=32, epochs=3, cooldown_epochs=1)
+    result = benchmark_recipe(path, gpus=4, num_images=1000, device="cpu", batch_size=2, steps=2, warmup=1)
+    assert (result["batch_size"], result["img_size"], result["amp"], result["channels_last"]) == (2, 32, "off", False)
+    assert result["projected_hours"] == pytest.approx(4 * 1000 / (result["images_per_second"] * 4) / 3600)
+
+
+def test_cli_recipe_check_benchmark(tmp_path):
+    path = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=64, img_size=32, amp=True, amp_dtype="bfloat16",
+                   channels_last=True)
+    args = ["recipe", "check", str(path), "--steps", "0", "--aug-samples", "8", "--benchmark", "--batch-size", "2",
+            "--benchmark-steps", "1", "--gpus", "4"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "benchmark on cpu" in result.output and "batch 2, 32², AMP bfloat16, channels_last, compile off" in result.output
+    assert "img/s" in result.output and "peak memory" in result.output
+    assert "projected: 2 epochs x 1,281,167 images on 4 such device(s)" in result.output
+    result = CliRunner().invoke(main, [*args, "--device", "cuda:x"])
+    assert result.exit_code == 2 and "'cuda:x': give auto, cpu, cuda or cuda:N" in result.output
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the machine without CUDA")
+def test_cli_recipe_check_benchmark_without_cuda(tmp_path):
+    result = CliRunner().invoke(main, ["recipe", "check", str(_recipe(tmp_path)), "--benchmark", "--device", "cuda"])
+    assert result.exit_code == 2 and "'cuda': torch sees no CUDA device on this machine" in result.output

@@ -187,14 +187,31 @@ def recipe():
               help="Validate keys against this train.py instead of the list kept here.")
 @click.option("--aug-samples", type=click.IntRange(8), default=2000, show_default=True,
               help="Real images pushed through the train transform.")
-def recipe_check(files, steps, gpus, train_py, aug_samples):
-    """Validate FILES and build what train.py would build from them; run a few CPU steps."""
+@click.option("--benchmark", is_flag=True,
+              help="Also time real training steps (recipe's batch, AMP, layout, compile) on --device.")
+@click.option("--num-images", type=click.IntRange(1), default=None,
+              help="Training images per epoch (default: ImageNet-1k's 1,281,167; 45,000 for CIFAR recipes).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Benchmark at this batch instead of the recipe's.")
+@click.option("--benchmark-steps", type=click.IntRange(1), default=10, show_default=True, help="Timed steps.")
+def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_images, device, batch_size,
+                 benchmark_steps):
+    """Validate FILES and build what train.py would build from them; run a few CPU steps (and, with --benchmark,
+    time training steps on this machine's device and project the recipe's hours)."""
     from .recipes import RecipeError, check_recipe
 
+    if benchmark:
+        from .benchmark import benchmark_recipe, describe, pick_device
+
+        try:
+            pick_device(device)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--device") from None
     failed = 0
     for path in files:
         try:
-            s = check_recipe(path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples)
+            s = check_recipe(path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples,
+                             train_images=num_images)
         except RecipeError as error:
             failed += 1
             click.echo(f"FAIL {error}\n", err=True)
@@ -212,6 +229,15 @@ def recipe_check(files, steps, gpus, train_py, aug_samples):
             f"loss {s['loss']}; activations ~{s['activation_gib_per_gpu']} GiB per GPU\n"
             f"     CPU steps: loss {s['cpu_steps']}; keys checked against {s['train_py_args_from']}\n"
         )
+        if benchmark:
+            try:
+                result = benchmark_recipe(path, gpus, num_images, device, batch_size, benchmark_steps)
+            except RuntimeError as error:  # e.g. CUDA out of memory
+                failed += 1
+                click.echo(f"FAIL {path}: benchmark: {str(error).splitlines()[0]} (try a smaller --batch-size)\n",
+                           err=True)
+                continue
+            click.echo("\n".join(f"     {line}" for line in describe(result).splitlines()) + "\n")
     if failed:
         raise click.ClickException(f"{failed} of {len(files)} recipes failed")
 

@@ -101,6 +101,12 @@ def unknown_keys(recipe: dict, known: dict) -> list:
     return problems
 
 
+def default_train_images(args) -> int:
+    """Training images per epoch when not given: CIFAR's 45,000 (45k/5k split) for CIFAR recipes, else ImageNet-1k's."""
+    cifar = "cifar" in str(args.dataset).lower() or "cifar" in str(args.data_dir).lower()
+    return 45_000 if cifar else IMAGENET_TRAIN_IMAGES
+
+
 def _lr_schedule(scheduler, epochs: int, updates_per_epoch: int) -> dict:
     points = range(epochs) if scheduler.t_in_epochs else range(epochs * updates_per_epoch)
     lrs = [scheduler._get_lr(t)[0] for t in points]
@@ -178,9 +184,7 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
         lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
     args.lr = lr
     optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **(args.opt_kwargs or {}))
-    if train_images is None:
-        train_images = 45_000 if "cifar" in str(args.dataset).lower() or "cifar" in str(args.data_dir).lower() \
-            else IMAGENET_TRAIN_IMAGES
+    train_images = train_images or default_train_images(args)
     batches = math.ceil(train_images / (args.batch_size * gpus))
     updates_per_epoch = (batches + accum - 1) // accum
     scheduler, epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=updates_per_epoch)
