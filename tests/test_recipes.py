@@ -187,3 +187,16 @@ def test_cli_recipe_check_benchmark(tmp_path):
 def test_cli_recipe_check_benchmark_without_cuda(tmp_path):
     result = CliRunner().invoke(main, ["recipe", "check", str(_recipe(tmp_path)), "--benchmark", "--device", "cuda"])
     assert result.exit_code == 2 and "'cuda': torch sees no CUDA device on this machine" in result.output
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if p.parent.name == "imagenet"], ids=lambda p: p.stem)
+def test_imagenet_recipes_use_the_fastest_measured_setting(path):
+    text = path.read_text()
+    recipe, header = yaml.safe_load(text), text.split("\ndevice_modules")[0]
+    assert "Measured on an NVIDIA H200 (torch 2.11; batch 128" in header and "--benchmark --gpus N" in header
+    assert "train_py" not in recipe and not unknown_keys(recipe, train_py_args()[0])
+    if path.stem.startswith("convmixer"):  # 9x9 depthwise: channels_last -27 %, compile slower than eager NCHW
+        assert not recipe.get("channels_last") and not recipe.get("torchcompile")
+        assert "channels_last stays OFF on purpose" in header and "27 % slower" in header
+    if path.stem.startswith("convnext"):
+        assert recipe["torchcompile"] == "inductor" and recipe["channels_last"] and "4,172 img/s" in header
