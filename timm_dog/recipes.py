@@ -226,7 +226,7 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
     losses = []
     model.train()
     for step in range(steps):
-        x = torch.stack(images[step * batch:(step + 1) * batch])
+        x = torch.stack([images[(step * batch + i) % len(images)] for i in range(batch)])  # reused when few
         y = torch.randint(0, model.num_classes or 1, (batch,))
         if mixup is not None:
             x, y = mixup(x, y)
