@@ -5,6 +5,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from timm_dog.benchmark import benchmark_recipe, train_steps
 from timm_dog.cli import main
 from timm_dog.recipes import RecipeError, check_recipe, extract_train_args, train_py_args, unknown_keys
 
@@ -152,8 +153,6 @@ def test_benchmark_runs_the_recipes_training_step(tmp_path):
     import timm
     import torch
 
-    from timm_dog.benchmark import benchmark_recipe, train_steps
-
     model = timm.create_model("convnext_atto", num_classes=10)
     dtypes = []
     model.head.fc.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
@@ -167,6 +166,14 @@ def test_benchmark_runs_the_recipes_training_step(tmp_path):
     result = benchmark_recipe(path, gpus=4, num_images=1000, device="cpu", batch_size=2, steps=2, warmup=1)
     assert (result["batch_size"], result["img_size"], result["amp"], result["channels_last"]) == (2, 32, "off", False)
     assert result["projected_hours"] == pytest.approx(4 * 1000 / (result["images_per_second"] * 4) / 3600)
+
+
+def test_cifar_recipes_project_45k_images_per_epoch():
+    """The CIFAR recipes read an ImageFolder: the folder name, not a dataset key, says CIFAR (was: ImageNet's 1.28 M)."""
+    cifar = next(p for p in RECIPES if p.stem == "mobilenetv2_100_dog")
+    assert check_recipe(cifar, steps=0, gpus=1, aug_samples=8)["lr"]["updates_per_epoch"] == 704  # 45,000 / 64
+    result = benchmark_recipe(cifar, device="cpu", batch_size=2, steps=1, warmup=1)
+    assert result["train_images"] == 45_000
 
 
 def test_cli_recipe_check_benchmark(tmp_path):

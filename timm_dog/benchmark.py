@@ -144,7 +144,7 @@ def benchmark_recipe(path, gpus: int = 1, num_images: Optional[int] = None, devi
         warmup=warmup,
     )
     epochs = args.epochs + (args.cooldown_epochs or 0)
-    images = num_images or default_train_images(args)
+    images = num_images or default_train_images(args, path)
     result.update(model=args.model, epochs=epochs, train_images=images, gpus=gpus,
                   projected_hours=epochs * images / (result["images_per_second"] * gpus) / 3600)
     return result
