@@ -169,7 +169,7 @@ def test_benchmark_runs_the_recipes_training_step(tmp_path):
 
 
 def test_cifar_recipes_project_45k_images_per_epoch():
-    """The CIFAR recipes read an ImageFolder: the folder name, not a dataset key, says CIFAR (was: ImageNet's 1.28 M)."""
+    """The CIFAR recipes read an ImageFolder: their folder, not a dataset key, says CIFAR (was: ImageNet's 1.28 M)."""
     cifar = next(p for p in RECIPES if p.stem == "mobilenetv2_100_dog")
     assert check_recipe(cifar, steps=0, gpus=1, aug_samples=8)["lr"]["updates_per_epoch"] == 704  # 45,000 / 64
     result = benchmark_recipe(cifar, device="cpu", batch_size=2, steps=1, warmup=1)
@@ -183,7 +183,8 @@ def test_cli_recipe_check_benchmark(tmp_path):
             "--benchmark-steps", "1", "--gpus", "4"]
     result = CliRunner().invoke(main, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "benchmark on cpu" in result.output and "batch 2, 32², AMP bfloat16, channels_last, compile off" in result.output
+    assert "benchmark on cpu" in result.output
+    assert "batch 2, 32², AMP bfloat16, channels_last, compile off" in result.output
     assert "img/s" in result.output and "peak memory" in result.output
     assert "projected: 2 epochs x 1,281,167 images on 4 such device(s)" in result.output
     result = CliRunner().invoke(main, [*args, "--device", "cuda:x"])

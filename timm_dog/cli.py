@@ -192,7 +192,8 @@ def recipe():
 @click.option("--num-images", type=click.IntRange(1), default=None,
               help="Training images per epoch (default: ImageNet-1k's 1,281,167; 45,000 for CIFAR recipes).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Benchmark at this batch instead of the recipe's.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Benchmark at this batch instead of the recipe's.")
 @click.option("--benchmark-steps", type=click.IntRange(1), default=10, show_default=True, help="Timed steps.")
 def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_images, device, batch_size,
                  benchmark_steps):

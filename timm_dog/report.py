@@ -11,7 +11,6 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -237,18 +236,18 @@ def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int 
                                   "top1": result.top1, "top5": result.top5, "loss": result.loss,
                                   "curves": run.curves})
                 kernels[arm].append({"folder": str(run.folder), **_kernels(model)})
-            kernels["dog_init"].append({"folder": str(pair[0].folder), "init": init_kernels(pair[0],
-                                                                                            models[pair[0]].num_classes)})
+            dog_run = pair[0]
+            kernels["dog_init"].append({"folder": str(dog_run.folder),
+                                        "init": init_kernels(dog_run, models[dog_run].num_classes)})
         dog, native = np.stack(correct["dog"]), np.stack(correct["native"])
-        top1 = {arm: _mean_std([r["top1"] for r in arms[arm]]) for arm in arms}
+        summary = {arm: {"runs": runs, **{k: _mean_std([r[k] for r in runs]) for k in ("top1", "top5")}}
+                   for arm, runs in arms.items()}
         report["pairs"].append({
             "model": g.native_model, "dog_model": g.dog_model,
-            "epochs": sorted({r["epochs"] for arm in arms.values() for r in arm}),
-            "dog": {"runs": arms["dog"], "top1": top1["dog"], "top5": _mean_std([r["top5"] for r in arms["dog"]])},
-            "native": {"runs": arms["native"], "top1": top1["native"],
-                       "top5": _mean_std([r["top5"] for r in arms["native"]])},
+            "epochs": sorted({r["epochs"] for runs in arms.values() for r in runs}),
+            **summary,
             "recipe_differences": recipe_differences(g.pairs),
-            "delta_top1": top1["dog"]["mean"] - top1["native"]["mean"],
+            "delta_top1": summary["dog"]["top1"]["mean"] - summary["native"]["top1"]["mean"],
             "ci95": paired_bootstrap(dog, native),
             "mcnemar": {**mcnemar(dog.ravel(), native.ravel()), "pairs": int(dog.size)},
             "kernels": kernels,
