@@ -342,7 +342,7 @@ def write_report(report: dict, groups: list, out: Path) -> list:
 
     try:
         for g, p in zip(groups, report["pairs"]):
-            runs = [(f"{run.model} seed {run.args.get('seed')}", run.curves, arm == 0)
+            runs = [(run.label, run.curves, arm == 0)
                     for pair in g.pairs for arm, run in enumerate(pair)]
             plot_curves(runs, partial(p["curves"]), title=f"{g.dog_model} vs {g.native_model}")
         partial("report.json").write_text(json.dumps(report, indent=2))
