@@ -81,3 +81,42 @@ def read_only(tmp_path):
         pytest.skip("no folder here refuses new files to this user")
     yield chosen
     folder.chmod(0o755)
+
+
+@pytest.fixture(scope="session")
+def train_runs(digits, tmp_path_factory):
+    """train.py output folders of convnext_atto_dog (dog_seed = seed) and convnext_atto, seeds 0 and 1, 2 epochs on
+    30 digits per class at 32 px, validated on digits/val: args.yaml, summary.csv (timm's update_summary) and
+    last/model_best.pth.tar with the saver's keys. {(model, seed): folder}."""
+    import shutil
+
+    import yaml
+    from timm.utils import update_summary
+
+    from timm_dog.demo import train_and_evaluate
+
+    root, runs = tmp_path_factory.mktemp("train_runs"), {}
+    data = root / "digits-300"
+    for folder in sorted((digits / "train").iterdir()):
+        (data / "train" / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:30]:
+            shutil.copyfile(image, data / "train" / folder.name / image.name)
+    (data / "val").symlink_to(digits / "val")
+    for model in ("convnext_atto_dog", "convnext_atto"):
+        for seed in (0, 1):
+            kwargs = {"dog_seed": seed} if model.endswith("_dog") else {}
+            net, metrics, _ = train_and_evaluate(model, data, epochs=2, seed=seed, eval_each_epoch=True, **kwargs)
+            folder = root / f"{model}-s{seed}"
+            folder.mkdir()
+            args = argparse.Namespace(**{**DIGITS_ARGS, "model": model, "model_kwargs": kwargs, "seed": seed,
+                                         "data_dir": str(data), "model_ema": False})
+            (folder / "args.yaml").write_text(yaml.safe_dump(args.__dict__, default_flow_style=False))
+            for row in metrics["history"]:
+                update_summary(row["epoch"], {"loss": row["train_loss"]}, row["eval"], str(folder / "summary.csv"),
+                               lr=row["lr"], write_header=row["epoch"] == 0)
+            torch.save({"epoch": 1, "arch": model, "optimizer": torch.optim.AdamW(net.parameters()).state_dict(),
+                        "version": 2, "args": args, "state_dict": net.state_dict(), "metric": float(metrics["top1"])},
+                       folder / "last.pth.tar")
+            shutil.copyfile(folder / "last.pth.tar", folder / "model_best.pth.tar")
+            runs[model, seed] = folder
+    return runs

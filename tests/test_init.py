@@ -243,3 +243,26 @@ def test_match_on_constant_native_weights_is_refused(fill):
         dog_init_(model, scale="match")
     for m, b in zip(model, before):
         torch.testing.assert_close(m.weight.detach(), b, rtol=0, atol=0, equal_nan=True)
+
+
+def test_dog_model_creation_logs_one_line_under_train_py_logging(tmp_path):
+    """train.py calls timm's setup_default_logging; creating a *_dog model then logs what DoG init did."""
+    import logging
+
+    from timm.utils import setup_default_logging
+
+    before, level = list(logging.root.handlers), logging.root.level
+    setup_default_logging(log_path=str(tmp_path / "train.log"))
+    try:
+        timm.create_model("convnext_atto_dog", num_classes=10, dog_seed=3, dog_share=0.5)
+        timm.create_model("convnext_atto", num_classes=10)  # the baseline logs nothing
+    finally:
+        for handler in set(logging.root.handlers) - set(before):
+            handler.close()
+            logging.root.removeHandler(handler)
+        logging.root.setLevel(level)
+    lines = [line for line in (tmp_path / "train.log").read_text().splitlines() if "timm_dog" in line]
+    assert len(lines) == 1, lines
+    assert "[    INFO]" in lines[0]
+    assert lines[0].endswith("convnext_atto_dog: DoG init set 12/12 depthwise layers, 920/1,840 kernels "
+                             "(γ U(0, 0.5), on-ratio 0.5, share 0.5, scale paper, seed 3)")

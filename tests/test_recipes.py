@@ -5,6 +5,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from timm_dog.benchmark import benchmark_recipe, train_steps
 from timm_dog.cli import main
 from timm_dog.recipes import RecipeError, check_recipe, extract_train_args, train_py_args, unknown_keys
 
@@ -200,3 +201,70 @@ def test_cli_binary_recipe_is_reported_and_the_others_checked(tmp_path):
     assert f"FAIL {nul}: cannot read the recipe" in result.output
     assert "img_size: -32 is not an int >= 1" in result.output
     assert f"ok   {good}" in result.output and "3 of 4 recipes failed" in result.output
+
+
+def test_benchmark_runs_the_recipes_training_step(tmp_path):
+    """AMP dtype, channels_last and the projection as the recipe sets them (CPU, tiny batch)."""
+    import timm
+    import torch
+
+    model = timm.create_model("convnext_atto", num_classes=10)
+    dtypes = []
+    model.head.fc.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    result = train_steps(model, 4, 32, device=torch.device("cpu"), amp_dtype="bfloat16", channels_last=True,
+                         clip_grad=1.0, steps=2, warmup=1)
+    assert set(dtypes) == {torch.bfloat16} and len(dtypes) == 3
+    assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert result["images_per_second"] > 0 and result["peak_memory"].startswith("CPU peak RSS growth")
+
+    path = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=64, img_size=32, epochs=3, cooldown_epochs=1)
+    result = benchmark_recipe(path, gpus=4, num_images=1000, device="cpu", batch_size=2, steps=2, warmup=1)
+    assert (result["batch_size"], result["img_size"], result["amp"], result["channels_last"]) == (2, 32, "off", False)
+    assert result["projected_hours"] == pytest.approx(4 * 1000 / (result["images_per_second"] * 4) / 3600)
+
+
+def test_cifar_recipes_project_45k_images_per_epoch():
+    """The CIFAR recipes read an ImageFolder: their folder, not a dataset key, says CIFAR (was: ImageNet's 1.28 M)."""
+    cifar = next(p for p in RECIPES if p.stem == "mobilenetv2_100_dog")
+    assert check_recipe(cifar, steps=0, gpus=1, aug_samples=8)["lr"]["updates_per_epoch"] == 704  # 45,000 / 64
+    result = benchmark_recipe(cifar, device="cpu", batch_size=2, steps=1, warmup=1)
+    assert result["train_images"] == 45_000
+
+
+def test_cli_recipe_check_benchmark(tmp_path):
+    path = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=64, img_size=32, amp=True, amp_dtype="bfloat16",
+                   channels_last=True)
+    args = ["recipe", "check", str(path), "--steps", "0", "--aug-samples", "8", "--benchmark", "--batch-size", "2",
+            "--benchmark-steps", "1", "--gpus", "4"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "benchmark on cpu" in result.output
+    assert "batch 2, 32², AMP bfloat16, channels_last, compile off" in result.output
+    assert "img/s" in result.output and "peak memory" in result.output
+    assert "projected: 2 epochs x 1,281,167 images on 4 such device(s)" in result.output
+    result = CliRunner().invoke(main, [*args, "--device", "cuda:x"])
+    assert result.exit_code == 2 and "'cuda:x': give auto, cpu, cuda or cuda:N" in result.output
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the machine without CUDA")
+def test_cli_recipe_check_benchmark_without_cuda(tmp_path):
+    result = CliRunner().invoke(main, ["recipe", "check", str(_recipe(tmp_path)), "--benchmark", "--device", "cuda"])
+    assert result.exit_code == 2 and "'cuda': torch sees no CUDA device on this machine" in result.output
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if p.parent.name == "imagenet"], ids=lambda p: p.stem)
+def test_imagenet_recipes_use_the_fastest_measured_setting(path):
+    text = path.read_text()
+    recipe, header = yaml.safe_load(text), text.split("\ndevice_modules")[0]
+    assert "Measured on an NVIDIA H200 (torch 2.11; batch 128" in header and "--benchmark --gpus N" in header
+    if path.stem.startswith("convmixer"):  # 9x9 depthwise: channels_last -27 %, compile slower than eager NCHW
+        assert not recipe.get("channels_last") and not recipe.get("torchcompile")
+        assert "channels_last stays OFF on purpose" in header and "27 % slower" in header
+    if path.stem.startswith("convnext"):
+        assert recipe["torchcompile"] == "inductor" and recipe["channels_last"] and "4,172 img/s" in header
+
+
+def test_more_cpu_steps_than_augmented_images(tmp_path):
+    """--aug-samples 8 with --steps 3 (batches of 8) reuses the images instead of stacking an empty batch."""
+    summary = check_recipe(_recipe(tmp_path, opt="adamw", lr=1e-3, img_size=32), steps=3, aug_samples=8, image_size=32)
+    assert len(summary["cpu_steps"]) == 3

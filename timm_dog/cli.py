@@ -239,14 +239,32 @@ def recipe():
               help="Validate keys against this train.py instead of the list kept here.")
 @click.option("--aug-samples", type=click.IntRange(8), default=2000, show_default=True,
               help="Real images pushed through the train transform.")
-def recipe_check(files, steps, gpus, train_py, aug_samples):
-    """Validate FILES and build what train.py would build from them; run a few CPU steps."""
+@click.option("--benchmark", is_flag=True,
+              help="Also time real training steps (recipe's batch, AMP, layout, compile) on --device.")
+@click.option("--num-images", type=click.IntRange(1), default=None,
+              help="Training images per epoch (default: ImageNet-1k's 1,281,167; 45,000 for CIFAR recipes).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Benchmark at this batch instead of the recipe's.")
+@click.option("--benchmark-steps", type=click.IntRange(1), default=10, show_default=True, help="Timed steps.")
+def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_images, device, batch_size,
+                 benchmark_steps):
+    """Validate FILES and build what train.py would build from them; run a few CPU steps (and, with --benchmark,
+    time training steps on this machine's device and project the recipe's hours)."""
     from .recipes import RecipeError, check_recipe
 
+    if benchmark:
+        from .benchmark import benchmark_recipe, describe, pick_device
+
+        try:
+            pick_device(device)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--device") from None
     failed = 0
     for path in files:
         try:
-            s = check_recipe(path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples)
+            s = check_recipe(path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples,
+                             train_images=num_images)
         except RecipeError as error:
             failed += 1
             click.echo(f"FAIL {error}\n", err=True)
@@ -264,6 +282,15 @@ def recipe_check(files, steps, gpus, train_py, aug_samples):
             f"loss {s['loss']}; activations ~{s['activation_gib_per_gpu']} GiB per GPU\n"
             f"     CPU steps: loss {s['cpu_steps']}; keys checked against {s['train_py_args_from']}\n"
         )
+        if benchmark:
+            try:
+                result = benchmark_recipe(path, gpus, num_images, device, batch_size, benchmark_steps)
+            except RuntimeError as error:  # e.g. CUDA out of memory
+                failed += 1
+                click.echo(f"FAIL {path}: benchmark: {str(error).splitlines()[0]} (try a smaller --batch-size)\n",
+                           err=True)
+                continue
+            click.echo("\n".join(f"     {line}" for line in describe(result).splitlines()) + "\n")
     if failed:
         raise click.ClickException(f"{failed} of {len(files)} recipes failed")
 
@@ -521,8 +548,10 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
 @click.option("--revision", default=None, help="Branch to commit to (created if missing).")
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
 @click.option("--force", is_flag=True, help="Publish even without an eval JSON or with a failing ONNX check.")
+@click.option("--report", "report_json", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="`timm-dog report`'s report.json with this checkpoint: adds a 'DoG vs native init' card section.")
 def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir, verify_images, license_, datasets,
-         stage_dir, dry_run, private, revision, create_pr, force):
+         stage_dir, dry_run, private, revision, create_pr, force, report_json):
     """Stage CHECKPOINT as a Hub repository (safetensors, config, ONNX, eval, card) and upload it in one commit."""
     import shutil
     import tempfile
@@ -540,7 +569,8 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
         record = yaml.safe_load(Path(recipe).read_text()) if recipe else None
         staged = hub.stage(checkpoint, model_name, folder, repo_id=repo_id, eval_json=eval_json, recipe=record,
                            use_ema=ema, fp16=fp16, int8_calibration=int8_dir, verify_images=verify_images,
-                           license=license_, datasets=datasets, force=force, log=click.echo)
+                           license=license_, datasets=datasets, force=force, report=report_json,
+                           log=click.echo)
         click.echo(f"staged {staged.architecture} for {repo_id} in {staged.folder}:\n{staged.listing()}")
         if dry_run:
             click.echo("dry run: nothing uploaded")
@@ -552,3 +582,38 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
     finally:
         if temporary:
             shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+@main.command("report")
+@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The validation ImageFolder every checkpoint is evaluated on.")
+@click.option("--pair", "pairs", multiple=True, metavar="DOG_DIR:BASE_DIR",
+              help="Pair these two run folders explicitly; repeat for more.")
+@click.option("--ema", is_flag=True, help="Evaluate the checkpoints' EMA weights (state_dict_ema).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("report"), show_default=True)
+@click.option("--batch-size", "-b", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
+def report_command(run_dirs, data_dir, pairs, ema, out, batch_size, workers):
+    """Compare *_dog runs of train.py with their native-init runs (RUN_DIRS): Table 1 row, test, curves, kernels."""
+    from .report import build_report, check_unique, group_runs, prepare_out, read_run, write_report
+
+    explicit_dirs = []
+    for spec in pairs:
+        parts = spec.split(":")
+        if len(parts) != 2 or not all(parts):
+            raise click.BadParameter(f"{spec!r} is not DOG_DIR:BASE_DIR", param_hint="--pair")
+        explicit_dirs.append(parts)
+    try:
+        explicit = [(read_run(dog), read_run(native)) for dog, native in explicit_dirs]
+        in_pairs = {run.folder.resolve() for pair in explicit for run in pair}
+        runs = [read_run(folder) for folder in run_dirs if folder.resolve() not in in_pairs]
+        check_unique(runs + [run for pair in explicit for run in pair])
+        groups = group_runs(runs, explicit)
+        out = prepare_out(out)
+        report = build_report(groups, data_dir, ema, batch_size, workers)
+        paths = write_report(report, groups, out)
+    except ValueError as error:  # ReportError, and an unreadable --data-dir
+        raise click.ClickException(str(error)) from None
+    click.echo((out / "report.md").read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -65,8 +65,10 @@ def _train_loader(data_root, img_size: int, batch_size: int):
 
 
 def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: int = 32, batch_size: int = 64,
-                       lr: float = 4e-3, seed: int = 0, **model_kwargs):
-    """Train ``model_name`` from scratch with timm's data, optimizer and scheduler; return (model, metrics)."""
+                       lr: float = 4e-3, seed: int = 0, eval_each_epoch: bool = False, **model_kwargs):
+    """Train ``model_name`` from scratch with timm's data, optimizer and scheduler; return (model, metrics, kernels
+    before training). ``metrics["history"]`` has each epoch's mean train loss and, when validated then (the last
+    epoch always, every epoch with ``eval_each_epoch``), its validation loss, top-1 and top-5."""
     _seed_everything(seed)
     model = timm.create_model(model_name, num_classes=10, **model_kwargs)
     model.pretrained_cfg = {**model.pretrained_cfg, **data_config(img_size), "num_classes": 10}
@@ -79,10 +81,13 @@ def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: in
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     start, step = time.perf_counter(), 0
     bar = tqdm(total=epochs * len(train_loader), desc=model_name, unit="step", leave=True)
+    history = []
     for epoch in range(epochs):
         model.train()
+        losses = []
         for images, targets in train_loader:
             loss = loss_fn(model(images), targets)
+            losses.append(loss.item())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -90,10 +95,13 @@ def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: in
             scheduler.step_update(step)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
             bar.update()
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]})
         scheduler.step(epoch + 1)
+        if eval_each_epoch or epoch == epochs - 1:
+            report = evaluate(model_classifier(model, model_name), open_dataset(str(data_root)), progress=False)
+            history[-1]["eval"] = {"loss": report.loss, "top1": report.top1, "top5": report.top5}
     bar.close()
-    report = evaluate(model_classifier(model, model_name), open_dataset(str(data_root)), progress=False)
-    metrics = {"top1": report.top1, "loss": report.loss, "images": report.num_images}
+    metrics = {"top1": report.top1, "loss": report.loss, "images": report.num_images, "history": history}
     metrics.update(model=model_name, epochs=epochs, img_size=img_size, seconds=round(time.perf_counter() - start, 1),
                    params=sum(p.numel() for p in model.parameters()))
     return model, metrics, before

@@ -25,6 +25,7 @@ from .sources import load_checkpoint
 
 TAGS = ["image-classification", "timm", "onnx", "dog-init"]
 PAPER = "https://arxiv.org/abs/2401.10178"
+CURVES = "dog_vs_native_curves.png"  # the report's training-curve figure, staged beside the card
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
 # train.py arguments worth publishing (paths, logging and cluster details stay private)
 RECIPE_KEYS = (
@@ -119,9 +120,11 @@ def stage(
     license: str = "apache-2.0",
     datasets: tuple = ("imagenet-1k",),
     force: bool = False,
+    report=None,
     log=print,
 ) -> StagedRepo:
-    """Write the repository folder; refuse (PushError) on a missing/failing eval or ONNX check unless ``force``."""
+    """Write the repository folder; refuse (PushError) on a missing/failing eval or ONNX check unless ``force``.
+    ``report``: a ``timm-dog report`` report.json covering this checkpoint, for the card's "DoG vs native init"."""
     from timm.data import resolve_data_config
     from timm.models import save_for_hf
 
@@ -143,6 +146,14 @@ def stage(
     elif not force:
         raise PushError("refusing to publish: no eval JSON (give --eval-json from `timm-dog eval … --json`; "
                         "--force publishes anyway)")
+    comparison = None
+    if report:
+        from .report import ReportError, card_section
+
+        try:
+            comparison = card_section(report, checkpoint, model_name, use_ema)
+        except ReportError as error:
+            raise PushError(str(error)) from None
 
     with writing(folder) as (work,):  # a hidden .partial folder, moved into place (onto an empty folder) when complete
         work.mkdir()
@@ -166,8 +177,11 @@ def stage(
                     from None
         if evaluation:
             (work / "eval_results.json").write_text(json.dumps(evaluation, indent=2))
+        if comparison and comparison["figure"]:
+            shutil.copyfile(comparison["figure"], work / CURVES)
+            comparison["figure"] = CURVES
         (work / "README.md").write_text(render_card(model, repo_id, record, evaluation, onnx_files, license,
-                                                    list(datasets)))
+                                                    list(datasets), comparison))
         if not onnx_files:
             shutil.rmtree(work / "onnx")
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -193,7 +207,7 @@ def card_template() -> Path:
     raise FileNotFoundError("hub_cards/model_card.md is missing from this installation")
 
 
-def render_card(model, repo_id, record, evaluation, onnx_files, license, datasets) -> str:
+def render_card(model, repo_id, record, evaluation, onnx_files, license, datasets, comparison=None) -> str:
     """README.md: front matter (library_name timm, tags, model-index) + the hub_cards template."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -217,6 +231,7 @@ def render_card(model, repo_id, record, evaluation, onnx_files, license, dataset
         plugin_only=plugin_only(architecture), facts=model_facts(model), num_classes=model.num_classes,
         labels=label_names(model)[:5], dog=record["dog_init"], dog_model=record["dog_model"],
         recipe=record["recipe"], evaluation=evaluation, dataset_id=dataset_id, onnx_files=onnx_files, paper=PAPER,
+        comparison=comparison,
     ))
 
 

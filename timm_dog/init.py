@@ -1,6 +1,7 @@
 """Finding depthwise convolutions in a model and giving them DoG kernels in place."""
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -12,7 +13,10 @@ from torch import nn
 
 from .dog import Gamma, check_gamma, check_unit, dog_kernels, is_shapeable
 
-__all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_kernels", "DogInitReport", "DogLayer"]
+__all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_kernels", "log_dog_init", "DogInitReport",
+           "DogLayer"]
+
+logger = logging.getLogger("timm_dog")
 
 Scale = Union[str, float]
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed accepts (negative seeds wrap)
@@ -68,6 +72,18 @@ class DogInitReport:
         lines = [self.summary()]
         lines += [f"  skipped {name}: {reason}" for name, reason in self.skipped]
         return "\n".join(lines)
+
+
+def log_dog_init(model_name: str, report: DogInitReport, args: dict) -> None:
+    """One INFO line on ``logging.getLogger("timm_dog")`` saying what DoG init did (train.py's log prints it)."""
+    gamma = args["gamma"]
+    gamma = f"U({gamma[0]:g}, {gamma[1]:g})" if isinstance(gamma, tuple) else f"{gamma:g}"
+    layers = len(report.layers) + len(report.skipped)
+    logger.info(
+        "%s: DoG init set %d/%d depthwise layers, %s/%s kernels (γ %s, on-ratio %g, share %g, scale %s, seed %s)",
+        model_name, len(report.layers), layers, f"{report.kernels_set:,}", f"{report.kernels_total:,}", gamma,
+        args["on_ratio"], args["share"], args["scale"], args["seed"],
+    )
 
 
 def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", seed=None) -> dict:

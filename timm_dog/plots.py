@@ -7,6 +7,7 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
@@ -82,6 +83,25 @@ def plot_clusters(clusters: list, kernels: torch.Tensor, labels, path, title: st
         mean = torch.as_tensor(info["mean"])
         _show(axes[row][samples], mean - mean.mean(), "mean")
         axes[row][0].set_ylabel(f"{info['name']}\n{100 * info['fraction']:.0f} %", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def plot_curves(runs: Sequence[tuple], path, title: str = "") -> Path:
+    """Train loss and eval top-1 per epoch, one line per run: ``runs`` is [(label, curves, is_dog)] with ``curves``
+    holding lists "epoch", "train_loss" and "eval_top1" (train.py's summary.csv columns). DoG solid, native dashed."""
+    fig, (loss_ax, top1_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for index, (label, curves, is_dog) in enumerate(runs):
+        style = dict(color=f"C{index}", linestyle="-" if is_dog else "--", marker="o", markersize=3, label=label)
+        loss_ax.plot(curves["epoch"], curves["train_loss"], **style)
+        top1_ax.plot(curves["epoch"], curves["eval_top1"], **style)
+    for ax, name in ((loss_ax, "train loss"), (top1_ax, "eval top-1 (%)")):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    top1_ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)

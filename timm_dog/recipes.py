@@ -176,6 +176,13 @@ def unknown_keys(recipe: dict, known: dict) -> list:
     return problems
 
 
+def default_train_images(args, path=None) -> int:
+    """Training images per epoch when not given: 45,000 (the 45k/5k split) for a CIFAR recipe (named so by its
+    dataset, data_dir or file path), else ImageNet-1k's."""
+    cifar = any("cifar" in str(v).lower() for v in (args.dataset, args.data_dir, path))
+    return 45_000 if cifar else IMAGENET_TRAIN_IMAGES
+
+
 def _lr_schedule(scheduler, epochs: int, updates_per_epoch: int) -> dict:
     points = range(epochs) if scheduler.t_in_epochs else range(epochs * updates_per_epoch)
     lrs = [scheduler._get_lr(t)[0] for t in points]
@@ -221,7 +228,8 @@ def check_recipe(path, steps: int = 2, gpus: int = 8, train_py=None, aug_samples
     if problems:
         raise RecipeError(f"{path}:\n  " + "\n  ".join(problems))
     try:
-        return _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_images, source)
+        return _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size,
+                        train_images or default_train_images(args, path), source)
     except RecipeError as error:
         raise RecipeError(f"{path}: {error}") from None
     except Exception as error:  # what timm itself refuses, reported as the recipe's problem
@@ -253,9 +261,6 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
         lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
     args.lr = lr
     optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **(args.opt_kwargs or {}))
-    if train_images is None:
-        train_images = 45_000 if "cifar" in str(args.dataset).lower() or "cifar" in str(args.data_dir).lower() \
-            else IMAGENET_TRAIN_IMAGES
     batches = math.ceil(train_images / (args.batch_size * gpus))
     updates_per_epoch = (batches + accum - 1) // accum
     scheduler, epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=updates_per_epoch)
@@ -297,7 +302,7 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
     losses = []
     model.train()
     for step in range(steps):
-        x = torch.stack(images[step * batch:(step + 1) * batch])
+        x = torch.stack([images[(step * batch + i) % len(images)] for i in range(batch)])  # reused when few
         y = torch.randint(0, model.num_classes or 1, (batch,))
         if mixup is not None:
             x, y = mixup(x, y)

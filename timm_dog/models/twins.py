@@ -11,7 +11,7 @@ from timm.models import generate_default_cfgs, get_pretrained_cfg, register_mode
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._registry import model_entrypoint
 
-from ..init import check_dog_args, dog_init_
+from ..init import check_dog_args, dog_init_, log_dog_init
 
 __all__ = []  # filled by register_model
 
@@ -72,6 +72,7 @@ def create_twin(base: str, pretrained: bool = False, **kwargs):
     model = model_entrypoint(base)(pretrained=pretrained, pretrained_cfg=cfg, **kwargs)
     if not pretrained:
         model.dog_init_report = dog_init_(model, **dog_args)
+        log_dog_init(name, model.dog_init_report, dog_args)
     return model
 
 
