@@ -420,19 +420,24 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
-    from .evaluate import evaluate, mcnemar, open_dataset
+    from .evaluate import class_mapping, evaluate, mcnemar, open_dataset
 
     if compare_checkpoint and not compare:
         raise click.UsageError("--compare-checkpoint needs --compare")
-    info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
+    sources = [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else [])
+    classifiers = [_load(src, ckpt) for src, ckpt in sources]
+    try:
+        data, info = open_dataset(data_dir, dataset, split, download)
+        indices, rule = class_mapping(data, *(c.labels for c in classifiers))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"data: {info.get('split_rule') or info['data_dir']}; classes {rule}")
     results = []
-    for src, ckpt in [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else []):
-        classifier = _load(src, ckpt)
+    for classifier, index in zip(classifiers, indices):
         try:
-            results.append(evaluate(classifier, open_dataset(data_dir, dataset, split, download), batch_size,
-                                    workers, dataset_info=info))
+            results.append(evaluate(classifier, data, info, batch_size, workers, class_index=index, rule=rule))
         except ValueError as error:
-            raise click.ClickException(f"{src}: {error}") from None
+            raise click.ClickException(f"{classifier.source}: {error}") from None
     click.echo(f"{'source':<36} {'backend':<34} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
     for r in results:
         source_name = r.source if len(r.source) <= 36 else "…" + r.source[-35:]

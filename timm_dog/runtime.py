@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .preprocess import Preprocess
+from .preprocess import Preprocess, to_rgb
 
 
 @dataclass
@@ -17,7 +17,7 @@ class Classifier:
     backend: str  # e.g. "torch (cpu)" or "onnxruntime (CPUExecutionProvider)"
     architecture: str
     labels: list
-    preprocess: Callable  # PIL image -> float32 array [3, H, W]
+    preprocess: Callable  # PIL image (any mode, see preprocess.to_rgb) -> float32 array [3, H, W]; picklable
     run: Callable  # float32 array [N, 3, H, W] -> logits [N, classes]
     weights_sha256: Optional[str] = None
 
@@ -62,9 +62,19 @@ def model_classifier(model, source: str, weights_sha256: Optional[str] = None) -
 
     return Classifier(
         source=source, backend="torch (cpu)", architecture=model.pretrained_cfg.get("architecture", source),
-        labels=label_names(model), preprocess=lambda image: transform(image).numpy(), run=run,
+        labels=label_names(model), preprocess=TorchPreprocess(transform), run=run,
         weights_sha256=weights_sha256,
     )
+
+
+@dataclass(frozen=True)
+class TorchPreprocess:
+    """timm's eval ``transform`` of :func:`to_rgb`'s image, as a float32 array (picklable for loader workers)."""
+
+    transform: Callable
+
+    def __call__(self, image) -> np.ndarray:
+        return self.transform(to_rgb(image)).numpy()
 
 
 def _onnx_classifier(path: str) -> Classifier:
@@ -73,7 +83,9 @@ def _onnx_classifier(path: str) -> Classifier:
     if not Path(path).is_file():
         raise ValueError(f"ONNX file {path} does not exist")
     session = inference_session(path)
-    metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path)
+    width = session.get_outputs()[0].shape[-1]  # an int when static, a name when dynamic
+    metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path,
+                               width if isinstance(width, int) else None)
     return Classifier(
         source=path, backend=f"onnxruntime ({session.get_providers()[0]})",
         architecture=metadata.get("architecture") or Path(path).stem, labels=metadata["label_names"],
