@@ -45,7 +45,7 @@ def test_predict_torch_and_onnx_agree_with_label_names(checkpoint, onnx_file, di
                                      *map(str, images)])
     onnx_out = runner.invoke(main, ["predict", str(onnx_file), "-k", "3", *map(str, images)])
     assert torch_out.exit_code == 0 and onnx_out.exit_code == 0, torch_out.output + onnx_out.output
-    assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu)"
+    assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu, fp32)"
     assert onnx_out.output.splitlines()[0] in ("convnext_atto on onnxruntime (CPUExecutionProvider)",
                                                "convnext_atto on onnxruntime (CUDAExecutionProvider)")
     a, b = _predictions(torch_out.output), _predictions(onnx_out.output)
@@ -86,7 +86,7 @@ def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits,
     assert a["num_images"] == b["num_images"] == 360 and a["dataset"]["split"] == "validation"
     assert a["top1"] > 50 and a["top1"] == pytest.approx(b["top1"], abs=0.3)  # fp32 ONNX: at most 1 flip
     assert a["loss"] == pytest.approx(b["loss"], abs=1e-4) and a["top5"] >= a["top1"]
-    assert a["backend"] == "torch (cpu)" and b["backend"].startswith("onnxruntime (")
+    assert a["backend"] == "torch (cpu, fp32)" and b["backend"].startswith("onnxruntime (")
     assert a["images_per_second"] > 0 and a["dataset"]["class_names"] == [str(i) for i in range(10)]
     assert report["mcnemar"]["p_value"] == pytest.approx(1.0, abs=1e-9) or report["top1_difference"] != 0
     assert "McNemar exact p = " in result.output
@@ -305,3 +305,53 @@ def test_a_text_file_as_checkpoint_says_what_it_is_not(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"{text} is not a train.py checkpoint, torch file or safetensors file (it is a text file)" in result.output
     assert "weights_only" not in result.output
+
+
+def test_device_and_amp_on_the_cpu(checkpoint, onnx_file, digits):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU-only errors")
+    code, output, fp32 = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--device", "cpu")
+    assert code == 0 and fp32["backend"] == "torch (cpu, fp32)", output
+    # bf16 autocast on the CPU: within 1 point of top-1 (3 of 360 images) and 0.01 of the loss of fp32
+    code, output, bf16 = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--amp", "bf16",
+                               "-j", "1")
+    assert code == 0 and bf16["backend"] == "torch (cpu, bf16)", output
+    assert bf16["top1"] == pytest.approx(fp32["top1"], abs=1.0) and bf16["loss"] == pytest.approx(fp32["loss"], abs=0.01)
+    for source in (["convnext_atto_dog", "--checkpoint", checkpoint], [onnx_file]):
+        for device, message in (("cuda", "device 'cuda': "), ("cuda:1", "device 'cuda:1': "),
+                                ("bogus", "device 'bogus' is not one of auto, cpu, cuda, cuda:N")):
+            code, output, report = _eval(*source, "--data-dir", digits, "--device", device)
+            assert code == 1 and message in output and "Traceback" not in output and report is None
+    code, output, _ = _eval(onnx_file, "--data-dir", digits, "--amp", "bf16")
+    assert code == 1 and "--amp applies to torch sources" in output
+    photo = str(sample_photos()[0])
+    result = CliRunner().invoke(main, ["predict", str(onnx_file), photo, "--device", "cpu"])
+    assert result.exit_code == 0 and result.output.startswith("convnext_atto on onnxruntime (CPUExecutionProvider)")
+    result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", photo, "--device", "cuda"])
+    assert result.exit_code == 1 and "torch sees no CUDA device" in result.output
+    result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "--device", "cuda"])
+    assert result.exit_code == 2 and "torch sees no CUDA device" in result.output
+
+
+def test_resolve_device():
+    import torch
+
+    from timm_dog.runtime import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    for bad in ("gpu", "cuda:", "cpu:0", "cuda:-1", ""):
+        with pytest.raises(ValueError, match="is not one of auto, cpu, cuda, cuda:N"):
+            resolve_device(bad)
+
+
+def test_unreadable_image_in_a_worker_is_one_line(checkpoint, digits, tmp_path):
+    _copy_classes(digits, tmp_path, [str(i) for i in range(10)])
+    photo = tmp_path / "photo.png"
+    Image.open(sample_photos()[0]).save(photo)
+    (tmp_path / "val" / "3" / "cut.png").write_bytes(photo.read_bytes()[:5000])  # a valid header, truncated data
+    code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", tmp_path, "-j", "2")
+    assert code == 1 and "Traceback" not in output
+    assert "cannot read an image of the dataset: OSError: image file is truncated" in output

@@ -42,6 +42,12 @@ def _dog_options(f):
     return click.option("--gamma", type=GammaType(), default="0,0.5", show_default=True, help=GAMMA_HELP)(f)
 
 
+def _device_option(f):
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto (CUDA when torch sees one, else the CPU), cpu, cuda or cuda:N; for an .onnx "
+                             "SOURCE, onnxruntime's CUDA or CPU provider.")(f)
+
+
 def _dog_args(gamma, on_ratio, share, scale, seed) -> dict:
     try:
         scale = float(scale)
@@ -281,17 +287,23 @@ def sweep_collect(dirs, out):
 @click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
 @click.option("--fit-threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="DoG-fit correlation above which a kernel counts as DoG-like.")
-def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
+@_device_option
+def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, device):
     """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit."""
     import json
 
     from .analysis import analyze_model, public
     from .plots import plot_clusters
+    from .runtime import resolve_device
     from .sources import load_model
 
     if checkpoints and len(checkpoints) != len(sources):
         raise click.BadParameter(f"give one --checkpoint per SOURCE ({len(sources)}), or none",
                                  param_hint="--checkpoint")
+    try:
+        device = resolve_device(device)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--device") from None
     results = {}
     header = f"{'source':<28} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
              f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
@@ -299,7 +311,7 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
     click.echo("-" * len(header))
     for i, source in enumerate(sources):
         try:
-            model = load_model(source, checkpoints[i] if checkpoints else None)
+            model = load_model(source, checkpoints[i] if checkpoints else None).to(device)
             result = analyze_model(model, seed=seed, fit_threshold=fit_threshold)
         except (ValueError, RuntimeError) as error:
             raise click.ClickException(f"{source}: {error}") from None
@@ -320,11 +332,11 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
         click.echo(f"wrote {json_out}")
 
 
-def _load(source, checkpoint=None):
+def _load(source, checkpoint=None, device="auto", amp=None):
     from .runtime import load_classifier
 
     try:
-        return load_classifier(source, checkpoint)
+        return load_classifier(source, checkpoint, device, amp)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise click.ClickException(f"{source}: {error}") from None
 
@@ -381,13 +393,14 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE.")
 @click.option("--top-k", "-k", type=click.IntRange(1), default=5, show_default=True)
-def predict(source, images, checkpoint, top_k):
+@_device_option
+def predict(source, images, checkpoint, top_k, device):
     """Classify IMAGES with SOURCE (a model, hf-hub:, local-dir: or an .onnx file): top-k with label names."""
     import numpy as np
 
     from .preprocess import open_image
 
-    classifier = _load(source, checkpoint)
+    classifier = _load(source, checkpoint, device)
     try:
         batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
     except ValueError as error:
@@ -413,10 +426,14 @@ def predict(source, images, checkpoint, top_k):
 @click.option("--compare-checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name OTHER_SOURCE.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--workers", "-j", type=click.IntRange(0), default=None,
+              help="Loader processes that read and preprocess images (default: this machine's CPU cores).")
+@_device_option
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
+              help="Autocast a torch SOURCE to this precision (default: off, fp32).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, batch_size,
-                 workers, json_out):
+                 workers, device, amp, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
@@ -425,7 +442,7 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     if compare_checkpoint and not compare:
         raise click.UsageError("--compare-checkpoint needs --compare")
     sources = [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else [])
-    classifiers = [_load(src, ckpt) for src, ckpt in sources]
+    classifiers = [_load(src, ckpt, device, amp) for src, ckpt in sources]
     try:
         data, info = open_dataset(data_dir, dataset, split, download)
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))

@@ -1,6 +1,7 @@
 """Top-1/top-5/loss/throughput on an ImageFolder or a timm dataset, and McNemar's exact test for two models."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,8 +126,10 @@ def _by_name(labels: list, folders: list) -> dict:
 
 
 def evaluate(classifier: Classifier, dataset, dataset_info: Optional[dict] = None, batch_size: int = 32,
-             workers: int = 0, progress: bool = True, class_index=None, rule: Optional[str] = None) -> EvalResult:
-    """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled. Dataset classes
+             workers: Optional[int] = None, progress: bool = True, class_index=None,
+             rule: Optional[str] = None) -> EvalResult:
+    """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled. The preprocessing
+    runs in ``workers`` loader processes (default: one per CPU core this process may use). Dataset classes
     become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier)."""
     import torch
     from scipy.special import log_softmax
@@ -140,15 +143,18 @@ def evaluate(classifier: Classifier, dataset, dataset_info: Optional[dict] = Non
     if class_names(dataset):
         dataset_info["class_names"] = class_names(dataset)
     dataset.transform = classifier.preprocess
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
+    workers = len(os.sched_getaffinity(0)) if workers is None else workers
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
+                                         pin_memory=classifier.device.startswith("cuda"))
     num_classes = len(classifier.labels)
     logits, targets, seconds = [], [], 0.0
-    for images, target in tqdm(loader, desc=f"eval {classifier.architecture}", unit="batch", disable=not progress):
+    for images, target in tqdm(_batches(loader), desc=f"eval {classifier.architecture}", unit="batch",
+                               total=len(loader), disable=not progress):
         target = target.numpy() if class_index is None else class_index[target.numpy()]
         if int(target.max()) >= num_classes:
             raise ValueError(f"the dataset has class index {int(target.max())} but the model has {num_classes} classes")
         start = time.perf_counter()
-        logits.append(np.asarray(classifier.run(images.numpy()), dtype=np.float64))
+        logits.append(np.asarray(classifier.run(images), dtype=np.float64))
         seconds += time.perf_counter() - start
         targets.append(target)
     logits, targets = np.concatenate(logits), np.concatenate(targets)
@@ -161,6 +167,18 @@ def evaluate(classifier: Classifier, dataset, dataset_info: Optional[dict] = Non
         top5=100.0 * (ranked == targets[:, None]).any(axis=1).mean(), loss=float(loss.mean()),
         images_per_second=len(targets) / seconds, weights_sha256=classifier.weights_sha256, correct=correct,
     )
+
+
+def _batches(loader):
+    """The loader's batches; an image that cannot be read or converted (in any worker) is a one-line ValueError."""
+    batches = iter(loader)
+    while True:
+        try:
+            yield next(batches)
+        except StopIteration:
+            return
+        except (OSError, ValueError) as error:  # a worker's error carries its traceback: keep the last line
+            raise ValueError(f"cannot read an image of the dataset: {str(error).strip().splitlines()[-1]}") from None
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:

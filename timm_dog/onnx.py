@@ -177,13 +177,14 @@ def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
     return meta
 
 
-def inference_session(path):
-    """An onnxruntime session on CUDA when onnxruntime-gpu sees a GPU, else on the CPU."""
+def inference_session(path, providers: Optional[list] = None):
+    """An onnxruntime session on ``providers`` (default: CUDA when onnxruntime-gpu sees a GPU, else the CPU)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                              if p in ort.get_available_providers()]
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …) derive from Exception
