@@ -4,7 +4,8 @@ workers, in one run.
 validate.py is not in the timm wheel: give a copy of it from timm's repository with --validate-py (copied out
 of the clone, so that the clone's timm/ folder does not shadow the installed timm). Both commands run as
 subprocesses, alternately, --repeats times each; the figure is images / wall-clock seconds of the whole command
-(start-up, model load, data loading and the forward passes), best of the repeats. By default the model is
+(start-up, model load, data loading and the forward passes), best of the repeats. validate.py gets
+--use-train-size, so that both use the model's eval data config (not its larger test_input_size). By default the model is
 convnext_atto with a fresh 10-class init saved as a checkpoint, on scikit-learn's digits (360 val images).
 
 Usage: python benchmarks/bench_eval.py --validate-py PATH [--data-dir DIR] [--model convnext_atto]
@@ -60,7 +61,7 @@ def main():
                               str(args.checkpoint), "--data-dir", str(args.data_dir), *common],
             "timm validate.py": [sys.executable, str(args.validate_py), "--data-dir", str(args.data_dir), "--model",
                                  args.model, "--checkpoint", str(args.checkpoint), "--split", "val",
-                                 "--num-classes", "10", *common],
+                                 "--num-classes", "10", "--use-train-size", *common],  # timm-dog's input size
         }
         seconds = {name: [] for name in commands}
         for _ in range(args.repeats):

@@ -442,9 +442,9 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     if compare_checkpoint and not compare:
         raise click.UsageError("--compare-checkpoint needs --compare")
     sources = [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else [])
-    classifiers = [_load(src, ckpt, device, amp) for src, ckpt in sources]
     try:
         data, info = open_dataset(data_dir, dataset, split, download)
+        classifiers = [_load(src, ckpt, device, amp) for src, ckpt in sources]
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
