@@ -187,7 +187,7 @@ def test_eval_on_a_subset_of_classes_maps_folders_by_name(checkpoint, staged, di
     subset = _copy_classes(digits, tmp_path / "sub", ["3", "4", "5"])
     # the expected top-1: the full evaluation's accuracy on the images of classes 3-5
     data, info = open_dataset(str(digits))
-    full = evaluate(load_classifier(f"local-dir:{staged.folder}"), data, info, progress=False)
+    full = evaluate(load_classifier(f"local-dir:{staged.folder}"), data, progress=False, dataset_info=info)
     targets = np.array([target for _, target in data.reader.samples])
     expected = 100.0 * full.correct[np.isin(targets, [3, 4, 5])].mean()
     for source in (f"local-dir:{staged.folder}", staged.folder / "onnx" / "model.onnx"):

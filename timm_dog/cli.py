@@ -452,7 +452,8 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     results = []
     for classifier, index in zip(classifiers, indices):
         try:
-            results.append(evaluate(classifier, data, info, batch_size, workers, class_index=index, rule=rule))
+            results.append(evaluate(classifier, data, batch_size, workers, dataset_info=info, class_index=index,
+                                    rule=rule))
         except ValueError as error:
             raise click.ClickException(f"{classifier.source}: {error}") from None
     click.echo(f"{'source':<36} {'backend':<34} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")

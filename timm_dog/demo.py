@@ -91,7 +91,8 @@ def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: in
             bar.update()
         scheduler.step(epoch + 1)
     bar.close()
-    report = evaluate(model_classifier(model, model_name), *open_dataset(str(data_root)), progress=False)
+    data, info = open_dataset(str(data_root))
+    report = evaluate(model_classifier(model, model_name), data, progress=False, dataset_info=info)
     metrics = {"top1": report.top1, "loss": report.loss, "images": report.num_images}
     metrics.update(model=model_name, epochs=epochs, img_size=img_size, seconds=round(time.perf_counter() - start, 1),
                    params=sum(p.numel() for p in model.parameters()))
@@ -137,7 +138,8 @@ def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epoc
                               opt="adamw", weight_decay=0.05, sched="cosine", warmup_epochs=1, smoothing=0.1,
                               batch_size=64, seed=seed)
     torch.save({"epoch": epochs - 1, "arch": model_name, "state_dict": model.state_dict(), "args": args}, checkpoint)
-    report = evaluate(torch_classifier(model_name, str(checkpoint)), *open_dataset(str(data_root)), progress=False)
+    data, info = open_dataset(str(data_root))
+    report = evaluate(torch_classifier(model_name, str(checkpoint)), data, progress=False, dataset_info=info)
     (out / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
     echo(f"eval {model_name} checkpoint: top-1 {report.top1:.2f} %, top-5 {report.top5:.2f} % on "
          f"{report.num_images} images -> {out / 'eval.json'}")

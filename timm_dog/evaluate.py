@@ -125,8 +125,8 @@ def _by_name(labels: list, folders: list) -> dict:
     return {f: index[f] for f in folders}
 
 
-def evaluate(classifier: Classifier, dataset, dataset_info: Optional[dict] = None, batch_size: int = 32,
-             workers: Optional[int] = None, progress: bool = True, class_index=None,
+def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Optional[int] = None,
+             progress: bool = True, dataset_info: Optional[dict] = None, class_index=None,
              rule: Optional[str] = None) -> EvalResult:
     """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled. The preprocessing
     runs in ``workers`` loader processes (default: one per CPU core this process may use). Dataset classes
