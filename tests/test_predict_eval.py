@@ -355,3 +355,17 @@ def test_unreadable_image_in_a_worker_is_one_line(checkpoint, digits, tmp_path):
     code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", tmp_path, "-j", "2")
     assert code == 1 and "Traceback" not in output
     assert "cannot read an image of the dataset: OSError: image file is truncated" in output
+
+
+def test_preprocessing_pickles_for_loader_workers(onnx_file, digits):
+    import pickle
+
+    import timm
+
+    from timm_dog.runtime import model_classifier
+
+    image = Image.open(next((digits / "val" / "4").iterdir()))
+    for classifier in (load_classifier(str(onnx_file), device="cpu"),
+                       model_classifier(timm.create_model("convnext_atto", num_classes=10), "convnext_atto")):
+        copy = pickle.loads(pickle.dumps(classifier.preprocess))
+        np.testing.assert_array_equal(copy(image), classifier.preprocess(image))
