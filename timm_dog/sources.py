@@ -80,11 +80,9 @@ def _what_is(path: Path, error: Exception) -> str:
         return "a zip archive without torch's layout"
     if head[:1] == b"\x80":
         return "a Python pickle, not in torch's format"
-    try:
-        head.decode("utf-8")
+    if b"\0" not in head:  # binary formats have NUL bytes early on
         return "it is a text file"
-    except UnicodeDecodeError:
-        return f"unrecognised content starting {head[:8]!r}"
+    return f"unrecognised content starting {head[:8]!r}"
 
 
 def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional[dict] = None):
