@@ -42,7 +42,7 @@ def test_predict_torch_and_onnx_agree_with_label_names(checkpoint, onnx_file, di
     images = sorted((digits / "val" / "7").iterdir())[:3]
     runner = CliRunner()
     torch_out = runner.invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "3",
-                                     *map(str, images)])
+                                     "--device", "cpu", *map(str, images)])
     onnx_out = runner.invoke(main, ["predict", str(onnx_file), "-k", "3", *map(str, images)])
     assert torch_out.exit_code == 0 and onnx_out.exit_code == 0, torch_out.output + onnx_out.output
     assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu, fp32)"
@@ -79,7 +79,7 @@ def test_predict_imagenet_labels_and_bad_image(tmp_path):
 def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits, tmp_path):
     out = tmp_path / "cmp.json"
     result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                       str(digits), "--compare", str(onnx_file), "--json", str(out)])
+                                       str(digits), "--compare", str(onnx_file), "--json", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     a, b = report["a"], report["b"]
