@@ -8,9 +8,12 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from PIL import Image
+
 from timm_dog.cli import main
-from timm_dog.evaluate import mcnemar
+from timm_dog.evaluate import class_mapping, evaluate, mcnemar, open_dataset
 from timm_dog.preprocess import sample_photos
+from timm_dog.runtime import load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +42,10 @@ def test_predict_torch_and_onnx_agree_with_label_names(checkpoint, onnx_file, di
     images = sorted((digits / "val" / "7").iterdir())[:3]
     runner = CliRunner()
     torch_out = runner.invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "3",
-                                     *map(str, images)])
+                                     "--device", "cpu", *map(str, images)])
     onnx_out = runner.invoke(main, ["predict", str(onnx_file), "-k", "3", *map(str, images)])
     assert torch_out.exit_code == 0 and onnx_out.exit_code == 0, torch_out.output + onnx_out.output
-    assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu)"
+    assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu, fp32)"
     assert onnx_out.output.splitlines()[0] in ("convnext_atto on onnxruntime (CPUExecutionProvider)",
                                                "convnext_atto on onnxruntime (CUDAExecutionProvider)")
     a, b = _predictions(torch_out.output), _predictions(onnx_out.output)
@@ -70,20 +73,20 @@ def test_predict_imagenet_labels_and_bad_image(tmp_path):
     result = runner.invoke(main, ["predict", str(tmp_path / "garbage.onnx"), str(photo)])
     assert result.exit_code == 1 and "onnxruntime cannot load" in result.output and "INVALID_PROTOBUF" in result.output
     result = runner.invoke(main, ["predict", "mobilenetv3_small_050_dog", "--checkpoint", str(bad), str(photo)])
-    assert result.exit_code == 1 and "not a readable train.py checkpoint" in result.output
+    assert result.exit_code == 1 and "not a train.py checkpoint, torch file or safetensors file" in result.output
 
 
 def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits, tmp_path):
     out = tmp_path / "cmp.json"
     result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                       str(digits), "--compare", str(onnx_file), "--json", str(out)])
+                                       str(digits), "--compare", str(onnx_file), "--json", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     a, b = report["a"], report["b"]
     assert a["num_images"] == b["num_images"] == 360 and a["dataset"]["split"] == "validation"
     assert a["top1"] > 50 and a["top1"] == pytest.approx(b["top1"], abs=0.3)  # fp32 ONNX: at most 1 flip
     assert a["loss"] == pytest.approx(b["loss"], abs=1e-4) and a["top5"] >= a["top1"]
-    assert a["backend"] == "torch (cpu)" and b["backend"].startswith("onnxruntime (")
+    assert a["backend"] == "torch (cpu, fp32)" and b["backend"].startswith("onnxruntime (")
     assert a["images_per_second"] > 0 and a["dataset"]["class_names"] == [str(i) for i in range(10)]
     assert report["mcnemar"]["p_value"] == pytest.approx(1.0, abs=1e-9) or report["top1_difference"] != 0
     assert "McNemar exact p = " in result.output
@@ -105,12 +108,22 @@ def test_eval_accepts_a_timm_dataset_name(checkpoint, digits, tmp_path):
 
 
 def test_eval_compare_dog_vs_native_init_reports_a_p_value(checkpoint, digits, tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    untrained = tmp_path / "untrained.safetensors"  # native init, the checkpoint's 10 classes
+    save_file(timm.create_model("convnext_atto", num_classes=10).state_dict(), str(untrained))
     result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                       str(digits), "--compare", "convnext_atto", "--json", str(tmp_path / "r.json")])
+                                       str(digits), "--compare", "convnext_atto", "--compare-checkpoint",
+                                       str(untrained), "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["top1_difference"] == pytest.approx(report["a"]["top1"] - report["b"]["top1"])
     assert 0 <= report["mcnemar"]["p_value"] < 0.05  # trained vs untrained: a real difference
+    # an ImageNet model's 1000 classes are not the digits' 10: no number, an error
+    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
+                                       str(digits), "--compare", "convnext_atto"])
+    assert result.exit_code == 1 and "the data has 10 class folders but the model has 1000 classes" in result.output
 
 
 def test_eval_errors(checkpoint, tmp_path):
@@ -126,7 +139,7 @@ def test_eval_errors(checkpoint, tmp_path):
         Image.new("RGB", (8, 8)).save(folder / "img.png")
     result = runner.invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
                                   str(tmp_path / "b")])
-    assert result.exit_code == 1 and "but the model has 10 classes" in result.output
+    assert result.exit_code == 1 and "the data has 12 class folders but the model has 10 classes" in result.output
     result = runner.invoke(main, ["eval", "convnext_atto_dog", "--data-dir", str(tmp_path), "--compare-checkpoint",
                                   str(checkpoint)])
     assert result.exit_code == 2 and "--compare-checkpoint needs --compare" in result.output
@@ -149,3 +162,210 @@ def test_mcnemar_is_the_exact_binomial_tail(pairs):
     expected = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
     assert result["p_value"] == pytest.approx(expected)
     assert mcnemar(b, a)["p_value"] == pytest.approx(result["p_value"])
+
+
+def _eval(*args):
+    """(exit code, output, JSON report or None) of `timm-dog eval ARGS --json`."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "r.json"
+        result = CliRunner().invoke(main, ["eval", *map(str, args), "--json", str(out)])
+        return result.exit_code, result.output, json.loads(out.read_text()) if out.exists() else None
+
+
+def _copy_classes(digits, folder, classes, split="val"):
+    import shutil
+
+    for name in classes:
+        shutil.copytree(digits / "val" / name, folder / split / name)
+    return folder
+
+
+def test_eval_on_a_subset_of_classes_maps_folders_by_name(checkpoint, staged, digits, tmp_path):
+    subset = _copy_classes(digits, tmp_path / "sub", ["3", "4", "5"])
+    # the expected top-1: the full evaluation's accuracy on the images of classes 3-5
+    data, info = open_dataset(str(digits))
+    full = evaluate(load_classifier(f"local-dir:{staged.folder}"), data, progress=False, dataset_info=info)
+    targets = np.array([target for _, target in data.reader.samples])
+    expected = 100.0 * full.correct[np.isin(targets, [3, 4, 5])].mean()
+    for source in (f"local-dir:{staged.folder}", staged.folder / "onnx" / "model.onnx"):
+        code, output, report = _eval(source, "--data-dir", subset)
+        assert code == 0, output
+        assert report["num_images"] == 110 and report["top1"] == pytest.approx(expected, abs=1e-9) and expected > 50
+        assert "classes by name: 3 class folders matched" in output
+    # the checkpoint has no class names: by position only, so 3 folders for 10 classes is refused
+    code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", subset)
+    assert code == 1 and "the data has 3 class folders but the model has 10 classes" in output
+    assert "Traceback" not in output
+    # folders that are none of the names: refused, naming them
+    (subset / "val" / "3").rename(subset / "val" / "three")
+    code, output, _ = _eval(f"local-dir:{staged.folder}", "--data-dir", subset)
+    assert code == 1 and "1 of 3 class folders match none of the model's 10 class names: three" in output
+
+
+def test_eval_compare_uses_one_class_rule_for_both(checkpoint, staged, digits, tmp_path):
+    code, output, report = _eval(f"local-dir:{staged.folder}", "--data-dir", digits, "--compare",
+                                 "convnext_atto_dog", "--compare-checkpoint", checkpoint)
+    assert code == 0, output
+    assert "classes by position: the 10 class folders in sorted order" in output  # one source is unnamed
+    assert report["a"]["top1"] == report["b"]["top1"] and report["mcnemar"]["p_value"] == 1.0  # same weights
+    assert report["a"]["dataset"]["class_mapping"] == report["b"]["dataset"]["class_mapping"]
+    subset = _copy_classes(digits, tmp_path / "sub", ["3", "4", "5"])
+    code, output, _ = _eval(f"local-dir:{staged.folder}", "--data-dir", subset, "--compare", "convnext_atto_dog",
+                            "--compare-checkpoint", checkpoint)
+    assert code == 1 and "the data has 3 class folders but the model has 10 classes" in output
+
+
+def test_class_mapping_by_imagenet_wordnet_ids_and_descriptions():
+    from types import SimpleNamespace
+
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo("imagenet-1k")
+    labels = list(info.label_descriptions())
+    folders = SimpleNamespace(class_to_idx={"n01443537": 0, info.label_descriptions()[0]: 1, "n01530575": 2})
+    (index,), rule = class_mapping(folders, labels)
+    assert index.tolist() == [1, 0, 10] and rule.startswith("by name")
+    with pytest.raises(ValueError, match="1 of 1 class folders match none of the model's 1000 class names: cat"):
+        class_mapping(SimpleNamespace(class_to_idx={"cat": 0}), labels)
+
+
+def test_eval_split_must_exist(checkpoint, digits, tmp_path):
+    code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--split", "test")
+    assert code == 1 and "no split 'test' in" in output and "splits found: train, val" in output
+    assert "Traceback" not in output
+    code, output, report = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--split",
+                                 "valid")
+    assert code == 0 and report["num_images"] == 360 and f"split 'valid': {digits / 'val'}" in output
+    code, output, report = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits / "val")
+    assert code == 0 and report["num_images"] == 360
+    assert f"no split sub-folders in {digits / 'val'}: its class folders are used as they are" in output
+
+
+@pytest.fixture(scope="module")
+def digits16(digits, tmp_path_factory):
+    """digits' val split again, as 16-bit grayscale PNGs of the same pictures (value × 257)."""
+    root = tmp_path_factory.mktemp("digits16")
+    for path in (digits / "val").rglob("*.png"):
+        out = root / "val" / path.parent.name / path.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.asarray(Image.open(path)).astype(np.uint16) * 257).save(out)
+    return root
+
+
+def test_16bit_images_give_the_8bit_results(checkpoint, onnx_file, digits, digits16):
+    for source in (["convnext_atto_dog", "--checkpoint", checkpoint], [onnx_file]):
+        reports = [_eval(*source, "--data-dir", folder)[2] for folder in (digits, digits16)]
+        assert (reports[0]["top1"], reports[0]["loss"]) == (reports[1]["top1"], reports[1]["loss"])
+        images = [folder / "val" / "7" / name for folder in (digits, digits16)
+                  for name in sorted(p.name for p in (digits / "val" / "7").iterdir())[:2]]
+        output = CliRunner().invoke(main, ["predict", *map(str, source), *map(str, images)]).output
+        predictions = list(_predictions(output).values())
+        assert predictions[:2] == predictions[2:]
+
+
+def _with_metadata(onnx_file, folder, **changes):
+    import onnx
+
+    model = onnx.load(str(onnx_file))
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({k: json.dumps(v) for k, v in changes.items() if v is not None})
+    props = {k: v for k, v in props.items() if changes.get(k, 0) is not None}
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    path = folder / "bad.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(std=[0.5, 0.0, 0.5]), "metadata std=[0.5, 0.0, 0.5] is invalid: expected 3 finite positive numbers"),
+    (dict(input_size=[3, 0, 32]), "metadata input_size=[3, 0, 32] is invalid: expected [3, height, width]"),
+    (dict(mean=[0.5, 0.5]), "metadata mean=[0.5, 0.5] is invalid: expected 3 finite numbers"),
+    (dict(crop_pct=0), "metadata crop_pct=0 is invalid: expected a finite positive number"),
+    (dict(label_names=[str(i) for i in range(9)]), "metadata label_names has 9 names but num_classes is 10"),
+    (dict(label_names=[str(i) for i in range(9)], num_classes=None),
+     "metadata label_names has 9 names but the graph's output width is 10"),
+    (dict(interpolation="cubic"), "metadata interpolation 'cubic' is not one of"),
+])
+def test_inconsistent_onnx_metadata_is_refused_when_opened(onnx_file, tmp_path, changes, message):
+    path = _with_metadata(onnx_file, tmp_path, **changes)
+    result = CliRunner().invoke(main, ["predict", str(path), str(sample_photos()[0])])
+    assert result.exit_code == 1 and f"{path}: {message}" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_text_file_as_checkpoint_says_what_it_is_not(tmp_path):
+    text = tmp_path / "notes.pth"
+    text.write_text("epoch: 1\nlr: 0.1\n")
+    result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(text),
+                                       str(sample_photos()[0])])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{text} is not a train.py checkpoint, torch file or safetensors file (it is a text file)" in result.output
+    assert "weights_only" not in result.output
+
+
+def test_device_and_amp_on_the_cpu(checkpoint, onnx_file, digits):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU-only errors")
+    code, output, fp32 = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--device", "cpu")
+    assert code == 0 and fp32["backend"] == "torch (cpu, fp32)", output
+    # bf16 autocast on the CPU: within 1 point of top-1 (3 of 360 images) and 0.01 of the loss of fp32
+    code, output, bf16 = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--amp", "bf16",
+                               "-j", "1")
+    assert code == 0 and bf16["backend"] == "torch (cpu, bf16)", output
+    assert bf16["top1"] == pytest.approx(fp32["top1"], abs=1.0) and bf16["loss"] == pytest.approx(fp32["loss"], abs=0.01)
+    for source in (["convnext_atto_dog", "--checkpoint", checkpoint], [onnx_file]):
+        for device, message in (("cuda", "device 'cuda': "), ("cuda:1", "device 'cuda:1': "),
+                                ("bogus", "device 'bogus' is not one of auto, cpu, cuda, cuda:N")):
+            code, output, report = _eval(*source, "--data-dir", digits, "--device", device)
+            assert code == 1 and message in output and "Traceback" not in output and report is None
+    code, output, _ = _eval(onnx_file, "--data-dir", digits, "--amp", "bf16")
+    assert code == 1 and "--amp applies to torch sources" in output
+    photo = str(sample_photos()[0])
+    result = CliRunner().invoke(main, ["predict", str(onnx_file), photo, "--device", "cpu"])
+    assert result.exit_code == 0 and result.output.startswith("convnext_atto on onnxruntime (CPUExecutionProvider)")
+    result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", photo, "--device", "cuda"])
+    assert result.exit_code == 1 and "torch sees no CUDA device" in result.output
+    result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "--device", "cuda"])
+    assert result.exit_code == 2 and "torch sees no CUDA device" in result.output
+
+
+def test_resolve_device():
+    import torch
+
+    from timm_dog.runtime import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    for bad in ("gpu", "cuda:", "cpu:0", "cuda:-1", ""):
+        with pytest.raises(ValueError, match="is not one of auto, cpu, cuda, cuda:N"):
+            resolve_device(bad)
+
+
+def test_unreadable_image_in_a_worker_is_one_line(checkpoint, digits, tmp_path):
+    _copy_classes(digits, tmp_path, [str(i) for i in range(10)])
+    photo = tmp_path / "photo.png"
+    Image.open(sample_photos()[0]).save(photo)
+    (tmp_path / "val" / "3" / "cut.png").write_bytes(photo.read_bytes()[:5000])  # a valid header, truncated data
+    code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", tmp_path, "-j", "2")
+    assert code == 1 and "Traceback" not in output
+    assert "cannot read an image of the dataset: OSError: image file is truncated" in output
+
+
+def test_preprocessing_pickles_for_loader_workers(onnx_file, digits):
+    import pickle
+
+    import timm
+
+    from timm_dog.runtime import model_classifier
+
+    image = Image.open(next((digits / "val" / "4").iterdir()))
+    for classifier in (load_classifier(str(onnx_file), device="cpu"),
+                       model_classifier(timm.create_model("convnext_atto", num_classes=10), "convnext_atto")):
+        copy = pickle.loads(pickle.dumps(classifier.preprocess))
+        np.testing.assert_array_equal(copy(image), classifier.preprocess(image))

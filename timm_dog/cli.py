@@ -62,6 +62,12 @@ def _dog_options(f):
     return click.option("--gamma", type=GammaType(), default="0,0.5", show_default=True, help=GAMMA_HELP)(f)
 
 
+def _device_option(f):
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto (CUDA when torch sees one, else the CPU), cpu, cuda or cuda:N; for an .onnx "
+                             "SOURCE, onnxruntime's CUDA or CPU provider.")(f)
+
+
 def _dog_args(gamma, on_ratio, share, scale, seed) -> dict:
     try:
         scale = float(scale)
@@ -359,17 +365,23 @@ def sweep_collect(dirs, out):
 @click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
 @click.option("--fit-threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="DoG-fit correlation above which a kernel counts as DoG-like.")
-def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
+@_device_option
+def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, device):
     """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit."""
     import json
 
     from .analysis import analyze_model, public
     from .plots import plot_clusters
+    from .runtime import resolve_device
     from .sources import load_model
 
     if checkpoints and len(checkpoints) != len(sources):
         raise click.BadParameter(f"give one --checkpoint per SOURCE ({len(sources)}), or none",
                                  param_hint="--checkpoint")
+    try:
+        device = resolve_device(device)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--device") from None
     results = {}
     header = f"{'source':<28} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
              f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
@@ -377,7 +389,7 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
     click.echo("-" * len(header))
     for i, source in enumerate(sources):
         try:
-            model = load_model(source, checkpoints[i] if checkpoints else None)
+            model = load_model(source, checkpoints[i] if checkpoints else None).to(device)
             result = analyze_model(model, seed=seed, fit_threshold=fit_threshold)
         except (ValueError, RuntimeError) as error:
             raise click.ClickException(f"{source}: {error}") from None
@@ -398,11 +410,11 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
         click.echo(f"wrote {json_out}")
 
 
-def _load(source, checkpoint=None):
+def _load(source, checkpoint=None, device="auto", amp=None):
     from .runtime import load_classifier
 
     try:
-        return load_classifier(source, checkpoint)
+        return load_classifier(source, checkpoint, device, amp)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise click.ClickException(f"{source}: {error}") from None
 
@@ -457,13 +469,14 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE.")
 @click.option("--top-k", "-k", type=click.IntRange(1), default=5, show_default=True)
-def predict(source, images, checkpoint, top_k):
+@_device_option
+def predict(source, images, checkpoint, top_k, device):
     """Classify IMAGES with SOURCE (a model, hf-hub:, local-dir: or an .onnx file): top-k with label names."""
     import numpy as np
 
     from .preprocess import open_image
 
-    classifier = _load(source, checkpoint)
+    classifier = _load(source, checkpoint, device)
     batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
     click.echo(f"{classifier.architecture} on {classifier.backend}")
     for path, ranked in zip(images, classifier.top_k(classifier.run(batch), top_k)):
@@ -486,26 +499,36 @@ def predict(source, images, checkpoint, top_k):
 @click.option("--compare-checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name OTHER_SOURCE.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--workers", "-j", type=click.IntRange(0), default=None,
+              help="Loader processes that read and preprocess images (default: this machine's CPU cores).")
+@_device_option
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
+              help="Autocast a torch SOURCE to this precision (default: off, fp32).")
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None)
 def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, batch_size,
-                 workers, json_out):
+                 workers, device, amp, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
-    from .evaluate import evaluate, mcnemar, open_dataset
+    from .evaluate import class_mapping, evaluate, mcnemar, open_dataset
 
     if compare_checkpoint and not compare:
         raise click.UsageError("--compare-checkpoint needs --compare")
-    info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
+    sources = [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else [])
+    try:
+        data, info = open_dataset(data_dir, dataset, split, download)
+        classifiers = [_load(src, ckpt, device, amp) for src, ckpt in sources]
+        indices, rule = class_mapping(data, *(c.labels for c in classifiers))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"data: {info.get('split_rule') or info['data_dir']}; classes {rule}")
     results = []
-    for src, ckpt in [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else []):
-        classifier = _load(src, ckpt)
+    for classifier, index in zip(classifiers, indices):
         try:
-            results.append(evaluate(classifier, open_dataset(data_dir, dataset, split, download), batch_size,
-                                    workers, dataset_info=info))
+            results.append(evaluate(classifier, data, batch_size, workers, dataset_info=info, class_index=index,
+                                    rule=rule))
         except ValueError as error:
-            raise click.ClickException(f"{src}: {error}") from None
+            raise click.ClickException(f"{classifier.source}: {error}") from None
     click.echo(f"{'source':<36} {'backend':<34} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
     for r in results:
         source_name = r.source if len(r.source) <= 36 else "…" + r.source[-35:]

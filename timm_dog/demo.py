@@ -98,7 +98,8 @@ def train_and_evaluate(model_name: str, data_root, epochs: int = 8, img_size: in
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]})
         scheduler.step(epoch + 1)
         if eval_each_epoch or epoch == epochs - 1:
-            report = evaluate(model_classifier(model, model_name), open_dataset(str(data_root)), progress=False)
+            data, info = open_dataset(str(data_root))
+            report = evaluate(model_classifier(model, model_name), data, progress=False, dataset_info=info)
             history[-1]["eval"] = {"loss": report.loss, "top1": report.top1, "top5": report.top5}
     bar.close()
     metrics = {"top1": report.top1, "loss": report.loss, "images": report.num_images, "history": history}
@@ -146,8 +147,8 @@ def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epoc
                               opt="adamw", weight_decay=0.05, sched="cosine", warmup_epochs=1, smoothing=0.1,
                               batch_size=64, seed=seed)
     torch.save({"epoch": epochs - 1, "arch": model_name, "state_dict": model.state_dict(), "args": args}, checkpoint)
-    report = evaluate(torch_classifier(model_name, str(checkpoint)), open_dataset(str(data_root)), progress=False,
-                      dataset_info={"name": "imagefolder", "data_dir": str(data_root), "split": "validation"})
+    data, info = open_dataset(str(data_root))
+    report = evaluate(torch_classifier(model_name, str(checkpoint)), data, progress=False, dataset_info=info)
     write_text(out / "eval.json", json.dumps(report.to_dict(), indent=2))
     echo(f"eval {model_name} checkpoint: top-1 {report.top1:.2f} %, top-5 {report.top5:.2f} % on "
          f"{report.num_images} images -> {out / 'eval.json'}")

@@ -1,8 +1,10 @@
 """Top-1/top-5/loss/throughput on an ImageFolder or a timm dataset, and McNemar's exact test for two models."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -28,40 +30,133 @@ class EvalResult:
         return {k: v for k, v in self.__dict__.items() if k != "correct"}
 
 
+FOLDER_DATASETS = ("", "folder", "torch/image_folder", "torch/folder")  # class sub-folders of --data-dir
+SPLIT_ALIASES = (("train", "training"), ("validation", "val", "valid", "eval", "evaluation"))  # timm's synonyms
+SPLIT_NAMES = {name for names in SPLIT_ALIASES for name in names} | {"test", "testing"}
+
+
 def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", download: bool = False):
-    """timm's ``create_dataset`` without a transform: an ImageFolder (``dataset=''``) or any timm dataset name."""
+    """(dataset of (PIL image, target), info) with timm's ``create_dataset``: an ImageFolder (``dataset=''``) or any
+    timm dataset name. Images keep their mode (``preprocess.to_rgb`` converts them); ``info['folder']`` says
+    which folder an ImageFolder's split resolved to."""
+    from PIL import Image
     from timm.data import create_dataset
 
+    info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
+    kwargs = {"input_img_mode": None}
+    if dataset.lower() in FOLDER_DATASETS:
+        data_dir, info["split_rule"] = split_folder(data_dir, split)
+        info["folder"] = data_dir
+        kwargs["search_split"] = False
+        if dataset:  # torchvision's ImageFolder: its default loader converts to RGB, clipping 16-bit images
+            kwargs["loader"] = Image.open
     try:
-        return create_dataset(dataset, root=data_dir, split=split, is_training=False, download=download)
+        return create_dataset(dataset, root=data_dir, split=split, is_training=False, download=download,
+                              **kwargs), info
     except (AssertionError, FileNotFoundError, RuntimeError, ValueError) as error:
         kind = f"dataset {dataset!r}" if dataset else "an ImageFolder"
         raise ValueError(f"cannot open {kind} at {data_dir} (split {split!r}): {error}") from None
 
 
-def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: int = 0, progress: bool = True,
-             dataset_info: Optional[dict] = None) -> EvalResult:
-    """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled."""
+def split_folder(data_dir, split: str) -> tuple:
+    """(folder, how it was chosen): DATA_DIR/SPLIT or a timm synonym of it (validation: val, valid, eval, …);
+    DATA_DIR itself when it has no split sub-folder at all; else a ValueError listing the splits found."""
+    root = Path(data_dir)
+    names = next((aliases for aliases in SPLIT_ALIASES if split in aliases), (split,))
+    for name in dict.fromkeys((split, *names)):
+        if (root / name).is_dir():
+            return str(root / name), f"split {split!r}: {root / name}"
+    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if SPLIT_NAMES.isdisjoint(subfolders):
+        return str(root), f"no split sub-folders in {root}: its class folders are used as they are"
+    synonyms = f" (nor {', '.join(name for name in names if name != split)})" if len(names) > 1 else ""
+    raise ValueError(f"no split {split!r} in {root}{synonyms}; splits found: {', '.join(subfolders)}")
+
+
+def class_mapping(dataset, *label_lists) -> tuple:
+    """(for each label list, an array: dataset class index -> model class index; the rule, in words).
+
+    Class names (``label_names``; ImageNet's descriptions or WordNet ids) match folder names exactly; models
+    whose classes are unnamed (``class_<i>``) take the folders by position, which needs as many folders as
+    classes. All models get one rule: by position as soon as one is unnamed, and then a named model's names
+    must sit in the folders' order. A dataset without class names keeps its own indices."""
+    folders = class_names(dataset)
+    if not folders:
+        return [None] * len(label_lists), "the dataset's own class indices"
+    if all(_named(labels) for labels in label_lists):
+        rule = f"by name: {len(folders)} class folders matched to the model's class names"
+        return [np.array([_by_name(labels, folders)[f] for f in folders]) for labels in label_lists], rule
+    for labels in label_lists:
+        if len(labels) != len(folders):
+            raise ValueError(f"the data has {len(folders)} class folders but the model has {len(labels)} classes: "
+                             "a model without class names (class_0 …) takes the folders by position, "
+                             "which needs as many folders as classes")
+        if _named(labels) and list(_by_name(labels, folders).values()) != list(range(len(folders))):
+            raise ValueError("a model with class names is compared with one without, and its names are not the "
+                             "folders in sorted order: the two cannot be matched alike")
+    rule = f"by position: the {len(folders)} class folders in sorted order are the model's classes 0-{len(folders) - 1}"
+    return [np.arange(len(folders))] * len(label_lists), rule
+
+
+def class_names(dataset) -> Optional[list]:
+    """The dataset's class names (an ImageFolder's folders) in its index order, or None."""
+    class_to_idx = getattr(dataset, "class_to_idx", None) or getattr(getattr(dataset, "reader", None),
+                                                                    "class_to_idx", None)
+    return sorted(class_to_idx, key=class_to_idx.get) if class_to_idx else None
+
+
+def _named(labels: list) -> bool:
+    return labels != [f"class_{i}" for i in range(len(labels))]
+
+
+def _by_name(labels: list, folders: list) -> dict:
+    """{folder: model class index} by label name (and WordNet id for ImageNet labels); a ValueError for unknowns."""
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    index = {name: i for i, name in enumerate(labels)}
+    subset = infer_imagenet_subset({"num_classes": len(labels)})
+    if subset and ImageNetInfo(subset).label_descriptions() == labels:
+        index.update({name: i for i, name in enumerate(ImageNetInfo(subset).label_names())})
+    unknown = [f for f in folders if f not in index]
+    if unknown:
+        raise ValueError(f"{len(unknown)} of {len(folders)} class folders match none of the model's {len(labels)} "
+                         f"class names: {', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''} "
+                         f"(the model's are e.g. {', '.join(repr(name) for name in labels[:3])})")
+    return {f: index[f] for f in folders}
+
+
+def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Optional[int] = None,
+             progress: bool = True, dataset_info: Optional[dict] = None, class_index=None,
+             rule: Optional[str] = None) -> EvalResult:
+    """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled. The preprocessing
+    runs in ``workers`` loader processes (default: one per CPU core this process may use). Dataset classes
+    become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier)."""
     import torch
     from scipy.special import log_softmax
     from tqdm.auto import tqdm
 
     if len(dataset) == 0:
         raise ValueError("the dataset has no images")
-    class_to_idx = getattr(getattr(dataset, "reader", None), "class_to_idx", None)
-    if class_to_idx:
-        dataset_info = {**(dataset_info or {}), "class_names": sorted(class_to_idx, key=class_to_idx.get)}
+    if rule is None:
+        (class_index,), rule = class_mapping(dataset, classifier.labels)
+    dataset_info = {**(dataset_info or {}), "class_mapping": rule}
+    if class_names(dataset):
+        dataset_info["class_names"] = class_names(dataset)
     dataset.transform = classifier.preprocess
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
+    workers = len(os.sched_getaffinity(0)) if workers is None else workers
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
+                                         pin_memory=classifier.device.startswith("cuda"))
     num_classes = len(classifier.labels)
     logits, targets, seconds = [], [], 0.0
-    for images, target in tqdm(loader, desc=f"eval {classifier.architecture}", unit="batch", disable=not progress):
+    for images, target in tqdm(_batches(loader), desc=f"eval {classifier.architecture}", unit="batch",
+                               total=len(loader), disable=not progress):
+        target = target.numpy() if class_index is None else class_index[target.numpy()]
         if int(target.max()) >= num_classes:
             raise ValueError(f"the dataset has class index {int(target.max())} but the model has {num_classes} classes")
         start = time.perf_counter()
-        logits.append(np.asarray(classifier.run(images.numpy()), dtype=np.float64))
+        logits.append(np.asarray(classifier.run(images), dtype=np.float64))
         seconds += time.perf_counter() - start
-        targets.append(target.numpy())
+        targets.append(target)
     logits, targets = np.concatenate(logits), np.concatenate(targets)
     ranked = np.argsort(-logits, axis=1, kind="stable")[:, :5]
     loss = -log_softmax(logits, axis=1)[np.arange(len(targets)), targets]
@@ -72,6 +167,18 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: int
         top5=100.0 * (ranked == targets[:, None]).any(axis=1).mean(), loss=float(loss.mean()),
         images_per_second=len(targets) / seconds, weights_sha256=classifier.weights_sha256, correct=correct,
     )
+
+
+def _batches(loader):
+    """The loader's batches; an image that cannot be read or converted (in any worker) is a one-line ValueError."""
+    batches = iter(loader)
+    while True:
+        try:
+            yield next(batches)
+        except StopIteration:
+            return
+        except (OSError, ValueError) as error:  # a worker's error carries its traceback: keep the last line
+            raise ValueError(f"cannot read an image of the dataset: {str(error).strip().splitlines()[-1]}") from None
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:

@@ -129,26 +129,63 @@ def model_metadata(model, architecture: Optional[str] = None) -> dict:
 
 
 def read_metadata(path) -> dict:
-    """The metadata of an ONNX file written by :func:`export_onnx`, decoded."""
+    """The metadata of an ONNX file written by :func:`export_onnx`, decoded and checked."""
     model = onnx.load(str(path), load_external_data=False)
-    return decode_metadata({p.key: p.value for p in model.metadata_props}, path)
+    dims = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
+    width = dims[1].dim_value if len(dims) == 2 and dims[1].HasField("dim_value") else None
+    return decode_metadata({p.key: p.value for p in model.metadata_props}, path, width)
 
 
-def decode_metadata(props: dict, path) -> dict:
-    """metadata_props (JSON strings) -> values; a ValueError if timm-dog's keys are missing."""
+def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
+    """metadata_props (JSON strings) -> values, checked against each other and against the graph's
+    ``outputs`` (its number of logits, when static); a ValueError that names the file and the key."""
     missing = [k for k in ("input_size", "mean", "std", "label_names") if k not in props]
     if missing:
         raise ValueError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
-    return {k: json.loads(v) for k, v in props.items()}
+    meta = {}
+    for key, value in props.items():
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            raise ValueError(f"{path}: metadata {key!r} is not JSON: {value[:60]!r}") from None
+
+    def bad(key, allowed):
+        return ValueError(f"{path}: metadata {key}={json.dumps(meta[key])[:80]} is invalid: {allowed}")
+
+    def numbers(value, count):
+        return (isinstance(value, list) and len(value) == count
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value))
+
+    size = meta["input_size"]
+    if not (numbers(size, 3) and size[0] == 3 and all(int(v) == v and v > 0 for v in size)):
+        raise bad("input_size", "expected [3, height, width] with positive integer sizes")
+    if not numbers(meta["mean"], 3):
+        raise bad("mean", "expected 3 finite numbers")
+    if not (numbers(meta["std"], 3) and min(meta["std"]) > 0):
+        raise bad("std", "expected 3 finite positive numbers")
+    if "crop_pct" in meta and not (numbers([meta["crop_pct"]], 1) and meta["crop_pct"] > 0):
+        raise bad("crop_pct", "expected a finite positive number")
+    labels = meta["label_names"]
+    if not (isinstance(labels, list) and labels and all(isinstance(v, str) for v in labels)):
+        raise bad("label_names", "expected a non-empty list of strings")
+    for key, count in (("num_classes", meta.get("num_classes")), ("the graph's output width", outputs)):
+        if count is not None and count != len(labels):
+            raise ValueError(f"{path}: metadata label_names has {len(labels)} names but {key} is {count}")
+    try:
+        Preprocess.from_config(meta)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: metadata {error}") from None
+    return meta
 
 
-def inference_session(path):
-    """An onnxruntime session on CUDA when onnxruntime-gpu sees a GPU, else on the CPU."""
+def inference_session(path, providers: Optional[list] = None):
+    """An onnxruntime session on ``providers`` (default: CUDA when onnxruntime-gpu sees a GPU, else the CPU)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                              if p in ort.get_available_providers()]
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …) derive from Exception

@@ -63,8 +63,7 @@ class Preprocess:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def __call__(self, image: Union[Image.Image, str, Path]) -> np.ndarray:
-        if not isinstance(image, Image.Image):
-            image = open_image(image)
+        image = to_rgb(image) if isinstance(image, Image.Image) else open_image(image)
         height, width = self.input_size[1:]
         scale = (math.floor(height / self.crop_pct), math.floor(width / self.crop_pct))
         if self.crop_mode == "squash" or scale[0] != scale[1]:
@@ -102,12 +101,32 @@ def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def open_image(path: Union[str, Path]) -> Image.Image:
-    """An RGB image, or a ValueError that names the file."""
+    """An 8-bit RGB image (see :func:`to_rgb`), or a ValueError that names the file."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return to_rgb(image)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB, so that every mode of a picture gives the tensor of its 8-bit RGB version.
+
+    - ``I;16`` (and ``I;16B/L/N``) and ``I``: 16-bit values, divided by 257 and rounded (65535 -> 255);
+      an ``I`` image with values outside [0, 65535] is refused.
+    - ``F``: values in [0, 1], multiplied by 255 and rounded; values outside [0, 1] (or NaN) are refused.
+    - Every other mode (``RGB``, ``1``, ``L``, ``P``, ``RGBA``, ``LA``, ``CMYK``, …): Pillow's ``convert("RGB")``.
+      Alpha (``RGBA``, ``LA``, a ``P`` palette's transparency) is dropped: the colours are used as
+      stored, not composited onto a background, as timm's and torchvision's loaders do in training.
+    """
+    if image.mode == "F" or image.mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if image.mode == "F" else 65535.0
+        if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
+            raise ValueError(f"mode {image.mode} image with values outside [0, {top:g}] "
+                             f"(min {values.min():g}, max {values.max():g}): cannot map them to 8 bits")
+        return Image.fromarray(np.rint(values * (255.0 / top)).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
 
 
 def image_files(folder: Union[str, Path]) -> list:

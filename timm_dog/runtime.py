@@ -2,24 +2,27 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from .preprocess import Preprocess
+from .preprocess import Preprocess, to_rgb
 
 
 @dataclass
 class Classifier:
     source: str
-    backend: str  # e.g. "torch (cpu)" or "onnxruntime (CPUExecutionProvider)"
+    backend: str  # what runs, e.g. "torch (cuda:0, bf16)" or "onnxruntime (CPUExecutionProvider)"
     architecture: str
     labels: list
-    preprocess: Callable  # PIL image -> float32 array [3, H, W]
+    preprocess: Callable  # PIL image (any mode, see preprocess.to_rgb) -> float32 array [3, H, W]; picklable
     run: Callable  # float32 array [N, 3, H, W] -> logits [N, classes]
     weights_sha256: Optional[str] = None
+    device: str = "cpu"  # where the batches go: "cpu" or "cuda:N"
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list:
         """[(label, probability), ...] for each row, best first."""
@@ -30,56 +33,128 @@ class Classifier:
         return [[(self.labels[i], float(row[i])) for i in np.argsort(-row, kind="stable")[:k]] for row in probs]
 
 
-def load_classifier(source: str, checkpoint: Optional[str] = None) -> Classifier:
-    """A timm name (+ checkpoint), ``hf-hub:``, ``local-dir:`` or an ``.onnx`` file."""
+AMP = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def resolve_device(spec: str = "auto"):
+    """``auto`` (CUDA when torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a ``torch.device``
+    (``cuda`` -> ``cuda:0``); a ValueError for anything else or a CUDA device torch does not see."""
+    import torch
+
+    index = _cuda_index(spec)
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if index >= count:
+        seen = f"{count} CUDA device(s), cuda:0-{count - 1}" if count else "no CUDA device"
+        raise ValueError(f"device {spec!r}: torch sees {seen}; use --device cpu or auto")
+    return torch.device("cuda", index)
+
+
+def load_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
+                    amp: Optional[str] = None) -> Classifier:
+    """A timm name (+ checkpoint), ``hf-hub:``, ``local-dir:`` or an ``.onnx`` file, on ``device``
+    (see :func:`resolve_device`); ``amp`` (bf16/fp16 autocast) for torch sources only."""
     if source.endswith(".onnx"):
         if checkpoint:
             raise ValueError("--checkpoint applies to a model name, not to an .onnx file")
-        return _onnx_classifier(source)
-    return torch_classifier(source, checkpoint)
+        if amp:
+            raise ValueError("--amp applies to torch sources; an ONNX file's precision is fixed at export (--fp16)")
+        return _onnx_classifier(source, device)
+    return torch_classifier(source, checkpoint, device, amp)
 
 
-def torch_classifier(source: str, checkpoint: Optional[str] = None) -> Classifier:
+def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
+                     amp: Optional[str] = None) -> Classifier:
     from .sources import load_model
 
+    device = resolve_device(device)  # before the model is loaded
     weights = file_sha256(checkpoint) if checkpoint else None
-    return model_classifier(load_model(source, checkpoint), source, weights)
+    return model_classifier(load_model(source, checkpoint), source, weights, device, amp)
 
 
-def model_classifier(model, source: str, weights_sha256: Optional[str] = None) -> Classifier:
-    """A classifier around an in-memory timm model (put in eval mode), preprocessing from its ``pretrained_cfg``."""
+def model_classifier(model, source: str, weights_sha256: Optional[str] = None, device="cpu",
+                     amp: Optional[str] = None) -> Classifier:
+    """A classifier around an in-memory timm model (put in eval mode, on ``device``; channels_last on CUDA),
+    preprocessing from its ``pretrained_cfg``; ``amp`` ('bf16' or 'fp16') runs it under autocast."""
     import torch
     from timm.data import create_transform, resolve_data_config
 
     from .onnx import label_names
 
-    model = model.eval()
+    device = resolve_device(str(device))
+    if amp not in (None, *AMP):
+        raise ValueError(f"amp {amp!r} is not one of {', '.join(AMP)}")
+    memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
+    model = model.eval().to(device, memory_format=memory_format)
     transform = create_transform(**resolve_data_config({}, model=model))
 
     def run(batch):
-        with torch.inference_mode():
-            return model(torch.as_tensor(batch)).float().numpy()
+        batch = torch.as_tensor(batch).to(device, non_blocking=True, memory_format=memory_format)
+        with torch.inference_mode(), torch.autocast(device.type, getattr(torch, AMP[amp])) if amp else nullcontext():
+            return model(batch).float().cpu().numpy()
 
     return Classifier(
-        source=source, backend="torch (cpu)", architecture=model.pretrained_cfg.get("architecture", source),
-        labels=label_names(model), preprocess=lambda image: transform(image).numpy(), run=run,
-        weights_sha256=weights_sha256,
+        source=source, backend=f"torch ({device}, {amp or 'fp32'})",
+        architecture=model.pretrained_cfg.get("architecture", source), labels=label_names(model),
+        preprocess=TorchPreprocess(transform), run=run, weights_sha256=weights_sha256, device=str(device),
     )
 
 
-def _onnx_classifier(path: str) -> Classifier:
+def onnx_providers(spec: str = "auto") -> list:
+    """onnxruntime providers for a ``--device``: CUDA (device N) when asked, or for ``auto`` when onnxruntime
+    lists it; the CPU otherwise. A ValueError for a CUDA device onnxruntime cannot use."""
+    import onnxruntime as ort
+
+    index = _cuda_index(spec)
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if spec == "cpu" or (spec == "auto" and not has_cuda):
+        return ["CPUExecutionProvider"]
+    if not has_cuda:
+        raise ValueError(f"device {spec!r}: onnxruntime lists no CUDAExecutionProvider (it needs onnxruntime-gpu); "
+                         "use --device cpu or auto")
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+
+
+def _cuda_index(spec: str) -> int:
+    """N of ``cuda:N`` (0 otherwise); a ValueError if ``spec`` is not auto, cpu, cuda or cuda:N."""
+    match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", spec)
+    if not match:
+        raise ValueError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N")
+    return int(match.group(1) or 0)
+
+
+@dataclass(frozen=True)
+class TorchPreprocess:
+    """timm's eval ``transform`` of :func:`to_rgb`'s image, as a float32 array (picklable for loader workers)."""
+
+    transform: Callable
+
+    def __call__(self, image) -> np.ndarray:
+        return self.transform(to_rgb(image)).numpy()
+
+
+def _onnx_classifier(path: str, device: str = "auto") -> Classifier:
     from .onnx import INPUT, OUTPUT, decode_metadata, inference_session
 
     if not Path(path).is_file():
         raise ValueError(f"ONNX file {path} does not exist")
-    session = inference_session(path)
-    metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path)
+    providers = onnx_providers(device)
+    session = inference_session(path, providers)
+    ran = session.get_providers()[0]
+    if device.startswith("cuda") and ran != "CUDAExecutionProvider":
+        raise ValueError(f"device {device!r}: onnxruntime could not start its CUDA provider (it runs on {ran})")
+    width = session.get_outputs()[0].shape[-1]  # an int when static, a name when dynamic
+    metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path,
+                               width if isinstance(width, int) else None)
     return Classifier(
         source=path, backend=f"onnxruntime ({session.get_providers()[0]})",
         architecture=metadata.get("architecture") or Path(path).stem, labels=metadata["label_names"],
         preprocess=Preprocess.from_config(metadata),
         run=lambda batch: session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0],
-        weights_sha256=file_sha256(path),
+        weights_sha256=file_sha256(path), device=f"cuda:{_cuda_index(device)}" if "CUDA" in ran else "cpu",
     )
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -45,16 +46,16 @@ def read_checkpoint(path, use_ema: bool = False):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path)), None, None
     try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path)), None, None
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a readable train.py checkpoint or safetensors file: {first}") from None
+    except Exception as error:  # torch's and safetensors' readers fail on foreign files with any exception type
+        raise ValueError(f"{path} is not a train.py checkpoint, torch file or safetensors file "
+                         f"({_what_is(path, error)}); only tensors and train.py args are read") from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a state dict or train.py checkpoint")
     key = "state_dict_ema" if use_ema else "state_dict"
@@ -64,6 +65,24 @@ def read_checkpoint(path, use_ema: bool = False):
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     args = checkpoint.get("args")
     return state, (vars(args) if isinstance(args, argparse.Namespace) else args), checkpoint.get("arch")
+
+
+def _what_is(path: Path, error: Exception) -> str:
+    """What a file that torch/safetensors cannot read looks like, in a few words."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    unsupported = re.search(r"Unsupported global: GLOBAL [\w.]+", str(error))
+    if not head:
+        return "it is empty"
+    if unsupported:
+        return f"it holds Python objects besides tensors: {unsupported.group(0)}"
+    if zipfile.is_zipfile(path):
+        return "a zip archive without torch's layout"
+    if head[:1] == b"\x80":
+        return "a Python pickle, not in torch's format"
+    if b"\0" not in head:  # binary formats have NUL bytes early on
+        return "it is a text file"
+    return f"unrecognised content starting {head[:8]!r}"
 
 
 def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional[dict] = None):
