@@ -12,23 +12,6 @@ import torch
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' (CUDA when torch sees one, else the CPU), 'cpu', 'cuda' or 'cuda:N'; a clear ValueError otherwise."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"{name!r}: give auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"{name!r}: give auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{name!r}: torch sees no CUDA device on this machine (use --device cpu or auto)")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"{name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
@@ -126,11 +109,12 @@ def benchmark_recipe(path, gpus: int = 1, num_images: Optional[int] = None, devi
     from timm.optim import create_optimizer_v2, optimizer_kwargs
 
     from .recipes import default_train_images, load_recipe, train_py_args
+    from .runtime import resolve_device
 
     known, _ = train_py_args()
     recipe = load_recipe(path)
     args = SimpleNamespace(**{**known, **{k: v for k, v in recipe.items() if k in known}})
-    torch_device = pick_device(device)
+    torch_device = resolve_device(device)
     model = timm.create_model(args.model, num_classes=args.num_classes, drop_rate=args.drop,
                               drop_path_rate=args.drop_path, **(args.model_kwargs or {}))
     img_size = resolve_data_config(vars(args), model=model)["input_size"][-1]

@@ -260,10 +260,11 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
     from .recipes import RecipeError, check_recipe
 
     if benchmark:
-        from .benchmark import benchmark_recipe, describe, pick_device
+        from .benchmark import benchmark_recipe, describe
+        from .runtime import resolve_device
 
         try:
-            pick_device(device)
+            resolve_device(device)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--device") from None
     failed = 0
@@ -614,12 +615,16 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
 @click.option("--pair", "pairs", multiple=True, metavar="DOG_DIR:BASE_DIR",
               help="Pair these two run folders explicitly; repeat for more.")
 @click.option("--ema", is_flag=True, help="Evaluate the checkpoints' EMA weights (state_dict_ema).")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("report"), show_default=True)
+@click.option("--out", "-o", type=OutputPath(folder=True), default=Path("report"), show_default=True)
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
-def report_command(run_dirs, data_dir, pairs, ema, out, batch_size, workers):
+@click.option("--workers", "-j", type=click.IntRange(0), default=None,
+              help="Loader processes that read and preprocess images (default: this machine's CPU cores).")
+@_device_option
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
+              help="Autocast the models to this precision (default: off, fp32).")
+def report_command(run_dirs, data_dir, pairs, ema, out, batch_size, workers, device, amp):
     """Compare *_dog runs of train.py with their native-init runs (RUN_DIRS): Table 1 row, test, curves, kernels."""
-    from .report import build_report, check_unique, group_runs, prepare_out, read_run, write_report
+    from .report import build_report, check_unique, group_runs, read_run, write_report
 
     explicit_dirs = []
     for spec in pairs:
@@ -633,8 +638,7 @@ def report_command(run_dirs, data_dir, pairs, ema, out, batch_size, workers):
         runs = [read_run(folder) for folder in run_dirs if folder.resolve() not in in_pairs]
         check_unique(runs + [run for pair in explicit for run in pair])
         groups = group_runs(runs, explicit)
-        out = prepare_out(out)
-        report = build_report(groups, data_dir, ema, batch_size, workers)
+        report = build_report(groups, data_dir, ema, batch_size, workers, device=device, amp=amp)
         paths = write_report(report, groups, out)
     except ValueError as error:  # ReportError, and an unreadable --data-dir
         raise click.ClickException(str(error)) from None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from .models import base_of
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("epoch", "train_loss", "eval_top1")
 BOOTSTRAP = {"resamples": 10_000, "seed": 0, "level": 0.95}
-PARTIAL = ".partial-"
 PER_RUN_ARGS = ("model", "model_kwargs", "seed", "output", "experiment")  # expected to differ within a pair
 
 
@@ -198,12 +196,12 @@ def _load(run: Run, use_ema: bool):
 
 
 def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int = 64, workers: int = 0,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, device="cpu", amp=None) -> dict:
     """Evaluate every pair on ``data_dir`` (an ImageFolder) and compute the numbers of report.json."""
     from .evaluate import evaluate, mcnemar, open_dataset
     from .runtime import file_sha256, model_classifier
 
-    dataset = open_dataset(str(data_dir))
+    dataset, info = open_dataset(str(data_dir))
     classes = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
     models = {}
     for g in groups:  # every check before the evaluations
@@ -217,7 +215,6 @@ def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int 
         if model.num_classes != len(classes):
             raise ReportError(f"{run.folder} has {model.num_classes} classes but --data-dir {data_dir} has "
                               f"{len(classes)} class folders: evaluate on the validation set of its class set")
-    info = {"name": "imagefolder", "data_dir": str(data_dir), "split": "validation", "class_names": classes}
     report = {"data": {"data_dir": str(data_dir), "images": len(dataset), "classes": len(classes)},
               "weights": "EMA (state_dict_ema)" if use_ema else "state_dict", "bootstrap": BOOTSTRAP, "pairs": []}
     for g in groups:
@@ -227,8 +224,8 @@ def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int 
         for pair in g.pairs:
             for arm, run in zip(("dog", "native"), pair):
                 model = models[run]
-                result = evaluate(model_classifier(model, run.model, file_sha256(run.checkpoint)), dataset,
-                                  batch_size, workers, progress=progress, dataset_info=info)
+                classifier = model_classifier(model, run.model, file_sha256(run.checkpoint), device, amp)
+                result = evaluate(classifier, dataset, batch_size, workers, progress=progress, dataset_info=info)
                 correct[arm].append(result.correct)
                 arms[arm].append({"folder": str(run.folder), "checkpoint": str(run.checkpoint),
                                   "weights_sha256": result.weights_sha256, "seed": run.args.get("seed"),
@@ -314,46 +311,20 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare_out(out) -> Path:
-    """The output folder, created and writable, with partial files of an earlier run removed."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ReportError(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ReportError(f"cannot create --out {out}: {error.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise ReportError(f"--out {out} is not writable")
-    for stale in out.glob(PARTIAL + "*"):
-        stale.unlink()
-    return out
-
-
 def write_report(report: dict, groups: list, out: Path) -> list:
-    """report.json, report.md and one curve figure per pair in ``out``, each written under a partial name first."""
+    """report.json, report.md and one curve figure per pair in ``out``, all moved into place together."""
+    from .outputs import writing
     from .plots import plot_curves
 
-    partials = []
-
-    def partial(name: str) -> Path:
-        partials.append(out / f"{PARTIAL}{name}")
-        return partials[-1]
-
-    try:
-        for g, p in zip(groups, report["pairs"]):
-            runs = [(run.label, run.curves, arm == 0)
-                    for pair in g.pairs for arm, run in enumerate(pair)]
-            plot_curves(runs, partial(p["curves"]), title=f"{g.dog_model} vs {g.native_model}")
-        partial("report.json").write_text(json.dumps(report, indent=2))
-        partial("report.md").write_text(markdown(report))
-        final = [out / path.name[len(PARTIAL):] for path in partials]
-        for path, target in zip(partials, final):
-            path.replace(target)
-        return final
-    finally:
-        for path in partials:
-            path.unlink(missing_ok=True)
+    out = Path(out)
+    final = [out / p["curves"] for p in report["pairs"]] + [out / "report.json", out / "report.md"]
+    with writing(*final) as partials:
+        for g, p, path in zip(groups, report["pairs"], partials):
+            runs = [(run.label, run.curves, arm == 0) for pair in g.pairs for arm, run in enumerate(pair)]
+            plot_curves(runs, path, title=f"{g.dog_model} vs {g.native_model}")
+        partials[-2].write_text(json.dumps(report, indent=2))
+        partials[-1].write_text(markdown(report))
+    return final
 
 
 def card_section(report_json, checkpoint, model_name: str, use_ema: bool = False) -> dict:
