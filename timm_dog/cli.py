@@ -10,7 +10,7 @@ import timm
 import torch
 
 from .dog import check_gamma
-from .init import check_dog_args, depthwise_kernels, dog_init_, is_depthwise
+from .init import check_dog_args, depthwise_kernels, depthwise_weights, dog_init_
 from .models import base_of
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
@@ -92,7 +92,7 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
     args = _dog_args(gamma, on_ratio, share, scale, seed)
     base = base_of(model) if timm.is_model(base_of(model)) else model
     net = _create(base)
-    native = {name: _std(m.weight) for name, m in net.named_modules() if is_depthwise(m)}
+    native = {name: _std(weight) for name, weight in depthwise_weights(net).items()}
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         report = dog_init_(net, **args)
