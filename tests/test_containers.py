@@ -7,7 +7,7 @@ from timm.layers import BlurPool2d, CondConv2d, Conv2dSame, MixedConv2d
 from timm.models.byobnet import MobileOneBlock
 from timm.models.fastvit import MobileOneBlock as FastVitMobileOneBlock
 from timm.models.fastvit import RepConditionalPosEnc, ReparamLargeKernelConv
-from timm.models.ghostnet import GhostModuleV3
+from timm.models.ghostnet import GhostBottleneckV3, GhostModuleV3
 from timm.models.inception_next import InceptionDWConv2d
 from timm.models.lcnetv2 import RepDepthwiseSeparable
 from timm.models.repghost import RepGhostModule
@@ -153,6 +153,19 @@ def test_reparameterizable_block_fuses_to_centre_surround(kind):
     assert all(torch.equal(polarity(conv.weight[:, 0]), polarity(convs[0].weight[:, 0])) for conv in convs)
     assert report.zeroed == ZEROED.get(kind, [])
     assert all(not model.get_parameter(name).any() for name in report.zeroed)
+    assert analyze_model(reparameterize_model(model))["centre_surround_fraction"] == 1.0
+
+
+def test_ghostnetv3_bottleneck_and_its_ghost_modules_are_separate_blocks():
+    torch.manual_seed(0)
+    model = nn.Sequential(GhostBottleneckV3(16, 32, 24, stride=2)).eval()
+    report = dog_init_(model, seed=0)
+    block = model[0]
+    assert report.zeroed == ["0.dw_rpr_scale.bn1.weight", "0.ghost1.cheap_rpr_scale.bn1.weight",
+                             "0.ghost2.cheap_rpr_scale.bn1.weight"]
+    for branches in (block.dw_rpr_conv, block.ghost1.cheap_rpr_conv, block.ghost2.cheap_rpr_conv):
+        kernels = [b.conv.weight[:, 0] for b in branches]
+        assert all(is_dog(k) and torch.equal(polarity(k), polarity(kernels[0])) for k in kernels)
     assert analyze_model(reparameterize_model(model))["centre_surround_fraction"] == 1.0
 
 

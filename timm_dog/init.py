@@ -8,7 +8,6 @@ from numbers import Real
 from typing import List, Optional, Tuple, Union
 
 import torch
-from timm.layers import CondConv2d
 from torch import nn
 
 from .dog import Gamma, check_gamma, check_unit, dog_kernels, is_shapeable
@@ -42,9 +41,19 @@ def _kernels_of(module) -> Optional[torch.Tensor]:
     """
     if is_depthwise(module):
         return module.weight
-    if isinstance(module, CondConv2d) and module.groups == module.in_channels > 1:
+    if _is_condconv(module) and module.groups == module.in_channels > 1:
         return module.weight.view(-1, *module.weight_shape[1:])
     return None
+
+
+def _class_path(module) -> str:
+    """'timm.layers.cond_conv2d.CondConv2d': timm's classes are told by name, so this module imports no timm
+    (importing it must not start the autoload that imports it)."""
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _is_condconv(module) -> bool:
+    return _class_path(module) == "timm.layers.cond_conv2d.CondConv2d"
 
 
 # timm's re-parameterizable blocks: the children whose kernels timm sums into one depthwise kernel when
@@ -99,7 +108,7 @@ def _fused_blocks(model: nn.Module) -> dict:
     names = {id(p): n for n, p in model.named_parameters()}
     blocks = {}
     for block in model.modules():
-        attrs = FUSED_BRANCHES.get(f"{type(block).__module__}.{type(block).__qualname__}", ())
+        attrs = FUSED_BRANCHES.get(_class_path(block), ())
         kxk, scales = [], []
         for branch in (b for a in attrs for b in _as_list(getattr(block, a, None))):
             conv = next((m for m in branch.modules() if isinstance(m, nn.Conv2d)), None)
@@ -226,7 +235,7 @@ def dog_init_(
         if reason:
             report.skipped.append((name, reason))
             continue
-        (experts if isinstance(module, CondConv2d) else plain).append((name, module, weight))
+        (experts if _is_condconv(module) else plain).append((name, module, weight))
     # CondConv2d experts are drawn after all other layers, so that for a seed those keep the kernels
     # they had before CondConv2d was supported
     for targets in (plain, experts):
