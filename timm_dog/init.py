@@ -117,7 +117,7 @@ def _fused_blocks(model: nn.Module) -> dict:
             if is_shapeable(tuple(conv.kernel_size)):
                 kxk.append(conv)
             else:
-                norm = next((m for m in branch.modules() if isinstance(m, nn.BatchNorm2d)), conv)
+                norm = next((m for m in branch.modules() if isinstance(m, nn.BatchNorm2d) and m.affine), conv)
                 scales.append((names[id(norm.weight)], norm.weight))
         fused = _FusedBlock(scales)
         blocks.update((id(conv), fused) for conv in kxk)
