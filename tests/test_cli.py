@@ -36,6 +36,15 @@ def test_inspect(cli):
     assert row.split()[2:5][0] == "40" and row.split()[4] == "20"  # channels, DoG set = round(0.5 * 40)
 
 
+def test_inspect_condconv_and_reparameterizable_models(cli):
+    result = cli("inspect", "efficientnet_cc_b0_4e_dog", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("blocks.4.0.conv_dw"))
+    assert row.split()[1:3] == ["5x5", "1920"]  # 4 experts x 480 kernels
+    result = cli("inspect", "mobileone_s0", "--seed", "0")
+    assert result.exit_code == 0 and "zeroed stages.0.0.conv_scale.bn.weight: 1x1 scale branch" in result.output
+
+
 def test_inspect_model_without_depthwise(cli):
     result = cli("inspect", "resnet18")
     assert result.exit_code == 0 and "no depthwise convolution" in result.output

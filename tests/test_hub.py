@@ -120,6 +120,54 @@ def test_plain_timm_loads_the_staged_folder_via_local_dir(staged, checkpoint, di
     np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), _expected_logits(checkpoint, images), atol=1e-5)
 
 
+STAGE_TWIN = """
+    import argparse
+    import timm
+    import torch
+    from timm_dog import hub
+    from timm_dog.models import twins
+    if not timm.is_model({twin!r}):  # until the twin scan registers it, register it as twins.py does
+        from timm.models import generate_default_cfgs
+        twins.default_cfgs.update(generate_default_cfgs({{{twin!r}: twins._twin_cfg({base!r})}}))
+        twins._make_twin({base!r})
+    model = timm.create_model({twin!r}, dog_seed=0)
+    torch.save({{"epoch": 0, "arch": {twin!r}, "state_dict": model.state_dict(), "version": 2,
+                "args": argparse.Namespace(model={twin!r})}}, "checkpoint.pth.tar")
+    hub.stage("checkpoint.pth.tar", {twin!r}, "repo", repo_id="someone/{base}-dog", force=True, log=print)
+"""
+
+
+@pytest.mark.slow
+def test_plain_timm_loads_a_staged_new_family_twin(tmp_path):
+    """convformer_s18_dog (a MetaFormer: not one of the first twin families), DoG-initialized, staged: its ONNX
+    passes verification and plain timm loads the folder as convformer_s18 with the checkpoint's logits."""
+    from timm_dog.preprocess import sample_photos
+
+    base = "convformer_s18"
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(STAGE_TWIN.format(twin=base + "_dog", base=base))],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "repo"
+    assert json.loads((folder / "config.json").read_text())["architecture"] == base
+    assert all(v["passed"] for v in json.loads((folder / "onnx" / "verification.json").read_text()))
+    state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)["state_dict"]
+    dw = state["stages.0.blocks.0.token_mixer.dwconv.weight"][:, 0].double()  # DoG kernels: sum 0, positive part 0.5
+    assert torch.allclose(dw.sum((1, 2)), torch.zeros(len(dw), dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(dw.clamp(min=0).sum((1, 2)), torch.full((len(dw),), 0.5, dtype=torch.float64), atol=1e-6)
+    model = timm.create_model(base).eval()
+    model.load_state_dict(state)
+    preprocess = Preprocess.from_model(model)
+    images = np.stack([preprocess(open_image(p)) for p in sample_photos()])
+    np.save(tmp_path / "images.npy", images)
+    out = _plain_timm(LOAD_AND_RUN.format(source=f"local-dir:{folder}", images=str(tmp_path / "images.npy")), {},
+                      tmp_path)
+    assert out.split()[0] == base
+    with torch.inference_mode():
+        want = model(torch.from_numpy(images)).numpy()
+    assert np.abs(want).max() > 0.1  # logits that can tell a wrong load from a right one
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), want, atol=1e-5 * np.abs(want).max(), rtol=0)
+
+
 def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 

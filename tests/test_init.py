@@ -1,6 +1,8 @@
 import hashlib
 import warnings
 
+
+
 import pytest
 import timm
 import torch
@@ -134,12 +136,10 @@ def test_no_depthwise_warns_and_returns_empty_report():
     assert not report and report.layers == [] and report.kernels_set == 0
 
 
-def test_condconv_is_reported_as_skipped():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = dog_init_(timm.create_model("efficientnet_cc_b0_4e"))
-    assert any("CondConv2d is not an nn.Conv2d" in reason for _, reason in report.skipped)
-    assert report.layers  # the plain depthwise convs still got DoG
+def test_condconv_experts_are_shaped():
+    report = dog_init_(timm.create_model("efficientnet_cc_b0_4e"), seed=0)
+    assert not report.skipped
+    assert {layer.name: layer.kernels for layer in report.layers}["blocks.4.0.conv_dw"] == 4 * 480  # experts x out
 
 
 def test_meta_device_is_skipped():

@@ -45,6 +45,21 @@ def test_parity_per_family(name, tmp_path):
     assert any("PASS" in line for line in lines)
 
 
+@pytest.mark.slow
+def test_parity_of_a_reparameterizable_family(tmp_path):
+    """fastvit_t8 with DoG init (MobileOne and large-kernel branches, RepMixer, ConvMlp): parity relative to
+    its logits, which are small (~1e-4) in a freshly initialized FastViT."""
+    from timm_dog import dog_init_
+
+    torch.manual_seed(0)
+    model = timm.create_model("fastvit_t8").eval()
+    assert dog_init_(model, seed=0).zeroed
+    result = export_onnx(model, tmp_path / "model.onnx", log=lambda line: None)
+    (check,) = result.verifications
+    assert result.exporter == "dynamo" and check.passed and check.top1_agreement == 1.0, check.summary()
+    assert check.logit_scale > 0 and check.max_abs_diff <= 1e-4 * check.logit_scale, check.summary()
+
+
 def test_metadata_is_enough_for_inference_without_torch(tmp_path):
     model = timm.create_model("convnext_atto_dog", num_classes=1000).eval()
     export_onnx(model, tmp_path / "m.onnx", log=lambda line: None)

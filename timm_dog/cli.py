@@ -12,7 +12,7 @@ import timm
 import torch
 
 from .dog import check_gamma
-from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, dog_init_, is_depthwise
+from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, depthwise_weights, dog_init_
 from .models import base_of
 from .outputs import JSON, OutputError, check_output, figure_suffixes, write_text
 
@@ -149,7 +149,7 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
     args = _dog_args(gamma, on_ratio, share, scale, seed)
     base = base_of(model) if timm.is_model(base_of(model)) else model
     net = _create(base)
-    native = {name: _std(m.weight) for name, m in net.named_modules() if is_depthwise(m)}
+    native = {name: _std(weight) for name, weight in depthwise_weights(net).items()}
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         try:

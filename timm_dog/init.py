@@ -13,8 +13,8 @@ from torch import nn
 
 from .dog import Gamma, check_gamma, check_unit, dog_kernels, is_shapeable
 
-__all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_kernels", "log_dog_init", "DogInitReport",
-           "DogLayer"]
+__all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_weights", "depthwise_kernels", "log_dog_init",
+           "DogInitReport", "DogLayer"]
 
 logger = logging.getLogger("timm_dog")
 
@@ -28,9 +28,108 @@ def is_depthwise(module) -> bool:
 
 
 def _looks_depthwise(module) -> bool:
-    """A grouped conv-like module that is not an nn.Conv2d (e.g. timm's CondConv2d)."""
+    """A conv-like layer (it owns a ``weight``) with ``groups == in_channels > 1`` that is not an nn.Conv2d.
+
+    Containers that merely carry such attributes (timm's GhostModuleV3) are not layers.
+    """
     groups = module.__dict__.get("groups")
-    return isinstance(groups, int) and groups > 1 and groups == module.__dict__.get("in_channels")
+    return (isinstance(groups, int) and groups > 1 and groups == module.__dict__.get("in_channels")
+            and isinstance(getattr(module, "weight", None), nn.Parameter))
+
+
+def _kernels_of(module) -> Optional[torch.Tensor]:
+    """The depthwise kernels of ``module`` as a view [kernels, 1, kh, kw] of its weight, or None.
+
+    A depthwise ``CondConv2d`` keeps its experts in one parameter [experts, out·kh·kw]; each expert's
+    kernels are kernels of their own, so the layer has experts × out_channels kernels (expert-major).
+    """
+    if is_depthwise(module):
+        return module.weight
+    if _is_condconv(module) and module.groups == module.in_channels > 1:
+        return module.weight.view(-1, *module.weight_shape[1:])
+    return None
+
+
+def _class_path(module) -> str:
+    """'timm.layers.cond_conv2d.CondConv2d': timm's classes are told by name, so this module imports no timm
+    (importing it must not start the autoload that imports it)."""
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _is_condconv(module) -> bool:
+    return _class_path(module) == "timm.layers.cond_conv2d.CondConv2d"
+
+
+# timm's re-parameterizable blocks: the children whose kernels timm sums into one depthwise kernel when
+# it fuses the block (timm.utils.model.reparameterize_model). _FusedBlock says the rule.
+FUSED_BRANCHES = {
+    "timm.models.byobnet.MobileOneBlock": ("conv_kxk", "conv_scale"),
+    "timm.models.fastvit.MobileOneBlock": ("conv_kxk", "conv_scale"),
+    "timm.models.fastvit.ReparamLargeKernelConv": ("large_conv", "small_conv"),
+    "timm.models.repvit.RepVggDw": ("conv", "conv1"),
+    "timm.models.ghostnet.GhostModuleV3": ("cheap_rpr_conv", "cheap_rpr_scale"),
+    "timm.models.ghostnet.GhostBottleneckV3": ("dw_rpr_conv", "dw_rpr_scale"),
+    "timm.models.lcnetv2.RepDepthwiseSeparable": ("dw_conv_list",),
+}
+
+
+@dataclass(eq=False)
+class _FusedBlock:
+    """One re-parameterizable block: the rule that keeps its fused kernel centre-surround.
+
+    Its kxk depthwise branches get DoG in the same kernels, each kernel index with one polarity in
+    all of them (the first branch shaped sets it; γ stays per kernel), so they add up to a
+    centre-surround kernel. Its 1x1 depthwise scale branch starts at zero in those kernels (the
+    weight of the norm after it, else the conv's weight). An identity branch stays: it adds a delta
+    at the centre.
+    """
+
+    scales: List[Tuple[str, nn.Parameter]]  # (name, weight) of the 1x1 scale branches
+    shaped: bool = False
+    chosen: Optional[torch.Tensor] = None  # kernel indices that got DoG (None: all)
+    polarity: Optional[torch.Tensor] = None  # ±1 per chosen kernel
+
+    def align(self, kernels: torch.Tensor) -> torch.Tensor:
+        """``kernels`` with the block's polarity (the first call sets it)."""
+        kh, kw = kernels.shape[-2:]
+        polarity = kernels[:, (kh - 1) // 2: kh // 2 + 1, (kw - 1) // 2: kw // 2 + 1].sum((1, 2)).sign()
+        if self.polarity is None:
+            self.polarity = polarity
+            return kernels
+        return kernels * (polarity * self.polarity)[:, None, None]
+
+    def zero_scales(self) -> List[str]:
+        """Zero the scale branches in the kernels that got DoG; their names."""
+        if self.polarity is None or not len(self.polarity):
+            return []
+        for _, weight in self.scales:
+            weight[self.chosen.to(weight.device) if self.chosen is not None else slice(None)] = 0
+        return [name for name, _ in self.scales]
+
+
+def _fused_blocks(model: nn.Module) -> dict:
+    """{id(kxk depthwise conv): its _FusedBlock} for the blocks of FUSED_BRANCHES in ``model``."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    blocks = {}
+    for block in model.modules():
+        attrs = FUSED_BRANCHES.get(_class_path(block), ())
+        kxk, scales = [], []
+        for branch in (b for a in attrs for b in _as_list(getattr(block, a, None))):
+            conv = next((m for m in branch.modules() if isinstance(m, nn.Conv2d)), None)
+            if conv is None or not is_depthwise(conv):
+                continue
+            if is_shapeable(tuple(conv.kernel_size)):
+                kxk.append(conv)
+            else:
+                norm = next((m for m in branch.modules() if isinstance(m, nn.BatchNorm2d) and m.affine), conv)
+                scales.append((names[id(norm.weight)], norm.weight))
+        fused = _FusedBlock(scales)
+        blocks.update((id(conv), fused) for conv in kxk)
+    return blocks
+
+
+def _as_list(module) -> list:
+    return list(module) if isinstance(module, nn.ModuleList) else [] if module is None else [module]
 
 
 @dataclass
@@ -39,17 +138,18 @@ class DogLayer:
 
     name: str
     kernel_size: Tuple[int, int]
-    kernels: int  # kernels in the layer (out_channels)
+    kernels: int  # kernels in the layer (out_channels; experts × out_channels for a CondConv2d)
     dog_kernels: int  # of which got DoG
     scale: float  # multiplier applied to the paper's kernels
 
 
 @dataclass
 class DogInitReport:
-    """What ``dog_init_`` did: layers touched and layers skipped, with the reason."""
+    """What ``dog_init_`` did: layers touched, layers skipped (with the reason), scale branches zeroed."""
 
     layers: List[DogLayer] = field(default_factory=list)
     skipped: List[Tuple[str, str]] = field(default_factory=list)
+    zeroed: List[str] = field(default_factory=list)  # weights of re-parameterizable blocks' 1x1 scale branches
 
     @property
     def kernels_set(self) -> int:
@@ -66,11 +166,14 @@ class DogInitReport:
         text = f"DoG init: {len(self.layers)} depthwise layers, {self.kernels_set}/{self.kernels_total} kernels set"
         if self.skipped:
             text += f", {len(self.skipped)} skipped"
+        if self.zeroed:
+            text += f", {len(self.zeroed)} 1x1 scale branches zeroed"
         return text
 
     def __str__(self) -> str:
         lines = [self.summary()]
         lines += [f"  skipped {name}: {reason}" for name, reason in self.skipped]
+        lines += [f"  zeroed {name}: 1x1 scale branch of a re-parameterizable block" for name in self.zeroed]
         return "\n".join(lines)
 
 
@@ -172,61 +275,85 @@ def dog_init_(
     args = check_dog_args(gamma, on_ratio, share, scale, seed)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     report = DogInitReport()
-    targets = []  # (name, conv, kernels to set, chosen kernel indices or None for all)
+    blocks = _fused_blocks(model)
+    plain, experts = [], []  # (name, module, kernels view)
     for name, module in model.named_modules():
-        if not is_depthwise(module):
+        weight = _kernels_of(module)
+        if weight is None:
             if not isinstance(module, nn.Conv2d) and _looks_depthwise(module):
                 report.skipped.append((name, f"{type(module).__name__} is not an nn.Conv2d; left untouched"))
             continue
-        reason = _skip_reason(module)
+        reason = _skip_reason(weight)
         if reason:
             report.skipped.append((name, reason))
             continue
-        total = module.weight.shape[0]
-        count = round(args["share"] * total)
-        chosen = torch.randperm(total, generator=generator, device="cpu")[:count] if count < total else None
-        targets.append((name, module, count, chosen))
-    # one batch of kernels per kernel size (in order of first appearance), for all its layers at once
-    counts = {}
-    for _, conv, count, _ in targets:
-        counts.setdefault(tuple(conv.kernel_size), []).append(count)
-    batches = {size: iter(dog_kernels(sum(n), size, args["gamma"], args["on_ratio"], generator=generator).split(n))
-               for size, n in counts.items()}
-    # every layer's kernels are scaled and checked before any is written (no half-initialized model)
-    ready = [_prepare(name, conv, next(batches[tuple(conv.kernel_size)]), chosen, args["scale"])
-             for name, conv, _, chosen in targets]
-    for layer, conv, kernels, chosen in ready:
-        _write(conv, kernels, chosen)
+        (experts if _is_condconv(module) else plain).append((name, module, weight))
+    # CondConv2d experts are drawn after all other layers, so that for a seed those keep the kernels
+    # they had before CondConv2d was supported; every layer's kernels are scaled and checked before any
+    # is written (no half-initialized model)
+    ready = [item for targets in (plain, experts) for item in _shape(targets, blocks, args, generator)]
+    for layer, weight, kernels, chosen in ready:
+        _write(weight, kernels, chosen)
         report.layers.append(layer)
+    for block in dict.fromkeys(blocks.values()):
+        report.zeroed += block.zero_scales()
     if not report.layers:
         why = "; ".join(f"{n}: {r}" for n, r in report.skipped[:3]) or "it has no depthwise convolution"
         warnings.warn(f"dog_init_ changed nothing in {type(model).__name__}: {why}", stacklevel=2)
     return report
 
 
-def _skip_reason(conv: nn.Conv2d) -> Optional[str]:
-    kh, kw = conv.kernel_size
+def _shape(targets, blocks: dict, args: dict, generator) -> list:
+    """Choose the kernels of each target and draw DoG kernels for them, in order: [(DogLayer, weight, kernels,
+    chosen)], scaled and checked (see :func:`_prepare`), not yet written."""
+    plan = []  # (name, kernels view, chosen kernel indices or None for all, fused block or None)
+    for name, module, weight in targets:
+        block = blocks.get(id(module))
+        if block is not None and block.shaped:  # the block's other kxk branches: same channels
+            chosen = block.chosen
+        else:
+            total = weight.shape[0]
+            count = round(args["share"] * total)
+            chosen = torch.randperm(total, generator=generator, device="cpu")[:count] if count < total else None
+        plan.append((name, weight, chosen, block))
+        if block is not None:
+            block.shaped, block.chosen = True, chosen
+    # one batch of kernels per kernel size (in order of first appearance), for all its layers at once
+    counts = {}
+    for _, weight, chosen, _ in plan:
+        counts.setdefault(tuple(weight.shape[-2:]), []).append(weight.shape[0] if chosen is None else len(chosen))
+    batches = {size: iter(dog_kernels(sum(n), size, args["gamma"], args["on_ratio"], generator=generator).split(n))
+               for size, n in counts.items()}
+    ready = []
+    for name, weight, chosen, block in plan:
+        kernels = next(batches[tuple(weight.shape[-2:])])
+        if block is not None:
+            kernels = block.align(kernels)
+        ready.append(_prepare(name, weight, kernels, chosen, args["scale"]))
+    return ready
+
+
+def _skip_reason(weight: torch.Tensor) -> Optional[str]:
+    kh, kw = weight.shape[-2:]
     if not is_shapeable((kh, kw)):
         return f"kernel {kh}x{kw}: nothing to shape (all samples on one ring)"
-    if conv.weight.is_meta:
+    if weight.is_meta:
         return "weights are on the meta device"
     return None
 
 
-def _prepare(name, conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.Tensor], scale) -> tuple:
-    """(DogLayer, conv, kernels scaled and in the weight's dtype, chosen) for one layer, checked, not written."""
-    weight = conv.weight
-    size, count = tuple(conv.kernel_size), len(kernels)
+def _prepare(name, weight: torch.Tensor, kernels: torch.Tensor, chosen: Optional[torch.Tensor], scale) -> tuple:
+    """(DogLayer, weight, kernels scaled and in the weight's dtype, chosen) for one layer, checked, not written."""
+    size, count = tuple(weight.shape[-2:]), len(kernels)
     if count == 0:
-        return DogLayer(name, size, weight.shape[0], 0, 0.0), conv, kernels, chosen
+        return DogLayer(name, size, weight.shape[0], 0, 0.0), weight, kernels, chosen
     multiplier = _multiplier(name, scale, kernels, weight)
     kernels = _scaled(name, kernels, multiplier, scale, weight.dtype)
-    return DogLayer(name, size, weight.shape[0], count, multiplier), conv, kernels, chosen
+    return DogLayer(name, size, weight.shape[0], count, multiplier), weight, kernels, chosen
 
 
-def _write(conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.Tensor]) -> None:
-    """Write ``kernels`` into the ``chosen`` output channels of ``conv`` (all when None)."""
-    weight = conv.weight
+def _write(weight: torch.Tensor, kernels: torch.Tensor, chosen: Optional[torch.Tensor]) -> None:
+    """Write ``kernels`` into the ``chosen`` kernels of ``weight`` [kernels, 1, kh, kw] (all when None)."""
     if len(kernels) == 0:
         return
     kernels = kernels.to(device=weight.device)
@@ -236,10 +363,15 @@ def _write(conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.Tensor
         weight[chosen.to(weight.device), 0] = kernels
 
 
+def depthwise_weights(model: nn.Module) -> dict:
+    """{name: weight as [kernels, 1, kh, kw]} of every depthwise layer of ``model`` (CondConv2d experts too)."""
+    return {name: weight for name, module in model.named_modules() if (weight := _kernels_of(module)) is not None}
+
+
 def depthwise_kernels(model: nn.Module) -> dict:
     """Every depthwise kernel of ``model``, grouped by kernel size: {(kh, kw): Tensor[n, kh, kw]}."""
     groups: dict = {}
-    for module in model.modules():
-        if is_depthwise(module) and not module.weight.is_meta:
-            groups.setdefault(tuple(module.kernel_size), []).append(module.weight.detach().float().cpu()[:, 0])
+    for weight in depthwise_weights(model).values():
+        if not weight.is_meta:
+            groups.setdefault(tuple(weight.shape[-2:]), []).append(weight.detach().float().cpu()[:, 0])
     return {size: torch.cat(kernels) for size, kernels in groups.items()}
