@@ -1,7 +1,4 @@
 import hashlib
-import warnings
-
-
 
 import pytest
 import timm
