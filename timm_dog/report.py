@@ -312,19 +312,19 @@ def markdown(report: dict) -> str:
 
 
 def write_report(report: dict, groups: list, out: Path) -> list:
-    """report.json, report.md and one curve figure per pair in ``out``, all moved into place together."""
+    """One curve figure per pair, then report.json and report.md, in ``out``; each written through a partial file."""
     from .outputs import writing
     from .plots import plot_curves
 
     out = Path(out)
-    final = [out / p["curves"] for p in report["pairs"]] + [out / "report.json", out / "report.md"]
-    with writing(*final) as partials:
-        for g, p, path in zip(groups, report["pairs"], partials):
-            runs = [(run.label, run.curves, arm == 0) for pair in g.pairs for arm, run in enumerate(pair)]
-            plot_curves(runs, path, title=f"{g.dog_model} vs {g.native_model}")
-        partials[-2].write_text(json.dumps(report, indent=2))
-        partials[-1].write_text(markdown(report))
-    return final
+    figures = []
+    for g, p in zip(groups, report["pairs"]):
+        runs = [(run.label, run.curves, arm == 0) for pair in g.pairs for arm, run in enumerate(pair)]
+        figures.append(plot_curves(runs, out / p["curves"], title=f"{g.dog_model} vs {g.native_model}"))
+    with writing(out / "report.json", out / "report.md") as (json_file, markdown_file):
+        json_file.write_text(json.dumps(report, indent=2))
+        markdown_file.write_text(markdown(report))
+    return figures + [out / "report.json", out / "report.md"]
 
 
 def card_section(report_json, checkpoint, model_name: str, use_ema: bool = False) -> dict:
