@@ -354,7 +354,17 @@ def test_unreadable_image_in_a_worker_is_one_line(checkpoint, digits, tmp_path):
     (tmp_path / "val" / "3" / "cut.png").write_bytes(photo.read_bytes()[:5000])  # a valid header, truncated data
     code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", tmp_path, "-j", "2")
     assert code == 1 and "Traceback" not in output
-    assert "cannot read an image of the dataset: OSError: image file is truncated" in output
+    assert "cannot read an image of the dataset: ValueError: cannot read image " in output
+    assert "cut.png: image file is truncated" in output
+
+
+def test_a_file_that_is_not_an_image_is_named_not_replaced(checkpoint, digits, tmp_path):
+    """timm's ImageDataset would serve the next image instead and count it twice (361 images of 360)."""
+    _copy_classes(digits, tmp_path, [str(i) for i in range(10)])
+    (tmp_path / "val" / "3" / "notes.png").write_text("not an image")
+    code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", tmp_path, "-j", "0")
+    assert code == 1 and "Traceback" not in output and "361" not in output
+    assert "notes.png: cannot identify image file" in output
 
 
 def test_preprocessing_pickles_for_loader_workers(onnx_file, digits):

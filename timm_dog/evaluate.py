@@ -51,11 +51,33 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
         if dataset:  # torchvision's ImageFolder: its default loader converts to RGB, clipping 16-bit images
             kwargs["loader"] = Image.open
     try:
-        return create_dataset(dataset, root=data_dir, split=split, is_training=False, download=download,
-                              **kwargs), info
+        opened = create_dataset(dataset, root=data_dir, split=split, is_training=False, download=download, **kwargs)
     except (AssertionError, FileNotFoundError, RuntimeError, ValueError) as error:
         kind = f"dataset {dataset!r}" if dataset else "an ImageFolder"
         raise ValueError(f"cannot open {kind} at {data_dir} (split {split!r}): {error}") from None
+    return (StrictImageFolder(opened.reader) if not dataset else opened), info
+
+
+class StrictImageFolder:
+    """timm's ImageFolder reader, read strictly: a file that is not a readable image is an error that names it
+    (timm's ImageDataset logs it and serves the next image in its place, which is then counted twice)."""
+
+    def __init__(self, reader):
+        self.reader, self.transform = reader, None
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        path, target = self.reader.samples[index]
+        try:
+            with Image.open(path) as image:
+                image.load()  # decode here, so that a truncated file is named too
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read image {path}: {error}") from None
+        return (self.transform(image) if self.transform else image), target
 
 
 def split_folder(data_dir, split: str) -> tuple:
