@@ -90,7 +90,9 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
 def _multiplier(scale: Scale, kernels: torch.Tensor, weight: torch.Tensor) -> float:
     if scale == "paper":
         return 1.0
-    if scale == "match":  # to the std of the layer's native init
+    if scale == "match":  # to the std of the layer's native init (unknown on the meta device)
+        if weight.is_meta:
+            return math.nan
         dog_std = kernels.std().item() if kernels.numel() > 1 else 0.0
         native_std = weight.float().std().item() if weight.numel() > 1 else 0.0
         return native_std / dog_std if dog_std > 0 else 1.0
@@ -113,6 +115,7 @@ def dog_init_(
     ``on_ratio``; the others keep their native init. ``scale`` is "paper" (as defined in the
     paper), "match" (rescaled to the std of the layer's native init) or a fixed multiplier.
     The same ``seed`` gives bit-identical weights; with None, torch's global RNG decides.
+    On the meta device nothing is written: the report says what would be set.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"dog_init_ expects a torch.nn.Module; got {type(model).__name__}")
@@ -151,8 +154,6 @@ def _skip_reason(conv: nn.Conv2d) -> Optional[str]:
     kh, kw = conv.kernel_size
     if not is_shapeable((kh, kw)):
         return f"kernel {kh}x{kw}: nothing to shape (all samples on one ring)"
-    if conv.weight.is_meta:
-        return "weights are on the meta device"
     return None
 
 
@@ -163,6 +164,8 @@ def _write(name, conv: nn.Conv2d, kernels: torch.Tensor, chosen: Optional[torch.
     if count == 0:
         return DogLayer(name, size, weight.shape[0], 0, 0.0)
     multiplier = _multiplier(scale, kernels, weight)
+    if weight.is_meta:  # no values to write
+        return DogLayer(name, size, weight.shape[0], count, multiplier)
     if multiplier != 1.0:
         kernels = kernels * multiplier
     kernels = kernels.to(dtype=weight.dtype, device=weight.device)
