@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import timm
 import torch
 
 from .dog import check_gamma
+from . import scan
 from .init import check_dog_args, depthwise_kernels, dog_init_, is_depthwise
 from .models import base_of
 
@@ -76,12 +79,42 @@ def main():
 
 @main.command("list")
 @click.argument("pattern", default="*_dog")
-def list_models(pattern):
+@click.option("--table", is_flag=True, help="A Markdown table per family (timm module), with counts.")
+def list_models(pattern, table):
     """List models in timm's registry matching PATTERN (default: every *_dog model)."""
     names = timm.list_models(pattern)
     if not names:
         raise click.ClickException(f"no model matches {pattern!r}")
-    click.echo("\n".join(names))
+    click.echo(scan.family_table(names) if table else "\n".join(names))
+
+
+@main.command("scan")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write [default: where the twins are read from, in the user cache].")
+def scan_models(out):
+    """Scan the installed timm for depthwise models: the list that decides which *_dog twins exist."""
+    default = scan.user_dir() / scan.data_name(timm.__version__)
+    out = out or default
+    if out.suffix != ".json":
+        raise click.BadParameter(f"{out}: the output must be a .json file", param_hint="--out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"cannot create the folder of {out}: {error.strerror}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise click.ClickException(f"cannot write to {out.parent}: permission denied")
+    names = scan.entrypoints()
+    with click.progressbar(length=len(names), label=f"scanning timm {timm.__version__} on the meta device",
+                           file=sys.stderr) as bar:
+        data = scan.scan(names, progress=lambda name: bar.update(1))
+    scan.write(data, out)
+    found, families = len(data["models"]), len({entry["family"] for entry in data["models"].values()})
+    click.echo(f"{found} models with shapeable depthwise convs in {families} families; "
+               f"{len(data['exceptions'])} exceptions; {data['scanned']} scanned in {data['seconds']} s")
+    if out.resolve() == default.resolve():
+        click.echo(f"wrote {out}: the next process that imports timm registers its {found} twins")
+    else:
+        click.echo(f"wrote {out}; twins are read from {default}: copy it there to use it")
 
 
 @main.command()
