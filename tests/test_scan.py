@@ -111,6 +111,11 @@ def test_a_listed_name_missing_from_timm_is_skipped(tmp_path):
     assert twins.base_models(path) == ["convnext_atto"]
 
 
+def test_a_base_without_a_registered_cfg_gets_timms_default_one():
+    cfg = twins._twin_cfg("plugin_model_registered_without_cfgs")
+    assert cfg.input_size == (3, 224, 224) and not cfg.has_weights
+
+
 def test_data_file_prefers_the_users_scan_then_the_nearest_committed_version(tmp_path, monkeypatch):
     committed, user = tmp_path / "committed", tmp_path / "cache"
     committed.mkdir()

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import timm
-from timm.models import generate_default_cfgs, register_model
+from timm.models import PretrainedCfg, generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._registry import _model_pretrained_cfgs, model_entrypoint
 
@@ -64,10 +64,10 @@ def pop_dog_kwargs(kwargs: dict) -> dict:
     return check_dog_args(**args)
 
 
-def _twin_cfg(base: str):
-    # the base's registered default cfg, read without get_pretrained_cfg's deep copy (40 ms for
-    # 549 twins at import); replace() gives the twin its own cfg
-    return replace(_model_pretrained_cfgs[base], **_NO_WEIGHTS)
+def _twin_cfg(base: str) -> PretrainedCfg:
+    # the base's registered default cfg (timm's default one for a plugin model registered without),
+    # read without get_pretrained_cfg's deep copy (40 ms for 549 twins at import); replace() copies
+    return replace(_model_pretrained_cfgs.get(base) or PretrainedCfg(), **_NO_WEIGHTS)
 
 
 def create_twin(base: str, pretrained: bool = False, **kwargs):
