@@ -1,4 +1,5 @@
 import hashlib
+import math
 
 import pytest
 import timm
@@ -6,7 +7,7 @@ import torch
 from timm.layers import Conv2dSame, MixedConv2d, create_conv2d
 from torch import nn
 
-from timm_dog import DogInitReport, dog_init_, is_depthwise
+from timm_dog import DogInitReport, DogLayer, dog_init_, is_depthwise
 from timm_dog.init import depthwise_kernels
 
 
@@ -139,12 +140,14 @@ def test_condconv_experts_are_shaped():
     assert {layer.name: layer.kernels for layer in report.layers}["blocks.4.0.conv_dw"] == 4 * 480  # experts x out
 
 
-def test_meta_device_is_skipped():
+def test_meta_device_reports_what_would_be_set():
     with torch.device("meta"):
-        model = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4))
-    with pytest.warns(UserWarning):
-        report = dog_init_(model)
-    assert report.skipped == [("0", "weights are on the meta device")]
+        model = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.Conv2d(6, 6, 1, groups=6))
+    report = dog_init_(model, share=0.5, seed=0)
+    assert report.layers == [DogLayer("0", (3, 3), 4, 2, 1.0)]
+    assert report.skipped == [("1", "kernel 1x1: nothing to shape (all samples on one ring)")]
+    assert model[0].weight.is_meta
+    assert math.isnan(dog_init_(model, scale="match").layers[0].scale)  # the native std is unknown
 
 
 @pytest.mark.parametrize(

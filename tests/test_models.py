@@ -5,11 +5,7 @@ from timm.data import resolve_data_config
 
 import timm_dog  # noqa: F401  (registers, also without the autoload)
 from timm_dog.init import depthwise_kernels
-from timm_dog.init import is_depthwise
-from timm_dog.models import BASES, DOG_KWARGS, NOT_DEPTHWISE
-
-FAMILIES = ["convnext*", "convmixer*", "mobilenetv2*", "mobilenetv3*", "mobilenetv4*", "efficientnet*",
-            "tf_efficientnet*", "hornet*"]
+from timm_dog.models import BASES, DOG_KWARGS
 
 
 def _is_dog_kernel_set(kernels: torch.Tensor) -> bool:
@@ -20,11 +16,9 @@ def _is_dog_kernel_set(kernels: torch.Tensor) -> bool:
     )
 
 
-def test_every_family_entrypoint_has_a_twin():
-    bases = {name for name in timm.list_models(FAMILIES) if not name.endswith("_dog")} - set(NOT_DEPTHWISE)
-    assert "convmixer_512" in bases  # the paper's model, defined by this package
-    assert {f"{b}_dog" for b in bases} == set(timm.list_models("*_dog"))
-    assert set(BASES) == bases and len(bases) > 120
+def test_every_base_has_a_twin():
+    assert "convmixer_512" in BASES  # the paper's model, defined by this package
+    assert {f"{b}_dog" for b in BASES} == set(timm.list_models("*_dog"))
     for name in ("convnext_tiny_dog", "convnextv2_atto_dog", "convmixer_512_dog", "mobilenetv2_100_dog",
                  "mobilenetv3_large_100_dog", "mobilenetv4_conv_small_dog", "efficientnet_b0_dog",
                  "tf_efficientnet_b0_dog", "tf_efficientnetv2_s_dog"):
@@ -124,16 +118,3 @@ def test_bad_dog_kwargs_fail_before_building():
     with pytest.raises(ValueError, match="share"):
         timm.create_model("convnext_atto_dog", dog_share=2)
     assert set(DOG_KWARGS) == {"dog_gamma", "dog_on_ratio", "dog_share", "dog_scale", "dog_seed"}
-
-
-@pytest.mark.slow
-def test_every_twin_builds():
-    """Every registered twin goes through its base entrypoint (on the meta device: no memory, no init)."""
-    for name in timm.list_models("*_dog"):
-        with torch.device("meta"), pytest.warns(UserWarning, match="meta device"):
-            model = timm.create_model(name)
-        assert model.dog_init_report.skipped, name
-    for name in NOT_DEPTHWISE:  # the excluded ones really have no depthwise conv
-        with torch.device("meta"):
-            model = timm.create_model(name)
-        assert not any(is_depthwise(m) for m in model.modules()), name

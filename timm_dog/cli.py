@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import signal
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -12,6 +13,7 @@ import timm
 import torch
 
 from .dog import check_gamma
+from . import scan
 from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, depthwise_weights, dog_init_
 from .models import base_of
 from .outputs import JSON, OutputError, check_output, figure_suffixes, write_text
@@ -133,12 +135,34 @@ def main():
 
 @main.command("list")
 @click.argument("pattern", default="*_dog")
-def list_models(pattern):
+@click.option("--table", is_flag=True, help="A Markdown table per family (timm module), with counts.")
+def list_models(pattern, table):
     """List models in timm's registry matching PATTERN (default: every *_dog model)."""
     names = timm.list_models(pattern)
     if not names:
         raise click.ClickException(f"no model matches {pattern!r}")
-    click.echo("\n".join(names))
+    click.echo(scan.family_table(names) if table else "\n".join(names))
+
+
+@main.command("scan")
+@click.option("--out", "-o", type=OutputPath(JSON), default=None,
+              help="JSON file to write [default: where the twins are read from, in the user cache].")
+def scan_models(out):
+    """Scan the installed timm for depthwise models: the list that decides which *_dog twins exist."""
+    default = scan.user_dir() / scan.data_name(timm.__version__)
+    out = out or check_output(default, JSON)
+    names = scan.entrypoints()
+    with click.progressbar(length=len(names), label=f"scanning timm {timm.__version__} on the meta device",
+                           file=sys.stderr) as bar:
+        data = scan.scan(names, progress=lambda name: bar.update(1))
+    scan.write(data, out)
+    found, families = len(data["models"]), len({entry["family"] for entry in data["models"].values()})
+    click.echo(f"{found} models with shapeable depthwise convs in {families} families; "
+               f"{len(data['exceptions'])} exceptions; {data['scanned']} scanned in {data['seconds']} s")
+    if out.resolve() == default.resolve():
+        click.echo(f"wrote {out}: the next process that imports timm registers its {found} twins")
+    else:
+        click.echo(f"wrote {out}; twins are read from {default}: copy it there to use it")
 
 
 @main.command()

@@ -210,7 +210,9 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
 def _multiplier(name: str, scale: Scale, kernels: torch.Tensor, weight: torch.Tensor) -> float:
     if scale == "paper":
         return 1.0
-    if scale == "match":  # to the std of the layer's native init
+    if scale == "match":  # to the std of the layer's native init (unknown on the meta device)
+        if weight.is_meta:
+            return math.nan
         dog_std = kernels.std().item() if kernels.numel() > 1 else 0.0
         native = weight.float()
         native_std = native.std().item() if weight.numel() > 1 else 0.0
@@ -269,6 +271,7 @@ def dog_init_(
     The same ``seed`` gives bit-identical weights; with None, torch's global RNG decides.
     Kernels a layer's dtype cannot hold once scaled (overflow, or underflow that loses the
     pattern) raise a ValueError naming the layer and the limit, before any layer is written.
+    On the meta device nothing is written: the report says what would be set.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"dog_init_ expects a torch.nn.Module; got {type(model).__name__}")
@@ -337,8 +340,6 @@ def _skip_reason(weight: torch.Tensor) -> Optional[str]:
     kh, kw = weight.shape[-2:]
     if not is_shapeable((kh, kw)):
         return f"kernel {kh}x{kw}: nothing to shape (all samples on one ring)"
-    if weight.is_meta:
-        return "weights are on the meta device"
     return None
 
 
@@ -348,13 +349,14 @@ def _prepare(name, weight: torch.Tensor, kernels: torch.Tensor, chosen: Optional
     if count == 0:
         return DogLayer(name, size, weight.shape[0], 0, 0.0), weight, kernels, chosen
     multiplier = _multiplier(name, scale, kernels, weight)
-    kernels = _scaled(name, kernels, multiplier, scale, weight.dtype)
+    if not weight.is_meta:  # on the meta device there is no dtype range to check and nothing to write
+        kernels = _scaled(name, kernels, multiplier, scale, weight.dtype)
     return DogLayer(name, size, weight.shape[0], count, multiplier), weight, kernels, chosen
 
 
 def _write(weight: torch.Tensor, kernels: torch.Tensor, chosen: Optional[torch.Tensor]) -> None:
     """Write ``kernels`` into the ``chosen`` kernels of ``weight`` [kernels, 1, kh, kw] (all when None)."""
-    if len(kernels) == 0:
+    if len(kernels) == 0 or weight.is_meta:
         return
     kernels = kernels.to(device=weight.device)
     if chosen is None:
