@@ -125,11 +125,6 @@ STAGE_TWIN = """
     import timm
     import torch
     from timm_dog import hub
-    from timm_dog.models import twins
-    if not timm.is_model({twin!r}):  # until the twin scan registers it, register it as twins.py does
-        from timm.models import generate_default_cfgs
-        twins.default_cfgs.update(generate_default_cfgs({{{twin!r}: twins._twin_cfg({base!r})}}))
-        twins._make_twin({base!r})
     model = timm.create_model({twin!r}, dog_seed=0)
     torch.save({{"epoch": 0, "arch": {twin!r}, "state_dict": model.state_dict(), "version": 2,
                 "args": argparse.Namespace(model={twin!r})}}, "checkpoint.pth.tar")
