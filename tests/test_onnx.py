@@ -190,3 +190,28 @@ def test_sigterm_during_export_leaves_no_file(tmp_path):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "Aborted!" in stderr and "Traceback" not in stderr
     assert not out.exists()  # the partials, and the folder the export created
+
+
+class _CondConvNet(torch.nn.Module):
+    """A CondConv2d with per-sample expert weights (as in efficientnet_cc_*): neither ONNX exporter traces it."""
+
+    def __init__(self):
+        from timm.layers import CondConv2d
+
+        super().__init__()
+        self.conv = CondConv2d(3, 8, 3, padding=1, num_experts=2)
+        self.head = torch.nn.Linear(8, 10)
+        self.num_classes = 10
+        self.pretrained_cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0,
+                               "interpolation": "bilinear"}
+
+    def forward(self, x):
+        routing = torch.sigmoid(x.mean((2, 3))[:, :1].repeat(1, 2))
+        return self.head(self.conv(x, routing).mean((2, 3)))
+
+
+def test_a_model_no_exporter_can_trace_is_one_clear_error(tmp_path):
+    with pytest.raises(ExportError, match=r"the TorchScript exporter cannot export this model either "
+                                          r"\(SymbolicValueError: Unsupported: ONNX export of convolution"):
+        export_onnx(_CondConvNet(), tmp_path / "m.onnx", log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []

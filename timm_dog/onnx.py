@@ -281,11 +281,18 @@ def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
         except Exception as error:  # any exporter failure: fall back, and say why
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             log(f"dynamo exporter failed ({type(error).__name__}: {reason[:300]}); falling back to TorchScript")
-    with _quiet():
-        torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT],
-            output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-        )
+    try:
+        with _quiet():
+            torch.onnx.export(
+                model, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT],
+                output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            )
+    except OSError:
+        raise
+    except Exception as error:  # neither exporter can trace this model
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"the TorchScript exporter cannot export this model either ({type(error).__name__}: "
+                          f"{reason.split('  [')[0][:200]})") from None
     if simplify:
         import onnxscript.optimizer
 
