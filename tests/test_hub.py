@@ -364,7 +364,8 @@ def test_push_private_to_a_new_branch_as_a_pull_request(staged, fake_hub):
 def test_cli_push_prints_no_token(checkpoint, eval_json, fake_hub, tmp_path):
     fake = fake_hub()
     result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
-                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "s")])
+                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "s"),
+                                       "--dataset", "digits"])
     assert result.exit_code == 0, result.output
     assert "pushed 6 files in one commit: https://huggingface.co/" in result.output and len(fake.commits) == 1
     assert TOKEN not in result.output and not any(TOKEN in p.read_text(errors="ignore")
@@ -375,6 +376,9 @@ def test_dry_run_and_refusals_push_nothing(checkpoint, eval_json, staged, fake_h
     fake = fake_hub()
     result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
                                        "--eval-json", str(eval_json), "--dry-run"])
+    assert result.exit_code == 1 and "was measured on an ImageFolder" in result.output and "--dataset" in result.output
+    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
+                                       "--eval-json", str(eval_json), "--dry-run", "--dataset", "digits"])
     assert result.exit_code == 0 and "dry run: nothing uploaded" in result.output and "model.safetensors" in result.output
     result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO])
     assert result.exit_code == 1 and "refusing to publish: no eval JSON" in result.output
@@ -397,7 +401,8 @@ def test_dry_run_and_refusals_push_nothing(checkpoint, eval_json, staged, fake_h
     with pytest.raises(hub.PushError, match="no Hugging Face token: set HF_TOKEN"):
         hub.push(staged, REPO)
     result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
-                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "never")])
+                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "never"),
+                                       "--dataset", "digits"])
     assert result.exit_code == 1 and "no Hugging Face token" in result.output and not (tmp_path / "never").exists()
     assert silent.requests == []
 
@@ -411,6 +416,15 @@ def test_failing_onnx_check_refuses_to_stage(checkpoint, eval_json, digits, tmp_
         hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, eval_json=eval_json,
                   int8_calibration=tmp_path / "calib", verify_images=digits / "val" / "2", log=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
+
+
+def test_an_eval_json_with_impossible_numbers_is_refused(eval_json, tmp_path):
+    report = json.loads(eval_json.read_text())
+    for bad in ({"top1": 150.0, "top5": 150.0}, {"top1": 60.0, "top5": 50.0}, {"top1": -1.0}, {"loss": -0.5},
+                {"num_images": 0}, {"num_images": 2.5}):
+        (tmp_path / "e.json").write_text(json.dumps({**report, **bad}))
+        with pytest.raises(hub.PushError, match="holds impossible numbers"):
+            hub.read_eval(tmp_path / "e.json", None)
 
 
 def test_an_eval_json_that_is_not_a_report_is_refused(checkpoint, tmp_path):

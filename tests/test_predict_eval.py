@@ -284,7 +284,8 @@ def _with_metadata(onnx_file, folder, **changes):
     (dict(std=[0.5, 0.0, 0.5]), "metadata std=[0.5, 0.0, 0.5] is invalid: expected 3 finite positive numbers"),
     (dict(input_size=[3, 0, 32]), "metadata input_size=[3, 0, 32] is invalid: expected [3, height, width]"),
     (dict(mean=[0.5, 0.5]), "metadata mean=[0.5, 0.5] is invalid: expected 3 finite numbers"),
-    (dict(crop_pct=0), "metadata crop_pct=0 is invalid: expected a finite positive number"),
+    (dict(crop_pct=0), "metadata crop_pct=0 is invalid: expected a number in (0, 2]"),
+    (dict(crop_pct=7), "metadata crop_pct=7 is invalid: expected a number in (0, 2]"),
     (dict(label_names=[str(i) for i in range(9)]), "metadata label_names has 9 names but num_classes is 10"),
     (dict(label_names=[str(i) for i in range(9)], num_classes=None),
      "metadata label_names has 9 names but the graph's output width is 10"),
@@ -379,3 +380,51 @@ def test_preprocessing_pickles_for_loader_workers(onnx_file, digits):
                        model_classifier(timm.create_model("convnext_atto", num_classes=10), "convnext_atto")):
         copy = pickle.loads(pickle.dumps(classifier.preprocess))
         np.testing.assert_array_equal(copy(image), classifier.preprocess(image))
+
+
+def test_a_safetensors_checkpoint_takes_the_data_config_beside_it(staged, checkpoint, digits, caplog):
+    """The Hub folder's model.safetensors with its config.json (32 px, mean/std 0.5) scores as the checkpoint it
+    came from; alone, it says which default preprocessing it falls back to (was: 15.83 % silently)."""
+    import logging
+    import shutil
+
+    weights = staged.folder / "model.safetensors"
+    _, _, by_checkpoint = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "-j", "0")
+    _, _, by_safetensors = _eval("convnext_atto_dog", "--checkpoint", weights, "--data-dir", digits, "-j", "0")
+    assert by_safetensors["top1"] == pytest.approx(by_checkpoint["top1"])
+    assert by_safetensors["loss"] == pytest.approx(by_checkpoint["loss"], abs=1e-4)
+    alone = digits.parent / "alone.safetensors"
+    shutil.copyfile(weights, alone)
+    with caplog.at_level(logging.WARNING, logger="timm_dog"):
+        load_classifier("convnext_atto_dog", str(alone), device="cpu")
+    assert "carries no data config" in caplog.text and "default preprocessing (3x224x224, bicubic" in caplog.text
+
+
+def test_bad_sources_and_data_are_one_line(onnx_file, checkpoint, digits, tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "huge.png"  # a valid PNG that claims 60000 x 60000 pixels (a decompression bomb)
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b""))
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    Image.new("RGB", (8, 8)).save(loose / "a.png")
+    cases = [
+        (["predict", str(onnx_file), str(bomb)], 1, f"cannot read image {bomb}: Image size (3600000000 pixels)"),
+        (["eval", str(onnx_file), "--data-dir", str(digits), "--dataset", "bogus/foo"], 1,
+         "unknown --dataset 'bogus/foo': give a timm dataset name starting with torch/"),
+        (["eval", str(onnx_file), "--data-dir", str(loose)], 1, f"{loose} has images directly inside it"),
+        (["analyze", str(onnx_file)], 2, "analyze reads the kernels of a torch model"),
+        (["predict", f"local-dir:{tmp_path}/none", str(bomb)], 1, "no config.json in that folder"),
+        (["eval", str(onnx_file), "--data-dir", str(digits), "--compare", str(onnx_file), "--compare-checkpoint",
+          str(checkpoint)], 1, "--compare-checkpoint applies to a model name"),
+    ]
+    for args, code, message in cases:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == code and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output and "-----" not in result.output
+        assert result.output.count(args[1]) <= 1 or args[0] == "eval"  # the SOURCE is named once

@@ -73,6 +73,9 @@ def test_write_sweep_checks_the_grid_and_the_base_before_writing(tmp_path):
     bad.write_text(yaml.safe_dump({**base, "model_kwargs": {"dog_scale": "huge"}}))
     with pytest.raises(RecipeError, match="bad_dog.yaml: model_kwargs: scale must be"):
         write_sweep(bad, {"dog_share": [0.5]}, tmp_path / "a")
+    bad.write_text(yaml.safe_dump({**base, "lr": "fast"}))  # the base's own values, as recipe check sees them
+    with pytest.raises(RecipeError, match="bad_dog.yaml:\n  lr: 'fast' is not a number > 0"):
+        write_sweep(bad, {"dog_share": [0.5]}, tmp_path / "a")
     assert not (tmp_path / "a").exists()
 
 

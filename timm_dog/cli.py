@@ -407,17 +407,22 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, device):
         device = resolve_device(device)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--device") from None
+    onnx_sources = [source for source in sources if source.endswith(".onnx")]
+    if onnx_sources:
+        raise click.BadParameter(f"{onnx_sources[0]}: analyze reads the kernels of a torch model; give a model name "
+                                 f"(+ --checkpoint), hf-hub: or local-dir:, not an .onnx file", param_hint="SOURCES")
     results = {}
     header = f"{'source':<28} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
              f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
-    click.echo(header)
-    click.echo("-" * len(header))
     for i, source in enumerate(sources):
         try:
             model = load_model(source, checkpoints[i] if checkpoints else None).to(device)
             result = analyze_model(model, seed=seed, fit_threshold=fit_threshold)
         except (ValueError, RuntimeError) as error:
-            raise click.ClickException(f"{source}: {error}") from None
+            raise click.ClickException(_named(source, error)) from None
+        if i == 0:  # the table starts once there is a row to show, so that an error stays one line
+            click.echo(header)
+            click.echo("-" * len(header))
         results[source] = public(result)
         for size, s in result["sizes"].items():
             f = s["fractions"]
@@ -435,13 +440,18 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, device):
         click.echo(f"wrote {json_out}")
 
 
-def _load(source, checkpoint=None, device="auto", amp=None):
+def _named(source: str, error) -> str:
+    """The error's message, led by the SOURCE it concerns unless it names it already."""
+    return str(error) if source in str(error) else f"{source}: {error}"
+
+
+def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="--checkpoint"):
     from .runtime import load_classifier
 
     try:
         return load_classifier(source, checkpoint, device, amp)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
-        raise click.ClickException(f"{source}: {error}") from None
+        raise click.ClickException(_named(source, str(error).replace("--checkpoint", checkpoint_option))) from None
 
 
 @main.command()
@@ -480,7 +490,7 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
     except ExportError as error:
         raise click.ClickException(f"{error}; no file was written") from None
     except (ValueError, RuntimeError) as error:
-        raise click.ClickException(f"{source}: {error}") from None
+        raise click.ClickException(_named(source, error)) from None
     for precision, path in result.files.items():
         click.echo(f"wrote {path} ({precision}, {result.exporter} exporter, opset {opset}, "
                    f"{path.stat().st_size / 1e6:.1f} MB)")
@@ -542,7 +552,8 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     sources = [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else [])
     try:
         data, info = open_dataset(data_dir, dataset, split, download)
-        classifiers = [_load(src, ckpt, device, amp) for src, ckpt in sources]
+        classifiers = [_load(src, ckpt, device, amp, option)
+                       for (src, ckpt), option in zip(sources, ("--checkpoint", "--compare-checkpoint"))]
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
@@ -587,8 +598,9 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
 @click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
               help="Images for the ONNX check (default: scikit-learn's two photos).")
 @click.option("--license", "license_", default="apache-2.0", show_default=True)
-@click.option("--dataset", "datasets", multiple=True, default=("imagenet-1k",), show_default=True,
-              help="Hub dataset id(s) for the card; repeat for more.")
+@click.option("--dataset", "datasets", multiple=True,
+              help="Hub dataset id(s) for the card (e.g. imagenet-1k), needed when --eval-json was measured on an "
+                   "ImageFolder; repeat for more.")
 @click.option("--stage-dir", type=OutputPath(folder=True), default=None,
               help="Stage here (and keep it); default: a temporary folder.")
 @click.option("--dry-run", is_flag=True, help="Stage and show what would be uploaded; upload nothing.")

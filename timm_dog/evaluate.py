@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from PIL.Image import DecompressionBombError
 
 from .runtime import Classifier
 
@@ -31,6 +32,7 @@ class EvalResult:
 
 
 FOLDER_DATASETS = ("", "folder", "torch/image_folder", "torch/folder")  # class sub-folders of --data-dir
+DATASET_PREFIXES = ("torch", "tfds", "hfds", "hfids", "wds")  # what timm's create_dataset understands
 SPLIT_ALIASES = (("train", "training"), ("validation", "val", "valid", "eval", "evaluation"))  # timm's synonyms
 SPLIT_NAMES = {name for names in SPLIT_ALIASES for name in names} | {"test", "testing"}
 
@@ -42,6 +44,11 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
     from PIL import Image
     from timm.data import create_dataset
 
+    prefix, sep, _ = dataset.partition("/")
+    if dataset.lower() not in FOLDER_DATASETS and not (sep and prefix.lower() in DATASET_PREFIXES):
+        raise ValueError(f"unknown --dataset {dataset!r}: give a timm dataset name starting with "
+                         f"{', '.join(p + '/' for p in DATASET_PREFIXES)} (e.g. torch/cifar10), or none for an "
+                         f"ImageFolder")  # timm would read any other name as an ImageFolder, quietly
     info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
     kwargs = {"input_img_mode": None}
     if dataset.lower() in FOLDER_DATASETS:
@@ -55,6 +62,9 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
     except (AssertionError, FileNotFoundError, RuntimeError, ValueError) as error:
         kind = f"dataset {dataset!r}" if dataset else "an ImageFolder"
         raise ValueError(f"cannot open {kind} at {data_dir} (split {split!r}): {error}") from None
+    if "" in (class_names(opened) or []):
+        raise ValueError(f"{data_dir} has images directly inside it: an ImageFolder keeps each class's images in a "
+                         f"sub-folder named after the class")
     return (StrictImageFolder(opened.reader) if not dataset else opened), info
 
 
@@ -75,7 +85,7 @@ class StrictImageFolder:
         try:
             with Image.open(path) as image:
                 image.load()  # decode here, so that a truncated file is named too
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise ValueError(f"cannot read image {path}: {error}") from None
         return (self.transform(image) if self.transform else image), target
 
@@ -199,7 +209,7 @@ def _batches(loader):
             yield next(batches)
         except StopIteration:
             return
-        except (OSError, ValueError) as error:  # a worker's error carries its traceback: keep the last line
+        except (OSError, ValueError, DecompressionBombError) as error:  # a worker's error: keep its last line
             raise ValueError(f"cannot read an image of the dataset: {str(error).strip().splitlines()[-1]}") from None
 
 

@@ -89,6 +89,11 @@ def read_eval(path, weights_sha256: Optional[str]) -> dict:
     missing = [k for k in ("top1", "top5", "loss", "num_images") if not isinstance(report.get(k), (int, float))]
     if missing:
         raise PushError(f"eval JSON {path} lacks {', '.join(missing)}: write it with `timm-dog eval … --json`")
+    top1, top5, loss, images = (report[k] for k in ("top1", "top5", "loss", "num_images"))
+    if not (0 <= top1 <= top5 <= 100 and 0 <= loss < float("inf") and isinstance(images, int) and images >= 1):
+        raise PushError(f"eval JSON {path} holds impossible numbers (top1 {top1}, top5 {top5}, loss {loss}, "
+                        f"num_images {images}): percentages lie in [0, 100] with top1 <= top5, the loss is finite "
+                        f"and >= 0, and at least one image was evaluated")
     if weights_sha256 and report.get("weights_sha256") != weights_sha256:
         raise PushError(f"eval JSON {path} was not measured on this checkpoint (its weights_sha256 differs): "
                         "run `timm-dog eval MODEL --checkpoint CHECKPOINT --json …` on it")
@@ -118,7 +123,7 @@ def stage(
     int8_calibration: Optional[str] = None,
     verify_images: Optional[str] = None,
     license: str = "apache-2.0",
-    datasets: tuple = ("imagenet-1k",),
+    datasets: tuple = (),
     force: bool = False,
     report=None,
     log=print,
@@ -140,6 +145,11 @@ def stage(
     evaluation = None
     if eval_json:
         evaluation = read_eval(eval_json, weights_sha)
+        measured_on = evaluation.get("dataset", {}).get("name", "imagefolder")
+        if measured_on == "imagefolder" and not datasets:
+            raise PushError(f"eval JSON {eval_json} was measured on an ImageFolder "
+                            f"({evaluation.get('dataset', {}).get('data_dir', '?')}): name its Hub dataset id with "
+                            f"--dataset (e.g. imagenet-1k), so the card does not label the numbers with a guess")
         names = evaluation.get("dataset", {}).get("class_names")
         if names and len(names) == model.num_classes and not model.pretrained_cfg.get("label_names"):
             model.pretrained_cfg = {**model.pretrained_cfg, "label_names": names}

@@ -163,8 +163,8 @@ def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
         raise bad("mean", "expected 3 finite numbers")
     if not (numbers(meta["std"], 3) and min(meta["std"]) > 0):
         raise bad("std", "expected 3 finite positive numbers")
-    if "crop_pct" in meta and not (numbers([meta["crop_pct"]], 1) and meta["crop_pct"] > 0):
-        raise bad("crop_pct", "expected a finite positive number")
+    if "crop_pct" in meta and not (numbers([meta["crop_pct"]], 1) and 0 < meta["crop_pct"] <= 2):
+        raise bad("crop_pct", "expected a number in (0, 2] (timm's configs use 0.75-1.0; above 1 pads the image)")
     labels = meta["label_names"]
     if not (isinstance(labels, list) and labels and all(isinstance(v, str) for v in labels)):
         raise bad("label_names", "expected a non-empty list of strings")

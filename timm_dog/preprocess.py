@@ -105,7 +105,7 @@ def open_image(path: Union[str, Path]) -> Image.Image:
     try:
         with Image.open(path) as image:
             return to_rgb(image)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from None
 
 

@@ -210,6 +210,18 @@ def _activation_bytes(model, size: int, full: int, batch: int, amp: bool) -> int
     return int(total[0] * (full / size) ** 2 * batch * (2 if amp else 4))
 
 
+def check_keys_and_values(path, recipe: dict, known: Optional[dict] = None) -> None:
+    """Refuse (RecipeError listing every problem) unknown keys, values of the wrong type or range, and model
+    kwargs that collide with train.py's own create_model arguments; no model is built."""
+    known = known if known is not None else train_py_args()[0]
+    problems = unknown_keys(recipe, known) + bad_values(recipe, known)
+    model_kwargs = recipe.get("model_kwargs") if isinstance(recipe.get("model_kwargs"), dict) else {}
+    problems += [f"model_kwargs '{k}' collides with the argument train.py passes to create_model itself"
+                 for k in sorted(set(model_kwargs) & set(TRAIN_PY_MODEL_ARGS))]
+    if problems:
+        raise RecipeError(f"{path}:\n  " + "\n  ".join(problems))
+
+
 def check_recipe(path, steps: int = 2, gpus: int = 8, train_py=None, aug_samples: int = 2000,
                  image_size: int = 64, train_images: Optional[int] = None) -> dict:
     """Build what train.py would build from the recipe, run ``steps`` CPU steps; return a summary.
@@ -219,14 +231,9 @@ def check_recipe(path, steps: int = 2, gpus: int = 8, train_py=None, aug_samples
     """
     recipe = load_recipe(path)
     known, source = train_py_args(train_py)
-    problems = unknown_keys(recipe, known) + bad_values(recipe, known)
+    check_keys_and_values(path, recipe, known)
     args = SimpleNamespace(**{**known, **{k: v for k, v in recipe.items() if k in known}})
     model_kwargs = dict(args.model_kwargs) if isinstance(args.model_kwargs, dict) else {}
-    collisions = sorted(set(model_kwargs) & set(TRAIN_PY_MODEL_ARGS))
-    problems += [f"model_kwargs '{k}' collides with the argument train.py passes to create_model itself"
-                 for k in collisions]
-    if problems:
-        raise RecipeError(f"{path}:\n  " + "\n  ".join(problems))
     try:
         return _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size,
                         train_images or default_train_images(args, path), source)

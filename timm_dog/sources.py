@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import zipfile
 from pathlib import Path
@@ -11,6 +12,8 @@ import timm
 import torch
 
 from .models import base_of
+
+logger = logging.getLogger("timm_dog")
 
 # train.py arguments that describe the data the weights expect (timm.data.resolve_data_config's keys)
 DATA_KEYS = ("input_size", "img_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
@@ -98,6 +101,8 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
         import yaml
 
         args = yaml.safe_load((Path(checkpoint).parent / "args.yaml").read_text())
+    if args is None and (Path(checkpoint).parent / "config.json").is_file():  # a Hub folder (save_for_hf)
+        args = _hub_data_config(Path(checkpoint).parent / "config.json")
     model = timm.create_model(architecture)
     classifier = model.pretrained_cfg.get("classifier")
     if isinstance(classifier, str) and f"{classifier}.weight" in state:
@@ -109,7 +114,26 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
 
         data_args = {k: args[k] for k in DATA_KEYS if args.get(k)}
         model.pretrained_cfg.update(resolve_data_config(data_args, model=model))
+        if args.get("label_names") and len(args["label_names"]) == model.num_classes:
+            model.pretrained_cfg["label_names"] = list(args["label_names"])
+    else:
+        cfg = model.pretrained_cfg
+        size = "x".join(map(str, cfg["input_size"]))
+        logger.warning(f"note: {checkpoint} carries no data config (no train.py args, no args.yaml or config.json "
+                       f"beside it): using {architecture}'s default preprocessing ({size}, {cfg.get('interpolation')}, "
+                       f"crop {cfg.get('crop_pct')}, mean {tuple(cfg.get('mean'))})")
     return model.eval(), args
+
+
+def _hub_data_config(path: Path) -> Optional[dict]:
+    """The data config (and label names) in a save_for_hf ``config.json``, as train.py-style args; None if absent."""
+    import json
+
+    try:
+        cfg = json.loads(path.read_text()).get("pretrained_cfg")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {k: cfg[k] for k in (*DATA_KEYS, "label_names") if k in cfg} or None if isinstance(cfg, dict) else None
 
 
 def _load_strict(model, state: dict, checkpoint, name: str) -> None:

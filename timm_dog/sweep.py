@@ -11,7 +11,7 @@ import yaml
 from .models import DOG_KWARGS, base_of
 from .models.twins import pop_dog_kwargs
 from .outputs import writing
-from .recipes import RecipeError, load_recipe
+from .recipes import RecipeError, check_keys_and_values, load_recipe
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -75,6 +75,7 @@ def write_sweep(base_recipe, grid: dict, out_dir) -> list:
     model = recipe.get("model", "")
     if not str(model).endswith("_dog"):
         raise RecipeError(f"{base_path}: the base recipe must train a *_dog model; its model is {model!r}")
+    check_keys_and_values(base_path, recipe)
     check_grid(grid)
     base_kwargs = recipe.get("model_kwargs") or {}
     if not isinstance(base_kwargs, dict):
