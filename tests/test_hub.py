@@ -414,7 +414,8 @@ def test_failing_onnx_check_refuses_to_stage(checkpoint, eval_json, digits, tmp_
     Image.new("RGB", (32, 32)).save(tmp_path / "calib" / "black.png")  # calibrating on one black image: int8 breaks
     with pytest.raises(hub.PushError, match="refusing to publish: ONNX verification failed: int8 export diverges"):
         hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, eval_json=eval_json,
-                  int8_calibration=tmp_path / "calib", verify_images=digits / "val" / "2", log=lambda line: None)
+                  int8_calibration=tmp_path / "calib", verify_images=digits / "val" / "2", datasets=("digits",),
+                  log=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
 
 

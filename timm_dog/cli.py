@@ -449,9 +449,13 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
     from .runtime import load_classifier
 
     try:
-        return load_classifier(source, checkpoint, device, amp)
+        classifier = load_classifier(source, checkpoint, device, amp)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise click.ClickException(_named(source, str(error).replace("--checkpoint", checkpoint_option))) from None
+    if not checkpoint and not source.endswith(".onnx") and not source.startswith(("hf-hub:", "local-dir:")):
+        click.echo(f"note: {source} has no trained weights here (a fresh init): give {checkpoint_option}, "
+                   f"hf-hub: or local-dir: for a trained model", err=True)
+    return classifier
 
 
 @main.command()
