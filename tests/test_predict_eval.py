@@ -428,3 +428,9 @@ def test_bad_sources_and_data_are_one_line(onnx_file, checkpoint, digits, tmp_pa
         assert result.exit_code == code and message in result.output, (args, result.output)
         assert "Traceback" not in result.output and "-----" not in result.output
         assert result.output.count(args[1]) <= 1 or args[0] == "eval"  # the SOURCE is named once
+
+
+def test_a_bare_model_name_says_it_has_no_trained_weights():
+    result = CliRunner().invoke(main, ["predict", "mobilenetv3_small_050_dog", str(sample_photos()[0]), "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "note: mobilenetv3_small_050_dog has no trained weights here (a fresh init)" in result.output
