@@ -12,6 +12,7 @@ import torch
 from .dog import check_gamma
 from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, dog_init_, is_depthwise
 from .models import base_of
+from .onnx import EXPORTER, OPSET
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
 
@@ -324,11 +325,19 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold):
         click.echo(f"wrote {json_out}")
 
 
-def _load(source, checkpoint=None):
+def _threads_option(f):
+    return click.option("--threads", type=click.IntRange(1), default=None,
+                        help="CPU threads for inference: torch's, or the ONNX file's session's "
+                             "(default: the physical cores).")(f)
+
+
+def _load(source, checkpoint=None, threads=None):
     from .runtime import load_classifier
 
+    if threads and not source.endswith(".onnx"):  # an .onnx file's session takes them itself
+        torch.set_num_threads(threads)
     try:
-        return load_classifier(source, checkpoint)
+        return load_classifier(source, checkpoint, threads)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise click.ClickException(f"{source}: {error}") from None
 
@@ -339,8 +348,9 @@ def _load(source, checkpoint=None):
               help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors).")
-@click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
-@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
+@click.option("--opset", type=click.IntRange(17, 23), default=OPSET, show_default=True,
+              help="ONNX opset; 20 and later write GELU as one Gelu node, which onnxruntime runs fastest.")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default=EXPORTER, show_default=True,
               help="torch.onnx exporter; dynamo falls back to TorchScript when it fails, and says why.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True,
               help="Constant folding and graph clean-up (onnxscript's optimizer).")
@@ -385,13 +395,14 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE.")
 @click.option("--top-k", "-k", type=click.IntRange(1), default=5, show_default=True)
-def predict(source, images, checkpoint, top_k):
+@_threads_option
+def predict(source, images, checkpoint, top_k, threads):
     """Classify IMAGES with SOURCE (a model, hf-hub:, local-dir: or an .onnx file): top-k with label names."""
     import numpy as np
 
     from .preprocess import open_image
 
-    classifier = _load(source, checkpoint)
+    classifier = _load(source, checkpoint, threads)
     try:
         batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
     except ValueError as error:
@@ -419,8 +430,9 @@ def predict(source, images, checkpoint, top_k):
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_threads_option
 def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, batch_size,
-                 workers, json_out):
+                 workers, json_out, threads):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
@@ -431,16 +443,17 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
     results = []
     for src, ckpt in [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else []):
-        classifier = _load(src, ckpt)
+        classifier = _load(src, ckpt, threads)
         try:
             results.append(evaluate(classifier, open_dataset(data_dir, dataset, split, download), batch_size,
                                     workers, dataset_info=info))
         except ValueError as error:
             raise click.ClickException(f"{src}: {error}") from None
-    click.echo(f"{'source':<36} {'backend':<34} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
+    width = max(len("backend"), *(len(r.backend) for r in results))
+    click.echo(f"{'source':<36} {'backend':<{width}} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
     for r in results:
         source_name = r.source if len(r.source) <= 36 else "…" + r.source[-35:]
-        click.echo(f"{source_name:<36} {r.backend:<34} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
+        click.echo(f"{source_name:<36} {r.backend:<{width}} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
                    f"{r.loss:>7.4f} {r.images_per_second:>8.1f}")
     report = results[0].to_dict()
     if compare:
