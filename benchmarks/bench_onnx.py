@@ -12,7 +12,7 @@ a large torch sgemm on the same threads.
   int8     a demo-trained model (digits at --img-size): int8 variants against fp32 onnxruntime at batch 8,
            top-1 agreement with fp32 and McNemar's exact test on the digits' validation images
 
-Usage: python benchmarks/bench_onnx.py routes|engines|int8 [--models ...] [--repeats 10] [--rounds 3]
+Usage: python benchmarks/bench_onnx.py routes|engines|int8 [--models ...] [--routes dynamo-20 ...] [--repeats 10] [--rounds 3]
        [--threads N] [--no-compile] [--img-size 64] [--epochs 20]
 """
 import argparse
@@ -32,8 +32,8 @@ from timm_dog.preprocess import Preprocess, image_files, open_image
 
 FAMILIES = ["convnext_tiny_dog", "convmixer_512_dog", "mobilenetv3_large_100_dog", "efficientnet_b0_dog",
             "hornet_tiny_7x7_dog"]
-ROUTES = [(exporter, opset, simplify) for exporter in ("dynamo", "torchscript") for opset in (18, 20)
-          for simplify in (True, False)]
+ROUTES = {f"{exporter}-{opset}{'' if simplify else '-nosimplify'}": (exporter, opset, simplify)
+          for exporter in ("dynamo", "torchscript") for opset in (18, 20) for simplify in (True, False)}
 
 
 def timed(blocks: dict, repeats: int, rounds: int, warmup: int = 3) -> dict:
@@ -76,14 +76,15 @@ def create(name: str, **kwargs):
 def routes(args, work: Path):
     print(f"onnxruntime {__import__('onnxruntime').__version__} fp32, batch 1, {args.threads} threads, median ms of "
           f"{args.rounds} rounds × {args.repeats}; (default) = what `timm-dog export` writes\n")
-    print("| model | " + " | ".join(f"{e} {o}{'' if s else ' no-simplify'}" for e, o, s in ROUTES)
+    routes = [ROUTES[r] for r in args.routes]
+    print("| model | " + " | ".join(f"{e} {o}{'' if s else ' no-simplify'}" for e, o, s in routes)
           + " | default / best |")
-    print("|---" * (len(ROUTES) + 2) + "|")
+    print("|---" * (len(routes) + 2) + "|")
     for name in args.models:
         model = create(name)
         x = np.random.default_rng(0).standard_normal((1, *model.pretrained_cfg["input_size"]), dtype=np.float32)
         blocks, fell_back = {}, set()
-        for route in ROUTES:
+        for route in routes:
             exporter, opset, simplify = route
             path = work / f"{name}_{exporter}_{opset}_{simplify}.onnx"
             result = export_onnx(model, path, opset=opset, dynamo=exporter == "dynamo", simplify=simplify,
@@ -94,8 +95,8 @@ def routes(args, work: Path):
         ms = timed(blocks, args.repeats, args.rounds)
         default = (EXPORTER, OPSET, True)
         cells = [f"{ms[r]:.1f}{' (default)' * (r == default)}{' (fell back to torchscript)' * (r in fell_back)}"
-                 for r in ROUTES]
-        print(f"| {name} | " + " | ".join(cells) + f" | {ms[default] / min(ms.values()):.3f} |")
+                 for r in routes]
+        print(f"| {name} | " + " | ".join(cells) + f" | {ms.get(default, float('nan')) / min(ms.values()):.3f} |")
 
 
 def engines(args, work: Path):
@@ -104,9 +105,9 @@ def engines(args, work: Path):
           f"median ms of {args.rounds} rounds × {args.repeats}; achieved GFLOP/s in brackets; "
           f"fp32 sgemm 2048³ on these threads: {peak:.0f} GFLOP/s\n")
     names = ["torch eager"] + ["torch.compile"] * (not args.no_compile) + ["onnxruntime fp32"]
-    print("| model | GFLOP/img | " + " | ".join(f"{n} b{b}" for b in (1, 8) for n in names)
-          + " | ORT vs eager b1 | ORT vs eager b8 |")
-    print("|---" * (2 + 2 * len(names) + 2) + "|")
+    print("| model | GFLOP/img | " + " | ".join(f"{n} b{b}" for b in (1, 8) for n in names) + " | "
+          + " | ".join(f"ORT vs {n} b{b}" for b in (1, 8) for n in names[:-1]) + " |")
+    print("|---" * (2 + 2 * len(names) + 2 * len(names[:-1])) + "|")
     for name in args.models:
         model = create(name)
         path = work / f"{name}.onnx"
@@ -126,8 +127,8 @@ def engines(args, work: Path):
             with torch.inference_mode():
                 for engine, ms in timed(blocks, args.repeats, args.rounds).items():
                     row[engine, batch] = ms
-        cells = [f"{row[n, b]:.1f} ({flops * b / row[n, b] * 1000:.0f})" for b in (1, 8) for n in names]
-        ratios = [f"{row['torch eager', b] / row['onnxruntime fp32', b]:.2f}x" for b in (1, 8)]
+        cells = [f"{row[n, b]:.1f} ({flops * b / row[n, b] * 1000:.3g})" for b in (1, 8) for n in names]
+        ratios = [f"{row[n, b] / row['onnxruntime fp32', b]:.2f}x" for b in (1, 8) for n in names[:-1]]
         print(f"| {name} | {flops:.2f} | " + " | ".join(cells + ratios) + " |")
 
 
@@ -177,6 +178,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", choices=["routes", "engines", "int8"])
     parser.add_argument("--models", nargs="+", default=None)
+    parser.add_argument("--routes", nargs="+", choices=list(ROUTES), default=list(ROUTES), help="routes: which")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=physical_cores())
