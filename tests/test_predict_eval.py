@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,16 +39,19 @@ def _predictions(output):
     return table
 
 
-def test_predict_torch_and_onnx_agree_with_label_names(checkpoint, onnx_file, digits):
+def test_predict_torch_and_onnx_agree_with_label_names(checkpoint, onnx_file, digits, monkeypatch):
     images = sorted((digits / "val" / "7").iterdir())[:3]
     runner = CliRunner()
+    torch_threads = []
+    monkeypatch.setattr(torch, "set_num_threads", torch_threads.append)  # the test process keeps its threads
     torch_out = runner.invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "3",
-                                     "--device", "cpu", *map(str, images)])
-    onnx_out = runner.invoke(main, ["predict", str(onnx_file), "-k", "3", *map(str, images)])
+                                     "--device", "cpu", "--threads", "1", *map(str, images)])
+    onnx_out = runner.invoke(main, ["predict", str(onnx_file), "-k", "3", "--device", "cpu", "--threads", "1",
+                                    *map(str, images)])
     assert torch_out.exit_code == 0 and onnx_out.exit_code == 0, torch_out.output + onnx_out.output
-    assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu, fp32)"
-    assert onnx_out.output.splitlines()[0] in ("convnext_atto on onnxruntime (CPUExecutionProvider)",
-                                               "convnext_atto on onnxruntime (CUDAExecutionProvider)")
+    assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu, fp32)" and torch_threads == [1]
+    assert onnx_out.output.splitlines()[0] == \
+        "convnext_atto on onnxruntime (CPUExecutionProvider, 1 thread, no spinning, ORT_ENABLE_ALL)"
     a, b = _predictions(torch_out.output), _predictions(onnx_out.output)
     assert list(a) == list(b) == [str(p) for p in images]
     for image in a:
@@ -76,10 +80,12 @@ def test_predict_imagenet_labels_and_bad_image(tmp_path):
     assert result.exit_code == 1 and "not a train.py checkpoint, torch file or safetensors file" in result.output
 
 
-def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits, tmp_path):
+def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits, tmp_path, monkeypatch):
     out = tmp_path / "cmp.json"
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its threads
     result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                       str(digits), "--compare", str(onnx_file), "--json", str(out), "--device", "cpu"])
+                                       str(digits), "--compare", str(onnx_file), "--json", str(out), "--device", "cpu",
+                                       "--threads", "2"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     a, b = report["a"], report["b"]
@@ -87,6 +93,10 @@ def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits,
     assert a["top1"] > 50 and a["top1"] == pytest.approx(b["top1"], abs=0.3)  # fp32 ONNX: at most 1 flip
     assert a["loss"] == pytest.approx(b["loss"], abs=1e-4) and a["top5"] >= a["top1"]
     assert a["backend"] == "torch (cpu, fp32)" and b["backend"].startswith("onnxruntime (")
+    assert b["backend"].endswith(", 2 threads, no spinning, ORT_ENABLE_ALL)")
+    header, row_a, row_b = result.output[result.output.index("source  "):].split("\n")[:3]  # after the progress bars
+    end = header.index("images") + len("images")
+    assert row_a[end - 4:end] == row_b[end - 4:end] == " 360"  # the backend column fits both backends
     assert a["images_per_second"] > 0 and a["dataset"]["class_names"] == [str(i) for i in range(10)]
     assert report["mcnemar"]["p_value"] == pytest.approx(1.0, abs=1e-9) or report["top1_difference"] != 0
     assert "McNemar exact p = " in result.output

@@ -16,6 +16,7 @@ from .dog import check_gamma
 from . import scan
 from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, depthwise_weights, dog_init_
 from .models import base_of
+from .onnx import EXPORTER, OPSET
 from .outputs import JSON, OutputError, check_output, figure_suffixes, write_text
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
@@ -445,11 +446,19 @@ def _named(source: str, error) -> str:
     return str(error) if source in str(error) else f"{source}: {error}"
 
 
-def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="--checkpoint"):
+def _threads_option(f):
+    return click.option("--threads", type=click.IntRange(1), default=None,
+                        help="CPU threads for inference: torch's, or the ONNX file's session's "
+                             "(default: the physical cores).")(f)
+
+
+def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="--checkpoint", threads=None):
     from .runtime import load_classifier
 
+    if threads and not source.endswith(".onnx"):  # an .onnx file's session takes them itself
+        torch.set_num_threads(threads)
     try:
-        classifier = load_classifier(source, checkpoint, device, amp)
+        classifier = load_classifier(source, checkpoint, device, amp, threads)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise click.ClickException(_named(source, str(error).replace("--checkpoint", checkpoint_option))) from None
     if not checkpoint and not source.endswith(".onnx") and not source.startswith(("hf-hub:", "local-dir:")):
@@ -464,8 +473,9 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
               help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors).")
-@click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
-@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
+@click.option("--opset", type=click.IntRange(17, 23), default=OPSET, show_default=True,
+              help="ONNX opset; 20 and later write GELU as one Gelu node, which onnxruntime runs fastest.")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default=EXPORTER, show_default=True,
               help="torch.onnx exporter; dynamo falls back to TorchScript when it fails, and says why.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True,
               help="Constant folding and graph clean-up (onnxscript's optimizer).")
@@ -509,13 +519,14 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
               help="Weights for a model-name SOURCE.")
 @click.option("--top-k", "-k", type=click.IntRange(1), default=5, show_default=True)
 @_device_option
-def predict(source, images, checkpoint, top_k, device):
+@_threads_option
+def predict(source, images, checkpoint, top_k, device, threads):
     """Classify IMAGES with SOURCE (a model, hf-hub:, local-dir: or an .onnx file): top-k with label names."""
     import numpy as np
 
     from .preprocess import open_image
 
-    classifier = _load(source, checkpoint, device)
+    classifier = _load(source, checkpoint, device, threads=threads)
     batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
     click.echo(f"{classifier.architecture} on {classifier.backend}")
     for path, ranked in zip(images, classifier.top_k(classifier.run(batch), top_k)):
@@ -543,9 +554,10 @@ def predict(source, images, checkpoint, top_k, device):
 @_device_option
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
               help="Autocast a torch SOURCE to this precision (default: off, fp32).")
+@_threads_option
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None)
 def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, batch_size,
-                 workers, device, amp, json_out):
+                 workers, device, amp, threads, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
@@ -556,7 +568,7 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     sources = [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else [])
     try:
         data, info = open_dataset(data_dir, dataset, split, download)
-        classifiers = [_load(src, ckpt, device, amp, option)
+        classifiers = [_load(src, ckpt, device, amp, option, threads)
                        for (src, ckpt), option in zip(sources, ("--checkpoint", "--compare-checkpoint"))]
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))
     except ValueError as error:
@@ -568,11 +580,12 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
             results.append(evaluate(classifier, data, batch_size, workers, dataset_info=info, class_index=index,
                                     rule=rule))
         except ValueError as error:
-            raise click.ClickException(f"{classifier.source}: {error}") from None
-    click.echo(f"{'source':<36} {'backend':<34} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
+            raise click.ClickException(_named(classifier.source, error)) from None
+    width = max(len("backend"), *(len(r.backend) for r in results))
+    click.echo(f"{'source':<36} {'backend':<{width}} {'images':>6} {'top-1':>7} {'top-5':>7} {'loss':>7} {'img/s':>8}")
     for r in results:
         source_name = r.source if len(r.source) <= 36 else "…" + r.source[-35:]
-        click.echo(f"{source_name:<36} {r.backend:<34} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
+        click.echo(f"{source_name:<36} {r.backend:<{width}} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
                    f"{r.loss:>7.4f} {r.images_per_second:>8.1f}")
     report = results[0].to_dict()
     if compare:

@@ -21,7 +21,8 @@ from .preprocess import Preprocess, image_files, open_image, sample_photos
 
 logger = logging.getLogger(__name__)
 
-OPSET = 18
+OPSET = 20  # native Gelu: onnxruntime fuses it (at 18, the dynamo graph keeps Erf/Div/Mul unfused)
+EXPORTER = "dynamo"  # the default route: see the README's route table (benchmarks/bench_onnx.py routes)
 MAX_BYTES = 2 * 1024**3  # protobuf's limit for one self-contained file
 INPUT, OUTPUT = "input", "logits"
 VERIFY_BATCH = 32
@@ -61,6 +62,7 @@ class Verification:
     cosine: float
     top1_agreement: float
     gate: Gate
+    session: str = ""  # the onnxruntime session that ran, see describe_session
 
     @property
     def passed(self) -> bool:
@@ -76,14 +78,14 @@ class Verification:
         return (
             f"{self.precision}: {self.images} images, max|Δ| {self.max_abs_diff:.3g} (logit scale "
             f"{self.logit_scale:.3g}), cosine {self.cosine:.6f}, top-1 agreement {self.top1_agreement:.0%} "
-            f"-> {'PASS' if self.passed else 'FAIL'} (gate: {self.gate.describe()})"
+            f"-> {'PASS' if self.passed else 'FAIL'} (gate: {self.gate.describe()}; onnxruntime {self.session})"
         )
 
     def to_dict(self) -> dict:
         return {
             "precision": self.precision, "images": self.images, "max_abs_diff": self.max_abs_diff,
             "logit_scale": self.logit_scale, "cosine": self.cosine, "top1_agreement": self.top1_agreement,
-            "gate": self.gate.describe(), "passed": bool(self.passed),
+            "gate": self.gate.describe(), "passed": bool(self.passed), "session": self.session,
         }
 
 
@@ -178,18 +180,45 @@ def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
     return meta
 
 
-def inference_session(path, providers: Optional[list] = None):
-    """An onnxruntime session on ``providers`` (default: CUDA when onnxruntime-gpu sees a GPU, else the CPU)."""
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads of one core counted once)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
+        except OSError:  # no sysfs topology (not Linux): count the CPU itself
+            cores.add(cpu)
+    return max(1, len(cores))
+
+
+def inference_session(path, providers: Optional[list] = None, threads: Optional[int] = None):
+    """An onnxruntime session on ``providers`` (default: CUDA when onnxruntime-gpu sees a GPU, else the CPU):
+    ``threads`` intra-op threads (default: the physical cores), spinning off (idle threads sleep instead of
+    taking CPU from other sessions and from torch), every graph optimization (ORT_ENABLE_ALL)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads or physical_cores()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
                               if p in ort.get_available_providers()]
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …) derive from Exception
         raise ValueError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0]}") from None
+
+
+def describe_session(session) -> str:
+    """What runs, as the session reports it, e.g. 'CPUExecutionProvider, 2 threads, no spinning, ORT_ENABLE_ALL'."""
+    options = session.get_session_options()
+    spinning = options.get_session_config_entry("session.intra_op.allow_spinning")
+    threads = options.intra_op_num_threads
+    return (f"{session.get_providers()[0]}, {threads} thread{'s' * (threads != 1)}, "
+            f"{'spinning' if spinning != '0' else 'no spinning'}, {options.graph_optimization_level.name}")
 
 
 def verify(model, onnx_path, images: Sequence, precision: str = "fp32") -> Verification:
@@ -206,6 +235,7 @@ def verify(model, onnx_path, images: Sequence, precision: str = "fp32") -> Verif
         precision=precision, images=len(images), max_abs_diff=float(diff),
         logit_scale=float(np.abs(want).max()), cosine=float(np.nan_to_num(cosine).min()),
         top1_agreement=float((got.argmax(1) == want.argmax(1)).mean()), gate=GATES[precision],
+        session=describe_session(session),
     )
 
 
@@ -259,10 +289,38 @@ def export_onnx(
         failed = [v for v in verifications if not v.passed]
         if failed:
             raise ExportError("; ".join(f"{v.precision} export diverges from PyTorch: {v.summary()}" for v in failed))
+        if calibration:
+            _compare_int8_speed(partial["fp32"], partial["int8"], images.numpy(), log)
         result = ExportResult(files=files, exporter=exporter, opset=opset, verifications=verifications)
         if report:
             partials[-1].write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def session_latency_ms(path, batch: np.ndarray, runs: int = 5) -> float:
+    """Median ms of ``runs`` runs of ``batch`` in a fresh session of ``path``, after one warm-up run."""
+    import time
+
+    session = inference_session(path)
+    session.run([OUTPUT], {INPUT: batch})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run([OUTPUT], {INPUT: batch})
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def _compare_int8_speed(fp32, int8, images: np.ndarray, log, batch: int = 8) -> None:
+    """Time the fp32 and int8 files at ``batch`` (each in its own block) and say so; a warning if int8 is slower."""
+    x = np.ascontiguousarray(np.resize(images, (batch, *images.shape[1:])), dtype=np.float32)
+    fp32_ms, int8_ms = session_latency_ms(fp32, x), session_latency_ms(int8, x)
+    log(f"int8 speed on this machine: {int8_ms:.1f} ms per batch of {batch} against fp32's {fp32_ms:.1f} ms "
+        f"({fp32_ms / int8_ms:.2f}x, median of 5)")
+    if int8_ms > fp32_ms:
+        log(f"warning: the int8 file is slower than fp32 on this machine ({int8_ms:.1f} ms against "
+            f"{fp32_ms:.1f} ms per batch of {batch}): use the fp32 file here, or measure on the machine that will "
+            "run it")
 
 
 def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
@@ -343,8 +401,12 @@ def _to_fp16(src, dst, metadata) -> None:
     _set_metadata(dst, metadata, onnx_ir.to_proto(converted))
 
 
-def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata: dict) -> None:
-    """Static QDQ quantization (int8 weights per channel, uint8 activations) calibrated on ``calibration``."""
+def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata: dict, *, quant_format: str = "QDQ",
+                  pre_process: bool = True, exclude_stem_head: bool = True) -> None:
+    """Static int8 quantization (int8 weights per channel, uint8 activations) calibrated on ``calibration``:
+    ``quant_format`` QDQ or QOperator, after onnxruntime's ``quant_pre_process`` or not, with the first
+    convolution (stem) and the last Conv/Gemm/MatMul (head) left in fp32 or not. The defaults were the fastest
+    at full agreement for ConvNeXt (README, benchmarks/bench_onnx.py int8)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -358,10 +420,14 @@ def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata:
     prepared = Path(str(dst) + ".pre")
     try:
         with _quiet():
-            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+            if pre_process:
+                quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+            source = str(prepared if pre_process else src)
+            weighted = [n.name for n in onnx.load(source).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
             quantize_static(
-                str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                source, str(dst), Reader(), quant_format=QuantFormat[quant_format], per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=[weighted[0], weighted[-1]] if exclude_stem_head and weighted else [],
             )
     finally:
         prepared.unlink(missing_ok=True)

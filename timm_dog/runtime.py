@@ -16,7 +16,7 @@ from .preprocess import Preprocess, to_rgb
 @dataclass
 class Classifier:
     source: str
-    backend: str  # what runs, e.g. "torch (cuda:0, bf16)" or "onnxruntime (CPUExecutionProvider)"
+    backend: str  # what runs: "torch (cuda:0, bf16)", "onnxruntime (CPUExecutionProvider, 2 threads, no spinning, …)"
     architecture: str
     labels: list
     preprocess: Callable  # PIL image (any mode, see preprocess.to_rgb) -> float32 array [3, H, W]; picklable
@@ -54,15 +54,16 @@ def resolve_device(spec: str = "auto"):
 
 
 def load_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
-                    amp: Optional[str] = None) -> Classifier:
+                    amp: Optional[str] = None, threads: Optional[int] = None) -> Classifier:
     """A timm name (+ checkpoint), ``hf-hub:``, ``local-dir:`` or an ``.onnx`` file, on ``device``
-    (see :func:`resolve_device`); ``amp`` (bf16/fp16 autocast) for torch sources only."""
+    (see :func:`resolve_device`); ``amp`` (bf16/fp16 autocast) for torch sources only; an ONNX session's
+    ``threads`` intra-op threads (default: the physical cores)."""
     if source.endswith(".onnx"):
         if checkpoint:
             raise ValueError("--checkpoint applies to a model name, not to an .onnx file")
         if amp:
             raise ValueError("--amp applies to torch sources; an ONNX file's precision is fixed at export (--fp16)")
-        return _onnx_classifier(source, device)
+        return _onnx_classifier(source, device, threads)
     return torch_classifier(source, checkpoint, device, amp)
 
 
@@ -136,13 +137,13 @@ class TorchPreprocess:
         return self.transform(to_rgb(image)).numpy()
 
 
-def _onnx_classifier(path: str, device: str = "auto") -> Classifier:
-    from .onnx import INPUT, OUTPUT, decode_metadata, inference_session
+def _onnx_classifier(path: str, device: str = "auto", threads: Optional[int] = None) -> Classifier:
+    from .onnx import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
 
     if not Path(path).is_file():
         raise ValueError(f"ONNX file {path} does not exist")
     providers = onnx_providers(device)
-    session = inference_session(path, providers)
+    session = inference_session(path, providers, threads)
     ran = session.get_providers()[0]
     if device.startswith("cuda") and ran != "CUDAExecutionProvider":
         raise ValueError(f"device {device!r}: onnxruntime could not start its CUDA provider (it runs on {ran})")
@@ -150,7 +151,7 @@ def _onnx_classifier(path: str, device: str = "auto") -> Classifier:
     metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path,
                                width if isinstance(width, int) else None)
     return Classifier(
-        source=path, backend=f"onnxruntime ({session.get_providers()[0]})",
+        source=path, backend=f"onnxruntime ({describe_session(session)})",
         architecture=metadata.get("architecture") or Path(path).stem, labels=metadata["label_names"],
         preprocess=Preprocess.from_config(metadata),
         run=lambda batch: session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0],
