@@ -7,7 +7,6 @@ Everything is measured interleaved in one run and reported as medians and ratios
 noisy; nothing here is a test). Usage: python benchmarks/bench_core.py [--repeats 5] [--quick]
 """
 import argparse
-import os
 import statistics
 import subprocess
 import sys

@@ -159,7 +159,7 @@ def test_scan_command_writes_the_users_file(tmp_path, monkeypatch):
 
     other = tmp_path / "new" / "twins.json"
     result = CliRunner().invoke(main, ["scan", "--out", str(other)])
-    assert result.exit_code == 0 and other.is_file() and f"copy it there" in result.output
+    assert result.exit_code == 0 and other.is_file() and "copy it there" in result.output
 
 
 @pytest.mark.parametrize("args,code,message", [
