@@ -66,7 +66,9 @@ def test_predict_imagenet_labels_and_bad_image(tmp_path):
     photo = sample_photos()[0]
     result = runner.invoke(main, ["predict", "mobilenetv3_small_050_dog", str(photo), "-k", "2"])
     assert result.exit_code == 0, result.output
-    assert len(result.output.splitlines()) == 4 and "%" in result.output.splitlines()[2]
+    lines = result.output.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("note: mobilenetv3_small_050_dog has no trained weights")
+    assert "%" in lines[3]
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     result = runner.invoke(main, ["predict", "mobilenetv3_small_050_dog", str(bad)])
@@ -339,7 +341,7 @@ def test_device_and_amp_on_the_cpu(checkpoint, onnx_file, digits):
     assert code == 1 and "--amp applies to torch sources" in output
     photo = str(sample_photos()[0])
     result = CliRunner().invoke(main, ["predict", str(onnx_file), photo, "--device", "cpu"])
-    assert result.exit_code == 0 and result.output.startswith("convnext_atto on onnxruntime (CPUExecutionProvider)")
+    assert result.exit_code == 0 and result.output.startswith("convnext_atto on onnxruntime (CPUExecutionProvider, ")
     result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", photo, "--device", "cuda"])
     assert result.exit_code == 1 and "torch sees no CUDA device" in result.output
     result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "--device", "cuda"])
