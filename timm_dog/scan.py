@@ -1,8 +1,8 @@
 """Which timm entrypoints get a ``*_dog`` twin: a scan of the registry on the meta device.
 
-A model qualifies when it has at least one depthwise conv DoG can shape: a 2-d grouped conv
-(an ``nn.Conv2d`` or a conv-like module such as timm's ``CondConv2d``) with
-``groups == in_channels > 1`` and a kernel whose samples lie on two rings or more (not 1×1, 2×2).
+A model qualifies when it has at least one depthwise conv DoG can shape: an ``nn.Conv2d`` or timm's
+``CondConv2d`` with ``groups == in_channels > 1`` and a kernel whose samples lie on two rings or more
+(not 1×1, 2×2).
 The result is committed per timm version as ``timm_dog/data/twins-timm-<version>.json``.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from timm.models import model_entrypoint
 
 from .dog import is_shapeable
+from .init import depthwise_weights
 
 __all__ = ["entrypoints", "scan", "write", "family_table", "family_of", "depthwise_kernel_sizes", "data_name",
            "user_dir", "PACKAGE_DIR", "SUFFIX"]
@@ -42,14 +43,9 @@ def family_of(name: str) -> str:
 
 
 def depthwise_kernel_sizes(model: torch.nn.Module) -> set:
-    """Kernel sizes (kh, kw) of every depthwise conv of ``model``, shapeable or not."""
-    sizes = set()
-    for module in model.modules():
-        groups, size = module.__dict__.get("groups"), module.__dict__.get("kernel_size")
-        if isinstance(groups, int) and groups > 1 and groups == module.__dict__.get("in_channels") \
-                and isinstance(size, tuple) and len(size) == 2:
-            sizes.add(size)
-    return sizes
+    """Kernel sizes (kh, kw) of every depthwise conv of ``model``, shapeable or not: the layers ``dog_init_``
+    walks (:func:`timm_dog.init.depthwise_weights`), so a listed model always has a layer to shape."""
+    return {tuple(weight.shape[-2:]) for weight in depthwise_weights(model).values()}
 
 
 def _entry(name: str) -> tuple:
