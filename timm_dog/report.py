@@ -58,7 +58,7 @@ class Group:
 
 def read_run(folder) -> Run:
     """A train.py output folder: args.yaml, summary.csv (per-epoch train_loss, eval_top1) and its best checkpoint."""
-    import yaml
+    from .sources import read_train_args
 
     folder = Path(folder)
     missing = [name for name in ("args.yaml", "summary.csv") if not (folder / name).is_file()]
@@ -69,11 +69,9 @@ def read_run(folder) -> Run:
         raise ReportError(f"{folder} is not a train.py output folder: no {', '.join(missing)} "
                           f"(train.py writes {RUN_FILES})")
     try:
-        args = yaml.safe_load((folder / "args.yaml").read_text())
-    except yaml.YAMLError as error:
-        raise ReportError(f"{folder / 'args.yaml'} is not readable YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(args, dict) or not isinstance(args.get("model"), str):
-        raise ReportError(f"{folder / 'args.yaml'} names no model: it is not train.py's args.yaml")
+        args = read_train_args(folder / "args.yaml")
+    except ValueError as error:
+        raise ReportError(str(error)) from None
     with open(folder / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or any(column not in rows[0] for column in CURVE_COLUMNS):

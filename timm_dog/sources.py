@@ -35,6 +35,19 @@ def load_model(source: str, checkpoint: Optional[str] = None, **kwargs):
     return timm.create_model(source, **kwargs).eval()
 
 
+def read_train_args(path) -> dict:
+    """train.py's ``args.yaml`` as a dict; a ValueError naming the file when it is not one."""
+    import yaml
+
+    try:
+        args = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"{path}: not a YAML file: {str(error).strip().splitlines()[0]}") from None
+    if not isinstance(args, dict) or not isinstance(args.get("model"), str):
+        raise ValueError(f"{path}: not train.py's args.yaml (no 'model' name)")
+    return args
+
+
 def published_architecture(name: str) -> str:
     """The architecture of a trained ``name``: the base of a ``*_dog`` twin (its weights fit it exactly)."""
     base = base_of(name)
@@ -98,9 +111,7 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
         raise ValueError(f"{checkpoint} was trained as {arch!r}, not {name!r}")
     args = args if args is not None else ckpt_args
     if args is None and (Path(checkpoint).parent / "args.yaml").is_file():
-        import yaml
-
-        args = yaml.safe_load((Path(checkpoint).parent / "args.yaml").read_text())
+        args = read_train_args(Path(checkpoint).parent / "args.yaml")
     if args is None and (Path(checkpoint).parent / "config.json").is_file():  # a Hub folder (save_for_hf)
         args = _hub_data_config(Path(checkpoint).parent / "config.json")
     model = timm.create_model(architecture)

@@ -12,6 +12,7 @@ from .models import DOG_KWARGS, base_of
 from .models.twins import pop_dog_kwargs
 from .outputs import writing
 from .recipes import RecipeError, check_keys_and_values, load_recipe
+from .sources import read_train_args
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -116,12 +117,7 @@ def read_run(summary_csv) -> dict:
     args_file = summary_csv.with_name("args.yaml")
     if not args_file.exists():
         raise FileNotFoundError(f"{args_file} is missing: train.py writes it next to summary.csv")
-    try:
-        args = yaml.safe_load(args_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"{args_file}: not a YAML file: {error}") from None
-    if not isinstance(args, dict) or "model" not in args:
-        raise ValueError(f"{args_file}: not train.py's args.yaml (no 'model' key)")
+    args = read_train_args(args_file)
     try:
         with summary_csv.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
