@@ -42,7 +42,7 @@ def test_staged_files_and_config(staged, checkpoint):
     assert record["dog_init"] == {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 0.7, "scale": "paper", "seed": 0}
     assert record["recipe"]["epochs"] == 2 and "data_dir" not in record["recipe"] and "output" not in record["recipe"]
     assert not any(f.endswith((".bin", ".pth", ".pt", ".pkl")) for f in staged.files)  # no pickles
-    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)
+    model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)
     weights = load_file(str(staged.folder / "model.safetensors"))
     assert weights.keys() == model.state_dict().keys()
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
@@ -78,7 +78,7 @@ def test_card_of_a_plugin_only_architecture_says_so():
 
 
 def _expected_logits(checkpoint, images):
-    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)
+    model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)
     with torch.inference_mode():
         return model(torch.from_numpy(images)).numpy()
 
