@@ -308,3 +308,42 @@ def _load_strict(model, state: dict, checkpoint, name: str) -> None:
         parts += [f"{len(shapes)} shape mismatches (e.g. {shapes[0]})"] if shapes else []
         raise ValueError(f"checkpoint {checkpoint} does not match {name}: {'; '.join(parts)}")
     model.load_state_dict(state)
+
+
+def read_summary(path) -> dict:
+    """train.py's ``summary.csv`` as {epoch: {column: float}}, epochs ascending, keyed by its ``epoch`` column (not
+    by row count: ``--val-interval`` leaves epochs out). A resumed run (``--resume``) writes the header again and
+    may repeat epochs: each header starts a new part and the last row of an epoch counts. Empty cells are left
+    out of their row; a diverged run's ``nan`` stays ``nan``. A ValueError names the file and line of anything else."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            lines = list(csv.reader(f))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 CSV file as train.py writes: {error}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    header, epochs = None, {}
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        if "epoch" in line:  # train.py's header, at the start of each (resumed) run
+            header = line
+            continue
+        if header is None:
+            raise ValueError(f"{path}, line {number}: a row before the header (train.py starts with one naming 'epoch')")
+        if len(line) != len(header):
+            raise ValueError(f"{path}, line {number}: {len(line)} values for {len(header)} columns")
+        row = dict(zip(header, line))
+        try:
+            epoch = int(row.pop("epoch"))
+            values = {column: float(text) for column, text in row.items() if text != ""}
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: epoch must be an int and every other value a number "
+                             f"(got {', '.join(line)})") from None
+        if epoch < 0:
+            raise ValueError(f"{path}, line {number}: epoch {epoch} is negative")
+        epochs[epoch] = values
+    if not epochs:
+        raise ValueError(f"{path} has no epoch rows (train.py writes one per validated epoch)")
+    return dict(sorted(epochs.items()))
