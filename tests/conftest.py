@@ -152,7 +152,8 @@ def real_runs(digits_300, tmp_path_factory):
     """Real timm train.py runs (the script named by $TIMM_TRAIN_PY; skipped without it) on digits, CPU, a few
     epochs each: {name: output folder} for the names of REAL_RUNS. Messy on purpose: EMA (which train.py
     validates and writes into summary.csv in place of the model's own numbers), --gp max, two image sizes,
-    unpaired seeds, --val-interval 2, and a run resumed with --resume (summary.csv gets a second header)."""
+    unpaired seeds, --val-interval 2, and a run resumed with --resume (summary.csv gets a second header).
+    $TIMM_DOG_REAL_RUNS names a folder that keeps them between pytest sessions (they are made once)."""
     import os
     import subprocess
     import sys
@@ -161,8 +162,11 @@ def real_runs(digits_300, tmp_path_factory):
     train_py = os.environ.get("TIMM_TRAIN_PY")
     if not train_py or not Path(train_py).is_file():
         pytest.skip("set TIMM_TRAIN_PY to timm's train.py (from a clone of timm's repository) for real train.py runs")
+    cache = os.environ.get("TIMM_DOG_REAL_RUNS")  # a folder to keep the runs in between pytest sessions
+    if cache and (Path(cache) / "complete").is_file():
+        return {name: Path(cache) / name for name in REAL_RUNS}
     data = str(digits_300)
-    root = tmp_path_factory.mktemp("real_runs")
+    root = Path(cache) if cache else tmp_path_factory.mktemp("real_runs")
 
     def train(model, seed, extra, name):
         command = [sys.executable, train_py, "--data-dir", data, "--model", model, "--seed", str(seed),
@@ -178,4 +182,5 @@ def real_runs(digits_300, tmp_path_factory):
     model, seed, extra = REAL_RUNS["dog-s3-resumed"]
     resume = ["--epochs", "3", "--val-interval", "2", "--resume", str(root / "dog-s3-resumed" / "last.pth.tar")]
     train(model, seed, ["--img-size", "32", *resume], "dog-s3-resumed")
+    (root / "complete").write_text("")
     return {name: root / name for name in REAL_RUNS}
