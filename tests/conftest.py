@@ -155,6 +155,7 @@ def real_runs(digits_300, tmp_path_factory):
     unpaired seeds, --val-interval 2, and a run resumed with --resume (summary.csv gets a second header).
     $TIMM_DOG_REAL_RUNS names a folder that keeps them between pytest sessions (they are made once)."""
     import os
+    import shutil
     import subprocess
     import sys
     from pathlib import Path
@@ -165,11 +166,13 @@ def real_runs(digits_300, tmp_path_factory):
     cache = os.environ.get("TIMM_DOG_REAL_RUNS")  # a folder to keep the runs in between pytest sessions
     if cache and (Path(cache) / "complete").is_file():
         return {name: Path(cache) / name for name in REAL_RUNS}
-    data = str(digits_300)
     root = Path(cache) if cache else tmp_path_factory.mktemp("real_runs")
+    data = root / "digits-300"  # beside the runs: their args.yaml names it
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(digits_300, data, symlinks=False)
 
     def train(model, seed, extra, name):
-        command = [sys.executable, train_py, "--data-dir", data, "--model", model, "--seed", str(seed),
+        command = [sys.executable, train_py, "--data-dir", str(data), "--model", model, "--seed", str(seed),
                    "--output", str(root), "--experiment", name, *REAL_RUN_RECIPE, *extra]
         if model.endswith("_dog"):
             command += ["--model-kwargs", f"dog_seed={seed}"]
