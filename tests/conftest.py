@@ -131,19 +131,20 @@ def train_runs(digits_300, tmp_path_factory):
 
 
 REAL_RUN_RECIPE = ["--num-classes", "10", "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5",
-                   "--interpolation", "bilinear", "--crop-pct", "1.0", "-b", "50", "--lr", "0.005", "--opt", "adamw",
-                   "--sched", "cosine", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0", "--no-prefetcher"]
+                   "--interpolation", "bilinear", "--crop-pct", "1.0", "-b", "32", "--lr", "0.004", "--opt", "adamw",
+                   "--sched", "cosine", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0", "--no-prefetcher",
+                   "--scale", "0.7", "1", "--hflip", "0", "--color-jitter", "0", "--smoothing", "0"]  # digits: no flips
 EMA = ["--img-size", "32", "--gp", "max", "--model-ema", "--model-ema-decay", "0.9", "--epochs", "3"]
 # name: (model, seed, extra train.py args); each trains on 30 digits per class and validates on digits/val
 REAL_RUNS = {
-    "dog-s0": ("mobilenetv3_small_050_dog", 0, EMA),
-    "native-s0": ("mobilenetv3_small_050", 0, EMA),
-    "dog-s1": ("mobilenetv3_small_050_dog", 1, EMA),
-    "native-s2": ("mobilenetv3_small_050", 2, EMA),
-    "dog-s0-48px": ("mobilenetv3_small_050_dog", 0, ["--img-size", "48", "--epochs", "2"]),
-    "native-s0-48px": ("mobilenetv3_small_050", 0, ["--img-size", "48", "--epochs", "2"]),
+    "dog-s0": ("convnext_atto_dog", 0, EMA),
+    "native-s0": ("convnext_atto", 0, EMA),
+    "dog-s1": ("convnext_atto_dog", 1, EMA),
+    "native-s2": ("convnext_atto", 2, EMA),
+    "dog-s0-48px": ("convnext_atto_dog", 0, ["--img-size", "48", "--epochs", "2"]),
+    "native-s0-48px": ("convnext_atto", 0, ["--img-size", "48", "--epochs", "2"]),
     # --val-interval 2 over 2 epochs (epoch 1 validated), then --resume to 3 (epoch 2): two headers, rows 1 and 2
-    "dog-s3-resumed": ("mobilenetv3_small_050_dog", 3, ["--img-size", "32", "--epochs", "2", "--val-interval", "2"]),
+    "dog-s3-resumed": ("convnext_atto_dog", 3, ["--img-size", "32", "--epochs", "2", "--val-interval", "2"]),
 }
 
 
