@@ -118,3 +118,13 @@ def test_bad_dog_kwargs_fail_before_building():
     with pytest.raises(ValueError, match="share"):
         timm.create_model("convnext_atto_dog", dog_share=2)
     assert set(DOG_KWARGS) == {"dog_gamma", "dog_on_ratio", "dog_share", "dog_scale", "dog_seed"}
+
+
+def test_twins_module_is_not_a_timm_module():
+    # timm names a model's module by the last part of its path: the twins' must be none of timm's own
+    from timm.models._registry import _model_entrypoints, _model_to_module
+
+    timm_modules = {_model_to_module[n] for n, fn in _model_entrypoints.items() if fn.__module__.startswith("timm.")}
+    assert {_model_to_module[f"{b}_dog"] for b in BASES}.isdisjoint(timm_modules)
+    assert timm.list_models(module="twins") == [n for n in timm.list_models("twins_*") if not n.endswith("_dog")]
+    assert len(timm.list_models(module="twins")) == 6  # timm 1.0.31's Twins-SVT/PCPVT
