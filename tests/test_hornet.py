@@ -64,8 +64,9 @@ def test_constructor_follows_timms_contract():
     model = timm.create_model("hornet_tiny_gf", in_chans=1, device="meta", dtype=torch.bfloat16)
     assert model.in_chans == 1
     assert {(p.device.type, p.dtype) for p in model.parameters()} == {("meta", torch.bfloat16)}
-    model.reset_classifier(7)
+    model.eval().reset_classifier(7)
     assert (model.head.weight.device.type, model.head.weight.dtype) == ("meta", torch.bfloat16)
+    assert not model.head.training
 
 
 def test_gf_runs_in_bf16():

@@ -184,6 +184,7 @@ class HorNet(nn.Module):
         self.num_classes = num_classes
         dd = get_device_dtype(self)
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.head.train(self.training)
 
     def forward_intermediates(
             self,
@@ -230,7 +231,7 @@ class HorNet(nn.Module):
         prune_end = max_index < len(self.stages) - 1
         self.stages = self.stages[:max_index + 1]
         if prune_norm or prune_end:
-            self.norm = nn.Identity()  # sized for (and only applied to) the last stage's pooled features
+            self.norm = nn.Identity().train(self.training)  # sized for (and only applied to) the last stage's pooled features
         if prune_end:  # features now end at the last kept tap
             self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
         if prune_head or prune_end:
