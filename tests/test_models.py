@@ -128,3 +128,30 @@ def test_twins_module_is_not_a_timm_module():
     assert {_model_to_module[f"{b}_dog"] for b in BASES}.isdisjoint(timm_modules)
     assert timm.list_models(module="twins") == [n for n in timm.list_models("twins_*") if not n.endswith("_dog")]
     assert len(timm.list_models(module="twins")) == 6  # timm 1.0.31's Twins-SVT/PCPVT
+
+
+@pytest.mark.slow
+def test_timms_own_model_tests_pass_on_the_plugins_models(tmp_path):
+    # timm's tests/test_models.py from its sdist (benchmarks/timm_conformance.py), on the plugin's own
+    # architectures (tiny HorNets, both kinds, and convmixer_512) and two small families; skips offline
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "timm_conformance.py"
+    models = "hornet_tiny_7x7_dog,hornet_tiny_gf_dog,convmixer_512_dog,test_convnext_dog,test_efficientnet_dog"
+    tests = "test_model_default_cfgs,test_model_default_cfgs_non_std,test_model_forward_intermediates," \
+            "test_model_forward_intermediates_features,test_model_forward_fx"
+    out = tmp_path / "outcomes.json"
+    run = subprocess.run([sys.executable, str(script), "--models", models, "--tests", tests, "--json", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    if run.returncode == 3:
+        pytest.skip(run.stderr.strip().splitlines()[-1])
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    twins = json.loads(out.read_text())["twins"]
+    passed = {(r["test"], r["model"]) for r in twins if r["outcome"] == "passed"}
+    for model in models.split(","):  # every test ran and passed on every model (*mixer_* are timm's "non std")
+        assert {(t, model) for t in tests.split(",")[2:]} <= passed
+        assert {("test_model_default_cfgs", model), ("test_model_default_cfgs_non_std", model)} & passed
+    assert "| test_model_forward_intermediates |" in run.stdout
