@@ -80,7 +80,8 @@ def pytest_runtest_logreport(report):
         return
     test = report.nodeid.split("::")[-1].partition("[")[0]
     message = str(report.longrepr).strip().splitlines()[-1][:200] if report.longrepr else ""
-    record = dict(test=test, model=_MODEL_OF[report.nodeid], outcome=report.outcome, message=message)
+    record = dict(test=test, model=_MODEL_OF[report.nodeid], outcome=report.outcome, message=message,
+                  seconds=round(report.duration, 2))
     with open(os.environ[RESULTS], "a") as out:  # line by line: an interrupted run keeps what it ran
         out.write(json.dumps(record) + "\n")
 
@@ -136,12 +137,9 @@ def table(twin_records, base_records) -> tuple:
     """Rows: test, twins passed, failed, failed where the base passes, skipped; plus the failure lines."""
     from timm_dog.models import base_of
 
-    base_failed = defaultdict(set)  # (test, base) with any failing item (a base may have several tagged items)
-    base_seen = set()
-    for r in base_records:
-        base_seen.add((r["test"], r["model"]))
-        if r["outcome"] == "failed":
-            base_failed[(r["test"], r["model"])].add(r["message"])
+    base_seen = {(r["test"], r["model"]) for r in base_records}
+    # (test, base) with any failing item: a base may have several (tagged) items
+    base_failed = {(r["test"], r["model"]) for r in base_records if r["outcome"] == "failed"}
     rows, failures = defaultdict(lambda: [0, 0, 0, 0]), []
     for r in twin_records:
         row = rows[r["test"]]

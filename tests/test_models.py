@@ -130,6 +130,31 @@ def test_twins_module_is_not_a_timm_module():
     assert len(timm.list_models(module="twins")) == 6  # timm 1.0.31's Twins-SVT/PCPVT
 
 
+def _conformance_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "timm_conformance.py"
+    spec = importlib.util.spec_from_file_location("timm_conformance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conformance_table_tells_the_twins_failures_from_timms():
+    script = _conformance_script()
+    twins = [dict(test="t", model=m, outcome=o, message="boom") for m, o in
+             (("a_dog", "failed"), ("b_dog", "failed"), ("c_dog", "passed"), ("d_dog", "skipped"))]
+    bases = [dict(test="t", model="a", outcome="passed", message=""), dict(test="t", model="b", outcome="passed"),
+             dict(test="t", model="b", outcome="failed")]  # b: one of its tagged names fails
+    rows, failures = script.table(twins, bases)
+    assert rows == {"t": [1, 2, 1, 1]}
+    assert failures == ["a_dog t: ours: the base passes: boom", "b_dog t: timm's: the base fails too: boom"]
+    default = script.default_models()
+    assert {"hornet_tiny_gf_dog", "hornet_base_7x7_dog", "convmixer_512_dog", "test_convnext_dog"} <= set(default)
+    assert "convnext_atto_dog" not in default and len(default) == 55  # 50 families, + 5 more HorNets
+
+
 @pytest.mark.slow
 def test_timms_own_model_tests_pass_on_the_plugins_models(tmp_path):
     # timm's tests/test_models.py from its sdist (benchmarks/timm_conformance.py), on the plugin's own
