@@ -16,8 +16,9 @@ models of its forward_intermediates tests by module name (its FEAT_INTER_FILTERS
 each chosen twin to its base's module in timm's registry of that pytest process, and timm-dog's
 own models (which have forward_intermediates) to the module ``convnext``, the family HorNet's
 layout follows. Twins run first; every test a twin fails is then run on its base. A failure the
-base has too is timm's, listed as such. Exit status: 0 when no twin fails where its base passes,
-1 otherwise, 3 when the test file cannot be had.
+base has too is timm's, listed as such, unless the base is one of timm-dog's own architectures:
+then it is ours. Exit status: 0 when no failure is ours, 1 otherwise, 3 when the test file cannot
+be had.
 """
 import argparse
 import json
@@ -42,18 +43,24 @@ def _arch(model_name: str) -> str:
     return model_name.split(".")[0]  # timm's default-cfg tests list tagged names: convnext_atto.d2_in1k
 
 
+def is_own(base: str) -> bool:
+    """Whether timm-dog, not timm, defines the architecture ``base``."""
+    from timm.models import model_entrypoint
+
+    return not model_entrypoint(base).__module__.startswith("timm.")
+
+
 def pytest_configure(config):
     if SELECTION not in os.environ:
         return
     import timm  # noqa: F401  (the autoload registers the twins)
-    from timm.models._registry import _model_entrypoints, _model_to_module, _module_to_models
+    from timm.models._registry import _model_to_module, _module_to_models
 
     from timm_dog.models import base_of
 
     for name in json.loads(os.environ[SELECTION])["models"]:
         base = base_of(name)
-        own = not _model_entrypoints[base].__module__.startswith("timm.")
-        _module_to_models[OWN_MODULE if own else _model_to_module[base]].add(name)
+        _module_to_models[OWN_MODULE if is_own(base) else _model_to_module[base]].add(name)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -94,7 +101,6 @@ _MODEL_OF = {}
 def default_models() -> list:
     """Per family of the committed scan the twin of the smallest base, plus the twins of timm-dog's own models."""
     import timm
-    from timm.models._registry import _model_entrypoints
 
     from timm_dog.models import DATA_FILE
 
@@ -103,7 +109,7 @@ def default_models() -> list:
     for name, info in scanned.items():
         if timm.is_model(name) and info["params"] < scanned.get(smallest.get(info["family"]), {"params": 1e30})["params"]:
             smallest[info["family"]] = name
-    own = [n for n in scanned if timm.is_model(n) and not _model_entrypoints[n].__module__.startswith("timm.")]
+    own = [n for n in scanned if timm.is_model(n) and is_own(n)]
     return sorted({f"{n}_dog" for n in [*smallest.values(), *own]})
 
 
@@ -133,8 +139,9 @@ def run_pytest(test_file: Path, models, tests, pairs, results: Path) -> list:
     return [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
 
 
-def table(twin_records, base_records) -> tuple:
-    """Rows: test, twins passed, failed, failed where the base passes, skipped; plus the failure lines."""
+def table(twin_records, base_records, own=frozenset()) -> tuple:
+    """Rows: test, twins passed, failed, ours, skipped; plus the failure lines. A failure is ours where the
+    base passes, or where the base is one of timm-dog's own architectures (``own``)."""
     from timm_dog.models import base_of
 
     base_seen = {(r["test"], r["model"]) for r in base_records}
@@ -150,10 +157,13 @@ def table(twin_records, base_records) -> tuple:
         else:
             row[1] += 1
             key = (r["test"], base_of(r["model"]))
-            ours = key in base_seen and key not in base_failed
-            row[2] += ours
-            whose = "ours: the base passes" if ours else ("timm's: the base fails too" if key in base_seen
-                                                          else "base not run")
+            if key[1] in own:
+                whose = "ours: timm-dog's own architecture" + (" (fails too)" if key in base_failed else "")
+            elif key in base_seen:
+                whose = "ours: the base passes" if key not in base_failed else "timm's: the base fails too"
+            else:
+                whose = "base not run"
+            row[2] += whose.startswith("ours")
             failures.append(f"{r['model']} {r['test']}: {whose}: {r['message']}")
     return rows, failures
 
@@ -196,9 +206,9 @@ def main(argv=None) -> int:
         base_records = run_pytest(test_file, {b for _, b in failed}, None, failed, tmp / "bases.jsonl") if failed else []
     if args.json:
         args.json.write_text(json.dumps(dict(twins=twin_records, bases=base_records), indent=1))
-    rows, failures = table(twin_records, base_records)
-    print(f"| test (timm {timm.__version__} tests/test_models.py) | passed | failed | failed where the base passes "
-          f"| skipped |\n|---|---|---|---|---|")
+    rows, failures = table(twin_records, base_records, {b for b in BASES if is_own(b)})
+    print(f"| test (timm {timm.__version__} tests/test_models.py) | passed | failed | ours: failed where the base "
+          f"passes, or on timm-dog's own models | skipped |\n|---|---|---|---|---|")
     for test, (passed, fail, ours, skipped) in sorted(rows.items()):
         print(f"| {test} | {passed} | {fail} | {ours} | {skipped} |")
     total = [sum(r[i] for r in rows.values()) for i in range(4)]

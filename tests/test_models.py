@@ -150,6 +150,8 @@ def test_conformance_table_tells_the_twins_failures_from_timms():
     rows, failures = script.table(twins, bases)
     assert rows == {"t": [1, 2, 1, 1]}
     assert failures == ["a_dog t: ours: the base passes: boom", "b_dog t: timm's: the base fails too: boom"]
+    rows, failures = script.table(twins, bases, own={"b"})  # b is an architecture timm-dog defines
+    assert rows == {"t": [1, 2, 2, 1]} and failures[1] == "b_dog t: ours: timm-dog's own architecture (fails too): boom"
     default = script.default_models()
     assert {"hornet_tiny_gf_dog", "hornet_base_7x7_dog", "convmixer_512_dog", "test_convnext_dog"} <= set(default)
     assert "convnext_atto_dog" not in default and len(default) == 55  # 50 families, + 5 more HorNets
