@@ -1,6 +1,8 @@
 """HorNet (Rao et al., NeurIPS 2022): recursive gated convolutions (gnConv), as a timm architecture.
 
-Written for timm's registry (default cfgs, features_only, classifier reset, trunc-normal init).
+Written to timm's model contract as its own families are (default cfgs, device/dtype factory kwargs,
+features_only, forward_intermediates / prune_intermediate_layers, classifier reset, TorchScript, FX,
+trunc-normal init), checked by timm's tests/test_models.py (benchmarks/timm_conformance.py).
 Variants: tiny / small / base, with a 7×7 depthwise conv in every gnConv ("7x7") or with the
 global-local filter (an FFT filter beside a 3×3 depthwise conv) in the last two stages ("gf").
 Plain timm does not define these models: checkpoints need timm-dog installed to load.
