@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import subprocess
@@ -46,6 +47,71 @@ def test_timm_features():
     assert weight.std().item() == pytest.approx(0.02, rel=0.05)  # timm's trunc-normal 0.02
     model.set_grad_checkpointing()
     model.train()(x).sum().backward()
+
+
+def test_state_dict_keys_and_shapes_are_unchanged():
+    # sha256 of "key:shape;..." as the HorNet of 2026-12-01 wrote them: existing checkpoints still load
+    for name, digest in (("hornet_tiny_7x7", "c3de7af6ac74c01b"), ("hornet_tiny_gf", "55e24e676a111246")):
+        with torch.device("meta"):
+            model = timm.create_model(name)
+        keys = ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+        assert hashlib.sha256(keys.encode()).hexdigest()[:16] == digest, name
+
+
+def test_constructor_follows_timms_contract():
+    with pytest.raises(TypeError, match="drop_path_rat"):
+        timm.create_model("hornet_tiny_7x7_dog", drop_path_rat=0.1)
+    model = timm.create_model("hornet_tiny_gf", in_chans=1, device="meta", dtype=torch.bfloat16)
+    assert model.in_chans == 1
+    assert {(p.device.type, p.dtype) for p in model.parameters()} == {("meta", torch.bfloat16)}
+    model.eval().reset_classifier(7)
+    assert (model.head.weight.device.type, model.head.weight.dtype) == ("meta", torch.bfloat16)
+    assert not model.head.training
+
+
+def test_gf_runs_in_bf16():
+    model = timm.create_model("hornet_tiny_gf", num_classes=5).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        reference = model(x)
+        out = model.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), reference, atol=0.05 * reference.abs().max().item())
+
+
+def test_forward_intermediates_and_pruning():
+    model = timm.create_model("hornet_tiny_gf", num_classes=5).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        final, intermediates = model.forward_intermediates(x)
+        assert torch.equal(final, model.forward_features(x))
+        assert [f.shape[1:] for f in intermediates] == [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
+        assert torch.equal(model.forward_intermediates(x, indices=[1], stop_early=True, intermediates_only=True)[0],
+                           intermediates[1])
+        assert model.prune_intermediate_layers([1]) == [1]
+        assert len(model.stages) == 2 and model.num_features == 128 and model.num_classes == 0
+        assert torch.equal(model.forward_features(x), intermediates[1])
+    getter = timm.create_model("hornet_tiny_7x7_dog", features_only=True, feature_cls="getter", out_indices=(0, 2))
+    assert getter.feature_info.channels() == [64, 256] and len(getter.model.stages) == 3
+
+
+@pytest.mark.parametrize("name", ["hornet_tiny_gf", "hornet_tiny_7x7"])
+def test_fx_traces_with_timms_notrace_functions(name):
+    from timm.models import create_feature_extractor
+
+    model = timm.create_model(name, num_classes=5).eval()
+    extractor = create_feature_extractor(model, return_nodes=["stages.3", "head"])
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(extractor(x)["head"], model(x))
+
+
+def test_torchscript():
+    with timm.set_scriptable(True):
+        model = timm.create_model("hornet_tiny_gf", num_classes=5).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.script(model)(x), model(x), atol=1e-5)
 
 
 def test_dog_twins_initialize_the_gnconv_depthwise_convs():

@@ -118,3 +118,67 @@ def test_bad_dog_kwargs_fail_before_building():
     with pytest.raises(ValueError, match="share"):
         timm.create_model("convnext_atto_dog", dog_share=2)
     assert set(DOG_KWARGS) == {"dog_gamma", "dog_on_ratio", "dog_share", "dog_scale", "dog_seed"}
+
+
+def test_twins_module_is_not_a_timm_module():
+    # timm names a model's module by the last part of its path: the twins' must be none of timm's own
+    from timm.models._registry import _model_entrypoints, _model_to_module
+
+    timm_modules = {_model_to_module[n] for n, fn in _model_entrypoints.items() if fn.__module__.startswith("timm.")}
+    assert {_model_to_module[f"{b}_dog"] for b in BASES}.isdisjoint(timm_modules)
+    assert timm.list_models(module="twins") == [n for n in timm.list_models("twins_*") if not n.endswith("_dog")]
+    assert len(timm.list_models(module="twins")) == 6  # timm 1.0.31's Twins-SVT/PCPVT
+
+
+def _conformance_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "timm_conformance.py"
+    spec = importlib.util.spec_from_file_location("timm_conformance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conformance_table_tells_the_twins_failures_from_timms():
+    script = _conformance_script()
+    twins = [dict(test="t", model=m, outcome=o, message="boom") for m, o in
+             (("a_dog", "failed"), ("b_dog", "failed"), ("c_dog", "passed"), ("d_dog", "skipped"))]
+    bases = [dict(test="t", model="a", outcome="passed", message=""), dict(test="t", model="b", outcome="passed"),
+             dict(test="t", model="b", outcome="failed")]  # b: one of its tagged names fails
+    rows, failures = script.table(twins, bases)
+    assert rows == {"t": [1, 2, 1, 1]}
+    assert failures == ["a_dog t: ours: the base passes: boom", "b_dog t: timm's: the base fails too: boom"]
+    rows, failures = script.table(twins, bases, own={"b"})  # b is an architecture timm-dog defines
+    assert rows == {"t": [1, 2, 2, 1]} and failures[1] == "b_dog t: ours: timm-dog's own architecture (fails too): boom"
+    default = script.default_models()
+    assert {"hornet_tiny_gf_dog", "hornet_base_7x7_dog", "convmixer_512_dog", "test_convnext_dog"} <= set(default)
+    assert "convnext_atto_dog" not in default and len(default) == 55  # 50 families, + 5 more HorNets
+
+
+@pytest.mark.slow
+def test_timms_own_model_tests_pass_on_the_plugins_models(tmp_path):
+    # timm's tests/test_models.py from its sdist (benchmarks/timm_conformance.py), on the plugin's own
+    # architectures (tiny HorNets, both kinds, and convmixer_512) and two small families; skips offline
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "timm_conformance.py"
+    models = "hornet_tiny_7x7_dog,hornet_tiny_gf_dog,convmixer_512_dog,test_convnext_dog,test_efficientnet_dog"
+    tests = "test_model_default_cfgs,test_model_default_cfgs_non_std,test_model_forward_intermediates," \
+            "test_model_forward_intermediates_features,test_model_forward_fx"
+    out = tmp_path / "outcomes.json"
+    run = subprocess.run([sys.executable, str(script), "--models", models, "--tests", tests, "--json", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    if run.returncode == 3:
+        pytest.skip(run.stderr.strip().splitlines()[-1])
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    twins = json.loads(out.read_text())["twins"]
+    passed = {(r["test"], r["model"]) for r in twins if r["outcome"] == "passed"}
+    for model in models.split(","):  # every test ran and passed on every model (*mixer_* are timm's "non std")
+        assert {(t, model) for t in tests.split(",")[2:]} <= passed
+        assert {("test_model_default_cfgs", model), ("test_model_default_cfgs_non_std", model)} & passed
+    assert "| test_model_forward_intermediates |" in run.stdout

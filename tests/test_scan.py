@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import timm_dog  # noqa: F401  (registers, also without the autoload)
 from timm_dog.cli import main
-from timm_dog.models import DATA_FILE, twins
+from timm_dog.models import DATA_FILE, dog_twins as twins
 from timm_dog.scan import PACKAGE_DIR, data_name, family_table, scan
 
 DATA = json.loads(DATA_FILE.read_text())

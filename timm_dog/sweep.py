@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from .models import DOG_KWARGS, base_of
-from .models.twins import pop_dog_kwargs
+from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
 from .recipes import RecipeError, check_keys_and_values, load_recipe
 from .sources import read_train_args
