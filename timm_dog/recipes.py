@@ -481,25 +481,33 @@ def twin_base(model: str) -> str:
     raise RecipeError(f"{model!r} is not a *_dog twin.{hint}")
 
 
-def trainable_config(base: str, num_classes: int, drop_path: float) -> dict:
-    """The data config of ``base``, built on the meta device as train.py builds it; a RecipeError saying why when
-    train.py cannot train it as is (it refuses train.py's arguments, or its training output is not the logits)."""
+def trainable_config(base: str, num_classes: int, drop_path: float) -> tuple:
+    """(data config, drop path) of ``base`` built on the meta device as train.py builds it; drop path None when the
+    model has none (its constructor refuses drop_path_rate). A RecipeError saying why when train.py cannot train it
+    as is: it refuses train.py's arguments, or its training output is not the logits train.py's loss takes."""
+    kwargs = dict(pretrained=False, in_chans=3, num_classes=num_classes, drop_rate=0.0)
     try:
         with torch.device("meta"):
-            model = timm.create_model(base, pretrained=False, in_chans=3, num_classes=num_classes, drop_rate=0.0,
-                                      drop_path_rate=drop_path)
+            try:
+                model = timm.create_model(base, drop_path_rate=drop_path, **kwargs)
+            except TypeError as error:
+                if "drop_path_rate" not in str(error):
+                    raise
+                model, drop_path = timm.create_model(base, **kwargs), None
     except TypeError as error:
-        raise RecipeError(f"train.py cannot train {base} as is: create_model({base!r}, drop_rate=..., "
-                          f"drop_path_rate=...) fails: {error}") from None
+        raise RecipeError(f"train.py cannot train {base} as is: create_model({base!r}, "
+                          f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items())}), as train.py calls it, fails: "
+                          f"{error}") from None
     data_config = resolve_data_config({}, model=model)
     model.train()
     with torch.device("meta"):
         output = model(torch.zeros(2, *data_config["input_size"]))
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, num_classes):
-        what = type(output).__name__ if not isinstance(output, torch.Tensor) else f"a tensor of shape {list(output.shape)}"
+        what = f"a tensor of shape {list(output.shape)}" if isinstance(output, torch.Tensor) else type(output).__name__
         raise RecipeError(f"train.py cannot train {base} as is: in training mode its forward returns {what}, not "
-                          f"the [batch, {num_classes}] logits train.py's loss takes (e.g. a distillation head)")
-    return data_config
+                          f"the [batch, {num_classes}] logits train.py's loss takes (a model without a classifier "
+                          f"head, e.g. an encoder)")
+    return data_config, drop_path
 
 
 def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50, gpus: int = 8,
@@ -511,7 +519,7 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
 
     base = twin_base(model)
     data = DATASETS.get(dataset) or _image_folder(Path(dataset))
-    config = trainable_config(base, data["num_classes"], PROTOCOL["drop_path"])
+    config, drop_path = trainable_config(base, data["num_classes"], PROTOCOL["drop_path"])
     out = Path(out_dir)
     suffix = "" if dataset == "imagenet" else "_cifar10" if dataset == "cifar10" else f"_{Path(dataset).name}"
     paths = {name: out / f"{name}{suffix}.yaml" for name in (model, base)}
@@ -528,6 +536,8 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
                 "mean": [float(v) for v in config["mean"]], "std": [float(v) for v in config["std"]],
                 "crop_pct": float(config["crop_pct"]),
                 **PROTOCOL, "epochs": epochs, "warmup_epochs": warmup, "batch_size": batch_size}
+    if drop_path is None:
+        del settings["drop_path"]
     baseline = {k: v for k, v in settings.items() if k != "model_kwargs"}
     baseline["model"] = base
     global_batch = batch_size * gpus
@@ -571,7 +581,9 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
             f"- {base}'s own data config (timm.data.resolve_data_config): input size, interpolation, mean, std, crop;",
             f"- this command: {epochs} epochs with {warmup} of warm-up (4 of 50, scaled), batch {batch_size} per GPU",
             "  (lower it if `recipe check` shows the activations do not fit).",
-            f"Not tuned for {base}: the lr, drop path and batch are the ConvNeXt-T recipe's. channels_last and",
+            *([] if drop_path else [f"No drop path: {base} has no stochastic depth (its constructor refuses "
+                                    f"drop_path_rate)."]),
+            f"Not tuned for {base}: the lr{', drop path' if drop_path else ''} and batch are the ConvNeXt-T recipe's. channels_last and",
             "torch.compile are off (not measured for this model; try them with `recipe check --benchmark`).",
         ]
         if timm.models.model_entrypoint(base).__module__.startswith("timm_dog"):
