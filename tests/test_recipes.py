@@ -477,3 +477,58 @@ def test_model_ema_decay_and_every_numeric_key_have_a_range(tmp_path):
     known = train_py_args()[0]
     numeric = {k for k, v in known.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     assert numeric <= set(VALUE_RULES), sorted(numeric - set(VALUE_RULES))
+
+
+@pytest.mark.slow
+def test_wheel_install_outside_the_repo(tmp_path):
+    """The built wheel in a fresh environment (torch and timm from this one), run from a folder outside the repo:
+    the recipes are package data, `recipe new` and `recipe check` work there, LICENSE is in the wheel."""
+    import os
+    import site
+    import subprocess
+    import sys
+    import zipfile
+
+    pytest.importorskip("hatchling", reason="builds the wheel offline: pip install hatchling")
+    root = Path(__file__).parents[1]
+    run = dict(capture_output=True, text=True, timeout=600)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(tmp_path / "dist"), str(root)], **run)
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("timm_dog-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "timm_dog/data/recipes/imagenet/convnext_tiny_dog.yaml" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    venv = tmp_path / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+                   check=True, **run)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, **run).stdout.strip()
+    # this environment's packages (torch, timm …) after the fresh one's; their .pth files (an editable timm-dog)
+    # are not run
+    Path(purelib, "host.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
+                                str(wheel)], **run)
+    assert installed.returncode == 0, installed.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def timm_dog(*args):
+        result = subprocess.run([str(venv / "bin" / "timm-dog"), *args], cwd=work, env=env, **run)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    where = subprocess.run([python, "-c", "import timm_dog; print(timm_dog.__file__)"], cwd=work, env=env,
+                           check=True, **run).stdout
+    assert where.startswith(str(venv))
+    listing = timm_dog("recipe", "list")
+    assert "convnext_tiny_dog" in listing and str(venv) in listing
+    assert timm_dog("recipe", "show", "convnext_tiny_dog") == (root / "recipes/imagenet/convnext_tiny_dog.yaml").read_text()
+    timm_dog("recipe", "new", "efficientnet_b0_dog", "--out", "r/")
+    assert sorted(p.name for p in (work / "r").iterdir()) == ["efficientnet_b0.yaml", "efficientnet_b0_dog.yaml"]
+    checked = timm_dog("recipe", "check", "r/efficientnet_b0_dog.yaml", "r/efficientnet_b0.yaml", "--steps", "1",
+                       "--aug-samples", "8")
+    assert checked.count("ok   r/") == 2
