@@ -532,3 +532,26 @@ def test_wheel_install_outside_the_repo(tmp_path):
     checked = timm_dog("recipe", "check", "r/efficientnet_b0_dog.yaml", "r/efficientnet_b0.yaml", "--steps", "1",
                        "--aug-samples", "8")
     assert checked.count("ok   r/") == 2
+
+
+def test_package_metadata_home_license_and_long_description():
+    """One home in pyproject, README and model card; README images that work on a package index page (absolute);
+    the Apache-2.0 text that pyproject declares."""
+    import re
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    home = project["urls"]["Homepage"]
+    assert project["urls"]["Repository"] == home and project["urls"]["Issues"].startswith(home)
+    readme, card = (root / "README.md").read_text(), (root / "hub_cards" / "model_card.md").read_text()
+    assert home in readme and home in card and "pypi.org/project" not in card
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme) + re.findall(r'<img[^>]+src="([^"]+)"', readme)
+    assert images and all(src.startswith(f"https://raw.githubusercontent.com/{home.split('github.com/')[1]}/")
+                          for src in images), images
+    for src in images:
+        assert (root / src.split("/main/", 1)[1]).is_file(), src
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    text = (root / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
