@@ -555,3 +555,16 @@ def test_package_metadata_home_license_and_long_description():
     text = (root / "LICENSE").read_text()
     assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
+
+
+@pytest.mark.slow
+def test_recipe_new_benchmark_writes_the_measured_cost(tmp_path):
+    from timm_dog.recipes import new_recipes
+
+    texts = new_recipes("test_efficientnet_dog", tmp_path, gpus=4, batch_size=2, benchmark_device="cpu")
+    for path, text in texts.items():
+        cost = next(line for line in text.splitlines() if line.startswith("# Cost:"))
+        assert " h on 4 x cpu for the 50 epochs (measured by recipe check --benchmark: " in cost, cost
+        assert "img/s per device at batch 2" in cost
+    result = _cli("recipe", "new", "test_efficientnet_dog", "--out", tmp_path / "r", "--benchmark", "--device", "cuda:x")
+    assert result.exit_code == 1 and "cuda:x" in result.output and not (tmp_path / "r").exists()

@@ -326,12 +326,16 @@ def recipe_show(name, out):
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Per GPU.")
 @click.option("--out", "-o", type=OutputPath(folder=True), required=True,
               help="Folder for the two recipes (created; existing recipes are never overwritten).")
-def recipe_new(model, dataset, epochs, gpus, batch_size, out):
+@click.option("--benchmark", is_flag=True,
+              help="Measure the cost (recipe check --benchmark on --device) and write it in the headers.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def recipe_new(model, dataset, epochs, gpus, batch_size, out, benchmark, device):
     """Write a DoG recipe for the twin MODEL and its native-init baseline (the paper's 50-epoch protocol, the
     model's own data config); the two differ only in the model and the DoG kwargs."""
     from .recipes import new_recipes, write_new_recipes
 
-    texts = new_recipes(model, out, dataset=dataset, epochs=epochs, gpus=gpus, batch_size=batch_size)
+    texts = new_recipes(model, out, dataset=dataset, epochs=epochs, gpus=gpus, batch_size=batch_size,
+                        benchmark_device=device if benchmark else None)
     paths = write_new_recipes(texts)
     click.echo(f"wrote {paths[0]} and its baseline {paths[1]}")
     click.echo(f"check them before booking GPUs: timm-dog recipe check {' '.join(map(str, paths))} --gpus {gpus}")

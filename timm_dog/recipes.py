@@ -284,6 +284,8 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
     )
     data_config = resolve_data_config(vars(args), model=model)
     full = data_config["input_size"][-1]
+    if model.pretrained_cfg.get("fixed_input_size"):  # e.g. CoaT, GC ViT: their own size is the only one that runs
+        image_size = full
 
     # the learning rate as train.py derives it, and its schedule
     accum = args.grad_accum_steps or 1
@@ -368,6 +370,7 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
         "loss": type(loss_fn).__name__,
         "transform_images": len(images),
         "cpu_steps": losses,
+        "cpu_image_size": image_size,
         "activation_gib_per_gpu": round(per_gpu / 2**30, 1),
         "train_py_args_from": source,
     }
@@ -511,14 +514,16 @@ def trainable_config(base: str, num_classes: int, drop_path: float) -> tuple:
 
 
 def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50, gpus: int = 8,
-                batch_size: int = 128, cost: Optional[str] = None) -> dict:
+                batch_size: int = 128, benchmark_device: Optional[str] = None) -> dict:
     """{path: text} of a DoG recipe for the twin ``model`` and its native-init baseline, following the shipped
-    ImageNet recipes' protocol (:data:`PROTOCOL`); nothing is written. Refuses (RecipeError) a name that is not a
-    twin, a base train.py cannot train as is, and an ``out_dir`` that holds either file already."""
+    ImageNet recipes' protocol (:data:`PROTOCOL`); nothing is written. With ``benchmark_device``, the headers'
+    cost is measured there (``recipe check --benchmark``), else "not measured". Refuses (RecipeError) a name that
+    is not a twin, a base train.py cannot train as is, and an ``out_dir`` that holds either file already."""
     from . import __version__
 
     base = twin_base(model)
-    data = DATASETS.get(dataset) or _image_folder(Path(dataset))
+    folder = dataset not in DATASETS
+    data = _image_folder(Path(dataset)) if folder else DATASETS[dataset]
     config, drop_path = trainable_config(base, data["num_classes"], PROTOCOL["drop_path"])
     out = Path(out_dir)
     suffix = "" if dataset == "imagenet" else "_cifar10" if dataset == "cifar10" else f"_{Path(dataset).name}"
@@ -529,8 +534,7 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
                           f"choose another --out or remove it")
     warmup = min(round(epochs * PROTOCOL["warmup_epochs"] / PROTOCOL["epochs"]), epochs - 1)
     settings = {"device_modules": ["timm_dog"], "model": model, "model_kwargs": dict(PAPER_DOG),
-                "num_classes": data["num_classes"], **({"data_dir": data["data_dir"]} if "splits" in data and
-                                                       dataset not in DATASETS else {}),
+                "num_classes": data["num_classes"], **({"data_dir": data["data_dir"]} if folder else {}),
                 **data.get("splits", {}),
                 "input_size": list(config["input_size"]), "interpolation": config["interpolation"],
                 "mean": [float(v) for v in config["mean"]], "std": [float(v) for v in config["std"]],
@@ -543,7 +547,8 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
     global_batch = batch_size * gpus
     lr = PROTOCOL["lr_base"] * global_batch / PROTOCOL["lr_base_size"]
     updates = math.ceil(data["images"] / global_batch)
-    data_arg = "" if "data_dir" in settings else f" --data-dir {data['data_dir']}"
+    data_arg = "" if folder else f" --data-dir {data['data_dir']}"
+    cost = _measured_cost(settings, gpus, data["images"], benchmark_device) if benchmark_device else None
     texts = {}
     for name, recipe in ((model, settings), (base, baseline)):
         path, other = paths[name], paths[base if name == model else model]
@@ -596,6 +601,22 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
         body += yaml.safe_dump(rest, sort_keys=False, default_flow_style=None, width=120)
         texts[path] = "".join(f"# {line}".rstrip() + "\n" for line in "\n".join(lines).splitlines()) + body
     return texts
+
+
+def _measured_cost(recipe: dict, gpus: int, images: int, device: str) -> str:
+    """The header's cost line: ``recipe check --benchmark`` of ``recipe`` on ``device``, projected to ``gpus``."""
+    import tempfile
+
+    from .benchmark import benchmark_recipe
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        result = benchmark_recipe(path, gpus=gpus, num_images=images, device=device)
+    return (f"{result['projected_hours']:.3g} h on {gpus} x {result['device']} for the {result['epochs']} epochs "
+            f"(measured by recipe check --benchmark: {result['images_per_second']:,.1f} img/s per device at batch "
+            f"{result['batch_size']}, {result['img_size']}², AMP {result['amp']}, torch {result['torch']}; peak "
+            f"{result['peak_memory_bytes'] / 2**30:.1f} GiB; training steps only)")
 
 
 def write_new_recipes(texts: dict) -> list:
