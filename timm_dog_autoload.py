@@ -49,8 +49,9 @@ class TimmFinder:
 _FINDER = TimmFinder()
 
 
-def install():
-    if not DISABLED and "timm" not in sys.modules and _FINDER not in sys.meta_path:
+def install(force: bool = False):
+    """Register the models when timm is imported; ``force``: even with TIMM_DOG_AUTOLOAD off (``import timm_dog``)."""
+    if (force or not DISABLED) and "timm" not in sys.modules and _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
 
 

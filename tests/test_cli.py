@@ -130,3 +130,59 @@ def test_demo_one_epoch(cli, tmp_path):
     assert [k.split("/")[1] for k in ship["predictions"]] == ["0", "3", "7"]  # val/<digit>/<file>
     assert all(p["label"] in "0123456789" for p in ship["predictions"].values())
     assert "fp32: 360 images" in result.output and "predict with onnxruntime" in result.output
+
+
+def _fresh(code: str, **env):
+    """Run ``code`` in a fresh interpreter (this checkout first on the path); its last stdout line as JSON."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).parents[1])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), **env}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+HEAVY = """
+import contextlib, io, json, sys
+from timm_dog.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main({args!r})
+    except SystemExit:
+        pass
+print(json.dumps({{"heavy": sorted(m for m in ("torch", "timm", "numpy", "matplotlib") if m in sys.modules),
+                   "output": out.getvalue()}}))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["recipe", "--help"], ["list"], ["list", "convnext_a*_dog"]])
+def test_help_and_list_import_neither_torch_nor_timm(args):
+    result = _fresh(HEAVY.format(args=args))
+    assert result["heavy"] == [], result["heavy"]
+    if args[0] == "list":
+        import timm
+
+        assert result["output"].split() == timm.list_models(args[1] if len(args) > 1 else "*_dog")
+
+
+def test_list_reads_the_registry_when_the_committed_scan_may_not_decide(tmp_path, monkeypatch):
+    """A user scan (its names are checked against timm), another timm version or a pattern that is not only twins:
+    timm's own list decides."""
+    import timm
+
+    from timm_dog import scan
+
+    assert scan.committed_twins("convnext_at*_dog", timm.__version__) == ["convnext_atto_dog", "convnext_atto_ols_dog",
+                                                                          "convnext_atto_rms_dog"]
+    assert scan.committed_twins("convnext_*", timm.__version__) is None
+    assert scan.committed_twins("*_dog", "0.0.1") is None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "timm-dog").mkdir()
+    (tmp_path / "timm-dog" / scan.data_name(timm.__version__)).write_text("{}")
+    assert scan.committed_twins("*_dog", timm.__version__) is None

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import PIL
+import timm
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -164,9 +165,9 @@ def test_cli_recipe_check(tmp_path):
     (dict(img_size=-32), "img_size: -32 is not an int >= 1"),
     (dict(input_size=[3, 32]), "input_size: [3, 32] is not [channels, height, width], ints >= 1"),
     (dict(amp="yes"), "amp: 'yes' is not true or false (train.py's default: False)"),
-    (dict(smoothing=1.5), "smoothing: 1.5 is not a number in [0, 1]"),
+    (dict(smoothing=1.5), "smoothing: 1.5 is not a number in [0, 1)"),
     (dict(weight_decay=float("nan")), "weight_decay: nan is not a number >= 0"),
-    (dict(scale=0.5), "scale: 0.5 is not a list (train.py's default: [0.08, 1.0])"),
+    (dict(scale=0.5), "scale: 0.5 is not [min, max] with min <= max, numbers in (0, 1] (train.py's default: [0.08, 1.0])"),
 ])
 def test_bad_values_name_their_key(tmp_path, keys, message):
     with pytest.raises(RecipeError) as error:
@@ -268,3 +269,302 @@ def test_more_cpu_steps_than_augmented_images(tmp_path):
     """--aug-samples 8 with --steps 3 (batches of 8) reuses the images instead of stacking an empty batch."""
     summary = check_recipe(_recipe(tmp_path, opt="adamw", lr=1e-3, img_size=32), steps=3, aug_samples=8, image_size=32)
     assert len(summary["cpu_steps"]) == 3
+
+
+# ---- shipped recipes by name, recipe new, value ranges --------------------------------------------------------------
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_shipped_recipes_are_found_by_name():
+    from timm_dog.recipes import resolve_recipe, shipped_recipes
+
+    shipped = shipped_recipes()
+    assert sorted(shipped) == sorted(p.stem for p in RECIPES)  # one name per file: no two stems alike
+    path = shipped["convnext_tiny_dog"]
+    for name in ("convnext_tiny_dog", "convnext_tiny_dog.yaml", "imagenet/convnext_tiny_dog"):
+        assert resolve_recipe(name) == path
+    with pytest.raises(RecipeError, match=r"no shipped recipe of that name \(did you mean convnext_tiny_dog"):
+        resolve_recipe("convnext_tiny_dgo")
+
+
+def test_cli_recipe_list():
+    result = _cli("recipe", "list")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines()[1:] if line.strip()}
+    assert set(p.stem for p in RECIPES) <= set(rows)
+    assert rows["convnext_tiny_dog"].split()[1:4] == ["convnext_tiny_dog", "imagenet", "50"]
+    assert "4.3 h on one H200" in rows["convnext_tiny_dog"] and "measured" in rows["convnext_tiny_dog"]
+    assert rows["mobilenetv2_100"].split()[1:4] == ["mobilenetv2_100", "cifar10", "20"]
+    assert "not measured" in rows["mobilenetv2_100"]
+
+
+def test_cli_recipe_show(tmp_path):
+    path = next(p for p in RECIPES if p.stem == "convnext_tiny_dog")
+    result = _cli("recipe", "show", "convnext_tiny_dog")
+    assert result.exit_code == 0 and result.output == path.read_text()
+    out = tmp_path / "sub" / "r.yaml"
+    result = _cli("recipe", "show", "convnext_tiny_dog", "--out", out)
+    assert result.exit_code == 0 and out.read_text() == path.read_text() and f"wrote {out}" in result.output
+    result = _cli("recipe", "show", "convnext_tiny_dog", "--out", tmp_path / "r.txt")
+    assert result.exit_code == 2 and "must end in one of .yaml, .yml" in result.output
+    result = _cli("recipe", "show", "nope_dog")
+    assert result.exit_code == 1 and "no such file and no shipped recipe of that name" in result.output
+
+
+def test_check_and_sweep_take_a_shipped_name(tmp_path):
+    result = _cli("recipe", "check", "mobilenetv2_100_dog", "--steps", "0", "--aug-samples", "8", "--gpus", "1")
+    assert result.exit_code == 0, result.output
+    assert "ok   " in result.output and "cifar10/mobilenetv2_100_dog.yaml" in result.output
+    result = _cli("recipe", "check", "mobilenetv2_100_dgo", "--steps", "0")
+    assert result.exit_code == 1 and "did you mean mobilenetv2_100_dog" in result.output
+    result = _cli("sweep", "mobilenetv2_100_dog", "--grid", "dog_gamma=0.1,0.3", "--out", tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [
+        "mobilenetv2_100_dog-baseline.yaml", "mobilenetv2_100_dog-gamma0.1.yaml", "mobilenetv2_100_dog-gamma0.3.yaml"]
+
+
+def _body(text: str) -> list:
+    return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+def test_recipe_new_pair_differs_only_in_model_and_dog_kwargs(tmp_path):
+    import difflib
+
+    from timm.data import resolve_data_config
+
+    from timm_dog.recipes import PROTOCOL, new_recipes, write_new_recipes
+
+    texts = new_recipes("mobilevitv2_050_dog", tmp_path / "r", gpus=4, batch_size=64)
+    dog_path, base_path = list(texts)
+    assert (dog_path.name, base_path.name) == ("mobilevitv2_050_dog.yaml", "mobilevitv2_050.yaml")
+    diff = [line for line in difflib.unified_diff(_body(texts[dog_path]), _body(texts[base_path]), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert diff == ["-model: mobilevitv2_050_dog",
+                    "-model_kwargs: {dog_gamma: [0.0, 0.5], dog_on_ratio: 0.5, dog_share: 1.0}",
+                    "+model: mobilevitv2_050"]
+    dog, base = (yaml.safe_load(t) for t in texts.values())
+    assert {k: v for k, v in dog.items() if k not in ("model", "model_kwargs")} == \
+           {k: v for k, v in base.items() if k != "model"}
+    # the model's own data config (mobilevitv2: 256 px, mean 0 / std 1), the protocol, the stated lr rule
+    config = resolve_data_config({}, model=timm.create_model("mobilevitv2_050"))
+    assert dog["input_size"] == list(config["input_size"]) == [3, 256, 256]
+    assert (dog["mean"], dog["std"]) == ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    assert (dog["interpolation"], dog["crop_pct"]) == (config["interpolation"], config["crop_pct"])
+    assert {k: dog[k] for k in PROTOCOL if k != "batch_size"} == {k: v for k, v in PROTOCOL.items() if k != "batch_size"}
+    assert dog["batch_size"] == 64 and dog["num_classes"] == 1000 and dog["model_ema"] and dog["model_ema_decay"] < 1
+    head = texts[dog_path].split("\ndevice_modules")[0]
+    assert "lr = lr_base x global batch / lr_base_size (linear) = 0.004 x 256 / 4096 = 0.00025" in head
+    for needle in ("python train.py --config", "./distributed_train.sh 4", "torchrun --nnodes", "--rdzv-endpoint",
+                   "Cost: not measured", "--benchmark", "come from", "resolve_data_config", "arXiv 2401.10178"):
+        assert needle in head, needle
+    assert not (tmp_path / "r").exists()  # nothing written yet
+    write_new_recipes(texts)
+    assert [p.read_text() for p in texts] == list(texts.values())
+
+
+def test_recipe_new_follows_the_shipped_imagenet_protocol(tmp_path):
+    """The generated convnext_tiny_dog recipe is the shipped one but for the model's data config, EMA and the
+    speed settings measured for ConvNeXt-T alone."""
+    from timm_dog.recipes import new_recipes
+
+    generated = yaml.safe_load(next(iter(new_recipes("convnext_tiny_dog", tmp_path).values())))
+    shipped = yaml.safe_load(next(p for p in RECIPES if p.stem == "convnext_tiny_dog").read_text())
+    own = {"img_size", "input_size", "interpolation", "mean", "std", "crop_pct", "model_kwargs", "model_ema",
+           "model_ema_decay", "model_ema_warmup", "channels_last", "torchcompile"}
+    assert {k: v for k, v in generated.items() if k not in own} == {k: v for k, v in shipped.items() if k not in own}
+    assert generated["input_size"] == [3, shipped["img_size"], shipped["img_size"]]
+
+
+def test_recipe_new_datasets(tmp_path, digits):
+    from timm_dog.recipes import new_recipes
+
+    texts = new_recipes("efficientnet_b0_dog", tmp_path, dataset="cifar10", epochs=20, gpus=1)
+    assert [p.name for p in texts] == ["efficientnet_b0_dog_cifar10.yaml", "efficientnet_b0_cifar10.yaml"]
+    recipe = yaml.safe_load(next(iter(texts.values())))
+    assert (recipe["num_classes"], recipe["val_split"], recipe["epochs"], recipe["warmup_epochs"]) == \
+           (10, "validation", 20, 2)
+    assert "on 45,000 training images" in next(iter(texts.values()))
+    texts = new_recipes("efficientnet_b0_dog", tmp_path, dataset=str(digits))
+    recipe = yaml.safe_load(next(iter(texts.values())))
+    assert (recipe["num_classes"], recipe["data_dir"], recipe["val_split"]) == (10, str(digits.resolve()), "val")
+    assert f"{len(list((digits / 'train').rglob('*.png'))):,} training images" in next(iter(texts.values()))
+    with pytest.raises(RecipeError, match="not imagenet, cifar10 or an ImageFolder"):
+        new_recipes("efficientnet_b0_dog", tmp_path, dataset=str(tmp_path))
+
+
+@pytest.mark.parametrize("model,match", [
+    ("efficientnet_b0", "efficientnet_b0 is a native model; give its twin efficientnet_b0_dog"),
+    ("convnext_tiyn_dog", "'convnext_tiyn_dog' is not a \\*_dog twin. Did you mean: convnext_tiny_dog"),
+    ("resnet50_dog", "'resnet50_dog' is not a \\*_dog twin"),
+])
+def test_recipe_new_refuses_what_is_not_a_twin(tmp_path, model, match):
+    from timm_dog.recipes import new_recipes
+
+    with pytest.raises(RecipeError, match=match):
+        new_recipes(model, tmp_path)
+
+
+def test_cli_recipe_new_never_overwrites(tmp_path):
+    out = tmp_path / "r"
+    result = _cli("recipe", "new", "efficientnet_b0_dog", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["efficientnet_b0.yaml", "efficientnet_b0_dog.yaml"]
+    before = {p: p.read_text() for p in out.iterdir()}
+    result = _cli("recipe", "new", "efficientnet_b0_dog", "--out", out, "--epochs", "10")
+    assert result.exit_code == 1 and "exists already: recipe new never overwrites a recipe" in result.output
+    assert {p: p.read_text() for p in out.iterdir()} == before
+    result = _cli("recipe", "new", "efficientnet_b0_dgo", "--out", tmp_path / "s")
+    assert result.exit_code == 1 and "Did you mean: efficientnet_b0_dog" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "s").exists()
+
+
+FAST_FAMILIES = ("efficientnet_b0_dog", "mobilenetv3_large_100_dog", "convnext_nano_dog")
+
+
+def _check_generated(model, tmp_path):
+    from timm_dog.recipes import new_recipes, write_new_recipes
+
+    paths = write_new_recipes(new_recipes(model, tmp_path))
+    for path in paths:
+        summary = check_recipe(path, steps=1, gpus=8, aug_samples=8)
+        assert len(summary["cpu_steps"]) == 1 and summary["lr"]["base"] == pytest.approx(1e-3)  # 4e-3 x 1024 / 4096
+    return paths
+
+
+@pytest.mark.parametrize("model", FAST_FAMILIES)
+def test_recipe_check_passes_on_generated_pairs(tmp_path, model):
+    _check_generated(model, tmp_path)
+
+
+def _one_twin_per_family() -> list:
+    import json
+
+    from timm_dog.models import DATA_FILE
+
+    smallest = {}
+    for name, entry in json.loads(DATA_FILE.read_text())["models"].items():
+        if not name.startswith("test_") and entry["params"] < smallest.get(entry["family"], (float("inf"),))[0]:
+            smallest[entry["family"]] = (entry["params"], name + "_dog")
+    return sorted(name for _, name in smallest.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", _one_twin_per_family())
+def test_recipe_check_passes_on_one_generated_pair_per_family(tmp_path, model):
+    from timm_dog.recipes import RecipeError as Refused
+
+    try:
+        _check_generated(model, tmp_path)
+    except Refused as error:
+        assert "train.py cannot train" in str(error)  # a refusal that says why, never a failing recipe
+        pytest.skip(str(error))
+
+
+def test_model_ema_decay_and_every_numeric_key_have_a_range(tmp_path):
+    from timm_dog.recipes import VALUE_RULES
+
+    with pytest.raises(RecipeError) as error:
+        check_recipe(_recipe(tmp_path, model_ema_decay=1.5, drop_path=1.0, workers=2.5, aug_splits=1,
+                             scale=[0.9, 0.1], opt_betas=[0.9, 1.5], decay_rate=0), steps=0, aug_samples=8)
+    text = str(error.value)
+    for message in ("model_ema_decay: 1.5 is not a number in [0, 1) (train.py's default: 0.9998)",
+                    "drop_path: 1.0 is not a number in [0, 1)", "workers: 2.5 is not an int >= 0",
+                    "aug_splits: 1 is not 0 or an int >= 2", "scale: [0.9, 0.1] is not [min, max] with min <= max",
+                    "opt_betas: [0.9, 1.5] is not a list of 1 to 3 numbers in [0, 1)", "decay_rate: 0 is not a number > 0"):
+        assert message in text, message
+    known = train_py_args()[0]
+    numeric = {k for k, v in known.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numeric <= set(VALUE_RULES), sorted(numeric - set(VALUE_RULES))
+
+
+@pytest.mark.slow
+def test_wheel_install_outside_the_repo(tmp_path):
+    """The built wheel in a fresh environment (torch and timm from this one), run from a folder outside the repo:
+    the recipes are package data, `recipe new` and `recipe check` work there, LICENSE is in the wheel."""
+    import os
+    import site
+    import subprocess
+    import sys
+    import zipfile
+
+    pytest.importorskip("hatchling", reason="builds the wheel offline: pip install hatchling")
+    root = Path(__file__).parents[1]
+    run = dict(capture_output=True, text=True, timeout=600)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(tmp_path / "dist"), str(root)], **run)
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("timm_dog-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "timm_dog/data/recipes/imagenet/convnext_tiny_dog.yaml" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    venv = tmp_path / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+                   check=True, **run)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, **run).stdout.strip()
+    # this environment's packages (torch, timm …) after the fresh one's; their .pth files (an editable timm-dog)
+    # are not run
+    Path(purelib, "host.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
+                                str(wheel)], **run)
+    assert installed.returncode == 0, installed.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def timm_dog(*args):
+        result = subprocess.run([str(venv / "bin" / "timm-dog"), *args], cwd=work, env=env, **run)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    where = subprocess.run([python, "-c", "import timm_dog; print(timm_dog.__file__)"], cwd=work, env=env,
+                           check=True, **run).stdout
+    assert where.startswith(str(venv))
+    listing = timm_dog("recipe", "list")
+    assert "convnext_tiny_dog" in listing and str(venv) in listing
+    assert timm_dog("recipe", "show", "convnext_tiny_dog") == (root / "recipes/imagenet/convnext_tiny_dog.yaml").read_text()
+    timm_dog("recipe", "new", "efficientnet_b0_dog", "--out", "r/")
+    assert sorted(p.name for p in (work / "r").iterdir()) == ["efficientnet_b0.yaml", "efficientnet_b0_dog.yaml"]
+    checked = timm_dog("recipe", "check", "r/efficientnet_b0_dog.yaml", "r/efficientnet_b0.yaml", "--steps", "1",
+                       "--aug-samples", "8")
+    assert checked.count("ok   r/") == 2
+
+
+def test_package_metadata_home_license_and_long_description():
+    """One home in pyproject, README and model card; README images that work on a package index page (absolute);
+    the Apache-2.0 text that pyproject declares."""
+    import re
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    home = project["urls"]["Homepage"]
+    assert project["urls"]["Repository"] == home and project["urls"]["Issues"].startswith(home)
+    readme, card = (root / "README.md").read_text(), (root / "hub_cards" / "model_card.md").read_text()
+    assert home in readme and home in card and "pypi.org/project" not in card
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme) + re.findall(r'<img[^>]+src="([^"]+)"', readme)
+    assert images and all(src.startswith(f"https://raw.githubusercontent.com/{home.split('github.com/')[1]}/")
+                          for src in images), images
+    for src in images:
+        assert (root / src.split("/main/", 1)[1]).is_file(), src
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    text = (root / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+@pytest.mark.slow
+def test_recipe_new_benchmark_writes_the_measured_cost(tmp_path):
+    from timm_dog.recipes import new_recipes
+
+    texts = new_recipes("test_efficientnet_dog", tmp_path, gpus=4, batch_size=2, benchmark_device="cpu")
+    for path, text in texts.items():
+        cost = next(line for line in text.splitlines() if line.startswith("# Cost:"))
+        assert " h on 4 x cpu for the 50 epochs (measured by recipe check --benchmark: " in cost, cost
+        assert "img/s per device at batch 2" in cost
+    result = _cli("recipe", "new", "test_efficientnet_dog", "--out", tmp_path / "r", "--benchmark", "--device", "cuda:x")
+    assert result.exit_code == 1 and "cuda:x" in result.output and not (tmp_path / "r").exists()

@@ -9,14 +9,8 @@ import warnings
 from pathlib import Path
 
 import click
-import timm
-import torch
 
-from .dog import check_gamma
-from . import scan
-from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, depthwise_weights, dog_init_
-from .models import base_of
-from .onnx import EXPORTER, OPSET
+from .constants import EXPORTER, OPSET, SEED_MAX, SEED_MIN  # torch, timm and the rest are imported by the commands
 from .outputs import JSON, OutputError, check_output, figure_suffixes, write_text
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
@@ -28,6 +22,8 @@ class GammaType(click.ParamType):
     name = "gamma"
 
     def convert(self, value, param, ctx):
+        from .dog import check_gamma
+
         if isinstance(value, (float, tuple)):
             return value
         try:
@@ -72,6 +68,8 @@ def _device_option(f):
 
 
 def _dog_args(gamma, on_ratio, share, scale, seed) -> dict:
+    from .init import check_dog_args
+
     try:
         scale = float(scale)
     except ValueError:
@@ -82,11 +80,13 @@ def _dog_args(gamma, on_ratio, share, scale, seed) -> dict:
         raise click.BadParameter(str(error)) from None
 
 
-def _std(weight: torch.Tensor) -> float:
+def _std(weight) -> float:
     return weight.detach().float().std().item()
 
 
 def _create(name: str, **kwargs):
+    import timm
+
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else " See `timm-dog list`."
@@ -139,7 +139,15 @@ def main():
 @click.option("--table", is_flag=True, help="A Markdown table per family (timm module), with counts.")
 def list_models(pattern, table):
     """List models in timm's registry matching PATTERN (default: every *_dog model)."""
-    names = timm.list_models(pattern)
+    from importlib.metadata import version
+
+    from . import scan
+
+    names = None if table else scan.committed_twins(pattern, version("timm"))  # without importing timm
+    if names is None:
+        import timm
+
+        names = timm.list_models(pattern)
     if not names:
         raise click.ClickException(f"no model matches {pattern!r}")
     click.echo(scan.family_table(names) if table else "\n".join(names))
@@ -150,6 +158,10 @@ def list_models(pattern, table):
               help="JSON file to write [default: where the twins are read from, in the user cache].")
 def scan_models(out):
     """Scan the installed timm for depthwise models: the list that decides which *_dog twins exist."""
+    import timm
+
+    from . import scan
+
     default = scan.user_dir() / scan.data_name(timm.__version__)
     out = out or check_output(default, JSON)
     names = scan.entrypoints()
@@ -171,6 +183,11 @@ def scan_models(out):
 @_dog_options
 def inspect(model, gamma, on_ratio, share, scale, seed):
     """Each depthwise layer of MODEL: kernel, channels, native init std, and what DoG would set."""
+    import timm
+
+    from .init import depthwise_weights, dog_init_
+    from .models import base_of
+
     args = _dog_args(gamma, on_ratio, share, scale, seed)
     base = base_of(model) if timm.is_model(base_of(model)) else model
     net = _create(base)
@@ -203,6 +220,11 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
 @click.option("--out", "-o", type=OutputPath(figure_suffixes), default=Path("dog_kernels.png"), show_default=True)
 def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, out):
     """Draw DoG kernels to a PNG: on/off rows for several γ, or kernels of a real --model."""
+    import torch
+
+    from .dog import check_gamma
+    from .init import depthwise_kernels
+
     args = _dog_args(gamma, on_ratio, share, scale, seed)  # checked in both modes
     if model is None:
         try:
@@ -245,6 +267,8 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, o
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out, model, epochs, img_size, seed):
     """Train MODEL and its native-init twin on scikit-learn's real digits; save figures and a summary."""
+    import timm
+
     if not model.endswith("_dog") or not timm.is_model(model):
         raise click.BadParameter(f"{model!r} is not a *_dog model (see `timm-dog list`)", param_hint="--model")
     from .demo import run_demo
@@ -261,8 +285,64 @@ def recipe():
     """Recipes for timm's train.py."""
 
 
+@recipe.command("list")
+def recipe_list():
+    """The recipes shipped with timm-dog: name, model, dataset, epochs and cost (where measured)."""
+    from .recipes import describe_shipped
+
+    rows = describe_shipped()
+    width = max(len(r["name"]) for r in rows)
+    model_width = max(len(str(r["model"])) for r in rows)
+    click.echo(f"{'name':<{width}}  {'model':<{model_width}}  {'dataset':<8}  {'epochs':>6}  cost")
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['model']:<{model_width}}  {r['dataset']:<8}  {r['epochs']:>6}  {r['cost']}")
+    click.echo(f"\n`timm-dog recipe show NAME` prints one, `--out FILE` writes it for train.py --config; "
+               f"they are in {rows[0]['path'].parents[1]}")
+
+
+@recipe.command("show")
+@click.argument("name")
+@click.option("--out", "-o", type=OutputPath((".yaml", ".yml")), default=None,
+              help="Write the recipe to this file (e.g. for train.py --config) instead of printing it.")
+def recipe_show(name, out):
+    """Print the recipe NAME (a shipped recipe's name, see `recipe list`, or a file), or write it to --out."""
+    from .recipes import resolve_recipe
+
+    text = resolve_recipe(name).read_text(encoding="utf-8")
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    write_text(out, text)
+    click.echo(f"wrote {out}: python train.py --config {out} --data-dir DATA_DIR (from a clone of timm)")
+
+
+@recipe.command("new")
+@click.argument("model")
+@click.option("--dataset", default="imagenet", show_default=True,
+              help="imagenet, cifar10, or the path of an ImageFolder with train/<class>/ and validation/<class>/.")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--gpus", type=click.IntRange(1), default=8, show_default=True,
+              help="GPUs the launch commands and the header's global batch and lr are written for.")
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Per GPU.")
+@click.option("--out", "-o", type=OutputPath(folder=True), required=True,
+              help="Folder for the two recipes (created; existing recipes are never overwritten).")
+@click.option("--benchmark", is_flag=True,
+              help="Measure the cost (recipe check --benchmark on --device) and write it in the headers.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def recipe_new(model, dataset, epochs, gpus, batch_size, out, benchmark, device):
+    """Write a DoG recipe for the twin MODEL and its native-init baseline (the paper's 50-epoch protocol, the
+    model's own data config); the two differ only in the model and the DoG kwargs."""
+    from .recipes import new_recipes, write_new_recipes
+
+    texts = new_recipes(model, out, dataset=dataset, epochs=epochs, gpus=gpus, batch_size=batch_size,
+                        benchmark_device=device if benchmark else None)
+    paths = write_new_recipes(texts)
+    click.echo(f"wrote {paths[0]} and its baseline {paths[1]}")
+    click.echo(f"check them before booking GPUs: timm-dog recipe check {' '.join(map(str, paths))} --gpus {gpus}")
+
+
 @recipe.command("check")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True)
 @click.option("--steps", type=click.IntRange(0), default=2, show_default=True, help="CPU training steps to run.")
 @click.option("--gpus", type=click.IntRange(1), default=8, show_default=True,
               help="GPUs (world size) for the effective batch, lr and schedule.")
@@ -280,9 +360,10 @@ def recipe():
 @click.option("--benchmark-steps", type=click.IntRange(1), default=10, show_default=True, help="Timed steps.")
 def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_images, device, batch_size,
                  benchmark_steps):
-    """Validate FILES and build what train.py would build from them; run a few CPU steps (and, with --benchmark,
-    time training steps on this machine's device and project the recipe's hours)."""
-    from .recipes import RecipeError, check_recipe
+    """Validate FILES (recipe files or shipped recipes' names) and build what train.py would build from them; run a
+    few CPU steps (and, with --benchmark, time training steps on this machine's device and project the recipe's
+    hours)."""
+    from .recipes import RecipeError, check_recipe, resolve_recipe
 
     if benchmark:
         from .benchmark import benchmark_recipe, describe
@@ -293,8 +374,9 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--device") from None
     failed = 0
-    for path in files:
+    for name in files:
         try:
+            path = resolve_recipe(name)
             s = check_recipe(path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples,
                              train_images=num_images)
         except RecipeError as error:
@@ -342,20 +424,21 @@ def sweep():
 
 
 @sweep.command("grid")
-@click.argument("base", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("base")
 @click.option("--grid", "grid_specs", multiple=True, metavar="KEY=V1,V2,…",
               help="A dog_* kwarg and its values; repeat for more axes. Default: the CIFAR study's γ × share.")
 @click.option("--out", "-o", type=OutputPath(folder=True), default=Path("sweep"), show_default=True)
 @click.option("--print-commands", is_flag=True, help="Also print the train.py command of every point.")
 @click.option("--gpus", type=click.IntRange(1), default=1, show_default=True, help="GPUs per run, for the commands.")
 def sweep_grid(base, grid_specs, out, print_commands, gpus):
-    """Write one recipe per grid point of BASE (a *_dog recipe), plus its native-init baseline."""
-    from .recipes import RecipeError
+    """Write one recipe per grid point of BASE (a *_dog recipe file or a shipped recipe's name), plus its
+    native-init baseline."""
+    from .recipes import RecipeError, resolve_recipe
     from .sweep import DEFAULT_GRID, parse_grid, train_commands, write_sweep
 
     try:
         grid = parse_grid(grid_specs) if grid_specs else DEFAULT_GRID
-        paths = write_sweep(base, grid, out)
+        paths = write_sweep(resolve_recipe(base), grid, out)
     except (ValueError, RecipeError) as error:
         raise click.UsageError(str(error)) from None
     axes = " x ".join(f"{k} ({len(v)})" for k, v in grid.items())
@@ -458,6 +541,8 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
     from .runtime import load_classifier
 
     if threads and not source.endswith(".onnx"):  # an .onnx file's session takes them itself
+        import torch
+
         torch.set_num_threads(threads)
     try:
         classifier = load_classifier(source, checkpoint, device, amp, threads, use_ema)

@@ -11,6 +11,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from .constants import SEED_MAX, SEED_MIN
 from .dog import Gamma, check_gamma, check_unit, dog_kernels, is_shapeable
 
 __all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_weights", "depthwise_kernels", "log_dog_init",
@@ -19,7 +20,6 @@ __all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_weights", "
 logger = logging.getLogger("timm_dog")
 
 Scale = Union[str, float]
-SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed accepts (negative seeds wrap)
 
 
 def is_depthwise(module) -> bool:

@@ -17,13 +17,12 @@ import numpy as np
 import onnx
 import torch
 
+from .constants import EXPORTER, OPSET  # noqa: F401  (EXPORTER: re-exported, timm_dog.onnx.EXPORTER)
 from .outputs import JSON, check_output, remove_partials, writing
 from .preprocess import Preprocess, image_files, open_image, sample_photos
 
 logger = logging.getLogger(__name__)
 
-OPSET = 20  # native Gelu: onnxruntime fuses it (at 18, the dynamo graph keeps Erf/Div/Mul unfused)
-EXPORTER = "dynamo"  # the default route: see the README's route table (benchmarks/bench_onnx.py routes)
 MAX_BYTES = 2 * 1024**3  # protobuf's limit for one self-contained file
 INPUT, OUTPUT = "input", "logits"
 VERIFY_BATCH = 32

@@ -7,19 +7,14 @@ The result is committed per timm version as ``timm_dog/data/twins-timm-<version>
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import re
 import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Optional
-
-import timm
-import torch
-from timm.models import model_entrypoint
-
-from .dog import is_shapeable
-from .init import depthwise_weights
 
 __all__ = ["entrypoints", "scan", "write", "family_table", "family_of", "depthwise_kernel_sizes", "data_name",
            "user_dir", "PACKAGE_DIR", "SUFFIX"]
@@ -39,17 +34,26 @@ def user_dir() -> Path:
 
 def family_of(name: str) -> str:
     """The module that defines the entrypoint: 'convnext_tiny' -> 'convnext'."""
+    from timm.models import model_entrypoint
+
     return model_entrypoint(name).__module__.rsplit(".", 1)[-1]
 
 
-def depthwise_kernel_sizes(model: torch.nn.Module) -> set:
+def depthwise_kernel_sizes(model) -> set:
     """Kernel sizes (kh, kw) of every depthwise conv of ``model``, shapeable or not: the layers ``dog_init_``
     walks (:func:`timm_dog.init.depthwise_weights`), so a listed model always has a layer to shape."""
+    from .init import depthwise_weights
+
     return {tuple(weight.shape[-2:]) for weight in depthwise_weights(model).values()}
 
 
 def _entry(name: str) -> tuple:
     """('model', {family, kernels, params}), ('exception', reason) or (None, None): no depthwise conv."""
+    import timm
+    import torch
+
+    from .dog import is_shapeable
+
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -70,6 +74,8 @@ def _entry(name: str) -> tuple:
 
 def entrypoints() -> list:
     """Every registered entrypoint but the twins (plugin architectures included)."""
+    import timm
+
     return [name for name in timm.list_models() if not name.endswith(SUFFIX)]
 
 
@@ -79,6 +85,8 @@ def scan(names: Iterable[str], progress: Optional[Callable[[str], None]] = None)
     {"timm": version, "scanned": count, "seconds": time, "models": {name: {"family", "kernels",
     "params"}}, "exceptions": {name: reason}}; models without a depthwise conv are in neither mapping.
     """
+    import timm
+
     names = list(names)
     models, exceptions = {}, {}
     start = time.perf_counter()
@@ -103,6 +111,8 @@ def write(data: dict, path: Path) -> None:
 
 def family_table(names: Iterable[str]) -> str:
     """A Markdown table of ``names`` (twins or plain models) per family, with counts and a total."""
+    import timm
+
     families: dict = {}
     for name in names:
         base = name[: -len(SUFFIX)] if name.endswith(SUFFIX) and timm.is_model(name[: -len(SUFFIX)]) else name
@@ -113,3 +123,16 @@ def family_table(names: Iterable[str]) -> str:
     total, count = sum(map(len, families.values())), len(families)
     rows.append(f"| **total** | **{total}** | {count} {'family' if count == 1 else 'families'} |")
     return "\n".join(rows)
+
+
+def committed_twins(pattern: str, timm_version: str) -> Optional[list]:
+    """The twins matching ``pattern`` (fnmatch, sorted as timm sorts) that the committed scan of ``timm_version``
+    lists, read without importing timm: what ``timm.list_models(pattern)`` gives when that scan decides the twins.
+    None when it may not: a user scan exists (its names are checked against timm), no committed scan is of that
+    version, or the pattern may match a model that is not a twin."""
+    committed = PACKAGE_DIR / data_name(timm_version)
+    if not pattern.endswith(SUFFIX) or (user_dir() / data_name(timm_version)).exists() or not committed.is_file():
+        return None
+    twins = [name + SUFFIX for name in json.loads(committed.read_text())["models"]]
+    return sorted(fnmatch.filter(twins, pattern),
+                  key=lambda name: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name.lower())])
