@@ -390,3 +390,15 @@ def test_frozen_kernels_through_train_py(tmp_path):
     torch.save(checkpoint["state_dict"], plain)
     _plain_timm_loads(plain, "convnext_atto", checkpoint["state_dict"]["stages.0.blocks.0.conv_dw.weight"])
     shutil.rmtree(root)
+
+
+def test_condconv_experts_freeze_the_kernels_that_got_structure():
+    from timm.layers import CondConv2d
+
+    conv = CondConv2d(8, 8, 3, padding=1, groups=8, num_experts=3)
+    native = conv.weight.detach().clone()
+    report = dog_init_(torch.nn.Sequential(conv), share=0.5, seed=0, trainable=False)
+    mask = frozen_mask(conv.weight)
+    changed = (conv.weight != native).view(24, 9).any(1)
+    assert mask.shape == conv.weight.shape and report.frozen == 12 == changed.sum()
+    assert torch.equal(mask.view(24, 9).all(1), changed) and torch.equal(mask.view(24, 9).any(1), changed)
