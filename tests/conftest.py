@@ -84,7 +84,21 @@ def read_only(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def train_runs(digits, tmp_path_factory):
+def digits_300(digits, tmp_path_factory):
+    """digits with 30 training images per class (train/) and the whole validation split (val/, 360 images)."""
+    import shutil
+
+    data = tmp_path_factory.mktemp("digits-300")
+    for folder in sorted((digits / "train").iterdir()):
+        (data / "train" / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:30]:
+            shutil.copyfile(image, data / "train" / folder.name / image.name)
+    (data / "val").symlink_to(digits / "val")
+    return data
+
+
+@pytest.fixture(scope="session")
+def train_runs(digits_300, tmp_path_factory):
     """train.py output folders of convnext_atto_dog (dog_seed = seed) and convnext_atto, seeds 0 and 1, 2 epochs on
     30 digits per class at 32 px, validated on digits/val: args.yaml, summary.csv (timm's update_summary) and
     last/model_best.pth.tar with the saver's keys. {(model, seed): folder}."""
@@ -95,13 +109,7 @@ def train_runs(digits, tmp_path_factory):
 
     from timm_dog.demo import train_and_evaluate
 
-    root, runs = tmp_path_factory.mktemp("train_runs"), {}
-    data = root / "digits-300"
-    for folder in sorted((digits / "train").iterdir()):
-        (data / "train" / folder.name).mkdir(parents=True)
-        for image in sorted(folder.iterdir())[:30]:
-            shutil.copyfile(image, data / "train" / folder.name / image.name)
-    (data / "val").symlink_to(digits / "val")
+    root, runs, data = tmp_path_factory.mktemp("train_runs"), {}, digits_300
     for model in ("convnext_atto_dog", "convnext_atto"):
         for seed in (0, 1):
             kwargs = {"dog_seed": seed} if model.endswith("_dog") else {}
@@ -120,3 +128,75 @@ def train_runs(digits, tmp_path_factory):
             shutil.copyfile(folder / "last.pth.tar", folder / "model_best.pth.tar")
             runs[model, seed] = folder
     return runs
+
+
+REAL_RUN_RECIPE = ["--num-classes", "10", "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5",
+                   "--interpolation", "bilinear", "--crop-pct", "1.0", "-b", "32", "--lr", "0.004", "--opt", "adamw",
+                   "--sched", "cosine", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0", "--no-prefetcher",
+                   "--scale", "0.7", "1", "--hflip", "0", "--color-jitter", "0", "--smoothing", "0"]  # digits: no flips
+EMA = ["--img-size", "32", "--gp", "max", "--model-ema", "--model-ema-decay", "0.9", "--epochs", "3"]
+REAL_RUNS_VERSION = "convnext-atto-1"  # the kept runs' sub-folder: change it whenever REAL_RUNS changes
+# name: (model, seed, extra train.py args); each trains on 30 digits per class and validates on digits/val
+REAL_RUNS = {
+    "dog-s0": ("convnext_atto_dog", 0, EMA),
+    "native-s0": ("convnext_atto", 0, EMA),
+    "dog-s1": ("convnext_atto_dog", 1, EMA),
+    "native-s2": ("convnext_atto", 2, EMA),
+    "dog-s0-48px": ("convnext_atto_dog", 0, ["--img-size", "48", "--epochs", "2"]),
+    "native-s0-48px": ("convnext_atto", 0, ["--img-size", "48", "--epochs", "2"]),
+    # --val-interval 2 over 2 epochs (epoch 1 validated), then --resume to 3 (epoch 2): two headers, rows 1 and 2
+    "dog-s3-resumed": ("convnext_atto_dog", 3, ["--img-size", "32", "--epochs", "2", "--val-interval", "2"]),
+}
+
+
+@pytest.fixture(scope="session")
+def real_runs(digits_300, tmp_path_factory):
+    """Real timm train.py runs (the script named by $TIMM_TRAIN_PY; skipped without it) on digits, CPU, a few
+    epochs each: {name: output folder} for the names of REAL_RUNS. Messy on purpose: EMA (which train.py
+    validates and writes into summary.csv in place of the model's own numbers), --gp max, two image sizes,
+    unpaired seeds, --val-interval 2, and a run resumed with --resume (summary.csv gets a second header).
+    $TIMM_DOG_REAL_RUNS names a folder that keeps them between pytest sessions (made once, by one session at a time,
+    in its sub-folder REAL_RUNS_VERSION)."""
+    import fcntl
+    import os
+    from pathlib import Path
+
+    train_py = os.environ.get("TIMM_TRAIN_PY")
+    if not train_py or not Path(train_py).is_file():
+        pytest.skip("set TIMM_TRAIN_PY to timm's train.py (from a clone of timm's repository) for real train.py runs")
+    cache = os.environ.get("TIMM_DOG_REAL_RUNS")  # a folder to keep the runs in between pytest sessions
+    root = Path(cache) / REAL_RUNS_VERSION if cache else tmp_path_factory.mktemp("real_runs")
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:  # one pytest session makes them; the others wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "complete").is_file():
+            _make_real_runs(root, train_py, digits_300)
+    return {name: root / name for name in REAL_RUNS}
+
+
+def _make_real_runs(root, train_py, digits_300):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    data = root / "digits-300"  # beside the runs: their args.yaml names it
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(digits_300, data, symlinks=False)
+
+    def train(model, seed, extra, name):
+        command = [sys.executable, train_py, "--data-dir", str(data), "--model", model, "--seed", str(seed),
+                   "--output", str(root), "--experiment", name, *REAL_RUN_RECIPE, *extra]
+        if model.endswith("_dog"):
+            command += ["--model-kwargs", f"dog_seed={seed}"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    for name, (model, seed, extra) in REAL_RUNS.items():
+        shutil.rmtree(root / name, ignore_errors=True)
+        train(model, seed, extra, name)
+    model, seed, extra = REAL_RUNS["dog-s3-resumed"]
+    resume = ["--epochs", "3", "--val-interval", "2", "--resume", str(root / "dog-s3-resumed" / "last.pth.tar")]
+    train(model, seed, ["--img-size", "32", *resume], "dog-s3-resumed")
+    (root / "complete").write_text("")

@@ -43,7 +43,7 @@ def test_staged_files_and_config(staged, checkpoint):
                                   "pattern": "dog", "trainable": True}
     assert record["recipe"]["epochs"] == 2 and "data_dir" not in record["recipe"] and "output" not in record["recipe"]
     assert not any(f.endswith((".bin", ".pth", ".pt", ".pkl")) for f in staged.files)  # no pickles
-    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)
+    model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)
     weights = load_file(str(staged.folder / "model.safetensors"))
     assert weights.keys() == model.state_dict().keys()
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
@@ -79,7 +79,7 @@ def test_card_of_a_plugin_only_architecture_says_so():
 
 
 def _expected_logits(checkpoint, images):
-    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)
+    model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)
     with torch.inference_mode():
         return model(torch.from_numpy(images)).numpy()
 

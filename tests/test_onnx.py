@@ -115,7 +115,7 @@ def test_divergent_export_fails_and_leaves_no_file(tmp_path):
 
 
 def test_fp16_and_int8_variants(tmp_path, digits, checkpoint):
-    model, _ = load_checkpoint("convnext_atto_dog", checkpoint)  # trained: int8 has real logits to keep
+    model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)  # trained: int8 has real logits to keep
     result = export_onnx(model, tmp_path / "model.onnx", fp16=True, int8_calibration=digits / "train" / "1",
                          verify_images=digits / "val", log=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model_fp16.onnx", "model_int8.onnx"]

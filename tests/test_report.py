@@ -88,6 +88,7 @@ def _five_class_run(source, target):
         checkpoint = torch.load(target / name, weights_only=False)
         state = checkpoint["state_dict"]
         state["head.fc.weight"], state["head.fc.bias"] = state["head.fc.weight"][:5], state["head.fc.bias"][:5]
+        checkpoint["args"].num_classes = 5
         torch.save(checkpoint, target / name)
     return target
 
@@ -161,4 +162,4 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
     with pytest.raises(PushError, match="has no convnext_atto_dog run with this checkpoint"):
         stage(other, "convnext_atto_dog", tmp_path / "repo2", **{**kwargs, "eval_json": None}, force=True)
     with pytest.raises(ReportError, match="evaluated the state_dict weights but EMA"):
-        card_section(report_dir / "report.json", checkpoint, "convnext_atto_dog", use_ema=True)
+        card_section(report_dir / "report.json", "0" * 64, checkpoint, "convnext_atto_dog", use_ema=True)

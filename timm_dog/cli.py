@@ -432,7 +432,8 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, device):
              f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
     for i, source in enumerate(sources):
         try:
-            model = load_model(source, checkpoints[i] if checkpoints else None).to(device)
+            model, _ = load_model(source, checkpoints[i] if checkpoints else None)
+            model = model.to(device)
             result = analyze_model(model, seed=seed, fit_threshold=fit_threshold)
         except (ValueError, RuntimeError) as error:
             raise click.ClickException(_named(source, error)) from None
@@ -467,13 +468,14 @@ def _threads_option(f):
                              "(default: the physical cores).")(f)
 
 
-def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="--checkpoint", threads=None):
+def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="--checkpoint", threads=None,
+          use_ema=False):
     from .runtime import load_classifier
 
     if threads and not source.endswith(".onnx"):  # an .onnx file's session takes them itself
         torch.set_num_threads(threads)
     try:
-        classifier = load_classifier(source, checkpoint, device, amp, threads)
+        classifier = load_classifier(source, checkpoint, device, amp, threads, use_ema)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise click.ClickException(_named(source, str(error).replace("--checkpoint", checkpoint_option))) from None
     if not checkpoint and not source.endswith(".onnx") and not source.startswith(("hf-hub:", "local-dir:")):
@@ -509,7 +511,7 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
     if source.endswith(".onnx"):
         raise click.UsageError("SOURCE is already an ONNX file; give a model name, hf-hub: or local-dir:")
     try:
-        model = load_model(source, checkpoint)
+        model, _ = load_model(source, checkpoint)
         result = export_onnx(
             model, out, opset=opset, dynamo=exporter == "dynamo", simplify=simplify, fp16=fp16,
             int8_calibration=int8_dir, verify_images=verify_images,
@@ -563,6 +565,8 @@ def predict(source, images, checkpoint, top_k, device, threads):
               help="Evaluate OTHER_SOURCE on the same images and test the difference (McNemar, exact).")
 @click.option("--compare-checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name OTHER_SOURCE.")
+@click.option("--ema", is_flag=True, help="Evaluate the --checkpoint's EMA weights (train.py's state_dict_ema).")
+@click.option("--compare-ema", is_flag=True, help="Evaluate the --compare-checkpoint's EMA weights.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--workers", "-j", type=click.IntRange(0), default=None,
               help="Loader processes that read and preprocess images (default: this machine's CPU cores).")
@@ -571,8 +575,8 @@ def predict(source, images, checkpoint, top_k, device, threads):
               help="Autocast a torch SOURCE to this precision (default: off, fp32).")
 @_threads_option
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None)
-def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, batch_size,
-                 workers, device, amp, threads, json_out):
+def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, ema,
+                 compare_ema, batch_size, workers, device, amp, threads, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
@@ -580,11 +584,13 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
 
     if compare_checkpoint and not compare:
         raise click.UsageError("--compare-checkpoint needs --compare")
-    sources = [(source, checkpoint)] + ([(compare, compare_checkpoint)] if compare else [])
+    if compare_ema and not compare_checkpoint:
+        raise click.UsageError("--compare-ema needs --compare-checkpoint")
+    sources = [(source, checkpoint, ema)] + ([(compare, compare_checkpoint, compare_ema)] if compare else [])
     try:
         data, info = open_dataset(data_dir, dataset, split, download)
-        classifiers = [_load(src, ckpt, device, amp, option, threads)
-                       for (src, ckpt), option in zip(sources, ("--checkpoint", "--compare-checkpoint"))]
+        classifiers = [_load(src, ckpt, device, amp, option, threads, use_ema)
+                       for (src, ckpt, use_ema), option in zip(sources, ("--checkpoint", "--compare-checkpoint"))]
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))
     except ValueError as error:
         raise click.ClickException(str(error)) from None

@@ -24,7 +24,9 @@ class EvalResult:
     top5: float
     loss: float
     images_per_second: float
-    weights_sha256: Optional[str] = None
+    weights_sha256: Optional[str] = None  # of the tensors evaluated (an ONNX file: of the file)
+    weights: Optional[dict] = None  # what they are: checkpoint, EMA or not, epoch, model args (sources.Weights)
+    input_size: Optional[list] = None  # what the images were resized/cropped to, [C, H, W]
     correct: np.ndarray = field(default=None, repr=False)  # per image, for paired tests
 
     def to_dict(self) -> dict:
@@ -197,7 +199,8 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
         source=classifier.source, architecture=classifier.architecture, backend=classifier.backend,
         dataset=dataset_info or {}, num_images=len(targets), top1=100.0 * correct.mean(),
         top5=100.0 * (ranked == targets[:, None]).any(axis=1).mean(), loss=float(loss.mean()),
-        images_per_second=len(targets) / seconds, weights_sha256=classifier.weights_sha256, correct=correct,
+        images_per_second=len(targets) / seconds, weights_sha256=classifier.weights_sha256,
+        weights=classifier.weights, input_size=list(images.shape[1:]), correct=correct,
     )
 
 

@@ -20,7 +20,6 @@ import torch
 from .init import check_dog_args
 from .models import DOG_KWARGS
 from .outputs import writing
-from .runtime import file_sha256
 from .sources import load_checkpoint
 
 TAGS = ["image-classification", "timm", "onnx", "dog-init"]
@@ -48,14 +47,15 @@ def plugin_only(architecture: str) -> bool:
 
 
 def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Optional[dict] = None):
-    """The published-architecture model with the checkpoint's weights, and the DoG/recipe record."""
+    """The published-architecture model with the checkpoint's weights, the DoG/recipe record, and the weights'
+    :class:`sources.Weights` (their tensor fingerprint, EMA or not, epoch, model args)."""
     if not model_name.endswith("_dog") or not timm.is_model(model_name):
         raise PushError(f"--model {model_name!r} is not a *_dog model (see `timm-dog list`)")
     try:
-        model, args = load_checkpoint(model_name, checkpoint, use_ema, recipe)
+        model, args, weights = load_checkpoint(model_name, checkpoint, use_ema, recipe)
     except ValueError as error:
         raise PushError(str(error)) from None
-    return model, _recipe_record(args, model_name)
+    return model, _recipe_record(args, model_name), weights
 
 
 def _recipe_record(recipe: Optional[dict], model_name: str) -> dict:
@@ -139,9 +139,9 @@ def stage(
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise PushError(f"stage folder {folder} is not empty")
-    model, record = load_trained(model_name, checkpoint, use_ema, recipe)
+    model, record, weights = load_trained(model_name, checkpoint, use_ema, recipe)
     architecture = model.pretrained_cfg["architecture"]
-    weights_sha = file_sha256(checkpoint)
+    weights_sha = weights.sha256
     evaluation = None
     if eval_json:
         evaluation = read_eval(eval_json, weights_sha)
@@ -161,14 +161,15 @@ def stage(
         from .report import ReportError, card_section
 
         try:
-            comparison = card_section(report, checkpoint, model_name, use_ema)
+            comparison = card_section(report, weights_sha, checkpoint, model_name, use_ema)
         except ReportError as error:
             raise PushError(str(error)) from None
 
     with writing(folder) as (work,):  # a hidden .partial folder, moved into place (onto an empty folder) when complete
         work.mkdir()
         save_for_hf(model, work, safe_serialization=True, data_config=resolve_data_config({}, model=model),
-                    model_config={"timm_dog": {**record, "checkpoint_sha256": weights_sha}})
+                    model_config={"timm_dog": {**record, "weights_sha256": weights_sha, "ema": use_ema,
+                                               "epoch": weights.epoch}})
         config = json.loads((work / "config.json").read_text())
         config["model_args"] = {k: v for k, v in config.get("model_args", {}).items() if not k.startswith("dog_")}
         config["pretrained_cfg"].pop("tag", None)  # the base's pretrained tag: not these weights

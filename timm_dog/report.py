@@ -185,10 +185,13 @@ def init_kernels(run: Run, num_classes: int):
 
 
 def _load(run: Run, use_ema: bool):
+    """(model, sources.Weights) of a run's checkpoint."""
     from .sources import load_checkpoint
 
     try:
-        return load_checkpoint(run.model, run.checkpoint, use_ema, args=run.args)[0]
+        model, _, weights = load_checkpoint(run.model, run.checkpoint, use_ema, args=run.args,
+                                            args_name=str(run.folder / "args.yaml"))
+        return model, weights
     except ValueError as error:
         raise ReportError(f"{run.folder}: {error}") from None
 
@@ -197,7 +200,7 @@ def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int 
                  progress: bool = True, device="cpu", amp=None) -> dict:
     """Evaluate every pair on ``data_dir`` (an ImageFolder) and compute the numbers of report.json."""
     from .evaluate import evaluate, mcnemar, open_dataset
-    from .runtime import file_sha256, model_classifier
+    from .runtime import model_classifier
 
     dataset, info = open_dataset(str(data_dir))
     classes = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
@@ -205,11 +208,11 @@ def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int 
     for g in groups:  # every check before the evaluations
         for dog, native in g.pairs:
             pair = {run: _load(run, use_ema) for run in (dog, native)}
-            if pair[dog].num_classes != pair[native].num_classes:
-                raise ReportError(f"different class sets: {dog.folder} has {pair[dog].num_classes} classes and "
-                                  f"{native.folder} {pair[native].num_classes}; a paired comparison needs the same")
+            if pair[dog][0].num_classes != pair[native][0].num_classes:
+                raise ReportError(f"different class sets: {dog.folder} has {pair[dog][0].num_classes} classes and "
+                                  f"{native.folder} {pair[native][0].num_classes}; a paired comparison needs the same")
             models.update(pair)
-    for run, model in models.items():
+    for run, (model, _) in models.items():
         if model.num_classes != len(classes):
             raise ReportError(f"{run.folder} has {model.num_classes} classes but --data-dir {data_dir} has "
                               f"{len(classes)} class folders: evaluate on the validation set of its class set")
@@ -221,8 +224,8 @@ def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int 
         kernels = {"dog": [], "native": [], "dog_init": []}
         for pair in g.pairs:
             for arm, run in zip(("dog", "native"), pair):
-                model = models[run]
-                classifier = model_classifier(model, run.model, file_sha256(run.checkpoint), device, amp)
+                model, weights = models[run]
+                classifier = model_classifier(model, run.model, weights, device, amp)
                 result = evaluate(classifier, dataset, batch_size, workers, progress=progress, dataset_info=info)
                 correct[arm].append(result.correct)
                 arms[arm].append({"folder": str(run.folder), "checkpoint": str(run.checkpoint),
@@ -233,7 +236,7 @@ def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int 
                 kernels[arm].append({"folder": str(run.folder), **_kernels(model)})
             dog_run = pair[0]
             kernels["dog_init"].append({"folder": str(dog_run.folder),
-                                        "init": init_kernels(dog_run, models[dog_run].num_classes)})
+                                        "init": init_kernels(dog_run, models[dog_run][0].num_classes)})
         dog, native = np.stack(correct["dog"]), np.stack(correct["native"])
         summary = {arm: {"runs": runs, **{k: _mean_std([r[k] for r in runs]) for k in ("top1", "top5")}}
                    for arm, runs in arms.items()}
@@ -325,11 +328,9 @@ def write_report(report: dict, groups: list, out: Path) -> list:
     return figures + [out / "report.json", out / "report.md"]
 
 
-def card_section(report_json, checkpoint, model_name: str, use_ema: bool = False) -> dict:
-    """The pair of a report.json whose DoG runs include ``checkpoint`` (by sha256), for the model card; the report
-    must have evaluated the same weights (EMA or not) as are published."""
-    from .runtime import file_sha256
-
+def card_section(report_json, weights_sha256: str, checkpoint, model_name: str, use_ema: bool = False) -> dict:
+    """The pair of a report.json whose DoG runs evaluated the tensors with ``weights_sha256`` (those published,
+    from ``checkpoint``), for the model card; the report must have evaluated the same weights (EMA or not)."""
     try:
         report = json.loads(Path(report_json).read_text())
         pairs = report["pairs"]
@@ -339,7 +340,7 @@ def card_section(report_json, checkpoint, model_name: str, use_ema: bool = False
     if report.get("weights") != weights:
         raise ReportError(f"report {report_json} evaluated the {report.get('weights')} weights but {weights} would be "
                           f"published: {'drop' if not use_ema else 'add'} --ema, or remake the report")
-    sha = file_sha256(checkpoint)
+    sha = weights_sha256
     for pair in pairs:
         if pair.get("dog_model") == model_name and any(r.get("weights_sha256") == sha for r in pair["dog"]["runs"]):
             figure = Path(report_json).parent / pair["curves"]

@@ -21,8 +21,9 @@ class Classifier:
     labels: list
     preprocess: Callable  # PIL image (any mode, see preprocess.to_rgb) -> float32 array [3, H, W]; picklable
     run: Callable  # float32 array [N, 3, H, W] -> logits [N, classes]
-    weights_sha256: Optional[str] = None
+    weights_sha256: Optional[str] = None  # torch: sources.tensors_sha256 of the weights; ONNX: the file's SHA-256
     device: str = "cpu"  # where the batches go: "cpu" or "cuda:N"
+    weights: Optional[dict] = None  # torch: sources.Weights.to_dict() (checkpoint, EMA or not, epoch, model args)
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list:
         """[(label, probability), ...] for each row, best first."""
@@ -54,32 +55,34 @@ def resolve_device(spec: str = "auto"):
 
 
 def load_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
-                    amp: Optional[str] = None, threads: Optional[int] = None) -> Classifier:
+                    amp: Optional[str] = None, threads: Optional[int] = None, use_ema: bool = False) -> Classifier:
     """A timm name (+ checkpoint), ``hf-hub:``, ``local-dir:`` or an ``.onnx`` file, on ``device``
     (see :func:`resolve_device`); ``amp`` (bf16/fp16 autocast) for torch sources only; an ONNX session's
-    ``threads`` intra-op threads (default: the physical cores)."""
+    ``threads`` intra-op threads (default: the physical cores); ``use_ema``: a checkpoint's state_dict_ema."""
     if source.endswith(".onnx"):
+        if use_ema:
+            raise ValueError("--ema applies to a train.py checkpoint, not to an .onnx file")
         if checkpoint:
             raise ValueError("--checkpoint applies to a model name, not to an .onnx file")
         if amp:
             raise ValueError("--amp applies to torch sources; an ONNX file's precision is fixed at export (--fp16)")
         return _onnx_classifier(source, device, threads)
-    return torch_classifier(source, checkpoint, device, amp)
+    return torch_classifier(source, checkpoint, device, amp, use_ema)
 
 
 def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
-                     amp: Optional[str] = None) -> Classifier:
+                     amp: Optional[str] = None, use_ema: bool = False) -> Classifier:
     from .sources import load_model
 
     device = resolve_device(device)  # before the model is loaded
-    weights = file_sha256(checkpoint) if checkpoint else None
-    return model_classifier(load_model(source, checkpoint), source, weights, device, amp)
+    model, weights = load_model(source, checkpoint, use_ema)
+    return model_classifier(model, source, weights, device, amp)
 
 
-def model_classifier(model, source: str, weights_sha256: Optional[str] = None, device="cpu",
-                     amp: Optional[str] = None) -> Classifier:
+def model_classifier(model, source: str, weights=None, device="cpu", amp: Optional[str] = None) -> Classifier:
     """A classifier around an in-memory timm model (put in eval mode, on ``device``; channels_last on CUDA),
-    preprocessing from its ``pretrained_cfg``; ``amp`` ('bf16' or 'fp16') runs it under autocast."""
+    preprocessing from its ``pretrained_cfg``; ``amp`` ('bf16' or 'fp16') runs it under autocast. ``weights``:
+    the model's :class:`sources.Weights` (what it was loaded from), when known."""
     import torch
     from timm.data import create_transform, resolve_data_config
 
@@ -100,7 +103,8 @@ def model_classifier(model, source: str, weights_sha256: Optional[str] = None, d
     return Classifier(
         source=source, backend=f"torch ({device}, {amp or 'fp32'})",
         architecture=model.pretrained_cfg.get("architecture", source), labels=label_names(model),
-        preprocess=TorchPreprocess(transform), run=run, weights_sha256=weights_sha256, device=str(device),
+        preprocess=TorchPreprocess(transform), run=run, device=str(device),
+        weights_sha256=weights.sha256 if weights else None, weights=weights.to_dict() if weights else None,
     )
 
 

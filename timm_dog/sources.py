@@ -1,38 +1,79 @@
-"""Where a model comes from: a timm name (+ a checkpoint), ``hf-hub:ORG/NAME`` or ``local-dir:PATH``."""
+"""Where a model comes from: a timm name (+ a checkpoint), ``hf-hub:ORG/NAME`` or ``local-dir:PATH``; and what
+train.py wrote (args.yaml, summary.csv, checkpoints), read in one place with one set of checks."""
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import json
 import logging
 import re
 import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import timm
 import torch
 
-from .models import base_of
+from .models import DOG_KWARGS, base_of
 
 logger = logging.getLogger("timm_dog")
 
 # train.py arguments that describe the data the weights expect (timm.data.resolve_data_config's keys)
 DATA_KEYS = ("input_size", "img_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+# create_model kwargs of train.py's call that load weights rather than shape the model: the checkpoint replaces them
+WEIGHT_LOADING_KWARGS = ("pretrained", "checkpoint_path")
 
 
-def load_model(source: str, checkpoint: Optional[str] = None, **kwargs):
-    """A model in eval mode. Hub and local folders load their weights; a name gets a fresh init
+@dataclass(frozen=True)
+class Weights:
+    """What a number is measured on: the tensors (their fingerprint), where they came from, EMA or not, the epoch."""
+
+    sha256: str  # tensors_sha256 of the weights as loaded
+    source: str  # the checkpoint file, hf-hub:/local-dir: source, or "fresh init of NAME"
+    ema: bool = False
+    epoch: Optional[int] = None  # train.py's epoch of the checkpoint (0-based, as summary.csv counts)
+    model_args: dict = field(default_factory=dict)  # create_model kwargs the model was rebuilt with
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """E.g. ``run/model_best.pth.tar, EMA weights, epoch 2``."""
+        parts = [self.source, "EMA weights (state_dict_ema)" if self.ema else "weights (state_dict)"]
+        return ", ".join(parts + ([f"epoch {self.epoch}"] if self.epoch is not None else []))
+
+
+def tensors_sha256(state: dict) -> str:
+    """SHA-256 of a state dict's tensors: names, dtypes, shapes and bytes in name order (not of any file)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_model(source: str, checkpoint: Optional[str] = None, use_ema: bool = False, **kwargs):
+    """(model in eval mode, :class:`Weights`). Hub and local folders load their weights; a name gets a fresh init
     (DoG for ``*_dog``) unless ``checkpoint`` (a train.py checkpoint or safetensors file) is given."""
+    if use_ema and not checkpoint:
+        raise ValueError("--ema applies to a train.py checkpoint (its state_dict_ema): give --checkpoint")
     if source.startswith(("hf-hub:", "local-dir:")):
         if checkpoint:
             raise ValueError(f"--checkpoint applies to a model name, not to {source}: it carries its own weights")
         if source.startswith("local-dir:") and not (Path(source[len("local-dir:"):]) / "config.json").exists():
             raise ValueError(f"{source}: no config.json in that folder (expected timm's save_for_hf layout)")
-        return timm.create_model(source, pretrained=True, **kwargs).eval()
+        model = timm.create_model(source, pretrained=True, **kwargs).eval()
+        return model, Weights(tensors_sha256(model.state_dict()), source, model_args=dict(kwargs))
     if not timm.is_model(source):
         raise ValueError(f"unknown model {source!r}: give a timm model name, hf-hub:ORG/NAME or local-dir:PATH")
     if checkpoint:
-        return load_checkpoint(source, checkpoint)[0]
-    return timm.create_model(source, **kwargs).eval()
+        model, _, weights = load_checkpoint(source, checkpoint, use_ema)
+        return model, weights
+    model = timm.create_model(source, **kwargs).eval()
+    return model, Weights(tensors_sha256(model.state_dict()), f"fresh init of {source}", model_args=dict(kwargs))
 
 
 def read_train_args(path) -> dict:
@@ -43,9 +84,58 @@ def read_train_args(path) -> dict:
         args = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise ValueError(f"{path}: not a YAML file: {str(error).strip().splitlines()[0]}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
     if not isinstance(args, dict) or not isinstance(args.get("model"), str):
-        raise ValueError(f"{path}: not train.py's args.yaml (no 'model' name)")
+        raise ValueError(f"{path}: not train.py's args.yaml (a mapping with a 'model' name)")
     return args
+
+
+def train_py_model_args() -> dict:
+    """{create_model kwarg: train.py argument} of train.py's own ``create_model`` call (kept in
+    data/train_py_args.json, read from train.py's source by :func:`extract_model_args`); ``in_chans`` is
+    train.py's rule over ``in_chans`` and ``input_size``."""
+    from importlib.resources import files
+
+    return json.loads(files("timm_dog").joinpath("data/train_py_args.json").read_text())["model_args"]
+
+
+def extract_model_args(source: str) -> dict:
+    """{kwarg: train.py argument} of the ``create_model(args.model, ...)`` call in a train.py source text."""
+    import ast
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "create_model":
+            found = {}
+            for keyword in node.keywords:
+                value = keyword.value
+                if keyword.arg and isinstance(value, ast.Attribute) and getattr(value.value, "id", None) == "args":
+                    found[keyword.arg] = value.attr
+                elif keyword.arg:  # a local such as in_chans, computed from the args
+                    found[keyword.arg] = keyword.arg
+            return found
+    raise ValueError("no create_model(...) call found")
+
+
+def train_model_args(args: dict) -> dict:
+    """The create_model kwargs (besides the name) that train.py built a run's model with, from its args:
+    every argument of train.py's call that shapes the model, then ``model_kwargs``. None values are left out
+    (timm's create_model drops them too)."""
+    kwargs = {}
+    for kwarg, key in train_py_model_args().items():
+        if kwarg in WEIGHT_LOADING_KWARGS:
+            continue
+        if kwarg == "in_chans":  # train.py: --in-chans, else --input-size's first value, else 3
+            size = args.get("input_size")
+            value = args.get("in_chans") or (size[0] if isinstance(size, (list, tuple)) and size else 3)
+        else:
+            value = args.get(key)
+        if value is not None:
+            kwargs[kwarg] = value
+    model_kwargs = args.get("model_kwargs") or {}
+    if not isinstance(model_kwargs, dict):
+        raise ValueError(f"model_kwargs {model_kwargs!r} is not a mapping")
+    return {**kwargs, **model_kwargs}
 
 
 def published_architecture(name: str) -> str:
@@ -54,11 +144,20 @@ def published_architecture(name: str) -> str:
     return base if timm.is_model(base) else name
 
 
-def read_checkpoint(path, use_ema: bool = False):
-    """(state_dict, train.py args as a dict or None, arch or None) from safetensors or a train.py checkpoint.
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds: the weights read, train.py's args (or None), its arch and epoch."""
 
-    Checkpoints are read with ``weights_only=True`` (argparse.Namespace allowed): nothing else is unpickled.
-    """
+    state: dict
+    args: Optional[dict]
+    arch: Optional[str]
+    epoch: Optional[int]
+    has_ema: bool
+
+
+def read_checkpoint(path, use_ema: bool = False) -> Checkpoint:
+    """Safetensors or a train.py checkpoint, read with ``weights_only=True`` (argparse.Namespace allowed):
+    nothing else is unpickled. ``use_ema`` takes ``state_dict_ema``."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
@@ -66,9 +165,14 @@ def read_checkpoint(path, use_ema: bool = False):
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path)), None, None
+            if use_ema:
+                raise ValueError(f"{path} is a safetensors file: it holds one set of weights, not train.py's "
+                                 "state_dict_ema; --ema applies to train.py checkpoints")
+            return Checkpoint(load_file(str(path)), None, None, None, False)
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except ValueError:
+        raise
     except Exception as error:  # torch's and safetensors' readers fail on foreign files with any exception type
         raise ValueError(f"{path} is not a train.py checkpoint, torch file or safetensors file "
                          f"({_what_is(path, error)}); only tensors and train.py args are read") from None
@@ -76,11 +180,14 @@ def read_checkpoint(path, use_ema: bool = False):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a state dict or train.py checkpoint")
     key = "state_dict_ema" if use_ema else "state_dict"
     if use_ema and key not in checkpoint:
-        raise ValueError(f"{path} has no EMA weights (state_dict_ema)")
+        raise ValueError(f"{path} has no EMA weights (state_dict_ema): train.py saves them with --model-ema")
     state = checkpoint.get(key, checkpoint)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     args = checkpoint.get("args")
-    return state, (vars(args) if isinstance(args, argparse.Namespace) else args), checkpoint.get("arch")
+    args = vars(args) if isinstance(args, argparse.Namespace) else args
+    epoch = checkpoint.get("epoch") if "state_dict" in checkpoint else None
+    return Checkpoint(state, args if isinstance(args, dict) else None, checkpoint.get("arch"),
+                      epoch if isinstance(epoch, int) else None, "state_dict_ema" in checkpoint)
 
 
 def _what_is(path: Path, error: Exception) -> str:
@@ -101,50 +208,92 @@ def _what_is(path: Path, error: Exception) -> str:
     return f"unrecognised content starting {head[:8]!r}"
 
 
-def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional[dict] = None):
-    """(model, train.py args) for weights trained as ``name``: the published architecture, the checkpoint's
-    number of classes, the weights loaded strictly, and the data config of the training run (``args``, else
-    the checkpoint's own args, else train.py's args.yaml beside it) in ``pretrained_cfg``."""
-    state, ckpt_args, arch = read_checkpoint(checkpoint, use_ema)
+def check_same_run(checkpoint, own: dict, given: dict, given_name: str) -> None:
+    """A ValueError naming the first key where ``given`` args (a recipe, an args.yaml) contradict the args the
+    checkpoint was trained with, among those that decide the model or its data (model, classes, model args,
+    data config); keys one of them lacks are not compared."""
+    keys = ("model", "num_classes", "model_kwargs", "in_chans", *DATA_KEYS,
+            *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS))
+    for key in dict.fromkeys(keys):
+        if key in own and key in given and _normal(own[key]) != _normal(given[key]):
+            raise ValueError(f"{given_name} says {key}: {given[key]!r} but {checkpoint} was trained with "
+                             f"{key}: {own[key]!r}: give the args.yaml of the run that wrote this checkpoint")
+
+
+def _normal(value):
+    """Lists and tuples alike (YAML gives lists where train.py's argparse gave tuples)."""
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value
+
+
+def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional[dict] = None,
+                    args_name: str = "--recipe"):
+    """(model, train.py args, :class:`Weights`) for weights trained as ``name``.
+
+    The model is the published architecture rebuilt with train.py's model arguments (:func:`train_model_args`:
+    global pool, BN eps, in_chans, model_kwargs …; a ``*_dog`` twin's ``dog_*`` kwargs are dropped, they only
+    shape the init), the checkpoint's number of classes, the weights loaded strictly, and the data config of the
+    training run in ``pretrained_cfg``. The args are the checkpoint's own, checked against ``args`` when both
+    exist (a conflict is an error naming the key), else ``args``, else train.py's args.yaml beside it, else a
+    Hub folder's config.json beside it."""
+    read = read_checkpoint(checkpoint, use_ema)
     architecture = published_architecture(name)
-    if arch and arch not in (name, architecture):
-        raise ValueError(f"{checkpoint} was trained as {arch!r}, not {name!r}")
-    args = args if args is not None else ckpt_args
-    if args is None and (Path(checkpoint).parent / "args.yaml").is_file():
-        args = read_train_args(Path(checkpoint).parent / "args.yaml")
-    if args is None and (Path(checkpoint).parent / "config.json").is_file():  # a Hub folder (save_for_hf)
-        args = _hub_data_config(Path(checkpoint).parent / "config.json")
-    model = timm.create_model(architecture)
+    if read.arch and read.arch not in (name, architecture):
+        raise ValueError(f"{checkpoint} was trained as {read.arch!r}, not {name!r}")
+    if read.args is not None and args is not None:
+        check_same_run(checkpoint, read.args, args, args_name)
+    train_args = read.args if read.args is not None else args
+    beside = Path(checkpoint).parent
+    if train_args is None and (beside / "args.yaml").is_file():
+        train_args = read_train_args(beside / "args.yaml")
+    hub_cfg = _hub_config(beside / "config.json") if train_args is None else None
+    data_args = train_args if train_args is not None else (hub_cfg or {}).get("pretrained_cfg")
+    model_args = model_args_for(architecture, train_args) if train_args is not None else \
+        dict((hub_cfg or {}).get("model_args") or {})
+    try:
+        model = timm.create_model(architecture, **model_args)
+    except TypeError as error:
+        raise ValueError(f"cannot rebuild {architecture} with the run's model arguments {model_args}: {error}") \
+            from None
     classifier = model.pretrained_cfg.get("classifier")
-    if isinstance(classifier, str) and f"{classifier}.weight" in state:
-        model.reset_classifier(state[f"{classifier}.weight"].shape[0])
-    _load_strict(model, state, checkpoint, name)
+    if "num_classes" not in model_args and isinstance(classifier, str) and f"{classifier}.weight" in read.state:
+        model.reset_classifier(read.state[f"{classifier}.weight"].shape[0])
+    _load_strict(model, read.state, checkpoint, name)
     model.pretrained_cfg = {**model.pretrained_cfg, "num_classes": model.num_classes}
-    if args:
+    if data_args:
         from timm.data import resolve_data_config
 
-        data_args = {k: args[k] for k in DATA_KEYS if args.get(k)}
-        model.pretrained_cfg.update(resolve_data_config(data_args, model=model))
-        if args.get("label_names") and len(args["label_names"]) == model.num_classes:
-            model.pretrained_cfg["label_names"] = list(args["label_names"])
+        model.pretrained_cfg.update(resolve_data_config({k: data_args[k] for k in DATA_KEYS if data_args.get(k)},
+                                                        model=model))
+        labels = data_args.get("label_names")
+        if labels and len(labels) == model.num_classes:
+            model.pretrained_cfg["label_names"] = list(labels)
     else:
         cfg = model.pretrained_cfg
         size = "x".join(map(str, cfg["input_size"]))
         logger.warning(f"note: {checkpoint} carries no data config (no train.py args, no args.yaml or config.json "
                        f"beside it): using {architecture}'s default preprocessing ({size}, {cfg.get('interpolation')}, "
                        f"crop {cfg.get('crop_pct')}, mean {tuple(cfg.get('mean'))})")
-    return model.eval(), args
+    weights = Weights(tensors_sha256(model.state_dict()), str(checkpoint), use_ema, read.epoch, model_args)
+    return model.eval(), train_args, weights
 
 
-def _hub_data_config(path: Path) -> Optional[dict]:
-    """The data config (and label names) in a save_for_hf ``config.json``, as train.py-style args; None if absent."""
-    import json
+def model_args_for(architecture: str, args: dict) -> dict:
+    """train.py's model arguments of a run, for rebuilding its weights as ``architecture`` (the published one):
+    a twin's ``dog_*`` kwargs are left out (they shape the init only; the base architecture does not take them)."""
+    return {k: v for k, v in train_model_args(args).items() if k not in DOG_KWARGS}
 
+
+def _hub_config(path: Path) -> Optional[dict]:
+    """A save_for_hf ``config.json`` (pretrained_cfg, model_args) beside a safetensors file; None if absent."""
     try:
-        cfg = json.loads(path.read_text()).get("pretrained_cfg")
-    except (OSError, ValueError, AttributeError):
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
-    return {k: cfg[k] for k in (*DATA_KEYS, "label_names") if k in cfg} or None if isinstance(cfg, dict) else None
+    return cfg if isinstance(cfg, dict) and isinstance(cfg.get("pretrained_cfg", {}), dict) else None
 
 
 def _load_strict(model, state: dict, checkpoint, name: str) -> None:
@@ -159,3 +308,42 @@ def _load_strict(model, state: dict, checkpoint, name: str) -> None:
         parts += [f"{len(shapes)} shape mismatches (e.g. {shapes[0]})"] if shapes else []
         raise ValueError(f"checkpoint {checkpoint} does not match {name}: {'; '.join(parts)}")
     model.load_state_dict(state)
+
+
+def read_summary(path) -> dict:
+    """train.py's ``summary.csv`` as {epoch: {column: float}}, epochs ascending, keyed by its ``epoch`` column (not
+    by row count: ``--val-interval`` leaves epochs out). A resumed run (``--resume``) writes the header again and
+    may repeat epochs: each header starts a new part and the last row of an epoch counts. Empty cells are left
+    out of their row; a diverged run's ``nan`` stays ``nan``. A ValueError names the file and line of anything else."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            lines = list(csv.reader(f))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 CSV file as train.py writes: {error}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    header, epochs = None, {}
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        if "epoch" in line:  # train.py's header, at the start of each (resumed) run
+            header = line
+            continue
+        if header is None:
+            raise ValueError(f"{path}, line {number}: a row before the header (train.py starts with one naming 'epoch')")
+        if len(line) != len(header):
+            raise ValueError(f"{path}, line {number}: {len(line)} values for {len(header)} columns")
+        row = dict(zip(header, line))
+        try:
+            epoch = int(row.pop("epoch"))
+            values = {column: float(text) for column, text in row.items() if text != ""}
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: epoch must be an int and every other value a number "
+                             f"(got {', '.join(line)})") from None
+        if epoch < 0:
+            raise ValueError(f"{path}, line {number}: epoch {epoch} is negative")
+        epochs[epoch] = values
+    if not epochs:
+        raise ValueError(f"{path} has no epoch rows (train.py writes one per validated epoch)")
+    return dict(sorted(epochs.items()))
