@@ -39,7 +39,8 @@ def test_staged_files_and_config(staged, checkpoint):
     assert cfg["label_names"] == [str(i) for i in range(10)] and "tag" not in cfg and "test_input_size" not in cfg
     record = config["timm_dog"]
     assert record["dog_model"] == "convnext_atto_dog"
-    assert record["dog_init"] == {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 0.7, "scale": "paper", "seed": 0}
+    assert record["dog_init"] == {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 0.7, "scale": "paper", "seed": 0,
+                                  "pattern": "dog", "trainable": True}
     assert record["recipe"]["epochs"] == 2 and "data_dir" not in record["recipe"] and "output" not in record["recipe"]
     assert not any(f.endswith((".bin", ".pth", ".pt", ".pkl")) for f in staged.files)  # no pickles
     model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)

@@ -277,3 +277,39 @@ def test_dog_model_creation_logs_one_line_under_train_py_logging(tmp_path):
     assert "[    INFO]" in lines[0]
     assert lines[0].endswith("convnext_atto_dog: DoG init set 12/12 depthwise layers, 920/1,840 kernels "
                              "(γ U(0, 0.5), on-ratio 0.5, share 0.5, scale paper, seed 3)")
+
+
+# --- patterns and frozen kernels (issue 19; the rest is in test_controls.py) ---------------------
+
+
+@pytest.mark.parametrize("value,expected", [(False, False), (True, True), ("false", False), ("True", True)])
+def test_trainable_takes_bools_and_their_command_line_spelling(value, expected):
+    conv = nn.Conv2d(8, 8, 5, groups=8)
+    report = dog_init_(nn.Sequential(conv), seed=0, trainable=value)
+    assert report.frozen == (0 if expected else 8) and conv.weight.requires_grad == expected
+
+
+@pytest.mark.parametrize("value", [0, 1, "no", None, "False "])
+def test_trainable_refuses_anything_else(value):
+    with pytest.raises(ValueError, match=r"trainable must be True or False \(False keeps the structured kernels "
+                                         r"fixed in training\); got"):
+        dog_init_(nn.Sequential(nn.Conv2d(8, 8, 5, groups=8)), trainable=value)
+
+
+def test_report_and_log_name_a_control_pattern_and_frozen_kernels(caplog):
+    with caplog.at_level("INFO", logger="timm_dog"):
+        model = timm.create_model("convnext_atto_dog", dog_seed=3, dog_share=0.5, dog_pattern="box", dog_trainable=False)
+    assert model.dog_init_report.summary() == "DoG init: 12 depthwise layers, 920/1840 kernels set, 920 frozen"
+    assert caplog.messages[-1].endswith("(γ U(0, 0.5), on-ratio 0.5, share 0.5, scale paper, seed 3, pattern box, frozen)")
+
+
+def test_freezing_twice_keeps_both_sets_frozen():
+    from timm_dog.freeze import frozen_mask
+
+    conv = nn.Conv2d(10, 10, 3, groups=10)
+    dog_init_(nn.Sequential(conv), share=0.5, seed=0, trainable=False)
+    first = frozen_mask(conv.weight).clone()
+    dog_init_(nn.Sequential(conv), share=0.5, seed=1, trainable=False)
+    assert (frozen_mask(conv.weight) >= first).all() and frozen_mask(conv.weight).sum() > first.sum()
+    conv(torch.randn(1, 10, 5, 5)).sum().backward()
+    assert not conv.weight.grad[frozen_mask(conv.weight)].any() and conv.weight.grad[~frozen_mask(conv.weight)].any()

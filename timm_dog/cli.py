@@ -217,30 +217,44 @@ def inspect(model, gamma, on_ratio, share, scale, seed):
 @click.option("--model", default=None, help="Draw N random depthwise kernels of this created model instead.")
 @click.option("--num", "-n", type=int, default=50, show_default=True, help="Kernels to draw from --model.")
 @_dog_options
+@click.option("--pattern", default="dog", show_default=True,
+              help="dog, or a control: gaussian, impulse, box; several (comma-separated) side by side.")
 @click.option("--out", "-o", type=OutputPath(figure_suffixes), default=Path("dog_kernels.png"), show_default=True)
-def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, out):
+def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, pattern, out):
     """Draw DoG kernels to a PNG: on/off rows for several γ, or kernels of a real --model."""
     import torch
 
-    from .dog import check_gamma
+    from .dog import check_gamma, check_pattern
     from .init import depthwise_kernels
 
     args = _dog_args(gamma, on_ratio, share, scale, seed)  # checked in both modes
+    try:
+        patterns = [check_pattern(p) for p in pattern.split(",")]
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--pattern") from None
     if model is None:
         try:
             values = [check_gamma(float(g)) for g in gammas.split(",")]
         except ValueError as error:
             raise click.BadParameter(f"{gammas!r}: {error}", param_hint="--gammas") from None
-        from .plots import plot_dog_grid
+        from .plots import plot_dog_grid, plot_patterns
 
         try:
-            path = plot_dog_grid(kernel_size, values, out)
+            if len(patterns) > 1:
+                path = plot_patterns(kernel_size, values, patterns, out)
+            else:
+                path = plot_dog_grid(kernel_size, values, out, patterns[0])
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--kernel-size") from None
-        click.echo(f"wrote {path}: on/off DoG kernels, k={kernel_size}, γ={', '.join(f'{g:g}' for g in values)}")
+        what = (f"on-centre {', '.join(patterns)}" if len(patterns) > 1
+                else f"on/off {'DoG' if patterns[0] == 'dog' else patterns[0]}")
+        click.echo(f"wrote {path}: {what} kernels, k={kernel_size}, γ={', '.join(f'{g:g}' for g in values)}")
         return
+    if len(patterns) > 1:
+        raise click.BadParameter(f"{pattern!r}: give one pattern with --model", param_hint="--pattern")
     if num < 1:
         raise click.BadParameter("must be >= 1", param_hint="--num")
+    args["pattern"] = patterns[0]
     kwargs = {f"dog_{k}": v for k, v in args.items()} if model.endswith("_dog") else {}
     net = _create(model, **kwargs)
     kernels = depthwise_kernels(net)
@@ -254,7 +268,8 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, o
 
     title = f"{model}: {len(picked)} random depthwise {size[0]}x{size[1]} kernels"
     if kwargs:
-        title += f" (share {args['share']:g}, γ {args['gamma']})"
+        title += f" (share {args['share']:g}, γ {args['gamma']}" + (
+            f", pattern {args['pattern']})" if args["pattern"] != "dog" else ")")
     path = plot_kernels(picked, out, title=title)
     click.echo(f"wrote {path}: {title}")
 

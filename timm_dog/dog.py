@@ -35,6 +35,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 __all__ = ["dog_kernel", "dog_kernels", "dog_bank", "dog_sigma", "kernel_hw", "is_shapeable", "check_gamma", "check_unit"]
+__all__ += ["PATTERNS", "check_pattern"]
 
 GAMMA_MIN = 1e-12
 GAMMA_MAX = 1.0 - 1e-9
@@ -163,7 +164,7 @@ def _ring_values(gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor, c
 _CHUNK_ELEMENTS = 32768  # per step: below torch's parallel grain size (no thread-pool start-up, cache-sized)
 
 
-def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, device) -> torch.Tensor:
+def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, device, pattern="dog") -> torch.Tensor:
     if not is_shapeable((kh, kw)):
         raise ValueError(
             f"a {kh}x{kw} kernel has all its samples on one ring: no centre-surround pattern exists "
@@ -175,15 +176,18 @@ def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, dev
     chunk = max(1, _CHUNK_ELEMENTS // (kh * kw))
     for start in range(0, len(gamma), chunk):
         part = slice(start, start + chunk)
-        values = _ring_values(gamma[part], sign[part], rings, counts).to(work)
+        args = (gamma[part], sign[part], rings, counts)
+        values = (_ring_values(*args) if pattern == "dog" else _control_ring_values(pattern, *args)).to(work)
         torch.index_select(values, 1, inverse, out=out[part])  # each sample takes its ring's value
     return out.reshape(-1, kh, kw).to(dtype=dtype, device=device)
 
 
 def dog_kernel(
-    kernel_size: KernelSize, gamma: float, on_center: bool = True, dtype: torch.dtype = torch.float32
+    kernel_size: KernelSize, gamma: float, on_center: bool = True, dtype: torch.dtype = torch.float32,
+    pattern: str = "dog",
 ) -> torch.Tensor:
-    """One DoG kernel [kh, kw]: on-centre (positive middle) or off-centre (its negation)."""
+    """One DoG kernel [kh, kw]: on-centre (positive middle) or off-centre (its negation); ``pattern``: see
+    :func:`check_pattern` (a control shape with the same γ, sign and scale)."""
     kh, kw = kernel_hw(kernel_size)
     _check_batch(1, kh, kw, dtype)
     gamma = check_gamma(gamma)
@@ -191,8 +195,9 @@ def dog_kernel(
         raise ValueError(f"dog_kernel takes a single gamma; for a range use dog_kernels; got {gamma!r}")
     if not isinstance(on_center, bool):
         raise ValueError(f"on_center must be True (on-centre) or False (off-centre); got {on_center!r}")
+    pattern = check_pattern(pattern)
     sign = torch.tensor([1.0 if on_center else -1.0], dtype=torch.float64, device="cpu")
-    return _build(torch.tensor([gamma], dtype=torch.float64, device="cpu"), sign, kh, kw, dtype, None)[0]
+    return _build(torch.tensor([gamma], dtype=torch.float64, device="cpu"), sign, kh, kw, dtype, None, pattern)[0]
 
 
 def dog_kernels(
@@ -203,12 +208,14 @@ def dog_kernels(
     generator: Optional[torch.Generator] = None,
     dtype: torch.dtype = torch.float32,
     device=None,
+    pattern: str = "dog",
 ) -> torch.Tensor:
     """``n`` DoG kernels [n, kh, kw].
 
     ``gamma`` is a fixed float or a (low, high) range sampled uniformly per kernel; each kernel is
     on-centre with probability ``on_ratio``, else off-centre. Random draws come from ``generator``
-    (a CPU ``torch.Generator``) or, when it is None, torch's global RNG.
+    (a CPU ``torch.Generator``) or, when it is None, torch's global RNG. ``pattern`` other than "dog"
+    gives a control shape (:func:`check_pattern`) from the very same draws of γ and sign.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be an int >= 0; got {n!r}")
@@ -216,6 +223,7 @@ def dog_kernels(
     _check_batch(n, kh, kw, dtype)
     gamma = check_gamma(gamma)
     on_ratio = check_unit("on_ratio", on_ratio)
+    pattern = check_pattern(pattern)
     if isinstance(gamma, tuple):
         low, high = gamma
         gammas = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64, device="cpu")
@@ -223,7 +231,7 @@ def dog_kernels(
         gammas = torch.full((n,), gamma, dtype=torch.float64, device="cpu")
     on = torch.rand(n, generator=generator, dtype=torch.float64, device="cpu") < on_ratio
     sign = torch.where(on, 1.0, -1.0).to(torch.float64)
-    return _build(gammas, sign, kh, kw, dtype, device)
+    return _build(gammas, sign, kh, kw, dtype, device, pattern)
 
 
 def dog_bank(kernel_size: KernelSize, gammas, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -234,3 +242,47 @@ def dog_bank(kernel_size: KernelSize, gammas, dtype: torch.dtype = torch.float64
     for gamma in gammas.tolist():
         check_gamma(gamma)
     return _build(gammas, torch.ones_like(gammas), kh, kw, dtype, None)
+
+
+
+# --- control patterns: the DoG's draw (γ, sign, share, scale) with another shape --------------------
+
+PATTERNS = ("dog", "gaussian", "impulse", "box")
+
+
+def check_pattern(pattern) -> str:
+    """Validate a kernel pattern: one of PATTERNS.
+
+    * ``dog``: the paper's Difference of Gaussians (the default).
+    * ``gaussian``: the DoG's own centre Gaussian without the surround, exp(−r²/(2γ²σ²)) with the
+      paper's σ (per axis, as for DoG).
+    * ``impulse``: all mass on the innermost ring: the centre tap (odd×odd), the central 2×2 (even×even),
+      the central 2 taps (odd×even and 1×k with even k); independent of γ.
+    * ``box``: uniform over the taps inside the DoG's zero crossing, q <= γ²/4 with
+      q = x²/kw² + y²/kh² (for k×k: x² + y² <= (kγ/2)²), and at least the innermost ring.
+
+    Each control is scaled like the DoG's positive part: it sums to +0.5 on-centre, −0.5 off-centre.
+    """
+    if not isinstance(pattern, str) or pattern not in PATTERNS:
+        raise ValueError(f"pattern must be one of {', '.join(PATTERNS)}; got {pattern!r}")
+    return pattern
+
+
+def _control_ring_values(pattern: str, gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor,
+                         counts: torch.Tensor) -> torch.Tensor:
+    """Control values per ring, [n, rings], float64, summing to ±0.5 per kernel (see :func:`check_pattern`).
+
+    Every kernel keeps weight 1 on its innermost ring (the Gaussian is taken relative to it), so the
+    sum is >= the innermost ring's size and never 0: finite for every γ, including 0 (→ 1e-12).
+    """
+    g = gamma.to(torch.float64).clamp(GAMMA_MIN, GAMMA_MAX)[:, None]
+    if pattern == "gaussian":  # exp(−a·(q − q0)/γ²), a = 1/(2σ²) in q units as in _ring_values
+        a = -8.0 * torch.log(g) / ((1 - g) * (1 + g))
+        values = torch.mul(rings - rings[0], -a / (g * g)).clamp_(min=-700.0).exp_()
+    elif pattern == "box":
+        values = (rings <= torch.clamp(g * g / 4, min=rings[0].item())).to(torch.float64)
+    else:  # impulse
+        values = torch.zeros(len(g), len(rings), dtype=torch.float64)
+        values[:, 0] = 1.0
+    total = _weighted_sum(values, counts)  # the same bits on every CPU, as for DoG
+    return values.mul_((0.5 * sign.to(torch.float64) / total)[:, None])

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from .constants import SEED_MAX, SEED_MIN
-from .dog import Gamma, check_gamma, check_unit, dog_kernels, is_shapeable
+from .dog import Gamma, check_gamma, check_pattern, check_unit, dog_kernels, is_shapeable
+from .freeze import freeze_kernels
 
 __all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_weights", "depthwise_kernels", "log_dog_init",
-           "DogInitReport", "DogLayer"]
+           "DogInitReport", "DogLayer", "check_trainable"]
 
 logger = logging.getLogger("timm_dog")
 
@@ -150,6 +151,7 @@ class DogInitReport:
     layers: List[DogLayer] = field(default_factory=list)
     skipped: List[Tuple[str, str]] = field(default_factory=list)
     zeroed: List[str] = field(default_factory=list)  # weights of re-parameterizable blocks' 1x1 scale branches
+    frozen: int = 0  # kernels kept fixed during training (trainable=False)
 
     @property
     def kernels_set(self) -> int:
@@ -168,6 +170,8 @@ class DogInitReport:
             text += f", {len(self.skipped)} skipped"
         if self.zeroed:
             text += f", {len(self.zeroed)} 1x1 scale branches zeroed"
+        if self.frozen:
+            text += f", {self.frozen} frozen"
         return text
 
     def __str__(self) -> str:
@@ -182,14 +186,27 @@ def log_dog_init(model_name: str, report: DogInitReport, args: dict) -> None:
     gamma = args["gamma"]
     gamma = f"U({gamma[0]:g}, {gamma[1]:g})" if isinstance(gamma, tuple) else f"{gamma:g}"
     layers = len(report.layers) + len(report.skipped)
+    extra = "" if args.get("pattern", "dog") == "dog" else f", pattern {args['pattern']}"
+    extra += "" if args.get("trainable", True) else ", frozen"
     logger.info(
-        "%s: DoG init set %d/%d depthwise layers, %s/%s kernels (γ %s, on-ratio %g, share %g, scale %s, seed %s)",
+        "%s: DoG init set %d/%d depthwise layers, %s/%s kernels (γ %s, on-ratio %g, share %g, scale %s, seed %s%s)",
         model_name, len(report.layers), layers, f"{report.kernels_set:,}", f"{report.kernels_total:,}", gamma,
-        args["on_ratio"], args["share"], args["scale"], args["seed"],
+        args["on_ratio"], args["share"], args["scale"], args["seed"], extra,
     )
 
 
-def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", seed=None) -> dict:
+def check_trainable(trainable) -> bool:
+    """A bool; also the strings 'true' / 'false' (any case), which a command line may hand over."""
+    if isinstance(trainable, str) and trainable.lower() in ("true", "false"):
+        return trainable.lower() == "true"
+    if not isinstance(trainable, bool):
+        raise ValueError(f"trainable must be True or False (False keeps the structured kernels fixed in training); "
+                         f"got {trainable!r}")
+    return trainable
+
+
+def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", seed=None, pattern="dog",
+                   trainable=True) -> dict:
     """Validate ``dog_init_`` arguments; return them normalised, or raise a ValueError saying what is allowed."""
     if isinstance(scale, str):
         if scale not in ("paper", "match"):
@@ -204,6 +221,8 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
         share=check_unit("share", share),
         scale=scale,
         seed=seed,
+        pattern=check_pattern(pattern),
+        trainable=check_trainable(trainable),
     )
 
 
@@ -261,6 +280,8 @@ def dog_init_(
     share: float = 1.0,
     scale: Scale = "paper",
     seed: Optional[int] = None,
+    pattern: str = "dog",
+    trainable: bool = True,
 ) -> DogInitReport:
     """Give every depthwise conv of ``model`` DoG kernels, in place.
 
@@ -270,13 +291,17 @@ def dog_init_(
     paper), "match" (rescaled to the std of the layer's native init) or a fixed multiplier.
     The same ``seed`` gives bit-identical weights on one machine and software stack (on others
     float64 values within about one ulp: README, ``seed``); with None, torch's global RNG decides.
+    ``pattern`` ("dog", or a control: "gaussian", "impulse", "box"; see ``timm_dog.dog.check_pattern``)
+    changes the shape only: the same seed chooses the same kernels with the same γ and sign.
+    ``trainable=False`` keeps the kernels set here fixed during training (``timm_dog.freeze``); the
+    kernels left native still train.
     Kernels a layer's dtype cannot hold once scaled (overflow, or underflow that loses the
     pattern) raise a ValueError naming the layer and the limit, before any layer is written.
     On the meta device nothing is written: the report says what would be set.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"dog_init_ expects a torch.nn.Module; got {type(model).__name__}")
-    args = check_dog_args(gamma, on_ratio, share, scale, seed)
+    args = check_dog_args(gamma, on_ratio, share, scale, seed, pattern, trainable)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     report = DogInitReport()
     blocks = _fused_blocks(model)
@@ -296,9 +321,13 @@ def dog_init_(
     # they had before CondConv2d was supported; every layer's kernels are scaled and checked before any
     # is written (no half-initialized model)
     ready = [item for targets in (plain, experts) for item in _shape(targets, blocks, args, generator)]
+    modules = dict(model.named_modules())
     for layer, weight, kernels, chosen in ready:
         _write(weight, kernels, chosen)
         report.layers.append(layer)
+        if not args["trainable"] and layer.dog_kernels and not weight.is_meta:
+            freeze_kernels(modules[layer.name].weight, layer.kernels, chosen)
+            report.frozen += layer.dog_kernels
     for block in dict.fromkeys(blocks.values()):
         report.zeroed += block.zero_scales()
     if not report.layers:
@@ -326,7 +355,8 @@ def _shape(targets, blocks: dict, args: dict, generator) -> list:
     counts = {}
     for _, weight, chosen, _ in plan:
         counts.setdefault(tuple(weight.shape[-2:]), []).append(weight.shape[0] if chosen is None else len(chosen))
-    batches = {size: iter(dog_kernels(sum(n), size, args["gamma"], args["on_ratio"], generator=generator).split(n))
+    batches = {size: iter(dog_kernels(sum(n), size, args["gamma"], args["on_ratio"], generator=generator,
+                                      pattern=args["pattern"]).split(n))
                for size, n in counts.items()}
     ready = []
     for name, weight, chosen, block in plan:

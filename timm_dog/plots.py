@@ -38,15 +38,29 @@ def save_figure(fig, path) -> Path:
     return path
 
 
-def plot_dog_grid(kernel_size, gammas: Sequence[float], path) -> Path:
-    """On-centre (top row) and off-centre (bottom row) DoG kernels for several γ (paper Fig. 3)."""
+def plot_dog_grid(kernel_size, gammas: Sequence[float], path, pattern: str = "dog") -> Path:
+    """On-centre (top row) and off-centre (bottom row) DoG (or control ``pattern``) kernels for several γ
+    (paper Fig. 3)."""
     fig, axes = plt.subplots(2, len(gammas), figsize=(1.4 * len(gammas), 3.1), squeeze=False)
     for col, gamma in enumerate(gammas):
         for row, on in enumerate((True, False)):
-            kernel = dog_kernel(kernel_size, gamma, on_center=on, dtype=torch.float64)
+            kernel = dog_kernel(kernel_size, gamma, on_center=on, dtype=torch.float64, pattern=pattern)
             _show(axes[row][col], kernel, f"γ={gamma:g} {'on' if on else 'off'}")
     kh, kw = kernel_hw(kernel_size)
-    fig.suptitle(f"DoG kernels, {kh}x{kw}", fontsize=9)
+    fig.suptitle(f"{'DoG' if pattern == 'dog' else pattern} kernels, {kh}x{kw}", fontsize=9)
+    return save_figure(fig, path)
+
+
+def plot_patterns(kernel_size, gammas: Sequence[float], patterns: Sequence[str], path) -> Path:
+    """On-centre kernels of several patterns side by side: one column per pattern, one row per γ."""
+    fig, axes = plt.subplots(len(gammas), len(patterns), figsize=(1.4 * len(patterns), 1.45 * len(gammas) + 0.4),
+                             squeeze=False)
+    for col, pattern in enumerate(patterns):
+        for row, gamma in enumerate(gammas):
+            kernel = dog_kernel(kernel_size, gamma, dtype=torch.float64, pattern=pattern)
+            _show(axes[row][col], kernel, f"{pattern} γ={gamma:g}")
+    kh, kw = kernel_hw(kernel_size)
+    fig.suptitle(f"On-centre kernels, {kh}x{kw} (off-centre: the negation)", fontsize=9)
     return save_figure(fig, path)
 
 

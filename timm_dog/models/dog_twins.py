@@ -24,7 +24,7 @@ from ..scan import PACKAGE_DIR, SUFFIX, data_name, user_dir
 __all__ = []  # filled by register_model
 
 DOG_KWARGS = {"dog_gamma": "gamma", "dog_on_ratio": "on_ratio", "dog_share": "share", "dog_scale": "scale",
-              "dog_seed": "seed"}
+              "dog_seed": "seed", "dog_pattern": "pattern", "dog_trainable": "trainable"}
 _NO_WEIGHTS = dict(url="", file=None, state_dict=None, hf_hub_id=None, hf_hub_filename=None, source=None,
                    custom_load=False, tag=None, architecture=None)
 
