@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import difflib
 import signal
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ from .dog import check_gamma
 from . import scan
 from .init import SEED_MAX, SEED_MIN, check_dog_args, depthwise_kernels, depthwise_weights, dog_init_
 from .models import base_of
-from .onnx import EXPORTER, OPSET
+from .onnx import CALIBRATION_IMAGES, EXPORTER, OPSET
 from .outputs import JSON, OutputError, check_output, figure_suffixes, write_text
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
@@ -152,9 +151,10 @@ def scan_models(out):
     """Scan the installed timm for depthwise models: the list that decides which *_dog twins exist."""
     default = scan.user_dir() / scan.data_name(timm.__version__)
     out = out or check_output(default, JSON)
+    from .progress import progress
+
     names = scan.entrypoints()
-    with click.progressbar(length=len(names), label=f"scanning timm {timm.__version__} on the meta device",
-                           file=sys.stderr) as bar:
+    with progress(total=len(names), desc=f"scanning timm {timm.__version__} on the meta device", unit="model") as bar:
         data = scan.scan(names, progress=lambda name: bar.update(1))
     scan.write(data, out)
     found, families = len(data["models"]), len({entry["family"] for entry in data["models"].values()})
@@ -483,23 +483,33 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
               help="Constant folding and graph clean-up (onnxscript's optimizer).")
 @click.option("--fp16", is_flag=True, help="Also write an fp16 model (fp32 inputs and outputs).")
 @click.option("--int8", "int8_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
-              help="Also write a static int8 (QDQ) model calibrated on the images in DIR.")
+              help="Also write a static int8 (QDQ) model calibrated on images of DIR.")
+@click.option("--calibration-images", type=click.IntRange(1), default=CALIBRATION_IMAGES, show_default=True,
+              metavar="N", help="int8 calibration on at most N images of DIR, drawn evenly over its (class) folders.")
 @click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
               help="Images for the PyTorch-vs-onnxruntime check (default: scikit-learn's two photos).")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the check runs: PyTorch on auto (CUDA when torch sees one, else the CPU), cpu, cuda or "
+                   "cuda:N (TF32 off), against onnxruntime's CUDA provider there when onnxruntime-gpu is installed, "
+                   "else its CPU one. The file written is the same on every device.")
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None,
               help="Write the export and verification report here.")
-def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, verify_images, json_out):
+def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, calibration_images, verify_images,
+           device, json_out):
     """Export SOURCE to ONNX with its preprocessing as metadata; verify it against PyTorch on real images."""
     from .onnx import ExportError, export_onnx
+    from .runtime import resolve_device
     from .sources import load_model, published_architecture
 
     if source.endswith(".onnx"):
         raise click.UsageError("SOURCE is already an ONNX file; give a model name, hf-hub: or local-dir:")
+    device = resolve_device(device)  # before the model is loaded; an error is one line (see _Main)
     try:
         model, _ = load_model(source, checkpoint)
         result = export_onnx(
             model, out, opset=opset, dynamo=exporter == "dynamo", simplify=simplify, fp16=fp16,
-            int8_calibration=int8_dir, verify_images=verify_images,
+            int8_calibration=int8_dir, calibration_images=calibration_images, verify_images=verify_images,
+            device=device,
             architecture=published_architecture(model.pretrained_cfg.get("architecture", source)), report=json_out,
             log=click.echo,
         )
