@@ -510,3 +510,21 @@ def test_predict_ignores_exif_rotation_like_timms_loader_and_says_so(checkpoint,
             "timm's loader and validate.py do"
     assert result.output.count("note: EXIF") == 2
     assert "note: 2 of 4 images carry an EXIF rotation that was ignored" in result.output
+
+
+def test_eval_compare_fp32_against_amp(checkpoint, digits):
+    """--compare-amp gives OTHER_SOURCE its own precision (bf16 autocast runs on the CPU), so the same weights in
+    fp32 and in AMP are compared on the same images; without it, both run under --amp and a note says so."""
+    same = ["convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "-j", "0", "--compare",
+            "convnext_atto_dog", "--compare-checkpoint", checkpoint]
+    code, output, report = _eval(*same, "--compare-amp", "bf16")
+    assert code == 0, output
+    assert (report["a"]["backend"], report["b"]["backend"]) == ("torch (cpu, fp32)", "torch (cpu, bf16)")
+    assert abs(report["top1_difference"]) <= 1.0 and report["mcnemar"]["p_value"] > 0.05
+    code, output, report = _eval(*same, "--amp", "bf16", "--compare-amp", "fp32")
+    assert code == 0 and (report["a"]["backend"], report["b"]["backend"]) == ("torch (cpu, bf16)", "torch (cpu, fp32)")
+    code, output, report = _eval(*same, "--amp", "bf16")
+    assert code == 0 and report["a"]["backend"] == report["b"]["backend"] == "torch (cpu, bf16)"
+    assert "note: both sources run under bf16 autocast (--amp); --compare-amp fp32 evaluates" in output
+    code, output, _ = _eval("convnext_atto_dog", "--data-dir", digits, "--compare-amp", "bf16")
+    assert code == 2 and "--compare-amp needs --compare" in output

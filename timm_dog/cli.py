@@ -575,25 +575,37 @@ def predict(source, images, checkpoint, top_k, batch_size, device, threads):
               help="Loader processes that read and preprocess images (default: this machine's CPU cores).")
 @_device_option
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
-              help="Autocast a torch SOURCE to this precision (default: off, fp32).")
+              help="Autocast a torch SOURCE to this precision (default: off, fp32); OTHER_SOURCE too, unless "
+                   "--compare-amp says otherwise.")
+@click.option("--compare-amp", type=click.Choice(["bf16", "fp16", "fp32"]), default=None,
+              help="OTHER_SOURCE's own precision (fp32: no autocast), e.g. to test fp32 against AMP "
+                   "[default: --amp's].")
 @_threads_option
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None)
 def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, ema,
-                 compare_ema, batch_size, workers, device, amp, threads, json_out):
+                 compare_ema, batch_size, workers, device, amp, compare_amp, threads, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
     from .evaluate import class_mapping, evaluate, mcnemar, open_dataset
 
-    if compare_checkpoint and not compare:
-        raise click.UsageError("--compare-checkpoint needs --compare")
+    for option, value in (("--compare-checkpoint", compare_checkpoint), ("--compare-amp", compare_amp)):
+        if value and not compare:
+            raise click.UsageError(f"{option} needs --compare")
     if compare_ema and not compare_checkpoint:
         raise click.UsageError("--compare-ema needs --compare-checkpoint")
-    sources = [(source, checkpoint, ema)] + ([(compare, compare_checkpoint, compare_ema)] if compare else [])
+    sources = [(source, checkpoint, ema, amp)]
+    if compare:
+        sources.append((compare, compare_checkpoint, compare_ema, amp if compare_amp is None else
+                        None if compare_amp == "fp32" else compare_amp))
+        if amp and compare_amp is None:
+            click.echo(f"note: both sources run under {amp} autocast (--amp); --compare-amp fp32 evaluates "
+                       f"{compare} in fp32", err=True)
     try:
         data, info = open_dataset(data_dir, dataset, split, download)
-        classifiers = [_load(src, ckpt, device, amp, option, threads, use_ema)
-                       for (src, ckpt, use_ema), option in zip(sources, ("--checkpoint", "--compare-checkpoint"))]
+        classifiers = [_load(src, ckpt, device, precision, option, threads, use_ema)
+                       for (src, ckpt, use_ema, precision), option in zip(sources, ("--checkpoint",
+                                                                                    "--compare-checkpoint"))]
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
