@@ -46,8 +46,9 @@ def main():
         for path in files:
             Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
         peaks = {}
+        tree = args.tree and os.path.abspath(args.tree)
         for count in args.counts:
-            peaks[count] = peak_mib(files[:count], args.model, args.batch_size, args.tree and os.path.abspath(args.tree))
+            peaks[count] = peak_mib(files[:count], args.model, args.batch_size, tree)
             print(f"{count:>6} images: peak RSS {peaks[count]:,.0f} MiB", flush=True)
     low, high = min(args.counts), max(args.counts)
     print(f"{args.model}, batch {args.batch_size or 'all'}: peak at {high} images / peak at {low} = "

@@ -183,6 +183,9 @@ def test_scan_command_writes_the_users_file(tmp_path, monkeypatch):
     assert data["scanned"] == 2 and list(data["models"]) == ["convnext_atto"]
     assert data["models"]["convnext_atto"] == DATA["models"]["convnext_atto"]
     assert f"wrote {path}: the next process that imports timm registers its 1 twins" in result.output
+    # tqdm's progress, readable in a log (not a terminal here): whole lines, no carriage returns
+    assert f"scanning timm {timm.__version__} on the meta device: 100%" in result.stderr and "2/2" in result.stderr
+    assert "\r" not in result.stderr
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no partial file left
 
     other = tmp_path / "new" / "twins.json"

@@ -168,7 +168,8 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
     become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier)."""
     import torch
     from scipy.special import log_softmax
-    from tqdm.auto import tqdm
+
+    from .progress import progress as progress_bar
 
     if len(dataset) == 0:
         raise ValueError("the dataset has no images")
@@ -183,8 +184,8 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
                                          pin_memory=classifier.device.startswith("cuda"))
     num_classes = len(classifier.labels)
     logits, targets, seconds = [], [], 0.0
-    for images, target in tqdm(_batches(loader), desc=f"eval {classifier.architecture}", unit="batch",
-                               total=len(loader), disable=not progress):
+    for images, target in progress_bar(_batches(loader), desc=f"eval {classifier.architecture}", unit="batch",
+                                       total=len(loader), disable=not progress):
         target = target.numpy() if class_index is None else class_index[target.numpy()]
         if int(target.max()) >= num_classes:
             raise ValueError(f"the dataset has class index {int(target.max())} but the model has {num_classes} classes")
