@@ -345,7 +345,7 @@ def test_cli_int8_calibration_is_capped_with_progress_and_the_json_is_what_was_p
                                        str(digits / "val" / "3"), "--json", str(report)])
     assert result.exit_code == 0, result.output
     found = len([p for p in (digits / "train").rglob("*.png")])
-    assert f"int8 calibration: 30 of the {found} images under {digits / 'train'} (10 folders, drawn evenly" in \
+    assert f"int8 calibration: 30 of the {found:,} images under {digits / 'train'} (10 folders, drawn evenly" in \
         result.output
     assert "int8 calibration: 100%" in result.stderr and "30/30" in result.stderr  # tqdm, one line per redraw
     assert "\r" not in result.stderr

@@ -341,7 +341,7 @@ def export_onnx(
         found = image_files(int8_calibration)
         calibration = calibration_sample(found, calibration_images)
         classes = len({path.parent for path in found})
-        log(f"int8 calibration: {len(calibration)} of the {len(found)} images under {int8_calibration} "
+        log(f"int8 calibration: {len(calibration):,} of the {len(found):,} images under {int8_calibration} "
             f"({classes} folder{'s' * (classes != 1)}, drawn evenly; --calibration-images sets the number)")
 
     precisions = ["fp32"] + ["fp16"] * fp16 + ["int8"] * bool(calibration)
