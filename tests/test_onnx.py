@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from timm_dog.cli import main
-from timm_dog.onnx import (EXPORTER, GATES, OPSET, ExportError, _compare_int8_speed, _torch_export, describe_session,
+from timm_dog.onnx import (EXPORTER, GATES, OPSET, ExportError, Verification, calibration_sample, no_tf32,
+                           verification_providers, _compare_int8_speed, _torch_export, describe_session,
                            export_onnx, inference_session, physical_cores, read_metadata)
 from timm_dog.outputs import OutputError
 from timm_dog.preprocess import Preprocess, open_image, sample_photos
@@ -300,3 +301,96 @@ def test_export_warns_when_int8_is_slower(tmp_path, digits, checkpoint, monkeypa
     monkeypatch.setattr("timm_dog.onnx.session_latency_ms", lambda path, batch: 5.0 if "_int8" in path else 10.0)
     _compare_int8_speed("m.onnx", "m_int8.onnx", np.zeros((3, 3, 4, 4), np.float32), lines.append)
     assert lines == ["int8 speed on this machine: 5.0 ms per batch of 8 against fp32's 10.0 ms (2.00x, median of 5)"]
+
+
+def _verification(agreed, images, precision="fp32", batch1_agrees=True):
+    return Verification(precision=precision, images=images, top1_agreed=agreed, max_abs_diff=1e-6, logit_scale=5.0,
+                        cosine=1.0, batch1_max_abs_diff=1e-6, batch1_cosine=1.0, batch1_top1_agrees=batch1_agrees,
+                        gate=GATES[precision], torch="torch (cpu, fp32)", session="CPUExecutionProvider")
+
+
+def test_verification_counts_what_it_compared_and_never_rounds_up():
+    """One disagreement in 360 is 359/360 (99.72 %), never '100%'; the batch-1 row is its own item."""
+    check = _verification(359, 360)
+    assert "top-1 agreement 359/360 (99.72 %)" in check.summary() and check.summary().endswith(
+        "top-1 agrees -> FAIL (gate: max|Δ| ≤ 0.0001·max(1, max|logit|), cosine ≥ 0.99999, top-1 agreement ≥ 100 %)")
+    assert "(99.99 %)" in _verification(99_999, 100_000).summary()  # rounded down, not up to 100.00
+    assert "360/360 (100.00 %)" in _verification(360, 360).summary() and _verification(360, 360).passed
+    assert not _verification(360, 360, batch1_agrees=False).passed  # fp32: the batch-1 row must agree too
+    assert _verification(330, 360, "int8", batch1_agrees=False).passed  # int8's gate allows disagreements
+    record = check.to_dict()
+    assert (record["images"], record["top1_agreed"], record["top1_agreement"]) == (360, 359, 359 / 360)
+    assert record["batch1"] == {"max_abs_diff": 1e-6, "cosine": 1.0, "top1_agrees": True, "passed": True}
+    assert record["summary"] == check.summary() and record["passed"] is False
+
+
+def test_calibration_images_are_drawn_evenly_over_folders(tmp_path):
+    files = [tmp_path / folder / f"{i:02d}.png" for folder, n in (("a", 2), ("b", 10), ("c", 11)) for i in range(n)]
+    chosen = calibration_sample(files, 12)
+    by_folder = {folder: [p.name for p in chosen if p.parent.name == folder] for folder in "abc"}
+    # the small folder gives all it has, the others share the rest, each spread over its files (not its first ones)
+    assert by_folder == {"a": ["00.png", "01.png"], "b": ["00.png", "02.png", "04.png", "07.png", "09.png"],
+                         "c": ["00.png", "02.png", "05.png", "08.png", "10.png"]}
+    assert calibration_sample(files, 100) == sorted(files) and len(calibration_sample(files, 1)) == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        calibration_sample(files, 0)
+
+
+def test_cli_int8_calibration_is_capped_with_progress_and_the_json_is_what_was_printed(tmp_path, digits,
+                                                                                       checkpoint):
+    report = tmp_path / "export.json"
+    result = CliRunner().invoke(main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--out",
+                                       str(tmp_path / "m.onnx"), "--exporter", "torchscript", "--int8",
+                                       str(digits / "train"), "--calibration-images", "30", "--verify-images",
+                                       str(digits / "val" / "3"), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    found = len([p for p in (digits / "train").rglob("*.png")])
+    assert f"int8 calibration: 30 of the {found:,} images under {digits / 'train'} (10 folders, drawn evenly" in \
+        result.output
+    assert "int8 calibration: 100%" in result.stderr and "30/30" in result.stderr  # tqdm, one line per redraw
+    assert "\r" not in result.stderr
+    for check in json.loads(report.read_text())["verification"]:
+        assert check["summary"] in result.output  # the JSON holds the numbers that were printed
+        assert f"{check['top1_agreed']}/{check['images']} (" in check["summary"]
+        assert check["images"] == len(list((digits / "val" / "3").glob("*.png")))
+        assert check["torch"] == "torch (cpu, fp32)" and check["onnxruntime"].startswith("CPUExecutionProvider")
+
+
+def test_export_device_the_file_is_the_same_and_cuda_is_one_line(tmp_path, checkpoint):
+    def export(*args):
+        return CliRunner().invoke(main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint),
+                                         "--exporter", "torchscript", *args])
+
+    first, second = export("--out", str(tmp_path / "cpu.onnx"), "--device", "cpu"), export("--out",
+                                                                                       str(tmp_path / "auto.onnx"))
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert (tmp_path / "cpu.onnx").read_bytes() == (tmp_path / "auto.onnx").read_bytes()
+    assert "torch (cpu, fp32) against onnxruntime (CPUExecutionProvider" in first.output
+    for device, message in (("cuda", "Error: device 'cuda': torch sees no CUDA device; use --device cpu or auto"),
+                            ("cuda:1", "device 'cuda:1': torch sees no CUDA device"),
+                            ("tpu", "device 'tpu' is not one of auto, cpu, cuda, cuda:N")):
+        if device.startswith("cuda") and torch.cuda.is_available():
+            continue
+        result = export("--out", str(tmp_path / "x.onnx"), "--device", device)
+        assert result.exit_code == 1 and len(result.output.splitlines()) == 1 and message in result.output, \
+            result.output
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_verification_runs_onnxruntime_where_torch_runs(monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert verification_providers(torch.device("cuda", 1)) == [("CUDAExecutionProvider", {"device_id": 1}),
+                                                               "CPUExecutionProvider"]
+    assert verification_providers(torch.device("cpu")) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])  # onnxruntime, no -gpu
+    assert verification_providers(torch.device("cuda", 0)) == ["CPUExecutionProvider"]
+
+
+def test_no_tf32_during_the_check_and_as_before_after():
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    before = matmul.fp32_precision, conv.fp32_precision
+    with no_tf32():
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+    assert (matmul.fp32_precision, conv.fp32_precision) == before

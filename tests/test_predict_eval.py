@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from timm_dog.cli import main
-from timm_dog.evaluate import class_mapping, evaluate, mcnemar, open_dataset
+from timm_dog.evaluate import class_mapping, evaluate, mcnemar, open_dataset, predict
 from timm_dog.preprocess import sample_photos
 from timm_dog.runtime import load_classifier
 
@@ -30,6 +30,8 @@ def _predictions(output):
     """{image: [(label, percent), ...]} from predict's output."""
     table, image = {}, None
     for line in output.splitlines()[1:]:
+        if line.startswith(("  note:", "note:")):
+            continue
         if not line.startswith(" "):
             image = line
             table[image] = []
@@ -446,3 +448,83 @@ def test_a_bare_model_name_says_it_has_no_trained_weights():
     result = CliRunner().invoke(main, ["predict", "mobilenetv3_small_050_dog", str(sample_photos()[0]), "-k", "1"])
     assert result.exit_code == 0, result.output
     assert "note: mobilenetv3_small_050_dog has no trained weights here (a fresh init)" in result.output
+
+
+def test_predict_runs_in_batches_and_yields_each_batch_when_it_has_run(digits):
+    from timm_dog.preprocess import Preprocess
+    from timm_dog.runtime import Classifier
+
+    batches = []
+
+    def run(batch):
+        batches.append(len(batch))
+        return np.zeros((len(batch), 3))
+
+    classifier = Classifier(source="s", backend="b", architecture="a", labels=["x", "y", "z"],
+                            preprocess=Preprocess(input_size=(3, 8, 8)), run=run)
+    paths = sorted((digits / "val" / "1").iterdir())[:5]
+    predictions = predict(classifier, paths, batch_size=2, top_k=1)
+    first = next(predictions)
+    assert batches == [2] and first.path == str(paths[0])  # streamed: one batch read and run, not all five
+    assert [p.path for p in predictions] == [str(p) for p in paths[1:]] and batches == [2, 2, 1]
+
+
+def test_predict_batch_size_gives_the_same_predictions(checkpoint, digits):
+    images = [str(p) for p in sorted((digits / "val" / "2").iterdir())[:5]]
+    outputs = [CliRunner().invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "2",
+                                         *args, *images]) for args in ([], ["--batch-size", "2"])]
+    assert all(out.exit_code == 0 for out in outputs), outputs[0].output + outputs[1].output
+    one, two = map(_predictions, (out.output for out in outputs))
+    assert list(one) == list(two) == images
+    for image in images:
+        assert [label for label, _ in one[image]] == [label for label, _ in two[image]]
+        np.testing.assert_allclose([p for _, p in one[image]], [p for _, p in two[image]], atol=0.011)
+    result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", "--batch-size", "0", images[0]])
+    assert result.exit_code == 2 and "--batch-size" in result.output
+
+
+def test_predict_ignores_exif_rotation_like_timms_loader_and_says_so(checkpoint, tmp_path):
+    """A JPEG and a PNG with an EXIF Orientation tag give the predictions of the same pixels without it (what
+    timm's loader, validate.py and eval see), with a note per image and a summary line."""
+    pixels = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 24, 3), dtype=np.uint8))
+    files = {}
+    for suffix, orientation in ((".jpg", 6), (".png", 3)):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        files[suffix] = (tmp_path / f"tagged{suffix}", tmp_path / f"plain{suffix}")
+        pixels.save(files[suffix][0], exif=exif.tobytes(), quality=95) if suffix == ".jpg" else \
+            pixels.save(files[suffix][0], exif=exif)
+        pixels.save(files[suffix][1], quality=95) if suffix == ".jpg" else pixels.save(files[suffix][1])
+        with Image.open(files[suffix][0]) as image:
+            assert image.getexif()[0x0112] == orientation  # Pillow wrote the tag
+    paths = [str(p) for pair in files.values() for p in pair]
+    result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "3",
+                                       *paths])
+    assert result.exit_code == 0, result.output
+    table = _predictions(result.output)
+    assert table[paths[0]] == table[paths[1]] and table[paths[2]] == table[paths[3]]
+    lines = result.output.splitlines()
+    for path, note in ((paths[0], "EXIF Orientation 6 (viewers show it rotated 90° clockwise)"),
+                       (paths[2], "EXIF Orientation 3 (viewers show it rotated 180°)")):
+        assert lines[lines.index(path) + 1] == f"  note: {note} ignored: the model sees the pixels as stored, as " \
+            "timm's loader and validate.py do"
+    assert result.output.count("note: EXIF") == 2
+    assert "note: 2 of 4 images carry an EXIF rotation that was ignored" in result.output
+
+
+def test_eval_compare_fp32_against_amp(checkpoint, digits):
+    """--compare-amp gives OTHER_SOURCE its own precision (bf16 autocast runs on the CPU), so the same weights in
+    fp32 and in AMP are compared on the same images; without it, both run under --amp and a note says so."""
+    same = ["convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "-j", "0", "--compare",
+            "convnext_atto_dog", "--compare-checkpoint", checkpoint]
+    code, output, report = _eval(*same, "--compare-amp", "bf16")
+    assert code == 0, output
+    assert (report["a"]["backend"], report["b"]["backend"]) == ("torch (cpu, fp32)", "torch (cpu, bf16)")
+    assert abs(report["top1_difference"]) <= 1.0 and report["mcnemar"]["p_value"] > 0.05
+    code, output, report = _eval(*same, "--amp", "bf16", "--compare-amp", "fp32")
+    assert code == 0 and (report["a"]["backend"], report["b"]["backend"]) == ("torch (cpu, bf16)", "torch (cpu, fp32)")
+    code, output, report = _eval(*same, "--amp", "bf16")
+    assert code == 0 and report["a"]["backend"] == report["b"]["backend"] == "torch (cpu, bf16)"
+    assert "note: both sources run under bf16 autocast (--amp); --compare-amp fp32 evaluates" in output
+    code, output, _ = _eval("convnext_atto_dog", "--data-dir", digits, "--compare-amp", "bf16")
+    assert code == 2 and "--compare-amp needs --compare" in output

@@ -122,7 +122,7 @@ def test_data_file_prefers_the_users_scan_then_the_nearest_committed_version(tmp
     (user / "timm-dog").mkdir(parents=True)
     for version in ("1.0.9", "1.0.20", "1.0.31"):
         (committed / data_name(version)).write_text("{}")
-    (user / "timm-dog" / data_name("1.0.20")).write_text("{}")
+    (user / "timm-dog" / data_name("1.0.20")).write_text('{"models": {}}')
     monkeypatch.setattr(twins, "PACKAGE_DIR", committed)
     monkeypatch.setenv("XDG_CACHE_HOME", str(user))
     assert twins.data_file("1.0.20") == user / "timm-dog" / data_name("1.0.20")
@@ -145,6 +145,34 @@ def test_a_users_scan_decides_the_twins_of_a_new_process(tmp_path):
     assert json.loads(out.stdout) == ["convnext_atto_dog", "resnet18_dog"]
 
 
+@pytest.mark.parametrize("content", [b'{"models": {"convnext_at', b"[1, 2]", b'{"models": ["a"]}', b"\xff\xfe"])
+def test_an_unreadable_users_scan_is_skipped_with_a_warning_never_an_error(content, tmp_path):
+    """import timm, --help and scan all work; the warning names the file and `timm-dog scan`; the committed
+    scan gives the twins; and `timm-dog scan` replaces the broken file."""
+    path = tmp_path / "cache" / "timm-dog" / data_name(timm.__version__)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), TIMM_DOG_AUTOLOAD="1")
+
+    def run(code, *args):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        return out
+
+    out = run("import timm; print(len(timm.list_models('*_dog')))")
+    assert int(out.stdout) == len([n for n in json.loads(COMMITTED.read_text())["models"] if timm.is_model(n)])
+    assert f"skipping the unreadable scan {path}" in out.stderr and "`timm-dog scan`" in out.stderr
+    if content != b'{"models": {"convnext_at':
+        return  # the commands once, for the truncated file
+    cli = "from timm_dog.cli import main; main()"
+    assert "Usage:" in run(cli, "--help").stdout
+    out = run("import timm; timm.list_models = lambda *a, **k: ['convnext_atto']; " + cli, "scan")
+    assert f"wrote {path}" in out.stdout and json.loads(path.read_text())["scanned"] == 1
+    out = run("import timm; print(timm.list_models('*_dog'))")
+    assert out.stdout.strip() == "['convnext_atto_dog']" and "skipping" not in out.stderr
+
+
 def test_scan_command_writes_the_users_file(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(timm, "list_models", lambda *a, **k: ["convnext_atto", "resnet18", "convnext_atto_dog"])
@@ -155,6 +183,9 @@ def test_scan_command_writes_the_users_file(tmp_path, monkeypatch):
     assert data["scanned"] == 2 and list(data["models"]) == ["convnext_atto"]
     assert data["models"]["convnext_atto"] == DATA["models"]["convnext_atto"]
     assert f"wrote {path}: the next process that imports timm registers its 1 twins" in result.output
+    # tqdm's progress, readable in a log (not a terminal here): whole lines, no carriage returns
+    assert f"scanning timm {timm.__version__} on the meta device: 100%" in result.stderr and "2/2" in result.stderr
+    assert "\r" not in result.stderr
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no partial file left
 
     other = tmp_path / "new" / "twins.json"

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import difflib
 import signal
-import sys
 import threading
 import warnings
 from pathlib import Path
 
 import click
 
-from .constants import EXPORTER, OPSET, SEED_MAX, SEED_MIN  # torch, timm and the rest are imported by the commands
+from .constants import CALIBRATION_IMAGES, EXPORTER, OPSET, SEED_MAX, SEED_MIN  # torch, timm … are imported by the commands
 from .outputs import JSON, OutputError, check_output, figure_suffixes, write_text
 
 GAMMA_HELP = "γ: a number in [0, 1), or a range LOW,HIGH sampled per kernel"
@@ -162,11 +161,12 @@ def scan_models(out):
 
     from . import scan
 
+    from .progress import progress
+
     default = scan.user_dir() / scan.data_name(timm.__version__)
     out = out or check_output(default, JSON)
     names = scan.entrypoints()
-    with click.progressbar(length=len(names), label=f"scanning timm {timm.__version__} on the meta device",
-                           file=sys.stderr) as bar:
+    with progress(total=len(names), desc=f"scanning timm {timm.__version__} on the meta device", unit="model") as bar:
         data = scan.scan(names, progress=lambda name: bar.update(1))
     scan.write(data, out)
     found, families = len(data["models"]), len({entry["family"] for entry in data["models"].values()})
@@ -583,23 +583,33 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
               help="Constant folding and graph clean-up (onnxscript's optimizer).")
 @click.option("--fp16", is_flag=True, help="Also write an fp16 model (fp32 inputs and outputs).")
 @click.option("--int8", "int8_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
-              help="Also write a static int8 (QDQ) model calibrated on the images in DIR.")
+              help="Also write a static int8 (QDQ) model calibrated on images of DIR.")
+@click.option("--calibration-images", type=click.IntRange(1), default=CALIBRATION_IMAGES, show_default=True,
+              metavar="N", help="int8 calibration on at most N images of DIR, drawn evenly over its (class) folders.")
 @click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
               help="Images for the PyTorch-vs-onnxruntime check (default: scikit-learn's two photos).")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the check runs: PyTorch on auto (CUDA when torch sees one, else the CPU), cpu, cuda or "
+                   "cuda:N (TF32 off), against onnxruntime's CUDA provider there when onnxruntime-gpu is installed, "
+                   "else its CPU one. The file written is the same on every device.")
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None,
               help="Write the export and verification report here.")
-def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, verify_images, json_out):
+def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, calibration_images, verify_images,
+           device, json_out):
     """Export SOURCE to ONNX with its preprocessing as metadata; verify it against PyTorch on real images."""
     from .onnx import ExportError, export_onnx
+    from .runtime import resolve_device
     from .sources import load_model, published_architecture
 
     if source.endswith(".onnx"):
         raise click.UsageError("SOURCE is already an ONNX file; give a model name, hf-hub: or local-dir:")
+    device = resolve_device(device)  # before the model is loaded; an error is one line (see _Main)
     try:
         model, _ = load_model(source, checkpoint)
         result = export_onnx(
             model, out, opset=opset, dynamo=exporter == "dynamo", simplify=simplify, fp16=fp16,
-            int8_calibration=int8_dir, verify_images=verify_images,
+            int8_calibration=int8_dir, calibration_images=calibration_images, verify_images=verify_images,
+            device=device,
             architecture=published_architecture(model.pretrained_cfg.get("architecture", source)), report=json_out,
             log=click.echo,
         )
@@ -620,21 +630,29 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, v
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE.")
 @click.option("--top-k", "-k", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True,
+              help="Images per batch; each batch is printed as soon as it has run.")
 @_device_option
 @_threads_option
-def predict(source, images, checkpoint, top_k, device, threads):
-    """Classify IMAGES with SOURCE (a model, hf-hub:, local-dir: or an .onnx file): top-k with label names."""
-    import numpy as np
-
-    from .preprocess import open_image
+def predict(source, images, checkpoint, top_k, batch_size, device, threads):
+    """Classify IMAGES with SOURCE (a model, hf-hub:, local-dir: or an .onnx file): top-k with label names.
+    EXIF rotation tags are ignored, as timm's loader does (a note says so per image)."""
+    from .evaluate import predict as run_predictions
 
     classifier = _load(source, checkpoint, device, threads=threads)
-    batch = np.stack([classifier.preprocess(open_image(path)) for path in images])
     click.echo(f"{classifier.architecture} on {classifier.backend}")
-    for path, ranked in zip(images, classifier.top_k(classifier.run(batch), top_k)):
-        click.echo(f"{path}")
-        for label, prob in ranked:
+    rotated = 0
+    for prediction in run_predictions(classifier, images, batch_size, top_k):
+        click.echo(prediction.path)
+        if prediction.rotation_note:
+            rotated += 1
+            click.echo(f"  {prediction.rotation_note}")
+        for label, prob in prediction.ranked:
             click.echo(f"  {prob:7.2%}  {label}")
+    if rotated:
+        click.echo(f"note: {rotated} of {len(images)} images carry an EXIF rotation that was ignored, so that the "
+                   "predictions are the ones timm's loader, validate.py and `timm-dog eval` give (docs/predict.md)",
+                   err=True)
 
 
 @main.command("eval")
@@ -657,25 +675,37 @@ def predict(source, images, checkpoint, top_k, device, threads):
               help="Loader processes that read and preprocess images (default: this machine's CPU cores).")
 @_device_option
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
-              help="Autocast a torch SOURCE to this precision (default: off, fp32).")
+              help="Autocast a torch SOURCE to this precision (default: off, fp32); OTHER_SOURCE too, unless "
+                   "--compare-amp says otherwise.")
+@click.option("--compare-amp", type=click.Choice(["bf16", "fp16", "fp32"]), default=None,
+              help="OTHER_SOURCE's own precision (fp32: no autocast), e.g. to test fp32 against AMP "
+                   "[default: --amp's].")
 @_threads_option
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None)
 def eval_command(source, data_dir, dataset, split, download, checkpoint, compare, compare_checkpoint, ema,
-                 compare_ema, batch_size, workers, device, amp, threads, json_out):
+                 compare_ema, batch_size, workers, device, amp, compare_amp, threads, json_out):
     """Top-1, top-5, loss and images/s of SOURCE on a folder of labelled images."""
     import json
 
     from .evaluate import class_mapping, evaluate, mcnemar, open_dataset
 
-    if compare_checkpoint and not compare:
-        raise click.UsageError("--compare-checkpoint needs --compare")
+    for option, value in (("--compare-checkpoint", compare_checkpoint), ("--compare-amp", compare_amp)):
+        if value and not compare:
+            raise click.UsageError(f"{option} needs --compare")
     if compare_ema and not compare_checkpoint:
         raise click.UsageError("--compare-ema needs --compare-checkpoint")
-    sources = [(source, checkpoint, ema)] + ([(compare, compare_checkpoint, compare_ema)] if compare else [])
+    sources = [(source, checkpoint, ema, amp)]
+    if compare:
+        sources.append((compare, compare_checkpoint, compare_ema, amp if compare_amp is None else
+                        None if compare_amp == "fp32" else compare_amp))
+        if amp and compare_amp is None:
+            click.echo(f"note: both sources run under {amp} autocast (--amp); --compare-amp fp32 evaluates "
+                       f"{compare} in fp32", err=True)
     try:
         data, info = open_dataset(data_dir, dataset, split, download)
-        classifiers = [_load(src, ckpt, device, amp, option, threads, use_ema)
-                       for (src, ckpt, use_ema), option in zip(sources, ("--checkpoint", "--compare-checkpoint"))]
+        classifiers = [_load(src, ckpt, device, precision, option, threads, use_ema)
+                       for (src, ckpt, use_ema, precision), option in zip(sources, ("--checkpoint",
+                                                                                    "--compare-checkpoint"))]
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))
     except ValueError as error:
         raise click.ClickException(str(error)) from None

@@ -1,11 +1,12 @@
-"""Top-1/top-5/loss/throughput on an ImageFolder or a timm dataset, and McNemar's exact test for two models."""
+"""Top-1/top-5/loss/throughput on an ImageFolder or a timm dataset, McNemar's exact test for two models, and
+predictions for loose images."""
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 from PIL.Image import DecompressionBombError
@@ -167,7 +168,8 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
     become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier)."""
     import torch
     from scipy.special import log_softmax
-    from tqdm.auto import tqdm
+
+    from .progress import progress as progress_bar
 
     if len(dataset) == 0:
         raise ValueError("the dataset has no images")
@@ -182,8 +184,8 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
                                          pin_memory=classifier.device.startswith("cuda"))
     num_classes = len(classifier.labels)
     logits, targets, seconds = [], [], 0.0
-    for images, target in tqdm(_batches(loader), desc=f"eval {classifier.architecture}", unit="batch",
-                               total=len(loader), disable=not progress):
+    for images, target in progress_bar(_batches(loader), desc=f"eval {classifier.architecture}", unit="batch",
+                                       total=len(loader), disable=not progress):
         target = target.numpy() if class_index is None else class_index[target.numpy()]
         if int(target.max()) >= num_classes:
             raise ValueError(f"the dataset has class index {int(target.max())} but the model has {num_classes} classes")
@@ -214,6 +216,49 @@ def _batches(loader):
             return
         except (OSError, ValueError, DecompressionBombError) as error:  # a worker's error: keep its last line
             raise ValueError(f"cannot read an image of the dataset: {str(error).strip().splitlines()[-1]}") from None
+
+
+ORIENTATION = 0x0112  # the EXIF Orientation tag: how a viewer turns the stored pixels to show them
+ORIENTATIONS = {2: "mirrored", 3: "rotated 180°", 4: "flipped upside down", 5: "mirrored and rotated 90° "
+                "counter-clockwise", 6: "rotated 90° clockwise", 7: "mirrored and rotated 90° clockwise",
+                8: "rotated 90° counter-clockwise"}
+
+
+@dataclass
+class Prediction:
+    path: str
+    ranked: list  # [(label, probability), ...], best first
+    orientation: int = 1  # the image's EXIF Orientation (1: none, or upright); ignored, as timm's loader does
+
+    @property
+    def rotation_note(self) -> Optional[str]:
+        """What the ignored EXIF tag would have done, or None for an upright image."""
+        if self.orientation not in ORIENTATIONS:
+            return None
+        return (f"note: EXIF Orientation {self.orientation} (viewers show it {ORIENTATIONS[self.orientation]}) "
+                "ignored: the model sees the pixels as stored, as timm's loader and validate.py do")
+
+
+def predict(classifier: Classifier, paths, batch_size: int = 32, top_k: int = 5) -> Iterator[Prediction]:
+    """Classify the images at ``paths``, ``batch_size`` at a time, yielding each batch's predictions as soon as
+    it has run: the memory needed does not grow with the number of images."""
+    paths = list(paths)
+    for start in range(0, len(paths), batch_size):
+        read = [read_image(path, classifier.preprocess) for path in paths[start: start + batch_size]]
+        ranked = classifier.top_k(classifier.run(np.stack([array for _, array, _ in read])), top_k)
+        yield from (Prediction(str(path), best, orientation) for (path, _, orientation), best in zip(read, ranked))
+
+
+def read_image(path, preprocess) -> tuple:
+    """(path, ``preprocess`` of its image, its EXIF Orientation or 1), or a ValueError that names the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(ORIENTATION, 1)
+            return path, preprocess(image), orientation
+    except (OSError, ValueError, DecompressionBombError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from None
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:

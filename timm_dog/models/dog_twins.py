@@ -9,7 +9,9 @@ one not newer than the installed timm, else the oldest). Listed names the instal
 are skipped.
 """
 import difflib
+import functools
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,8 +34,9 @@ _NO_WEIGHTS = dict(url="", file=None, state_dict=None, hf_hub_id=None, hf_hub_fi
 def data_file(version: str = timm.__version__) -> Path:
     """The scan that decides the twins of timm ``version`` (see the module docstring)."""
     for folder in (user_dir(), PACKAGE_DIR):
-        if (folder / data_name(version)).is_file():
-            return folder / data_name(version)
+        path = folder / data_name(version)
+        if path.is_file() and (folder == PACKAGE_DIR or _readable(path)):  # a broken user scan: the committed one
+            return path
     from packaging.version import Version  # only on this fallback path: it costs import time
 
     committed = {Version(path.stem.rsplit("-", 1)[-1]): path for path in PACKAGE_DIR.glob(data_name("*"))}
@@ -41,9 +44,29 @@ def data_file(version: str = timm.__version__) -> Path:
     return committed[max(older) if older else min(committed)]
 
 
+def _readable(path: Path) -> bool:
+    """Whether the user's scan ``path`` can be read; if not, a warning that names it and how to redo it."""
+    try:
+        _scanned(path)
+        return True
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        warnings.warn(f"timm-dog: skipping the unreadable scan {path} ({type(error).__name__}: {error}); the committed "
+                      f"scan is used instead. Run `timm-dog scan` to redo it, or delete the file.", stacklevel=2)
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _scanned(path: Path) -> tuple:
+    """The model names listed in the scan ``path``; a ValueError/TypeError/KeyError if it is not a scan."""
+    models = json.loads(path.read_text())["models"]
+    if not isinstance(models, dict) or not all(isinstance(name, str) for name in models):
+        raise TypeError("'models' is not a mapping of model names")
+    return tuple(models)
+
+
 def base_models(path: Path) -> list:
     """The scanned models of ``path`` that the installed timm has."""
-    return [name for name in json.loads(path.read_text())["models"] if timm.is_model(name)]
+    return [name for name in _scanned(path) if timm.is_model(name)]
 
 
 def base_of(name: str) -> str:
