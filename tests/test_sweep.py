@@ -306,4 +306,4 @@ def test_collect_real_train_py_runs(real_runs, tmp_path):
     paths = write_results(results, tmp_path)
     assert len(paths["heatmaps"]) == 3
     table = paths["markdown"].read_text()
-    assert "| dog-s3-resumed | R3 | mobilenetv3_small_050_dog | 3 | 3 | 32 | model | 3 | 3 |" in table
+    assert f"| dog-s3-resumed | R3 | {resumed.model} | 3 | 3 | 32 | model | 3 | 3 |" in table

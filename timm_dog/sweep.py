@@ -475,7 +475,8 @@ def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str 
              "the model's own. A cell is the runs of one recipe, model and dog_* kwargs: mean ± sample std over "
              "its seeds (n).", "", "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
              ""]
-    lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} runs)" for recipe in results.recipes]
+    lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
+              for recipe in results.recipes]
     lines += ["", f"Not compared (bookkeeping): {', '.join(BOOKKEEPING)}."]
     if figures:
         lines += ["", "## Heatmaps", ""] + [f"- {name}: {title.splitlines()[0]}" for name, (title, _) in
