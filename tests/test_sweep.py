@@ -138,7 +138,7 @@ def _copy_run(tmp_path, summary: bytes) -> Path:
 
 
 @pytest.mark.parametrize("summary,match", [
-    (b"epoch,eval_top1\n0,12.5\n1,twelve\n", r"summary.csv, line 3: epoch must be an int and every other value a number"),
+    (b"epoch,eval_top1\n0,12.5\n1,twelve\n", r"summary.csv, line 3: epoch must be an int and every other value a"),
     (b"epoch,eval_top1\n0,nan\n", r"summary.csv: eval_top1 is nan at epoch 0 \(a diverged run\?\)"),
     (b"epoch,eval_top1\nfirst,12.5\n", r"summary.csv, line 2: epoch must be an int"),
     (b"eval_top1\n12.5\n", r"summary.csv, line 1: a row before the header"),
@@ -197,7 +197,8 @@ def two_recipes(tmp_path):
 
 
 def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
-    """Issue 15, point 6: two recipes are two heatmaps, two seeds of a cell are mean ± std (n 2), never the last run."""
+    """Issue 15, point 6: two recipes are two heatmaps, two seeds of a cell are mean ± std (n 2), not the last
+    run."""
     results = collect([two_recipes])
     assert [r.label for r in results.recipes] == ["convnext_atto, img_size 32, lr None, model_ema True, "
                                                   "model_ema_decay 0.9", "convnext_atto, img_size 48, lr 0.01, "
@@ -214,10 +215,9 @@ def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
     assert "| R1 | convnext_atto_dog | 0.1 | 0.5 | EMA | 32 | 2 | 0 1 | 2 | 42.0 | 2.83 | 47.0 | 2.83 |" in table
     assert "| R1 | convnext_atto_dog | 0–0.5 | 0.5 | EMA | 32 | 2 | 0 1 | 2 | 50.5 | 0.71 | 55.5 | 0.71 |" in table
     assert "| R2 | convnext_atto_dog | 0.1 | 0.5 | model | 48 | 1 | 0 | 2 | 20.0 |  | 25.0 |  |" in table
-    assert "| R1 | convnext_atto |  |  | EMA | 32 | 2 | 0 2 | 2 | 32.0 | 2.83 | 37.0 | 2.83 |" not in table  # seeds 0 1
     assert "| R1 | convnext_atto |  |  | EMA | 32 | 2 | 0 1 | 2 | 32.0 | 2.83 | 37.0 | 2.83 |" in table
-    assert "| a-g0.1-s1 | R1 | convnext_atto_dog | 0.1 | 0.5 | 1 | 1 | 32 | EMA | 3 | 3 | 49.0 | 1 | 44.0 | 2 | False |" \
-        in table
+    assert "| a-g0.1-s1 | R1 | convnext_atto_dog | 0.1 | 0.5 | 1 | 1 | 32 | EMA | 3 | 3 | 49.0 | 1 | 44.0 | 2 | " \
+        "False |" in table
     assert "EMA weights" in table and "`final` at the last validated epoch" in table
     rows = list(csv.DictReader(paths["cells"].open()))
     assert {(r["recipe"], r["dog_gamma"], r["n"], r["final_top1_mean"], r["final_top1_std"]) for r in rows} == {

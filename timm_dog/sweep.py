@@ -382,7 +382,8 @@ def cell_rows(results: Results) -> list:
         (final, final_std), (best, best_std) = cell.stats("final"), cell.stats("best")
         epochs = sorted({run.final[0] for run in cell.runs})
         rows.append({
-            "recipe": cell.recipe.tag, "model": cell.model, **{k: _show(cell.dog[k]) if cell.dog else "" for k in columns},
+            "recipe": cell.recipe.tag, "model": cell.model,
+            **{k: _show(cell.dog[k]) if cell.dog else "" for k in columns},
             "weights": cell.runs[0].weights, "img_size": cell.runs[0].image_size, "n": cell.n,
             "seeds": " ".join(str(run.seed) for run in cell.runs), "final_epoch": "/".join(map(str, epochs)),
             "final_top1_mean": round(final, 2), "final_top1_std": "" if final_std is None else round(final_std, 2),
