@@ -9,6 +9,7 @@ from PIL import Image
 from timm_dog import dog_kernels
 from timm_dog.analysis import analyze_model, cluster, dog_fit, normalise
 from timm_dog.cli import main
+from timm_dog.init import depthwise_kernels
 
 
 def _mix(n_on, n_off, n_random, k=7, noise=0.02, seed=0):
@@ -86,3 +87,72 @@ def test_cli_analyze_checkpoint_and_local_dir(tmp_path):
     assert json.loads((tmp_path / "a.json").read_text())[f"local-dir:{tmp_path / 'hf'}"]["dog_fit_above"] == 1.0
     result = CliRunner().invoke(main, ["analyze", "local-dir:/nonexistent"])
     assert result.exit_code == 1 and "no config.json" in result.output
+
+
+def test_reparameterizable_models_are_measured_fused_by_default():
+    """mobileone_s0 trains parallel kxk branches that timm fuses into one depthwise conv for inference: the kernels
+    that run are the fused ones (3,728); fused=False gives the branches (14,912). The model itself is not fused."""
+    model = timm.create_model("mobileone_s0_dog", dog_seed=0)
+    fused, branches = analyze_model(model), analyze_model(model, fused=False)
+    assert (fused["fused"], fused["kernels"]) == (True, 3728)
+    assert (branches["fused"], branches["kernels"]) == (False, 14912)
+    assert fused["centre_surround_fraction"] > 0.99
+    assert model.training and len(depthwise_kernels(model)[3, 3]) == 14912  # the caller's model: as it was
+    assert analyze_model(timm.create_model("convnext_atto"))["fused"] is False  # nothing to fuse
+
+
+def test_cli_analyze_two_checkpoints_of_one_model(tmp_path):
+    """Issue 15, point 7: `analyze X X --checkpoint a --checkpoint b` keeps an entry, rows and a figure per source,
+    each labelled by its checkpoint (was: one JSON entry, rows sharing the label X)."""
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    torch.save(timm.create_model("convnext_atto_dog", dog_seed=0).state_dict(), a)
+    torch.save(timm.create_model("convnext_atto").state_dict(), b)  # native init, trained as the same model
+    js, out = tmp_path / "analysis.json", tmp_path / "clusters.png"
+    result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "convnext_atto_dog", "--checkpoint", str(a),
+                                       "--checkpoint", str(b), "--json", str(js), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads(js.read_text())
+    assert list(numbers) == [str(a), str(b)]
+    assert numbers[str(a)]["centre_surround_fraction"] >= 0.9 and numbers[str(b)]["centre_surround_fraction"] < 0.5
+    assert numbers[str(a)]["checkpoint"] == str(a) and numbers[str(b)]["source"] == "convnext_atto_dog"
+    assert numbers[str(a)]["weights"]["sha256"] != numbers[str(b)]["weights"]["sha256"]
+    rows = [line for line in result.output.splitlines() if " 7x7 " in line]
+    assert len(rows) == 2 and rows[0].startswith(str(a)) and rows[1].startswith(str(b))
+    assert out.is_file() and (tmp_path / "clusters_1.png").is_file()
+    result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "convnext_atto_dog", "--checkpoint", str(a),
+                                       "--checkpoint", str(a)])
+    assert result.exit_code == 2 and f"{a} is given twice" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_cli_analyze_measures_reparameterizable_models_fused(tmp_path):
+    """Issue 15, point 20: mobileone_s0 is measured in the fused kernels that run (3,728), and says so; --unfused
+    gives its training-time branches (14,912)."""
+    js = tmp_path / "a.json"
+    result = CliRunner().invoke(main, ["analyze", "mobileone_s0", "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(js.read_text())["mobileone_s0"]
+    assert (entry["fused"], entry["kernels"]) == (True, 3728)
+    assert "mobileone_s0: re-parameterizable: the fused kernels" in result.output
+    result = CliRunner().invoke(main, ["analyze", "mobileone_s0", "--unfused", "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(js.read_text())["mobileone_s0"]
+    assert (entry["fused"], entry["kernels"]) == (False, 14912)
+    assert "--unfused: re-parameterizable models are measured in their training-time branches" in result.output
+
+
+def test_cli_analyze_real_train_py_checkpoints(real_runs, tmp_path):
+    """Two real train.py checkpoints of one model: an entry each, with the epoch and tensors they hold."""
+    from timm_dog.sources import read_train_args
+
+    model = read_train_args(real_runs["dog-s0"] / "args.yaml")["model"]
+    a, b = real_runs["dog-s0"] / "last.pth.tar", real_runs["dog-s1"] / "last.pth.tar"
+    js = tmp_path / "a.json"
+    result = CliRunner().invoke(main, ["analyze", model, model, "--checkpoint", str(a), "--checkpoint", str(b),
+                                       "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads(js.read_text())
+    assert list(numbers) == [str(a), str(b)]
+    assert [numbers[str(p)]["weights"]["epoch"] for p in (a, b)] == [2, 2]
+    assert numbers[str(a)]["weights"]["sha256"] != numbers[str(b)]["weights"]["sha256"]
+    assert not numbers[str(a)]["weights"]["ema"]

@@ -1,3 +1,5 @@
+import csv
+import statistics
 from pathlib import Path
 
 import pytest
@@ -104,16 +106,19 @@ def test_cli_sweep_prints_commands(tmp_path):
 
 
 def test_collect_recorded_train_py_runs(tmp_path):
-    runs = collect([RECORDED])
-    assert len(runs) == 5 and runs[-1]["baseline"] and runs[-1]["model"] == "mobilenetv2_100"
-    cell = next(r for r in runs if r.get("dog_gamma") == 0.5 and r.get("dog_share") == 0.9)
-    assert cell["epochs"] == 3 and cell["best_epoch"] == 1 and cell["best_top1"] == 21.39
-    assert cell["final_top1"] == 21.11
-    paths = write_results(runs, tmp_path)
+    results = collect([RECORDED])
+    runs = results.runs
+    assert len(runs) == 5 and runs[-1].baseline and runs[-1].model == "mobilenetv2_100"
+    assert len(results.recipes) == 1 and len(results.cells) == 5
+    cell = next(r for r in runs if r.dog.get("dog_gamma") == 0.5 and r.dog.get("dog_share") == 0.9)
+    assert cell.epochs == 3 and cell.best == (1, pytest.approx(21.39, abs=0.005))
+    assert cell.final == (2, pytest.approx(21.11, abs=0.005)) and not cell.ema and cell.image_size == "32"
+    paths = write_results(results, tmp_path)
     table = paths["markdown"].read_text()
-    assert "| mobilenetv2_100_dog-gamma0.5-share0.9 | mobilenetv2_100_dog | 0.5 | 0.9 | 3 | 21.39 | 1 | 21.11 |" in table
-    assert Image.open(paths["heatmap"]).size[0] > 300
-    assert paths["csv"].read_text().count("\n") == 6
+    assert "| mobilenetv2_100_dog-gamma0.5-share0.9 | R1 | mobilenetv2_100_dog | 0.5 | 0.9 | 42 | 32 | model | 3 | 3 | " \
+           "21.39 | 1 | 21.11 | 2 | False |" in table
+    assert paths["heatmaps"] == [tmp_path / "heatmap.png"] and Image.open(paths["heatmaps"][0]).size[0] > 300
+    assert paths["csv"].read_text().count("\n") == 6 and paths["cells"].read_text().count("\n") == 6
 
 
 def test_cli_collect(tmp_path):
@@ -133,10 +138,11 @@ def _copy_run(tmp_path, summary: bytes) -> Path:
 
 
 @pytest.mark.parametrize("summary,match", [
-    (b"epoch,eval_top1\n0,12.5\n1,twelve\n", r"summary.csv, line 3: epoch '1' must be an int and eval_top1 'twelve' a finite"),
-    (b"epoch,eval_top1\n0,nan\n", r"summary.csv, line 2: .*eval_top1 'nan' a finite number"),
-    (b"epoch,eval_top1\nfirst,12.5\n", r"summary.csv, line 2: epoch 'first' must be an int"),
-    (b"eval_top1\n12.5\n", r"summary.csv, line 2: epoch None must be an int"),
+    (b"epoch,eval_top1\n0,12.5\n1,twelve\n", r"summary.csv, line 3: epoch must be an int and every other value a"),
+    (b"epoch,eval_top1\n0,nan\n", r"summary.csv: eval_top1 is nan at epoch 0 \(a diverged run\?\)"),
+    (b"epoch,eval_top1\nfirst,12.5\n", r"summary.csv, line 2: epoch must be an int"),
+    (b"eval_top1\n12.5\n", r"summary.csv, line 1: a row before the header"),
+    (b"epoch,train_loss\n0,1.5\n", r"summary.csv: no eval_top1 at epoch 0"),
     (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", r"summary.csv: not a UTF-8 CSV file"),
 ])
 def test_collect_names_the_file_and_line(tmp_path, summary, match):
@@ -146,3 +152,158 @@ def test_collect_names_the_file_and_line(tmp_path, summary, match):
     assert str(path) in str(error.value)
     result = CliRunner().invoke(main, ["sweep", "collect", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and str(path) in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def _train_py_run(folder: Path, args: dict, top1: dict, resumed: dict = None) -> Path:
+    """A run folder as train.py writes it: args.yaml (train.py's defaults overlaid with ``args``) and summary.csv
+    (timm's update_summary, a header per start); ``resumed`` {epoch: top-1} is a second part after --resume."""
+    from timm.utils import update_summary
+
+    from timm_dog.recipes import train_py_args
+
+    folder.mkdir(parents=True)
+    (folder / "args.yaml").write_text(yaml.safe_dump({**train_py_args()[0], "experiment": folder.name,
+                                                      "output": str(folder.parent), **args}))
+    for part in (top1, resumed or {}):
+        for index, (epoch, value) in enumerate(part.items()):
+            update_summary(epoch, {"loss": 2.0}, {"loss": 1.0, "top1": value, "top5": 90.0},
+                           str(folder / "summary.csv"), lr=0.01, write_header=index == 0)
+    return folder
+
+
+SMALL = {"model": "convnext_atto_dog", "num_classes": 10, "epochs": 3, "img_size": 32}
+
+
+@pytest.fixture
+def two_recipes(tmp_path):
+    """Hand-written runs for CI: recipe A (32 px, EMA) with γ 0.1 and the range 0–0.5 (a list in args.yaml) at share
+    0.5, two seeds per cell, and its baseline (two seeds); recipe B (48 px, no EMA, lr 0.01), one seed. Top-1 per
+    cell: {seed: final}, best at epoch 1 = final + 5."""
+    root = tmp_path / "runs"
+    a = {**SMALL, "model_ema": True, "model_ema_decay": 0.9}
+    b = {**SMALL, "img_size": 48, "lr": 0.01}
+    plan = [("a-g0.1", a, {"dog_gamma": 0.1, "dog_share": 0.5}, {0: 40.0, 1: 44.0}),
+            ("a-grange", a, {"dog_gamma": [0.0, 0.5], "dog_share": 0.5}, {0: 50.0, 1: 51.0}),
+            ("a-native", {**a, "model": "convnext_atto"}, {}, {0: 30.0, 1: 34.0}),
+            ("b-g0.1", b, {"dog_gamma": 0.1, "dog_share": 0.5}, {0: 20.0}),
+            ("b-native", {**b, "model": "convnext_atto"}, {}, {0: 25.0})]
+    for name, args, kwargs, finals in plan:
+        for seed, final in finals.items():
+            kwargs = {**kwargs, "dog_seed": seed} if args["model"].endswith("_dog") else kwargs
+            _train_py_run(root / f"{name}-s{seed}", {**args, "seed": seed, "model_kwargs": kwargs},
+                          {0: final - 10, 1: final + 5, 2: final})
+    return root
+
+
+def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
+    """Issue 15, point 6: two recipes are two heatmaps, two seeds of a cell are mean ± std (n 2), not the last
+    run."""
+    results = collect([two_recipes])
+    assert [r.label for r in results.recipes] == ["convnext_atto, img_size 32, lr None, model_ema True, "
+                                                  "model_ema_decay 0.9", "convnext_atto, img_size 48, lr 0.01, "
+                                                  "model_ema False, model_ema_decay 0.9998"]
+    cells = {(c.recipe.tag, c.model, c.dog.get("dog_gamma")): c for c in results.cells}
+    assert len(cells) == 5
+    assert cells["R1", "convnext_atto_dog", 0.1].stats("final") == (42.0, pytest.approx(2 ** 0.5 * 2))
+    assert cells["R1", "convnext_atto_dog", 0.1].stats("best") == (47.0, pytest.approx(2 ** 0.5 * 2))
+    assert cells["R1", "convnext_atto_dog", (0.0, 0.5)].stats("final") == (50.5, pytest.approx(0.5 ** 0.5))
+    assert cells["R2", "convnext_atto_dog", 0.1].stats("final") == (20.0, None)
+    paths = write_results(results, tmp_path / "out")
+    assert paths["heatmaps"] == [tmp_path / "out" / "heatmap-1.png", tmp_path / "out" / "heatmap-2.png"]
+    table = paths["markdown"].read_text()
+    assert "| R1 | convnext_atto_dog | 0.1 | 0.5 | EMA | 32 | 2 | 0 1 | 2 | 42.0 | 2.83 | 47.0 | 2.83 |" in table
+    assert "| R1 | convnext_atto_dog | 0–0.5 | 0.5 | EMA | 32 | 2 | 0 1 | 2 | 50.5 | 0.71 | 55.5 | 0.71 |" in table
+    assert "| R2 | convnext_atto_dog | 0.1 | 0.5 | model | 48 | 1 | 0 | 2 | 20.0 |  | 25.0 |  |" in table
+    assert "| R1 | convnext_atto |  |  | EMA | 32 | 2 | 0 1 | 2 | 32.0 | 2.83 | 37.0 | 2.83 |" in table
+    assert "| a-g0.1-s1 | R1 | convnext_atto_dog | 0.1 | 0.5 | 1 | 1 | 32 | EMA | 3 | 3 | 49.0 | 1 | 44.0 | 2 | " \
+        "False |" in table
+    assert "EMA weights" in table and "`final` at the last validated epoch" in table
+    rows = list(csv.DictReader(paths["cells"].open()))
+    assert {(r["recipe"], r["dog_gamma"], r["n"], r["final_top1_mean"], r["final_top1_std"]) for r in rows} == {
+        ("R1", "0.1", "2", "42.0", "2.83"), ("R1", "0–0.5", "2", "50.5", "0.71"), ("R1", "", "2", "32.0", "2.83"),
+        ("R2", "0.1", "1", "20.0", ""), ("R2", "", "1", "25.0", "")}
+    for path in paths["heatmaps"]:
+        assert Image.open(path).size[0] > 300
+
+
+def test_heatmap_titles_name_recipe_weights_epoch_and_baseline(two_recipes):
+    from timm_dog.sweep import heatmaps
+
+    (first, _), (second, _) = heatmaps(collect([two_recipes]))
+    assert first.startswith("R1: convnext_atto, img_size 32") and "final (epoch 2) top-1 % of the EMA weights" in first
+    assert "baseline convnext_atto: 32.00 ± 2.83 (n 2)" in first
+    assert "model weights (no EMA)" in second and "baseline convnext_atto: 25.00" in second
+
+
+def test_a_gamma_range_is_collected_and_nothing_is_written_when_a_part_fails(two_recipes, tmp_path, monkeypatch):
+    """Issue 15, point 11: dog_gamma as a list in args.yaml (was: unhashable type 'list', after results.csv/md were
+    written); a failure in any part leaves no output at all."""
+    result = CliRunner().invoke(main, ["sweep", "collect", str(two_recipes), "--out", str(tmp_path / "ok")])
+    assert result.exit_code == 0, result.output
+    assert "| a-grange-s0 | R1 | convnext_atto_dog | 0–0.5 | 0.5 | 0 | 0 |" in result.output
+
+    def broken(*args, **kwargs):
+        raise ValueError("the heatmap broke")
+
+    monkeypatch.setattr("timm_dog.plots.heatmap_png", broken)
+    result = CliRunner().invoke(main, ["sweep", "collect", str(two_recipes), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "the heatmap broke" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_resumed_run_and_val_interval_are_read_by_the_epoch_column(tmp_path):
+    """Issue 15, points 13 and 9: a resumed run's second header is read (the last row of a repeated epoch counts),
+    and epochs are counted by the epoch column (--val-interval 2 leaves epochs out)."""
+    root = tmp_path / "runs"
+    _train_py_run(root / "resumed", {**SMALL, "epochs": 4, "val_interval": 2, "model_kwargs": {"dog_gamma": 0.2}},
+                  {1: 30.0, 3: 20.0}, resumed={3: 35.0})
+    _train_py_run(root / "unfinished", {**SMALL, "epochs": 5, "model_kwargs": {"dog_gamma": 0.3}},
+                  {0: 10.0, 1: 12.0})
+    results = collect([root])
+    resumed, unfinished = results.runs
+    assert resumed.top1 == {1: 30.0, 3: 35.0} and resumed.epochs == 4 and resumed.final == (3, 35.0)
+    assert resumed.best == (3, 35.0)
+    assert (root / "resumed" / "summary.csv").read_text().count("epoch,") == 2
+    paths = write_results(results, tmp_path / "out")
+    table = paths["markdown"].read_text()
+    assert "| resumed | R1 | convnext_atto_dog | 0.2 | 42 | 32 | model | 4 | 4 | 35.0 | 3 | 35.0 | 3 | False |" in table
+    assert "unfinished: validated up to epoch 1 but args.yaml plans 5 epochs" in table
+
+
+def test_collect_refuses_bad_dog_kwargs_in_args_yaml(tmp_path):
+    _train_py_run(tmp_path / "runs" / "bad", {**SMALL, "model_kwargs": {"dog_share": 2.0}}, {0: 10.0})
+    with pytest.raises(ValueError, match=r"bad/args.yaml: model_kwargs: share must be a number in \[0, 1\]"):
+        collect([tmp_path / "runs"])
+
+
+def test_collect_real_train_py_runs(real_runs, tmp_path):
+    """Real train.py runs: EMA at 32 px (seeds 0/1 DoG, 0/2 native), 48 px without EMA, a run resumed with
+    --val-interval 2: three recipes, each number the last eval_top1 of the run's own summary.csv."""
+    names = ["dog-s0", "dog-s1", "native-s0", "native-s2", "dog-s0-48px", "native-s0-48px", "dog-s3-resumed"]
+    results = collect([real_runs[name] for name in names])
+
+    def last_top1(name):  # read here without timm-dog: the last data row of summary.csv
+        rows = [line.split(",") for line in (real_runs[name] / "summary.csv").read_text().splitlines()]
+        header = rows[0]
+        return int(rows[-1][0]), float(rows[-1][header.index("eval_top1")])
+
+    runs = {run.name: run for run in results.runs}
+    for name in names:
+        assert runs[name].final == last_top1(name)
+    recipes = {run.name: next(r.tag for r in results.recipes if run in r.runs) for run in results.runs}
+    assert recipes["dog-s0"] == recipes["dog-s1"] == recipes["native-s0"] == recipes["native-s2"]
+    assert len({recipes["dog-s0"], recipes["dog-s0-48px"], recipes["dog-s3-resumed"]}) == 3
+    assert recipes["dog-s0-48px"] == recipes["native-s0-48px"]
+    assert runs["dog-s0"].ema and runs["dog-s0"].image_size == "32"
+    assert not runs["dog-s0-48px"].ema and runs["dog-s0-48px"].image_size == "48"
+    resumed = runs["dog-s3-resumed"]
+    assert list(resumed.top1) == [1, 2] and resumed.epochs == 3
+    dog = next(c for c in results.cells if c.model.endswith("_dog") and c.recipe.tag == recipes["dog-s0"])
+    finals = [runs["dog-s0"].final[1], runs["dog-s1"].final[1]]
+    assert dog.n == 2 and dog.stats("final") == (pytest.approx(statistics.mean(finals)),
+                                                 pytest.approx(statistics.stdev(finals)))
+    paths = write_results(results, tmp_path)
+    assert len(paths["heatmaps"]) == 3
+    table = paths["markdown"].read_text()
+    assert f"| dog-s3-resumed | R3 | {resumed.model} | 3 | 3 | 32 | model | 3 | 3 |" in table

@@ -466,16 +466,14 @@ def sweep_grid(base, grid_specs, out, print_commands, gpus):
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "-o", type=OutputPath(folder=True), default=Path("sweep-results"), show_default=True)
 def sweep_collect(dirs, out):
-    """Gather train.py's summary.csv files under DIRS into a table (CSV, Markdown) and a heatmap."""
+    """Gather train.py's summary.csv files under DIRS into tables (CSV, Markdown) and heatmaps: one per recipe,
+    each cell the mean ± std over its seeds."""
     from .sweep import collect, write_results
 
-    try:
-        runs = collect(dirs)
-    except KeyError as error:
-        raise click.ClickException(f"an args.yaml lacks {error}") from None
-    paths = write_results(runs, out)
+    paths = write_results(collect(dirs), out)
     click.echo(paths["markdown"].read_text())
-    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    click.echo("wrote " + ", ".join(str(p) for p in [paths["csv"], paths["cells"], paths["markdown"],
+                                                      *paths["heatmaps"]]))
 
 
 @main.command()
@@ -483,15 +481,19 @@ def sweep_collect(dirs, out):
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors); once per SOURCE, in order.")
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None,
-              help="Write the numbers (centre_surround_fraction …) to this JSON file.")
+              help="Write the numbers (centre_surround_fraction …), one entry per SOURCE, to this JSON file.")
 @click.option("--out", "-o", type=OutputPath(figure_suffixes), default=None,
               help="Cluster figure (first SOURCE, most common kernel size); one per SOURCE with a suffix.")
 @click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
 @click.option("--fit-threshold", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="DoG-fit correlation above which a kernel counts as DoG-like.")
+@click.option("--unfused", is_flag=True,
+              help="Measure a re-parameterizable model's (MobileOne, FastViT, RepViT …) training-time branches "
+                   "instead of the fused kernels that run at inference (the default).")
 @_device_option
-def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, device):
-    """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit."""
+def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, unfused, device):
+    """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit. Each
+    SOURCE is labelled by its --checkpoint (or its name without one)."""
     import json
 
     from .analysis import analyze_model, public
@@ -510,30 +512,45 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, device):
     if onnx_sources:
         raise click.BadParameter(f"{onnx_sources[0]}: analyze reads the kernels of a torch model; give a model name "
                                  f"(+ --checkpoint), hf-hub: or local-dir:, not an .onnx file", param_hint="SOURCES")
+    given = list(zip(sources, checkpoints or [None] * len(sources)))
+    labels = [checkpoint or source for source, checkpoint in given]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice:
+        raise click.BadParameter(f"{twice} is given twice: each SOURCE (or --checkpoint) is analysed once",
+                                 param_hint="SOURCES")
     results = {}
-    header = f"{'source':<28} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
+    width = max(28, *map(len, labels))
+    header = f"{'source':<{width}} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
              f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
-    for i, source in enumerate(sources):
+    for i, ((source, checkpoint), label) in enumerate(zip(given, labels)):
         try:
-            model, _ = load_model(source, checkpoints[i] if checkpoints else None)
+            model, weights = load_model(source, checkpoint)
             model = model.to(device)
-            result = analyze_model(model, seed=seed, fit_threshold=fit_threshold)
+            result = analyze_model(model, seed=seed, fit_threshold=fit_threshold, fused=not unfused)
         except (ValueError, RuntimeError) as error:
             raise click.ClickException(_named(source, error)) from None
         if i == 0:  # the table starts once there is a row to show, so that an error stays one line
+            if unfused:
+                click.echo("--unfused: re-parameterizable models are measured in their training-time branches, "
+                           "not in the fused kernels that run at inference")
             click.echo(header)
             click.echo("-" * len(header))
-        results[source] = public(result)
+        results[label] = {"source": source, "checkpoint": checkpoint, "weights": weights.to_dict(),
+                          **public(result)}
         for size, s in result["sizes"].items():
             f = s["fractions"]
-            click.echo(f"{source:<28} {size:>6} {s['kernels']:>8} {f['excitatory-centre']:>7.3f} "
+            click.echo(f"{label:<{width}} {size:>6} {s['kernels']:>8} {f['excitatory-centre']:>7.3f} "
                        f"{f['inhibitory-centre']:>7.3f} {f['other']:>7.3f} {s['centre_surround_fraction']:>8.3f} "
                        f"{s['dog_fit_above']:>10.3f}")
+        if result["fused"]:
+            click.echo(f"  {label}: re-parameterizable: the fused kernels, as they run at inference (timm's "
+                       f"reparameterize_model on a copy); --unfused measures the training-time branches")
         if out:
             size, s = max(result["sizes"].items(), key=lambda item: item[1]["kernels"])
             path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+            kind = "fused " if result["fused"] else ""
             plot_clusters(s["_cluster"]["clusters"], s["_kernels"], s["_cluster"]["assignment"], path,
-                          title=f"{source}: {size} depthwise kernels, k-means clusters")
+                          title=f"{label}: {size} {kind}depthwise kernels, k-means clusters")
             click.echo(f"wrote {path}")
     if json_out:
         write_text(json_out, json.dumps(results, indent=2))

@@ -119,3 +119,33 @@ def plot_curves(runs: Sequence[tuple], path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)
+
+
+def heatmap_png(values: Sequence[Sequence[float]], texts: Sequence[Sequence[str]], row_labels, col_labels,
+                ylabel: str, xlabel: str, title: str, bar_label: str) -> bytes:
+    """A heatmap of ``values`` (nan: empty cell) with ``texts`` written in its cells, rendered to PNG bytes (the
+    caller writes it, together with the files it belongs to)."""
+    import io
+    import math
+
+    fig, ax = plt.subplots(figsize=(1.4 * len(col_labels) + 2.2, 0.75 * len(row_labels) + 2.2))
+    try:
+        image = ax.imshow(values, cmap="viridis", aspect="auto")
+        shown = [v for line in values for v in line if not math.isnan(v)]
+        middle = (min(shown) + max(shown)) / 2 if shown else 0.0
+        for i, line in enumerate(texts):
+            for j, text in enumerate(line):
+                if text:
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                            color="black" if values[i][j] > middle else "white")
+        ax.set_xticks(range(len(col_labels)), list(col_labels))
+        ax.set_yticks(range(len(row_labels)), list(row_labels))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        fig.colorbar(image, ax=ax, label=bar_label)
+        ax.set_title(title, fontsize=7)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)

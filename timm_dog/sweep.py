@@ -4,6 +4,10 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import statistics
+import textwrap
+from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 
 import yaml
@@ -11,8 +15,8 @@ import yaml
 from .models import DOG_KWARGS, base_of
 from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
-from .recipes import RecipeError, check_keys_and_values, load_recipe
-from .sources import read_train_args
+from .recipes import RecipeError, check_keys_and_values, load_recipe, train_py_args
+from .sources import read_summary, read_train_args
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -111,100 +115,384 @@ def train_commands(paths, gpus: int = 1) -> list:
     return [f"{launcher} --config {p} --data-dir DATA_DIR" for p in paths]
 
 
-def read_run(summary_csv) -> dict:
-    """One train.py run: its model and kwargs (from args.yaml beside it), best and final top-1."""
+# train.py arguments that do not decide what a run learns or how it is validated, each with the reason; every other
+# argument that differs between two runs (besides the model, its dog_* kwargs and the seeds) puts them in
+# different recipes: separate heatmaps, never one cell
+BOOKKEEPING = {
+    "output": "where the run was written",
+    "experiment": "the run's folder name",
+    "config": "the YAML file train.py read its arguments from (args.yaml holds them)",
+    "resume": "a resumed run goes on with the same training (summary.csv's epoch column says how far)",
+    "log_interval": "console logging",
+    "log_wandb": "logging", "wandb_project": "logging", "wandb_tags": "logging", "wandb_resume_id": "logging",
+    "checkpoint_hist": "how many checkpoints are kept",
+    "recovery_interval": "recovery checkpoints",
+    "workers": "loader processes (like the seed, they change the augmentation's random stream only)",
+    "pin_mem": "loader memory",
+    "device": "where it ran",
+    "local_rank": "which GPU of a distributed run",
+    "save_images": "debug images of the first batch",
+}
+# what differs between the runs of one cell (their mean ± std is the cell's number)
+REPLICATE = ("seed", "dog_seed")
+METRIC = "train.py's eval_top1 (summary.csv)"
+
+
+@dataclass(eq=False)
+class Run:
+    """One train.py run, as collect reads it from its args.yaml and summary.csv."""
+
+    folder: Path
+    model: str
+    dog: dict  # {dog_* kwarg: value}, the model's defaults filled in (γ ranges as tuples); {} for a native run
+    given: tuple  # the dog_* kwargs its args.yaml sets
+    seed: object
+    image_size: str
+    ema: bool  # summary.csv's eval_* are the EMA weights' (train.py validates EMA in their place)
+    settings: tuple  # ((key, value), …): everything else that decides the numbers, train.py's defaults filled in
+    top1: dict  # {epoch: eval_top1}, by summary.csv's epoch column (0-based)
+    planned_epochs: object  # args.yaml's epochs
+    name: str = ""
+
+    @property
+    def baseline(self) -> bool:
+        return not self.model.endswith("_dog")
+
+    @property
+    def architecture(self) -> str:
+        return base_of(self.model)
+
+    @property
+    def best(self) -> tuple:
+        """(epoch, top-1) of the best validated epoch (the earliest of equals)."""
+        return max(self.top1.items(), key=lambda item: item[1])
+
+    @property
+    def final(self) -> tuple:
+        """(epoch, top-1) of the last validated epoch."""
+        return max(self.top1.items())
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained, from the epoch column (train.py always validates the last epoch)."""
+        return self.final[0] + 1
+
+    @property
+    def weights(self) -> str:
+        return "EMA" if self.ema else "model"
+
+
+def read_run(summary_csv) -> Run:
+    """One train.py run: its model, kwargs and settings (args.yaml beside summary.csv) and top-1 per epoch."""
     summary_csv = Path(summary_csv)
     args_file = summary_csv.with_name("args.yaml")
-    if not args_file.exists():
+    if not args_file.is_file():
         raise FileNotFoundError(f"{args_file} is missing: train.py writes it next to summary.csv")
     args = read_train_args(args_file)
-    try:
-        with summary_csv.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = [_epoch(summary_csv, reader.line_num, row) for row in reader if row.get("eval_top1")]
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise ValueError(f"{summary_csv}: not a UTF-8 CSV file as train.py writes: {error}") from None
-    if not rows:
-        raise ValueError(f"{summary_csv} has no eval_top1 column or no evaluated epoch")
-    best = max(rows, key=lambda r: r[1])
+    top1 = {}
+    for epoch, row in read_summary(summary_csv).items():
+        value = row.get("eval_top1")
+        if value is None:
+            raise ValueError(f"{summary_csv}: no eval_top1 at epoch {epoch}: collect reads validated runs "
+                             "(train.py writes eval_top1 for every validated epoch)")
+        if not math.isfinite(value):
+            raise ValueError(f"{summary_csv}: eval_top1 is {value} at epoch {epoch} (a diverged run?): collect reads "
+                             "finite numbers only; move the run out of the folders collected")
+        top1[epoch] = value
+    model = args["model"]
     kwargs = args.get("model_kwargs") or {}
-    return {
-        "run": summary_csv.parent.name,
-        "model": args["model"],
-        **{k: kwargs.get(k) for k in DOG_KWARGS if k in kwargs},
-        "epochs": len(rows),
-        "best_top1": round(best[1], 2),
-        "best_epoch": best[0],
-        "final_top1": round(rows[-1][1], 2),
-        "baseline": not str(args["model"]).endswith("_dog"),
-    }
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{args_file}: model_kwargs {kwargs!r} is not a mapping")
+    given = tuple(k for k in kwargs if k.startswith("dog_"))
+    dog = {}
+    if model.endswith("_dog"):
+        try:
+            normal = pop_dog_kwargs({k: kwargs[k] for k in given})
+        except ValueError as error:
+            raise ValueError(f"{args_file}: model_kwargs: {error}") from None
+        dog = {k: normal[DOG_KWARGS[k]] for k in DOG_KWARGS}
+    elif given:
+        raise ValueError(f"{args_file}: {model} is not a *_dog model, yet its model_kwargs set {given[0]}")
+    full = {**train_py_args()[0], **args, "model_kwargs": {k: v for k, v in kwargs.items() if k not in given}}
+    settings = tuple(sorted((k, _hashable(v)) for k, v in full.items()
+                            if k not in BOOKKEEPING and k not in ("model", *REPLICATE)))
+    ema = bool(args.get("model_ema")) and not args.get("model_ema_force_cpu")
+    return Run(summary_csv.parent, model, dog, given, args.get("seed"), _image_size(args, model), ema, settings,
+               top1, args.get("epochs"))
 
 
-def _epoch(path: Path, line: int, row: dict) -> tuple:
-    """(epoch, eval_top1) of one summary.csv row; a ValueError naming the file and line if they are not numbers."""
-    epoch, top1 = row.get("epoch"), row.get("eval_top1")
-    try:
-        parsed = int(epoch), float(top1)
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or not math.isfinite(parsed[1]):
-        raise ValueError(f"{path}, line {line}: epoch {epoch!r} must be an int and eval_top1 {top1!r} a finite number")
-    return parsed
+def _hashable(value):
+    """YAML lists as tuples, mappings as sorted tuples of items: values that can key a cell."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
 
 
-def collect(dirs) -> list:
-    """Every run under ``dirs`` (any depth), baselines last."""
-    files = sorted({p for d in dirs for p in Path(d).rglob("summary.csv")})
+def _image_size(args: dict, model: str) -> str:
+    """The input size train.py resolved (timm.data.resolve_data_config's order): --input-size, --img-size, else
+    the model's default; '32' when square, else 'HxW'."""
+    import timm
+
+    size, img = args.get("input_size"), args.get("img_size")
+    if isinstance(size, (list, tuple)) and len(size) == 3:
+        height, width = size[1:]
+    elif img:
+        height, width = (img, img) if isinstance(img, int) else tuple(img)[-2:]
+    else:
+        cfg = timm.models.get_pretrained_cfg(model)
+        if cfg is None:
+            return "model default"
+        height, width = cfg.input_size[1:]
+    return f"{height}" if height == width else f"{height}x{width}"
+
+
+@dataclass(eq=False)
+class Recipe:
+    """Runs of one architecture whose settings are all the same: only the model (dog or native), its dog_* kwargs
+    and the seeds differ between them."""
+
+    number: int
+    architecture: str
+    settings: tuple
+    runs: list = field(default_factory=list)
+    label: str = ""  # what sets it apart from the other recipes collected
+
+    @property
+    def tag(self) -> str:
+        return f"R{self.number}"
+
+
+@dataclass(eq=False)
+class Cell:
+    """The runs of one recipe with the same model and dog_* kwargs (all but dog_seed): its seeds."""
+
+    recipe: Recipe
+    model: str
+    dog: dict  # the dog_* kwargs but dog_seed
+    runs: list
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    def stats(self, which: str) -> tuple:
+        """(mean, std or None) over the runs of their 'final' or 'best' top-1 (std: sample std, n − 1)."""
+        values = [getattr(run, which)[1] for run in self.runs]
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
+
+    def text(self, which: str) -> str:
+        mean, std = self.stats(which)
+        return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f} (n {self.n})"
+
+
+@dataclass
+class Results:
+    runs: list
+    recipes: list
+    cells: list
+
+
+def collect(dirs) -> Results:
+    """Every run under ``dirs`` (any depth), in recipes (runs that differ in nothing but the model, its dog_* kwargs
+    and the seeds) and cells (a recipe's runs of one model and dog_* kwargs: their seeds)."""
+    files = sorted({p.resolve() for d in dirs for p in Path(d).rglob("summary.csv")})
     if not files:
         raise FileNotFoundError(f"no summary.csv under {', '.join(map(str, dirs))}")
     runs = [read_run(f) for f in files]
-    return sorted(runs, key=lambda r: (r["baseline"], r["run"]))
+    names = [run.folder.name for run in runs]
+    for run in runs:  # a folder name, or its path where two runs share one
+        run.name = run.folder.name if names.count(run.folder.name) == 1 else str(run.folder)
+    recipes = {}
+    for run in runs:
+        key = (run.architecture, run.settings)
+        if key not in recipes:
+            recipes[key] = Recipe(len(recipes) + 1, *key)
+        recipes[key].runs.append(run)
+    recipes = list(recipes.values())
+    _label(recipes)
+    cells = {}
+    for recipe in recipes:
+        recipe.runs.sort(key=lambda r: (r.baseline, r.model, _order(tuple(r.dog.items())), _order(r.seed), r.name))
+        for run in recipe.runs:
+            dog = {k: v for k, v in run.dog.items() if k not in REPLICATE}
+            key = (recipe.number, run.model, tuple(dog.items()))
+            cells.setdefault(key, Cell(recipe, run.model, dog, [])).runs.append(run)
+    return Results([run for recipe in recipes for run in recipe.runs], recipes, list(cells.values()))
 
 
-def write_results(runs: list, out_dir, rows: str = "dog_gamma", cols: str = "dog_share") -> dict:
-    """results.csv, results.md and heatmap.png (final top-1 per cell, best epoch noted) in ``out_dir``."""
+def _label(recipes: list) -> None:
+    """Name each recipe by the architecture and the settings in which the recipes collected differ."""
+    keys = {}
+    for recipe in recipes:
+        for key, value in recipe.settings:
+            keys.setdefault(key, set()).add(value)
+    differ = [key for key, values in keys.items() if len(values) > 1]
+    for recipe in recipes:
+        settings = dict(recipe.settings)
+        recipe.label = ", ".join([recipe.architecture] + [f"{key} {_show(settings[key])}" for key in differ])
+
+
+def _order(value):
+    """A sort key over mixed values: numbers, then tuples (γ ranges), then anything else by its text."""
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return (0, value)
+    if isinstance(value, tuple):
+        return (1, tuple(_order(v) for v in value))
+    return (2, str(value))
+
+
+def _show(value) -> str:
+    """A value as the tables show it: a γ range as LOW–HIGH, numbers with %g."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, Real) for v in value):
+        return f"{value[0]:g}–{value[1]:g}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(list(value)) if isinstance(value, tuple) else str(value)
+
+
+def _kwarg_columns(runs: list) -> list:
+    given = {k for run in runs for k in run.given}
+    return [k for k in DOG_KWARGS if k in given]
+
+
+def run_rows(results: Results) -> list:
+    """One row per run: what it is (recipe, model, dog_* kwargs, seed, image size, whose weights) and its top-1."""
+    columns = _kwarg_columns(results.runs)
+    rows = []
+    for run in results.runs:
+        recipe = next(r for r in results.recipes if run in r.runs)
+        (best_epoch, best), (final_epoch, final) = run.best, run.final
+        rows.append({
+            "run": run.name, "recipe": recipe.tag, "model": run.model,
+            **{k: _show(run.dog[k]) if run.dog else "" for k in columns},
+            "seed": run.seed, "img_size": run.image_size, "weights": run.weights, "epochs": run.epochs,
+            "planned_epochs": run.planned_epochs, "best_top1": round(best, 2), "best_epoch": best_epoch,
+            "final_top1": round(final, 2), "final_epoch": final_epoch, "baseline": run.baseline,
+        })
+    return rows
+
+
+def cell_rows(results: Results) -> list:
+    """One row per cell: its seeds (n), final and best top-1 as mean and sample std over them."""
+    columns = [k for k in _kwarg_columns(results.runs) if k not in REPLICATE]
+    rows = []
+    for cell in results.cells:
+        (final, final_std), (best, best_std) = cell.stats("final"), cell.stats("best")
+        epochs = sorted({run.final[0] for run in cell.runs})
+        rows.append({
+            "recipe": cell.recipe.tag, "model": cell.model,
+            **{k: _show(cell.dog[k]) if cell.dog else "" for k in columns},
+            "weights": cell.runs[0].weights, "img_size": cell.runs[0].image_size, "n": cell.n,
+            "seeds": " ".join(str(run.seed) for run in cell.runs), "final_epoch": "/".join(map(str, epochs)),
+            "final_top1_mean": round(final, 2), "final_top1_std": "" if final_std is None else round(final_std, 2),
+            "best_top1_mean": round(best, 2), "best_top1_std": "" if best_std is None else round(best_std, 2),
+        })
+    return rows
+
+
+def notes(results: Results) -> list:
+    """What a reader must know about single runs: those that stopped before args.yaml's epochs."""
+    return [f"{run.name}: validated up to epoch {run.final[0]} but args.yaml plans {run.planned_epochs} epochs "
+            f"(unfinished or stopped): its final top-1 is not the end of training"
+            for run in results.runs if isinstance(run.planned_epochs, int) and run.epochs < run.planned_epochs]
+
+
+def heatmaps(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") -> list:
+    """[(title, PNG bytes)]: one heatmap per recipe with *_dog runs (and per value of any other dog_* kwarg that
+    varies in it), each cell the mean final top-1 over its seeds, with the recipe's baseline in the title."""
+    from .plots import heatmap_png
+
+    figures = []
+    for recipe in results.recipes:
+        cells = [c for c in results.cells if c.recipe is recipe and c.dog]
+        baselines = [c for c in results.cells if c.recipe is recipe and not c.dog]
+        panels = {}
+        for cell in cells:
+            fixed = tuple((k, v) for k, v in cell.dog.items() if k not in (rows, cols))
+            panels.setdefault((cell.model, fixed), []).append(cell)
+        seen = {}
+        for _, fixed in panels:
+            for k, v in fixed:
+                seen.setdefault(k, set()).add(v)
+        varying = {k for k, values in seen.items() if len(values) > 1}  # named in the titles
+        for (model, fixed), panel in panels.items():
+            row_values = sorted({c.dog[rows] for c in panel}, key=_order)
+            col_values = sorted({c.dog[cols] for c in panel}, key=_order)
+            grid = {(c.dog[rows], c.dog[cols]): c for c in panel}
+            values = [[grid[r, c].stats("final")[0] if (r, c) in grid else math.nan for c in col_values]
+                      for r in row_values]
+            texts = [[_cell_text(grid[r, c]) if (r, c) in grid else "" for c in col_values] for r in row_values]
+            weights = "EMA weights" if panel[0].runs[0].ema else "model weights (no EMA)"
+            epochs = "/".join(map(str, sorted({run.final[0] for c in panel for run in c.runs})))
+            title = f"{recipe.tag}: {recipe.label}; {model}"
+            title += "".join(f", {k} {_show(v)}" for k, v in fixed if k in varying)
+            title += (f"\nfinal (epoch {epochs}) top-1 % of the {weights}, {METRIC}; mean ± std over seeds (n)\n"
+                      "baseline " + ("; ".join(f"{b.model}: {b.text('final')}" for b in baselines)
+                                     if baselines else "none with these settings"))
+            figures.append((title, heatmap_png(values, texts, [_show(v) for v in row_values],
+                                               [_show(v) for v in col_values], rows, cols,
+                                               "\n".join(textwrap.fill(line, 110) for line in title.splitlines()),
+                                               f"final top-1 % ({weights})")))
+    return figures
+
+
+def _cell_text(cell: Cell) -> str:
+    (final, final_std), (best, _) = cell.stats("final"), cell.stats("best")
+    if final_std is None:
+        epoch, _ = cell.runs[0].best
+        return f"{final:.1f}\nbest {best:.1f}@{epoch}"
+    return f"{final:.1f} ± {final_std:.1f}\nn {cell.n}, best {best:.1f}"
+
+
+def _markdown_table(rows: list) -> list:
+    fields = list(rows[0])
+    return ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)] + \
+        ["| " + " | ".join(str(row[k]) for k in fields) + " |" for row in rows]
+
+
+def _csv_text(rows: list) -> str:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str = "dog_share") -> dict:
+    """results.csv (a row per run), cells.csv (a row per cell: mean ± std over its seeds), results.md (both, with
+    what each number is) and heatmap.png (heatmap-N.png for several) in ``out_dir``: all computed first, then
+    written together, or none."""
     out = Path(out_dir)
-    fields = ["run", "model", *[k for k in DOG_KWARGS if any(k in r for r in runs)], "epochs", "best_top1",
-              "best_epoch", "final_top1", "baseline"]
-    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
-    lines += ["| " + " | ".join(str(r.get(k, "")) for k in fields) + " |" for r in runs]
-    with writing(out / "results.csv", out / "results.md") as (table, markdown):
-        with table.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, restval="")
-            writer.writeheader()
-            writer.writerows(runs)
-        markdown.write_text("\n".join(lines) + "\n")
-    paths = {"csv": out / "results.csv", "markdown": out / "results.md"}
-    cells = [r for r in runs if not r["baseline"] and rows in r and cols in r]
-    if cells:
-        paths["heatmap"] = _heatmap(cells, [r for r in runs if r["baseline"]], rows, cols, out / "heatmap.png")
-    return paths
-
-
-def _heatmap(cells, baselines, rows, cols, path) -> Path:
-    from .plots import plt, save_figure
-
-    row_values = sorted({c[rows] for c in cells})
-    col_values = sorted({c[cols] for c in cells})
-    grid = [[None] * len(col_values) for _ in row_values]
-    for c in cells:
-        grid[row_values.index(c[rows])][col_values.index(c[cols])] = c
-    fig, ax = plt.subplots(figsize=(1.3 * len(col_values) + 2, 0.7 * len(row_values) + 1.6))
-    values = [[c["final_top1"] if c else float("nan") for c in line] for line in grid]
-    image = ax.imshow(values, cmap="viridis", aspect="auto")
-    middle = (min(c["final_top1"] for c in cells) + max(c["final_top1"] for c in cells)) / 2
-    for i, line in enumerate(grid):
-        for j, c in enumerate(line):
-            if c:
-                ax.text(j, i, f"{c['final_top1']:.1f}\nbest {c['best_top1']:.1f}@{c['best_epoch']}",
-                        ha="center", va="center", fontsize=7, color="black" if c["final_top1"] > middle else "white")
-    ax.set_xticks(range(len(col_values)), [str(v) for v in col_values])
-    ax.set_yticks(range(len(row_values)), [str(v) for v in row_values])
-    ax.set_xlabel(cols)
-    ax.set_ylabel(rows)
-    fig.colorbar(image, ax=ax, label="final top-1 %")
-    title = "final top-1 % per cell"
-    if baselines:
-        title += " | baseline " + ", ".join(f"{b['model']}: {b['final_top1']:.1f}" for b in baselines)
-    ax.set_title(title, fontsize=8)
-    return save_figure(fig, path)
+    runs, cells, figures = run_rows(results), cell_rows(results), heatmaps(results, rows, cols)
+    names = ["heatmap.png"] if len(figures) == 1 else [f"heatmap-{i}.png" for i in range(1, len(figures) + 1)]
+    lines = [f"# {len(results.runs)} train.py runs, {len(results.recipes)} recipe(s)", "",
+             f"Every number is {METRIC}, in %: `final` at the last validated epoch, `best` at the best one (epochs "
+             "0-based, as in summary.csv; `epochs` counted by its epoch column). `weights` says whose: `EMA` for a run "
+             "trained with --model-ema (train.py validates the EMA weights in place of the model's), `model` for "
+             "the model's own. A cell is the runs of one recipe, model and dog_* kwargs: mean ± sample std over "
+             "its seeds (n).", "", "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
+             ""]
+    lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
+              for recipe in results.recipes]
+    lines += ["", f"Not compared (bookkeeping): {', '.join(BOOKKEEPING)}."]
+    if figures:
+        lines += ["", "## Heatmaps", ""] + [f"- {name}: {title.splitlines()[0]}" for name, (title, _) in
+                                           zip(names, figures)]
+    lines += ["", "## Cells", ""] + _markdown_table(cells) + ["", "## Runs", ""] + _markdown_table(runs)
+    if notes(results):
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes(results)]
+    contents = {out / "results.csv": _csv_text(runs), out / "cells.csv": _csv_text(cells),
+                out / "results.md": "\n".join(lines) + "\n"}
+    contents.update({out / name: png for name, (_, png) in zip(names, figures)})
+    with writing(*contents) as partials:
+        for partial, content in zip(partials, contents.values()):
+            if isinstance(content, bytes):
+                partial.write_bytes(content)
+            else:
+                partial.write_text(content, encoding="utf-8")
+    paths = {"csv": out / "results.csv", "cells": out / "cells.csv", "markdown": out / "results.md"}
+    return {**paths, "heatmaps": [out / name for name in names]}
