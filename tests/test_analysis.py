@@ -9,6 +9,7 @@ from PIL import Image
 from timm_dog import dog_kernels
 from timm_dog.analysis import analyze_model, cluster, dog_fit, normalise
 from timm_dog.cli import main
+from timm_dog.init import depthwise_kernels
 
 
 def _mix(n_on, n_off, n_random, k=7, noise=0.02, seed=0):
@@ -86,3 +87,15 @@ def test_cli_analyze_checkpoint_and_local_dir(tmp_path):
     assert json.loads((tmp_path / "a.json").read_text())[f"local-dir:{tmp_path / 'hf'}"]["dog_fit_above"] == 1.0
     result = CliRunner().invoke(main, ["analyze", "local-dir:/nonexistent"])
     assert result.exit_code == 1 and "no config.json" in result.output
+
+
+def test_reparameterizable_models_are_measured_fused_by_default():
+    """mobileone_s0 trains parallel kxk branches that timm fuses into one depthwise conv for inference: the kernels
+    that run are the fused ones (3,728); fused=False gives the branches (14,912). The model itself is not fused."""
+    model = timm.create_model("mobileone_s0_dog", dog_seed=0)
+    fused, branches = analyze_model(model), analyze_model(model, fused=False)
+    assert (fused["fused"], fused["kernels"]) == (True, 3728)
+    assert (branches["fused"], branches["kernels"]) == (False, 14912)
+    assert fused["centre_surround_fraction"] > 0.99
+    assert model.training and len(depthwise_kernels(model)[3, 3]) == 14912  # the caller's model: as it was
+    assert analyze_model(timm.create_model("convnext_atto"))["fused"] is False  # nothing to fuse

@@ -1,6 +1,8 @@
 """Do depthwise kernels look like centre-surround receptive fields? (the paper's §3.1, and a DoG fit)."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
@@ -65,8 +67,20 @@ def dog_fit(kernels: torch.Tensor, gammas: torch.Tensor = FIT_GAMMAS) -> torch.T
     return (flat @ templates.T).abs().amax(dim=1)
 
 
-def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 0.8) -> dict:
-    """Cluster proportions and DoG-fit scores of every depthwise kernel size in ``model``."""
+def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 0.8, fused: bool = True) -> dict:
+    """Cluster proportions and DoG-fit scores of every depthwise kernel size in ``model``.
+
+    ``fused``: a re-parameterizable model (MobileOne, FastViT, RepViT …: modules with timm's ``fuse`` /
+    ``reparameterize`` / ``switch_to_deploy``) is measured as it runs, on a copy fused by timm's
+    ``reparameterize_model`` in eval mode; ``fused=False`` measures its training-time branches. The result's
+    ``"fused"`` says whether the kernels measured are fused ones (False also for a model with nothing to fuse).
+    """
+    from timm.utils.model import reparameterize_model
+
+    fuse = fused and any(hasattr(m, name) for m in model.modules()
+                         for name in ("fuse", "reparameterize", "switch_to_deploy"))
+    if fuse:
+        model = reparameterize_model(copy.deepcopy(model).eval(), inplace=True)
     sizes = {}
     for (kh, kw), kernels in sorted(depthwise_kernels(model).items()):
         if not is_shapeable((kh, kw)) or len(kernels) < len(CLUSTERS):
@@ -90,6 +104,7 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
         "centre_surround_fraction": sum(s["centre_surround_fraction"] * s["kernels"] for s in sizes.values()) / total,
         "dog_fit_above": sum(s["dog_fit_above"] * s["kernels"] for s in sizes.values()) / total,
         "fit_threshold": fit_threshold,
+        "fused": fuse,
         "sizes": sizes,
     }
 
