@@ -131,19 +131,21 @@ def train_runs(digits_300, tmp_path_factory):
 
 
 REAL_RUN_RECIPE = ["--num-classes", "10", "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5",
-                   "--interpolation", "bilinear", "--crop-pct", "1.0", "-b", "50", "--lr", "0.005", "--opt", "adamw",
-                   "--sched", "cosine", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0", "--no-prefetcher"]
+                   "--interpolation", "bilinear", "--crop-pct", "1.0", "-b", "32", "--lr", "0.004", "--opt", "adamw",
+                   "--sched", "cosine", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0", "--no-prefetcher",
+                   "--scale", "0.7", "1", "--hflip", "0", "--color-jitter", "0", "--smoothing", "0"]  # digits: no flips
 EMA = ["--img-size", "32", "--gp", "max", "--model-ema", "--model-ema-decay", "0.9", "--epochs", "3"]
+REAL_RUNS_VERSION = "convnext-atto-1"  # the kept runs' sub-folder: change it whenever REAL_RUNS changes
 # name: (model, seed, extra train.py args); each trains on 30 digits per class and validates on digits/val
 REAL_RUNS = {
-    "dog-s0": ("mobilenetv3_small_050_dog", 0, EMA),
-    "native-s0": ("mobilenetv3_small_050", 0, EMA),
-    "dog-s1": ("mobilenetv3_small_050_dog", 1, EMA),
-    "native-s2": ("mobilenetv3_small_050", 2, EMA),
-    "dog-s0-48px": ("mobilenetv3_small_050_dog", 0, ["--img-size", "48", "--epochs", "2"]),
-    "native-s0-48px": ("mobilenetv3_small_050", 0, ["--img-size", "48", "--epochs", "2"]),
+    "dog-s0": ("convnext_atto_dog", 0, EMA),
+    "native-s0": ("convnext_atto", 0, EMA),
+    "dog-s1": ("convnext_atto_dog", 1, EMA),
+    "native-s2": ("convnext_atto", 2, EMA),
+    "dog-s0-48px": ("convnext_atto_dog", 0, ["--img-size", "48", "--epochs", "2"]),
+    "native-s0-48px": ("convnext_atto", 0, ["--img-size", "48", "--epochs", "2"]),
     # --val-interval 2 over 2 epochs (epoch 1 validated), then --resume to 3 (epoch 2): two headers, rows 1 and 2
-    "dog-s3-resumed": ("mobilenetv3_small_050_dog", 3, ["--img-size", "32", "--epochs", "2", "--val-interval", "2"]),
+    "dog-s3-resumed": ("convnext_atto_dog", 3, ["--img-size", "32", "--epochs", "2", "--val-interval", "2"]),
 }
 
 
@@ -153,20 +155,31 @@ def real_runs(digits_300, tmp_path_factory):
     epochs each: {name: output folder} for the names of REAL_RUNS. Messy on purpose: EMA (which train.py
     validates and writes into summary.csv in place of the model's own numbers), --gp max, two image sizes,
     unpaired seeds, --val-interval 2, and a run resumed with --resume (summary.csv gets a second header).
-    $TIMM_DOG_REAL_RUNS names a folder that keeps them between pytest sessions (they are made once)."""
+    $TIMM_DOG_REAL_RUNS names a folder that keeps them between pytest sessions (made once, by one session at a time,
+    in its sub-folder REAL_RUNS_VERSION)."""
+    import fcntl
     import os
-    import shutil
-    import subprocess
-    import sys
     from pathlib import Path
 
     train_py = os.environ.get("TIMM_TRAIN_PY")
     if not train_py or not Path(train_py).is_file():
         pytest.skip("set TIMM_TRAIN_PY to timm's train.py (from a clone of timm's repository) for real train.py runs")
     cache = os.environ.get("TIMM_DOG_REAL_RUNS")  # a folder to keep the runs in between pytest sessions
-    if cache and (Path(cache) / "complete").is_file():
-        return {name: Path(cache) / name for name in REAL_RUNS}
-    root = Path(cache) if cache else tmp_path_factory.mktemp("real_runs")
+    root = Path(cache) / REAL_RUNS_VERSION if cache else tmp_path_factory.mktemp("real_runs")
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:  # one pytest session makes them; the others wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "complete").is_file():
+            _make_real_runs(root, train_py, digits_300)
+    return {name: root / name for name in REAL_RUNS}
+
+
+def _make_real_runs(root, train_py, digits_300):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
     data = root / "digits-300"  # beside the runs: their args.yaml names it
     shutil.rmtree(data, ignore_errors=True)
     shutil.copytree(digits_300, data, symlinks=False)
@@ -181,9 +194,9 @@ def real_runs(digits_300, tmp_path_factory):
         assert done.returncode == 0, done.stderr[-3000:]
 
     for name, (model, seed, extra) in REAL_RUNS.items():
+        shutil.rmtree(root / name, ignore_errors=True)
         train(model, seed, extra, name)
     model, seed, extra = REAL_RUNS["dog-s3-resumed"]
     resume = ["--epochs", "3", "--val-interval", "2", "--resume", str(root / "dog-s3-resumed" / "last.pth.tar")]
     train(model, seed, ["--img-size", "32", *resume], "dog-s3-resumed")
     (root / "complete").write_text("")
-    return {name: root / name for name in REAL_RUNS}

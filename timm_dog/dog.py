@@ -119,6 +119,21 @@ def is_shapeable(kernel_size: KernelSize) -> bool:
     return len(_rings(*kernel_hw(kernel_size))[0]) >= 2
 
 
+def _weighted_sum(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Sums of values·weights over the last dim, added pairwise in a fixed order by elementwise ops only.
+
+    A BLAS product (``values @ weights``) or ``torch.sum`` orders its additions by the CPU's vector
+    width and code path (MKL's gave other last bits on an Intel AVX-512 CPU than on an AMD one, and
+    under MKL_CBWR=COMPATIBLE); elementwise IEEE additions give the same bits on every CPU.
+    """
+    terms = values * weights
+    while terms.shape[-1] > 1:  # the first half plus the second; an odd last term waits for the next round
+        half = terms.shape[-1] // 2
+        head = terms[..., :half] + terms[..., half:2 * half]
+        terms = torch.cat([head, terms[..., 2 * half:]], -1) if terms.shape[-1] % 2 else head
+    return terms[..., 0]
+
+
 def _ring_values(gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """DoG values per ring, [n, rings], float64, for per-kernel γ [n] and sign [n] (+1 on, −1 off).
 
@@ -133,14 +148,14 @@ def _ring_values(gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor, c
     pos = torch.mul(rings, -a / g2).clamp_(min=-700.0).exp_().div_(g2).sub_(torch.mul(rings, -a).exp_())
     neg = pos.neg().clamp_(min=0)
     pos.clamp_(min=0)
-    pos_sum, neg_sum = pos @ counts, neg @ counts
+    pos_sum, neg_sum = _weighted_sum(torch.stack([pos, neg]), counts)
     no_pos, no_neg = pos_sum == 0, neg_sum == 0
     if no_pos.any() or no_neg.any():
         # no sample inside the zero crossing: the innermost ring is the centre;
         # no sample outside it: the outermost ring is the surround
         pos[no_pos, 0], neg[no_pos, 0] = 1.0, 0.0
         pos[no_neg, -1], neg[no_neg, -1] = 0.0, 1.0
-        pos_sum, neg_sum = pos @ counts, neg @ counts
+        pos_sum, neg_sum = _weighted_sum(torch.stack([pos, neg]), counts)
     half = 0.5 * sign.to(torch.float64)
     return pos.mul_((half / pos_sum)[:, None]).sub_(neg.mul_((half / neg_sum)[:, None]))
 

@@ -268,7 +268,8 @@ def dog_init_(
     fixed or drawn per kernel from the (low, high) range, on-centre with probability
     ``on_ratio``; the others keep their native init. ``scale`` is "paper" (as defined in the
     paper), "match" (rescaled to the std of the layer's native init) or a fixed multiplier.
-    The same ``seed`` gives bit-identical weights; with None, torch's global RNG decides.
+    The same ``seed`` gives bit-identical weights on one machine and software stack (on others
+    float64 values within about one ulp: README, ``seed``); with None, torch's global RNG decides.
     Kernels a layer's dtype cannot hold once scaled (overflow, or underflow that loses the
     pattern) raise a ValueError naming the layer and the limit, before any layer is written.
     On the meta device nothing is written: the report says what would be set.

@@ -1,0 +1,38 @@
+"""How the reproducibility tests compare seeded weights across machines (README, "seed").
+
+Seeded DoG kernels are torch.rand draws (an integer RNG), elementwise IEEE-754 operations (the same
+bits on every CPU) and float64 exp and log, whose last bit depends on the library torch takes them
+from: MKL's VML on x86-64 wheels (whatever ATEN_CPU_CAPABILITY says; VML's code path may depend on
+the CPU), SLEEF or libm elsewhere. An exp and log from another library (glibc's, correctly rounded
+ones) moved 0.5-2 % of the float64 values of tests/test_dog.py's seeded kernels, each by at most
+1.14 ulp of its kernel's largest value, and no float32 or float16 value. Hence: bit-identical in
+one process and between processes on one machine; across machines, each value within
+TOLERANCE × the largest |value| of its kernel (float64: 1e-15, about 4.5 ulp of it; float32 and
+float16 one rounding at it).
+"""
+import math
+import random
+
+import torch
+
+TOLERANCE = {torch.float64: 1e-15, torch.float32: 2.0**-23, torch.float16: 2.0**-10}
+
+
+def fingerprint(t: torch.Tensor) -> float:
+    """Σ v·w over the values in order, with fixed random weights w in [0, 1) and math.fsum: a value that
+    moves, or moves place, moves it; the same bits give the same number on every machine."""
+    weights = random.Random(0)
+    return math.fsum(v * weights.random() for v in t.double().flatten().tolist())
+
+
+def assert_matches_recorded(t: torch.Tensor, recorded: float) -> None:
+    """Every value moving by TOLERANCE × the largest |value| moves the fingerprint by at most the bound."""
+    bound = t.numel() * TOLERANCE[t.dtype] * t.abs().max().item()
+    assert abs(fingerprint(t) - recorded) <= bound, (fingerprint(t), recorded, bound)
+
+
+def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Each value of ``a`` within TOLERANCE × the largest |value| of its kernel (last two dims) in ``b``."""
+    peak = b.double().abs().amax(dim=(-2, -1), keepdim=True)
+    worst = ((a.double() - b.double()).abs() / peak).max().item()
+    assert a.dtype == b.dtype and a.shape == b.shape and worst <= TOLERANCE[b.dtype], worst
