@@ -244,7 +244,7 @@ def ema_train_runs(train_runs, tmp_path_factory):
                            write_header=epoch == 0)
         saver = CheckpointSaver(model, torch.optim.AdamW(model.parameters()), args=args, model_ema=ema,
                                 checkpoint_dir=str(folder), recovery_dir=str(folder), decreasing=False, max_history=1)
-        saver.save_checkpoint(1, metric=result.top1)
+        saver.save_checkpoint(1, metric=float(result.top1))
         shutil.copyfile(source / "summary.csv", folder / "model-summary.csv")  # the model's own evals, for tests
         runs[model_name] = folder
     return runs

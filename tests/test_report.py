@@ -102,14 +102,15 @@ def _variant(source, target, summary=None, **args):
     return target
 
 
-def _five_class_run(source, target):
-    """A copy of a run whose classifier keeps classes 0-4 only (trained on another class set)."""
-    _copy_run(source, target, num_classes=5)
+def _five_class_run(source, target, num_classes=5):
+    """A copy of a run whose classifier keeps classes 0-4 only (trained on another class set); ``num_classes``: what
+    its args say."""
+    _copy_run(source, target, num_classes=num_classes)
     for name in ("last.pth.tar", "model_best.pth.tar"):
         checkpoint = torch.load(target / name, weights_only=False)
         state = checkpoint["state_dict"]
         state["head.fc.weight"], state["head.fc.bias"] = state["head.fc.weight"][:5], state["head.fc.bias"][:5]
-        checkpoint["args"].num_classes = 5
+        checkpoint["args"].num_classes = num_classes
         torch.save(checkpoint, target / name)
     return target
 
@@ -125,7 +126,10 @@ def test_report_refuses_bad_input(train_runs, digits, tmp_path):
         "unequal seeds": ([dog, train_runs["convnext_atto", 1]], "seed 0: not in every arm of this row"),
         "other architecture": ([dog, _variant(native, tmp_path / "femto", model="convnext_femto")],
                                "no convnext_atto (native) run with the same settings"),
-        "class sets": ([dog, _five_class_run(native, tmp_path / "five")], "different class sets"),
+        "class sets": ([_variant(dog, tmp_path / "ten", num_classes=None),  # the args leave it to the checkpoints
+                        _five_class_run(native, tmp_path / "five", num_classes=None)], "different class sets"),
+        "class sets in the args": ([dog, _five_class_run(native, tmp_path / "five-args")],
+                                   "differ in num_classes (5 vs 10)"),
         "twice": ([dog, native, dog], "convnext_atto_dog-s0 is given twice"),
         "same seed twice": ([dog, native, _variant(dog, tmp_path / "again")],
                             "are both arm 'dog' of convnext_atto with seed 0 and the same settings"),
@@ -261,9 +265,9 @@ def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path
     result = _report(*runs, "--data-dir", digits / "val", "--out", tmp_path / "plain")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "plain" / "report.json").read_text())
-    assert [p["settings"] for p in report["pairs"]] == ["model_ema False, model_ema_decay 0.9998",
-                                                        "model_ema True, model_ema_decay 0.5"]
-    ema_pair = report["pairs"][1]
+    assert [p["settings"] for p in report["pairs"]] == ["model_ema True, model_ema_decay 0.5",  # in the order given
+                                                        "model_ema False, model_ema_decay 0.9998"]
+    ema_pair = report["pairs"][0]
     for run in ema_pair["dog"]["runs"] + ema_pair["native"]["runs"]:
         folder = Path(run["folder"])
         own = read_summary(folder / "model-summary.csv")[1]["eval_top1"]  # the model's weights, not the EMA's
