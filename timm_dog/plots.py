@@ -102,7 +102,7 @@ def plot_curves(runs: Sequence[tuple], path, title: str = "") -> Path:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    top1_ax.legend(fontsize=7)
+    fig.legend(*top1_ax.get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)
