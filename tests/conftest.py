@@ -100,24 +100,28 @@ def digits_300(digits, tmp_path_factory):
 @pytest.fixture(scope="session")
 def train_runs(digits_300, tmp_path_factory):
     """train.py output folders of convnext_atto_dog (dog_seed = seed) and convnext_atto, seeds 0 and 1, 2 epochs on
-    30 digits per class at 32 px, validated on digits/val: args.yaml, summary.csv (timm's update_summary) and
-    last/model_best.pth.tar with the saver's keys. {(model, seed): folder}."""
+    30 digits per class at 32 px, validated on digits/val: args.yaml (train.py's defaults overlaid, as train.py
+    writes all its arguments), summary.csv (timm's update_summary) and last/model_best.pth.tar with the saver's
+    keys. {(model, seed): folder}."""
     import shutil
 
     import yaml
     from timm.utils import update_summary
 
     from timm_dog.demo import train_and_evaluate
+    from timm_dog.recipes import train_py_args
 
     root, runs, data = tmp_path_factory.mktemp("train_runs"), {}, digits_300
+    train_py_defaults = train_py_args()[0]  # args.yaml holds all of train.py's arguments
     for model in ("convnext_atto_dog", "convnext_atto"):
         for seed in (0, 1):
             kwargs = {"dog_seed": seed} if model.endswith("_dog") else {}
             net, metrics, _ = train_and_evaluate(model, data, epochs=2, seed=seed, eval_each_epoch=True, **kwargs)
             folder = root / f"{model}-s{seed}"
             folder.mkdir()
-            args = argparse.Namespace(**{**DIGITS_ARGS, "model": model, "model_kwargs": kwargs, "seed": seed,
-                                         "data_dir": str(data), "model_ema": False})
+            args = argparse.Namespace(**{**train_py_defaults, **DIGITS_ARGS, "model": model, "model_kwargs": kwargs,
+                                         "seed": seed, "data_dir": str(data), "model_ema": False,
+                                         "experiment": f"{model}-s{seed}"})
             (folder / "args.yaml").write_text(yaml.safe_dump(args.__dict__, default_flow_style=False))
             for row in metrics["history"]:
                 update_summary(row["epoch"], {"loss": row["train_loss"]}, row["eval"], str(folder / "summary.csv"),
@@ -200,3 +204,47 @@ def _make_real_runs(root, train_py, digits_300):
     resume = ["--epochs", "3", "--val-interval", "2", "--resume", str(root / "dog-s3-resumed" / "last.pth.tar")]
     train(model, seed, ["--img-size", "32", *resume], "dog-s3-resumed")
     (root / "complete").write_text("")
+
+
+@pytest.fixture(scope="session")
+def ema_train_runs(train_runs, tmp_path_factory):
+    """Seed-0 runs of train_runs as train.py writes them with --model-ema: timm's ModelEmaV3 (decay 0.5, moved once
+    halfway to a fresh init, so its weights differ from the model's) saved by timm's CheckpointSaver
+    (state_dict_ema), and summary.csv's last epoch holding the EMA weights' eval, as train.py validates the EMA in
+    place of the model. {model: folder}."""
+    import shutil
+
+    import timm
+    import yaml
+    from timm.utils import CheckpointSaver, ModelEmaV3, update_summary
+
+    from timm_dog.evaluate import evaluate, open_dataset
+    from timm_dog.runtime import model_classifier
+    from timm_dog.sources import load_checkpoint, read_summary
+
+    root, runs = tmp_path_factory.mktemp("ema_runs"), {}
+    for model_name in ("convnext_atto_dog", "convnext_atto"):
+        source = train_runs[model_name, 0]
+        folder = root / f"{model_name}-ema-s0"
+        folder.mkdir()
+        model, args, _ = load_checkpoint(model_name, source / "last.pth.tar")
+        args = argparse.Namespace(**{**args, "model_ema": True, "model_ema_decay": 0.5,
+                                     "experiment": folder.name})
+        torch.manual_seed(0)
+        ema = ModelEmaV3(model, decay=0.5)
+        ema.update(timm.create_model("convnext_atto", num_classes=10))  # the architecture of both runs
+        data, info = open_dataset(args.data_dir)
+        result = evaluate(model_classifier(ema.module, model_name), data, progress=False, dataset_info=info)
+        (folder / "args.yaml").write_text(yaml.safe_dump(vars(args), default_flow_style=False))
+        for epoch, row in read_summary(source / "summary.csv").items():
+            metrics = {"loss": row["eval_loss"], "top1": row["eval_top1"], "top5": row["eval_top5"]}
+            if epoch == 1:
+                metrics = {"loss": result.loss, "top1": result.top1, "top5": result.top5}
+            update_summary(epoch, {"loss": row["train_loss"]}, metrics, str(folder / "summary.csv"), lr=row["lr"],
+                           write_header=epoch == 0)
+        saver = CheckpointSaver(model, torch.optim.AdamW(model.parameters()), args=args, model_ema=ema,
+                                checkpoint_dir=str(folder), recovery_dir=str(folder), decreasing=False, max_history=1)
+        saver.save_checkpoint(1, metric=float(result.top1))
+        shutil.copyfile(source / "summary.csv", folder / "model-summary.csv")  # the model's own evals, for tests
+        runs[model_name] = folder
+    return runs

@@ -2,6 +2,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,9 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     report = json.loads((report_dir / "report.json").read_text())
     (pair,) = report["pairs"]
     assert (pair["dog_model"], pair["model"], pair["epochs"]) == ("convnext_atto_dog", "convnext_atto", [2])
+    assert (pair["arm"], pair["settings"], pair["seeds"], pair["checkpoint_epochs"]) == ("dog", "", [0, 1], [1])
     assert (report["data"]["images"], report["data"]["classes"], report["weights"]) == (360, 10, "state_dict")
+    assert report["unpaired"] == [] and report["rows"][0]["pairwise"] == []
     for arm, model in (("dog", "convnext_atto_dog"), ("native", "convnext_atto")):
         runs = pair[arm]["runs"]
         assert [r["seed"] for r in runs] == [0, 1]
@@ -38,6 +41,8 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
                 last = list(csv.DictReader(f))[-1]
             assert run["top1"] == pytest.approx(float(last["eval_top1"]), abs=1e-9)
             assert run["top5"] == pytest.approx(float(last["eval_top5"]), abs=1e-9)
+            assert run["train_py_top1"] == pytest.approx(float(last["eval_top1"]), abs=1e-9)  # same weights and epoch
+            assert (run["ema"], run["checkpoint_epoch"], run["epochs"], run["curves_weights"]) == (False, 1, 2, "model")
         top1 = [r["top1"] for r in runs]
         assert pair[arm]["top1"] == {"mean": pytest.approx(np.mean(top1)), "std": pytest.approx(np.std(top1, ddof=1)),
                                      "n": 2}
@@ -52,11 +57,14 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     assert all(k["init"]["centre_surround_fraction"] > 0.9 for k in kernels["dog_init"])  # re-created from dog_seed
     assert all(k["centre_surround_fraction"] < 0.5 for k in kernels["native"])
     md = (report_dir / "report.md").read_text()
-    assert "| model | native top-1 | DoG top-1 | Δ | 95 % CI | p | epochs |" in md
+    assert "| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint epoch) |" \
+        in md
     row = next(line for line in md.splitlines() if line.startswith("| convnext_atto |"))
     assert f"{delta:+.2f}" in row and f"{test['p_value']:.3g}" in row and "±" in row
+    assert row.endswith("| state_dict | 2 (1) |") and "| dog | as run |" in row
     assert "10,000 resamples, seed 0" in md
-    assert pair["recipe_differences"] == [] and "(besides model, DoG kwargs, seed, output): none." in md
+    assert pair["recipe_differences"] == [] and "(besides the seed, arm and bookkeeping): none." in md
+    assert "Unpaired" not in md and "Notes:" not in md
     assert (report_dir / "curves_convnext_atto.png").stat().st_size > 1000
     assert sorted(p.name for p in report_dir.iterdir()) == ["curves_convnext_atto.png", "report.json", "report.md"]
 
@@ -81,14 +89,28 @@ def _copy_run(source, target, **args):
     return target
 
 
-def _five_class_run(source, target):
-    """A copy of a run whose classifier keeps classes 0-4 only (trained on another class set)."""
-    _copy_run(source, target, num_classes=5)
+def _variant(source, target, summary=None, **args):
+    """A copy of a run with other train.py args, in args.yaml and in its checkpoints (as train.py writes both),
+    and optionally another summary.csv text."""
+    _copy_run(source, target, **args)
+    for name in ("last.pth.tar", "model_best.pth.tar"):
+        checkpoint = torch.load(target / name, weights_only=False)
+        vars(checkpoint["args"]).update(args)
+        torch.save(checkpoint, target / name)
+    if summary is not None:
+        (target / "summary.csv").write_text(summary)
+    return target
+
+
+def _five_class_run(source, target, num_classes=5):
+    """A copy of a run whose classifier keeps classes 0-4 only (trained on another class set); ``num_classes``: what
+    its args say."""
+    _copy_run(source, target, num_classes=num_classes)
     for name in ("last.pth.tar", "model_best.pth.tar"):
         checkpoint = torch.load(target / name, weights_only=False)
         state = checkpoint["state_dict"]
         state["head.fc.weight"], state["head.fc.bias"] = state["head.fc.weight"][:5], state["head.fc.bias"][:5]
-        checkpoint["args"].num_classes = 5
+        checkpoint["args"].num_classes = num_classes
         torch.save(checkpoint, target / name)
     return target
 
@@ -99,25 +121,24 @@ def test_report_refuses_bad_input(train_runs, digits, tmp_path):
     cases = {
         "empty": ([tmp_path / "empty"], "empty is not a train.py output folder: no args.yaml, summary.csv, "
                                         "model_best.pth.tar or last.pth.tar"),
-        "dog only": ([dog], "missing pair: convnext_atto_dog"),
-        "native only": ([native], "missing pair: convnext_atto"),
-        "seeds": ([dog, train_runs["convnext_atto_dog", 1], native],
-                  "convnext_atto_dog has 2 runs and convnext_atto has 1"),
-        "architectures": (["--pair", f"{dog}:{_copy_run(native, tmp_path / 'femto', model='convnext_femto')}"],
-                          "architectures differ"),
-        "class sets": (["--pair", f"{dog}:{_five_class_run(native, tmp_path / 'five')}"],
-                       "different class sets"),
-        "twice": (["--pair", f"{dog}:{native}", "--pair", f"{dog}:{train_runs['convnext_atto', 1]}"],
-                  "convnext_atto_dog-s0 is given twice"),
-        "in a pair and a RUN_DIR": ([dog, "--pair", f"{dog}:{native}", native, train_runs["convnext_atto", 1]], None),
-        "pair syntax": (["--pair", str(dog)], "is not DOG_DIR:BASE_DIR"),
+        "dog only": ([dog], "no runs to compare: no *_dog run has a native run with the same settings and seed"),
+        "native only": ([native], "no convnext_atto_dog run with the same settings"),
+        "unequal seeds": ([dog, train_runs["convnext_atto", 1]], "seed 0: not in every arm of this row"),
+        "other architecture": ([dog, _variant(native, tmp_path / "femto", model="convnext_femto")],
+                               "no convnext_atto (native) run with the same settings"),
+        "class sets": ([_variant(dog, tmp_path / "ten", num_classes=None),  # the args leave it to the checkpoints
+                        _five_class_run(native, tmp_path / "five", num_classes=None)], "different class sets"),
+        "class sets in the args": ([dog, _five_class_run(native, tmp_path / "five-args")],
+                                   "differ in num_classes (5 vs 10)"),
+        "twice": ([dog, native, dog], "convnext_atto_dog-s0 is given twice"),
+        "same seed twice": ([dog, native, _variant(dog, tmp_path / "again")],
+                            "are both arm 'dog' of convnext_atto with seed 0 and the same settings"),
+        "summary without eval": ([dog, _variant(native, tmp_path / "no-eval", summary="epoch,train_loss\n0,1.5\n"),
+                                  ], "no-eval/summary.csv lacks eval_top1 (epoch 0)"),
     }
     (tmp_path / "empty").mkdir()
     for name, (args, message) in cases.items():
         result = _report(*args, "--data-dir", digits / "val", "--out", out)
-        if message is None:  # dog is in --pair and also given as RUN_DIR: used once, so native s1 is unpaired
-            assert result.exit_code == 1 and "missing pair: convnext_atto (" in result.output, result.output
-            continue
         assert result.exit_code in (1, 2), (name, result.output)
         assert message in result.output, (name, result.output)
         assert "Traceback" not in result.output
@@ -163,3 +184,189 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
         stage(other, "convnext_atto_dog", tmp_path / "repo2", **{**kwargs, "eval_json": None}, force=True)
     with pytest.raises(ReportError, match="evaluated the state_dict weights but EMA"):
         card_section(report_dir / "report.json", "0" * 64, checkpoint, "convnext_atto_dog", use_ema=True)
+
+
+def _resumed_summary(source) -> str:
+    """summary.csv of a run resumed with --resume: a second header, and epoch 1 written again (the last counts)."""
+    lines = (source / "summary.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    first = rows[1].split(",")
+    first[1] = "9.5"  # train_loss of the interrupted epoch 1, replaced by the resumed run's row
+    return "\n".join([header, rows[0], ",".join(first), header, rows[1]]) + "\n"
+
+
+@pytest.fixture(scope="module")
+def messy_runs(train_runs, tmp_path_factory):
+    """The real-run names in train.py format (convnext_atto): seeds 0 paired, dog seed 1 and native seed 2 unpaired,
+    a 48 px pair, a resumed DoG run with no native run of its settings, a native run whose args.yaml lacks a key
+    that is at train.py's default (so not a difference)."""
+    root = tmp_path_factory.mktemp("messy")
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    runs = {"dog-s0": dog, "native-s0": native, "dog-s1": train_runs["convnext_atto_dog", 1],
+            "native-s2": _variant(train_runs["convnext_atto", 1], root / "native-s2", seed=2),
+            "dog-s0-48px": _variant(dog, root / "dog-s0-48px", img_size=48),
+            "native-s0-48px": _variant(native, root / "native-s0-48px", img_size=48),
+            "dog-s3-resumed": _variant(train_runs["convnext_atto_dog", 1], root / "dog-s3-resumed", seed=3,
+                                       val_interval=2, resume="/runs/dog-s3-resumed/last.pth.tar",
+                                       summary=_resumed_summary(train_runs["convnext_atto_dog", 1]))}
+    record = yaml.safe_load((runs["native-s2"] / "args.yaml").read_text())
+    assert record.pop("smoothing") == 0.1  # train.py's default: absent and default are the same setting
+    (runs["native-s2"] / "args.yaml").write_text(yaml.safe_dump({**record, "workers": 7, "log_interval": 3}))
+    return runs
+
+
+def test_rows_split_by_settings_and_pair_by_equal_seed(messy_runs):
+    from timm_dog.report import group_runs, read_run
+
+    runs = {name: read_run(folder) for name, folder in messy_runs.items()}
+    rows, unpaired = group_runs(list(runs.values()))
+    assert [(r.label, r.seeds, {a: [x.folder.name for x in v] for a, v in r.arms.items()}) for r in rows] == [
+        ("img_size 32, val_interval 1", [0],
+         {"native": ["convnext_atto-s0"], "dog": ["convnext_atto_dog-s0"]}),
+        ("img_size 48, val_interval 1", [0], {"native": ["native-s0-48px"], "dog": ["dog-s0-48px"]}),
+    ]
+    why = {Path(u["folder"]).name: u["why"] for u in unpaired}
+    assert why["convnext_atto_dog-s1"] == "seed 1: not in every arm of this row (arms with it: dog); pairs need equal seeds"
+    assert why["native-s2"] == "seed 2: not in every arm of this row (arms with it: native); pairs need equal seeds"
+    assert why["dog-s3-resumed"].startswith("no convnext_atto (native) run with the same settings (img_size 32, "
+                                            "val_interval 2); the nearest other runs of convnext_atto")
+    assert why["dog-s3-resumed"].endswith("differ in val_interval (2 vs 1)")  # resume: bookkeeping, not a difference
+    resumed = runs["dog-s3-resumed"]  # two headers, epoch 1 written twice: the resumed run's row counts
+    assert resumed.epochs == 2 and resumed.curves["epoch"] == [0, 1] and resumed.curves["train_loss"][1] != 9.5
+
+
+def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path):
+    out = tmp_path / "out"
+    result = _report(*messy_runs.values(), "--data-dir", digits / "val", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "unpaired, left out: " in result.output and "native-s2: seed 2: not in every arm" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [(p["settings"], p["seeds"]) for p in report["pairs"]] == [("img_size 32, val_interval 1", [0]),
+                                                                     ("img_size 48, val_interval 1", [0])]
+    assert sorted(Path(u["folder"]).name for u in report["unpaired"]) == ["convnext_atto_dog-s1", "dog-s3-resumed",
+                                                                          "native-s2"]
+    assert report["bookkeeping_keys"]["workers"] and "seed" in report["bookkeeping_keys"]
+    md = (out / "report.md").read_text()
+    assert "## Unpaired runs (left out)" in md and "| `" + str(messy_runs["native-s2"]) + "` |" in md
+    assert "| convnext_atto | dog | img_size 48, val_interval 1 |" in md
+    small = report["pairs"][0]["dog"]["runs"][0]
+    with open(messy_runs["dog-s0"] / "summary.csv") as f:  # the 32 px row: train.py's own numbers
+        assert small["top1"] == pytest.approx(float(list(csv.DictReader(f))[-1]["eval_top1"]), abs=0.01)
+    assert sorted(p.name for p in out.iterdir()) == ["curves_convnext_atto_1.png", "curves_convnext_atto_2.png",
+                                                     "report.json", "report.md"]
+
+
+def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path):
+    """EMA runs: their own row (model_ema differs), a note without --ema, train.py's EMA eval equal with --ema."""
+    from timm_dog.sources import read_summary
+
+    runs = [ema_train_runs["convnext_atto_dog"], ema_train_runs["convnext_atto"],
+            train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]]
+    result = _report(*runs, "--data-dir", digits / "val", "--out", tmp_path / "plain")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "plain" / "report.json").read_text())
+    assert [p["settings"] for p in report["pairs"]] == ["model_ema True, model_ema_decay 0.5",  # in the order given
+                                                        "model_ema False, model_ema_decay 0.9998"]
+    ema_pair = report["pairs"][0]
+    for run in ema_pair["dog"]["runs"] + ema_pair["native"]["runs"]:
+        folder = Path(run["folder"])
+        own = read_summary(folder / "model-summary.csv")[1]["eval_top1"]  # the model's weights, not the EMA's
+        assert (run["ema"], run["curves_weights"], run["train_py_top1"]) == (False, "EMA", None)
+        assert run["top1"] == pytest.approx(own, abs=0.01)
+        assert run["notes"] == [f"{folder} trained with EMA (model_ema_decay 0.5): train.py validated its EMA "
+                                "weights (its summary.csv and curves) and picked model_best by them, while this "
+                                "report evaluates its state_dict; --ema evaluates the EMA weights"]
+    assert "Notes:" in (tmp_path / "plain" / "report.md").read_text()
+    result = _report(*runs[:2], "--ema", "--data-dir", digits / "val", "--out", tmp_path / "ema")
+    assert result.exit_code == 0, result.output
+    (pair,) = json.loads((tmp_path / "ema" / "report.json").read_text())["pairs"]
+    assert pair["weights"] == "EMA (state_dict_ema)" and pair["notes"] == []
+    for run in pair["dog"]["runs"] + pair["native"]["runs"]:
+        last = read_summary(Path(run["folder"]) / "summary.csv")[1]["eval_top1"]
+        assert run["top1"] == pytest.approx(last, abs=0.01) and run["train_py_top1"] == last
+        assert run["top1"] != pytest.approx(read_summary(Path(run["folder"]) / "model-summary.csv")[1]["eval_top1"])
+    assert "| EMA | 2 (1) |" in (tmp_path / "ema" / "report.md").read_text()
+
+
+def test_holm():
+    from timm_dog.report import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5]) == [0.5] and holm([0.6, 0.6]) == [1.0, 1.0]
+
+
+def test_arms_from_args_yaml(train_runs, digits, tmp_path):
+    """Every *_dog run of a base model is an arm named by its non-seed dog_* kwargs; one row per arm against native,
+    a pairwise table with Holm. dog_share 1.0 is the default: the same arm as no dog_share."""
+    from timm_dog.report import holm
+
+    dog0, dog1 = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto_dog", 1]
+    native0, native1 = train_runs["convnext_atto", 0], train_runs["convnext_atto", 1]
+
+    def arm(source, name, seed, **kwargs):
+        return _variant(source, tmp_path / f"{name}-s{seed}", model="convnext_atto_dog",
+                        model_kwargs={"dog_seed": seed, **kwargs})
+
+    from timm_dog.report import ReportError, group_runs, read_run
+
+    runs = [dog0, dog1, native0, native1, arm(dog0, "share1", 0, dog_share=1.0)]  # dog_share 1.0: arm "dog"
+    with pytest.raises(ReportError, match="are both arm 'dog' of convnext_atto with seed 0"):
+        group_runs([read_run(r) for r in runs])
+    runs = [dog0, dog1, native0, native1]
+    for seed, (dog, native) in enumerate(((dog0, native0), (dog1, native1))):
+        runs += [arm(native, "gaussian", seed, dog_pattern="gaussian"), arm(dog, "frozen", seed, dog_trainable=False),
+                 arm(native, "share", seed, dog_share=0.5)]
+    out = tmp_path / "out"
+    result = _report(*runs, "--data-dir", digits / "val", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    (row,) = report["rows"]
+    assert row["arms"] == ["native", "dog", "dog frozen", "dog share 0.5", "gaussian"]
+    assert [p["arm"] for p in report["pairs"]] == row["arms"][1:]
+    by_arm = {p["arm"]: p for p in report["pairs"]}
+    assert by_arm["dog frozen"]["delta_top1"] == pytest.approx(by_arm["dog"]["delta_top1"])  # the same weights
+    assert by_arm["gaussian"]["delta_top1"] == 0 and by_arm["gaussian"]["mcnemar"]["p_value"] == 1.0
+    assert by_arm["dog share 0.5"]["arm_kwargs"] == {"dog_share": 0.5}
+    pairwise = row["pairwise"]
+    assert len(pairwise) == 10 and (pairwise[0]["a"], pairwise[0]["b"]) == ("native", "dog")
+    assert [e["p_holm"] for e in pairwise] == holm([e["mcnemar"]["p_value"] for e in pairwise])
+    assert pairwise[0]["delta_top1"] == pytest.approx(-by_arm["dog"]["delta_top1"])
+    md = (out / "report.md").read_text()
+    assert "Holm-adjusted over the 10 tests of this table" in md and "| dog frozen | gaussian |" in md
+
+
+def test_report_on_real_train_py_runs(real_runs, tmp_path):
+    """Real train.py runs ($TIMM_TRAIN_PY): 32 px + EMA and 48 px without are two rows, seeds 1 and 2 and the resumed
+    run are listed and left out, every number is train.py's own for the same weights (to 0.01) and says its
+    weights and checkpoint epoch."""
+    from timm_dog.report import read_run
+    from timm_dog.sources import read_checkpoint, read_summary
+
+    data = Path(yaml.safe_load((real_runs["dog-s0"] / "args.yaml").read_text())["data_dir"]) / "val"
+    out = tmp_path / "out"
+    result = _report(*real_runs.values(), "--data-dir", data, "--out", out, "-j", "0")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(Path(u["folder"]).name for u in report["unpaired"]) == ["dog-s1", "dog-s3-resumed", "native-s2"]
+    ema_pair, plain_pair = report["pairs"]
+    assert "img_size 32" in ema_pair["settings"] and "model_ema True" in ema_pair["settings"]
+    assert "img_size 48" in plain_pair["settings"] and "model_ema False" in plain_pair["settings"]
+    for pair, summary_ema in ((ema_pair, True), (plain_pair, False)):
+        for run in pair["dog"]["runs"] + pair["native"]["runs"]:
+            folder = Path(run["folder"])
+            epoch = read_checkpoint(folder / "model_best.pth.tar").epoch
+            own = read_summary(folder / "summary.csv")
+            assert (run["checkpoint_epoch"], run["epochs"], run["ema"]) == (epoch, max(own) + 1, False)
+            assert run["curves_weights"] == ("EMA" if summary_ema else "model")
+            assert bool(run["notes"]) is summary_ema and (run["train_py_top1"] is None) is summary_ema
+            if not summary_ema:  # the same weights train.py validated: its number
+                assert run["top1"] == pytest.approx(own[epoch]["eval_top1"], abs=0.01)
+    result = _report(real_runs["dog-s0"], real_runs["native-s0"], "--ema", "--data-dir", data, "--out",
+                     tmp_path / "ema", "-j", "0")
+    assert result.exit_code == 0, result.output
+    (pair,) = json.loads((tmp_path / "ema" / "report.json").read_text())["pairs"]
+    for run in pair["dog"]["runs"] + pair["native"]["runs"]:
+        own = read_summary(Path(run["folder"]) / "summary.csv")[run["checkpoint_epoch"]]["eval_top1"]
+        assert run["ema"] and run["top1"] == pytest.approx(own, abs=0.01) and run["notes"] == []
+    resumed = read_run(real_runs["dog-s3-resumed"])  # --val-interval 2, then --resume: two headers
+    assert resumed.epochs == 3 and resumed.curves["epoch"] == [1, 2]

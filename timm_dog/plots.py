@@ -104,18 +104,19 @@ def plot_clusters(clusters: list, kernels: torch.Tensor, labels, path, title: st
 
 def plot_curves(runs: Sequence[tuple], path, title: str = "") -> Path:
     """Train loss and eval top-1 per epoch, one line per run: ``runs`` is [(label, curves, is_dog)] with ``curves``
-    holding lists "epoch", "train_loss" and "eval_top1" (train.py's summary.csv columns). DoG solid, native dashed."""
+    holding lists "epoch", "train_loss" and "eval_top1" (train.py's summary.csv columns) and ``label`` saying which
+    weights they are (EMA or not) and the evaluated checkpoint's epoch. DoG solid, native dashed."""
     fig, (loss_ax, top1_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     for index, (label, curves, is_dog) in enumerate(runs):
         style = dict(color=f"C{index}", linestyle="-" if is_dog else "--", marker="o", markersize=3, label=label)
         loss_ax.plot(curves["epoch"], curves["train_loss"], **style)
         top1_ax.plot(curves["epoch"], curves["eval_top1"], **style)
-    for ax, name in ((loss_ax, "train loss"), (top1_ax, "eval top-1 (%)")):
+    for ax, name in ((loss_ax, "train loss"), (top1_ax, "train.py's eval top-1 (%)")):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    top1_ax.legend(fontsize=7)
+    fig.legend(*top1_ax.get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)

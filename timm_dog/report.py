@@ -1,12 +1,19 @@
-"""`timm-dog report`: DoG runs against their native-init baselines from train.py output folders (the paper's Table 1).
+"""`timm-dog report`: DoG runs against their native-init baselines from train.py output folders (the paper's Table 1),
+with every arm that shares a base model (DoG, DoG frozen, control patterns …).
 
-Each pair's checkpoints are evaluated on the same validation images; the report gives top-1, top-5, Δ top-1, a
-paired bootstrap 95 % interval of Δ, McNemar's exact p, training curves and kernel survival (centre-surround
-fraction and DoG fit of the trained depthwise kernels, and of the DoG run's kernels at initialization).
+Rules (docs/report.md): runs are read with train.py's defaults filled in; runs of one base model whose train.py
+settings differ in anything but the seed, the output folder and the bookkeeping keys of :data:`BOOKKEEPING` (and the
+model name and ``dog_*`` kwargs, which make the arms) form separate rows. Inside a row the arms are paired by equal
+seed, on the seeds that every arm of the row has; any other run is listed as unpaired and left out. Each row
+evaluates the runs' checkpoints (model_best, else last) on the same images and gives per arm against native top-1,
+top-5, Δ top-1, a paired bootstrap 95 % interval of Δ and McNemar's exact p; with more than one DoG arm, a pairwise
+table between all arms with Holm's correction. Kernel survival: centre-surround fraction and DoG fit of the trained
+depthwise kernels (fused, as they run, for re-parameterizable models) and of each DoG run's kernels at init.
 """
 from __future__ import annotations
 
-import csv
+import inspect
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +23,42 @@ import numpy as np
 from .models import base_of
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
-CURVE_COLUMNS = ("epoch", "train_loss", "eval_top1")
+CURVE_COLUMNS = ("train_loss", "eval_top1")
 BOOTSTRAP = {"resamples": 10_000, "seed": 0, "level": 0.95}
-PER_RUN_ARGS = ("model", "model_kwargs", "seed", "output", "experiment")  # expected to differ within a pair
+# train.py arguments that do not change what is trained or how it is measured: runs differing in them are compared
+BOOKKEEPING = {
+    "output": "where the run is written", "experiment": "the run folder's name",
+    "seed": "the pairing key: runs of a row differ in it by design",
+    "resume": "the path of the checkpoint a resumed run continued from",
+    "log_interval": "logging only", "log_wandb": "logging only", "wandb_project": "logging only",
+    "wandb_tags": "logging only", "wandb_resume_id": "logging only", "save_images": "debug images only",
+    "checkpoint_hist": "how many checkpoints are kept", "recovery_interval": "recovery checkpoints only",
+    "workers": "loader processes", "pin_mem": "loader memory", "use_multi_epochs_loader": "loader implementation",
+    "dataset_download": "whether the data was downloaded", "device": "where it ran (numbers agree within precision)",
+    "local_rank": "the process's rank", "device_modules": "plugins train.py imported (timm_dog)",
+    "synchronize_step": "a CUDA sync for timing",
+}
+NATIVE = "native"
 
 
 class ReportError(ValueError):
     """Input that cannot give a fair comparison; the message says what is wrong."""
+
+
+def _plain(value):
+    """Tuples as lists, recursively (YAML gives lists where argparse and signatures give tuples)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _dog_defaults() -> dict:
+    """{dog_* kwarg: default} of the twins (dog_init_'s argument defaults)."""
+    from .init import check_dog_args
+
+    return {f"dog_{name}": _plain(p.default) for name, p in inspect.signature(check_dog_args).parameters.items()}
 
 
 @dataclass(eq=False)
@@ -31,7 +67,7 @@ class Run:
 
     folder: Path
     args: dict
-    curves: dict  # summary.csv: CURVE_COLUMNS -> one float per epoch
+    summary: dict  # sources.read_summary: {epoch: {column: float}}
     checkpoint: Path
 
     @property
@@ -39,26 +75,94 @@ class Run:
         return self.args["model"]
 
     @property
+    def seed(self):
+        return self.args.get("seed")
+
+    @property
     def epochs(self) -> int:
-        return len(self.curves["epoch"])
+        """Epochs trained: the last epoch in summary.csv's epoch column (0-based) + 1 (train.py validates the last)."""
+        return max(self.summary) + 1
+
+    @property
+    def curves(self) -> dict:
+        epochs = sorted(self.summary)
+        return {"epoch": epochs, **{c: [self.summary[e][c] for e in epochs] for c in CURVE_COLUMNS}}
+
+    @property
+    def summary_ema(self) -> bool:
+        """Whether summary.csv's eval columns are the EMA weights': train.py validates the EMA in place of the model
+        when it keeps one (--model-ema) on the training device (not --model-ema-force-cpu)."""
+        return bool(self.args.get("model_ema")) and not self.args.get("model_ema_force_cpu")
+
+    @property
+    def arm_kwargs(self) -> dict:
+        """The non-seed dog_* kwargs that differ from the twins' defaults: what makes this run's arm."""
+        if not self.model.endswith("_dog"):
+            return {}
+        defaults = _dog_defaults()
+        kwargs = {k: _plain(v) for k, v in (self.args.get("model_kwargs") or {}).items()
+                  if k.startswith("dog_") and k != "dog_seed"}
+        return {k: v for k, v in sorted(kwargs.items()) if k not in defaults or defaults[k] != v}
+
+    @property
+    def arm(self) -> str:
+        """The arm's name: native, or the pattern (dog unless dog_pattern says), "frozen" for dog_trainable False,
+        then every other non-default dog_* kwarg, e.g. "dog", "dog frozen", "gaussian", "dog share 0.7"."""
+        if not self.model.endswith("_dog"):
+            return NATIVE
+        kwargs = dict(self.arm_kwargs)
+        parts = [str(kwargs.pop("dog_pattern", "dog"))] + (["frozen"] if kwargs.pop("dog_trainable", True) is False
+                                                           else [])
+        return " ".join(parts + [f"{k[len('dog_'):]} {_text(v)}" for k, v in kwargs.items()])
 
     @property
     def label(self) -> str:
-        return f"{self.model} seed {self.args.get('seed')} ({self.folder.name})"
+        return f"{self.arm} seed {self.seed} ({self.folder.name})"
+
+
+def _text(value) -> str:
+    return "/".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def settings(run: Run) -> dict:
+    """What a run was trained and validated with: its train.py args over train.py's defaults, without the
+    bookkeeping keys, the seed and the arm (model name → base model; model_kwargs without dog_* kwargs)."""
+    from .recipes import train_py_args
+
+    full = {**train_py_args()[0], **run.args}
+    out = {k: _plain(v) for k, v in full.items() if k not in BOOKKEEPING and k not in ("model", "model_kwargs")}
+    out["model"] = base_of(run.model)
+    out["model_kwargs"] = {k: _plain(v) for k, v in (run.args.get("model_kwargs") or {}).items()
+                           if not k.startswith("dog_")}
+    return out
+
+
+def settings_differences(runs: list) -> list:
+    """Settings (see :func:`settings`) that differ between ``runs``."""
+    all_settings = [settings(run) for run in runs]
+    keys = set().union(*all_settings)
+    return sorted(k for k in keys if any(s.get(k, "(absent)") != all_settings[0].get(k, "(absent)")
+                                         for s in all_settings))
 
 
 @dataclass
-class Group:
-    """A *_dog model and its base, with their runs paired one to one (seed with seed)."""
+class Row:
+    """Runs of one base model with the same settings: arms {name: [Run] by seed}, on the seeds every arm has."""
 
+    model: str  # the base (native) model
     dog_model: str
-    native_model: str
-    pairs: list = field(default_factory=list)  # [(dog Run, native Run)]
+    label: str  # what sets this row apart from the other rows of the model ("" when it is the only one)
+    seeds: list
+    arms: dict = field(default_factory=dict)
+
+    @property
+    def runs(self) -> list:
+        return [run for runs in self.arms.values() for run in runs]
 
 
 def read_run(folder) -> Run:
-    """A train.py output folder: args.yaml, summary.csv (per-epoch train_loss, eval_top1) and its best checkpoint."""
-    from .sources import read_train_args
+    """A train.py output folder: args.yaml, summary.csv (sources.read_summary) and its best checkpoint."""
+    from .sources import read_summary, read_train_args
 
     folder = Path(folder)
     missing = [name for name in ("args.yaml", "summary.csv") if not (folder / name).is_file()]
@@ -70,61 +174,14 @@ def read_run(folder) -> Run:
                           f"(train.py writes {RUN_FILES})")
     try:
         args = read_train_args(folder / "args.yaml")
+        summary = read_summary(folder / "summary.csv")
     except ValueError as error:
         raise ReportError(str(error)) from None
-    with open(folder / "summary.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or any(column not in rows[0] for column in CURVE_COLUMNS):
-        raise ReportError(f"{folder / 'summary.csv'} lacks per-epoch {', '.join(CURVE_COLUMNS)} columns "
-                          "(train.py writes them when it validates each epoch)")
-    try:  # a resumed run appends epochs again: the last row of each epoch counts
-        by_epoch = {int(float(row["epoch"])): {c: float(row[c]) for c in CURVE_COLUMNS} for row in rows}
-    except (TypeError, ValueError):
-        raise ReportError(f"{folder / 'summary.csv'} has a non-numeric {'/'.join(CURVE_COLUMNS)} value") from None
-    curves = {c: [by_epoch[e][c] for e in sorted(by_epoch)] for c in CURVE_COLUMNS}
-    return Run(folder, args, curves, checkpoint)
-
-
-def group_runs(runs: list, explicit: list) -> list:
-    """Pair each ``*_dog`` run with a run of its base model; ``explicit`` [(dog Run, native Run)] are kept as given.
-
-    The automatic pairs sort both arms by (seed, folder) and need the same number of runs per arm.
-    """
-    groups = {}
-
-    def group(dog: Run, native: Run) -> Group:
-        if not dog.model.endswith("_dog"):
-            raise ReportError(f"{dog.folder} trains {dog.model}, not a *_dog model: give DOG_DIR:BASE_DIR")
-        if native.model != base_of(dog.model):
-            raise ReportError(f"architectures differ: {dog.folder} trains {dog.model} (architecture "
-                              f"{base_of(dog.model)}) but {native.folder} trains {native.model}")
-        return groups.setdefault(dog.model, Group(dog.model, native.model))
-
-    for dog, native in explicit:
-        group(dog, native).pairs.append((dog, native))
-    arms = {}
-    for run in runs:
-        arms.setdefault(run.model, []).append(run)
-    for model in sorted(arms):
-        if model.endswith("_dog"):
-            continue
-        if model + "_dog" not in arms:
-            raise ReportError(f"missing pair: {model} ({', '.join(str(r.folder) for r in arms[model])}) has no "
-                              f"{model}_dog run to compare with")
-    for model in sorted(m for m in arms if m.endswith("_dog")):
-        dogs, natives = (sorted(arms.get(m, []), key=lambda r: (str(r.args.get("seed")), str(r.folder)))
-                         for m in (model, base_of(model)))
-        if not natives:
-            raise ReportError(f"missing pair: {model} ({', '.join(str(r.folder) for r in dogs)}) has no "
-                              f"{base_of(model)} run to compare with")
-        if len(dogs) != len(natives):
-            raise ReportError(f"{model} has {len(dogs)} runs and {base_of(model)} has {len(natives)}: give the same "
-                              "number of seeds per arm, or pair runs with --pair DOG_DIR:BASE_DIR")
-        for dog, native in zip(dogs, natives):
-            group(dog, native).pairs.append((dog, native))
-    if not groups:
-        raise ReportError("no runs to compare: give train.py output folders or --pair DOG_DIR:BASE_DIR")
-    return list(groups.values())
+    lacking = [f"{c} (epoch {e})" for e, row in summary.items() for c in CURVE_COLUMNS if c not in row]
+    if lacking:
+        raise ReportError(f"{folder / 'summary.csv'} lacks {lacking[0]}: the report's curves need "
+                          f"{', '.join(CURVE_COLUMNS)} per validated epoch (train.py writes them when it validates)")
+    return Run(folder, args, summary, checkpoint)
 
 
 def check_unique(runs: list) -> None:
@@ -132,8 +189,76 @@ def check_unique(runs: list) -> None:
     for run in runs:
         key = run.folder.resolve()
         if key in seen:
-            raise ReportError(f"{run.folder} is given twice: each run may be in one pair only")
+            raise ReportError(f"{run.folder} is given twice: each run may be in the report once")
         seen.add(key)
+
+
+def group_runs(runs: list) -> tuple:
+    """(rows, unpaired): runs split by base model and settings into rows, arms paired by equal seed.
+
+    A row needs the native arm and at least one DoG arm; it keeps the seeds every arm of it has. Each run left out
+    is in ``unpaired`` as {"folder", "model", "arm", "seed", "why"}. Two runs of one arm, row and seed are refused."""
+    check_unique(runs)
+    rows, unpaired = [], []
+    by_model = {}
+    for run in runs:
+        by_model.setdefault(base_of(run.model), []).append(run)
+    for model in sorted(by_model):
+        groups = []  # [(settings, [Run])]
+        for run in by_model[model]:
+            s = settings(run)
+            group = next((g for g in groups if g[0] == s), None)
+            if group is None:
+                groups.append((s, [run]))
+            else:
+                group[1].append(run)
+        varying = sorted(k for k in set().union(*(g[0] for g in groups)) if len({json.dumps(g[0].get(k), default=str)
+                                                                                  for g in groups}) > 1)
+        for s, members in groups:
+            label = ", ".join(f"{k} {_text(s.get(k))}" for k in varying)
+            row, left = _row(model, label, members, [g for g in groups if g[0] is not s], s)
+            unpaired += left
+            if row is not None:
+                rows.append(row)
+    if not rows:
+        listing = "; ".join(f"{u['folder']}: {u['why']}" for u in unpaired)
+        raise ReportError(f"no runs to compare: no *_dog run has a native run with the same settings and seed "
+                          f"({listing or 'no runs given'})")
+    return rows, unpaired
+
+
+def _row(model: str, label: str, members: list, others: list, own: dict) -> tuple:
+    arms = {}
+    for run in sorted(members, key=lambda r: (r.arm != NATIVE, r.arm, str(r.seed), str(r.folder))):
+        arm = arms.setdefault(run.arm, {})
+        if run.seed in arm:
+            raise ReportError(f"{arm[run.seed].folder} and {run.folder} are both arm {run.arm!r} of {model} with seed "
+                              f"{run.seed} and the same settings: give one of them")
+        arm[run.seed] = run
+
+    def leave(run, why):
+        return {"folder": str(run.folder), "model": run.model, "arm": run.arm, "seed": run.seed, "why": why}
+
+    if NATIVE not in arms or len(arms) < 2:
+        missing = f"no {model} (native) run" if NATIVE not in arms else f"no {model}_dog run"
+        why = f"{missing} with the same settings{f' ({label})' if label else ''}"
+        if others:
+            nearest = min(others, key=lambda g: len(_differ(own, g[0])))
+            why += f"; the nearest other runs of {model} ({nearest[1][0].folder}) differ in " + \
+                   ", ".join(f"{k} ({_text(own.get(k))} vs {_text(nearest[0].get(k))})" for k in _differ(own, nearest[0]))
+        return None, [leave(run, why) for run in members]
+    seeds = sorted(set.intersection(*(set(arm) for arm in arms.values())), key=str)
+    left = [leave(run, f"seed {seed}: not in every arm of this row (arms with it: "
+                       f"{', '.join(a for a in arms if seed in arms[a])}); pairs need equal seeds")
+            for arm in arms.values() for seed, run in arm.items() if seed not in seeds]
+    if not seeds:
+        return None, left
+    row = Row(model, model + "_dog", label, seeds, {a: [arm[s] for s in seeds] for a, arm in arms.items()})
+    return row, left
+
+
+def _differ(a: dict, b: dict) -> list:
+    return sorted(k for k in set(a) | set(b) if a.get(k, "(absent)") != b.get(k, "(absent)"))
 
 
 def paired_bootstrap(dog: np.ndarray, native: np.ndarray, resamples: int = BOOTSTRAP["resamples"],
@@ -152,10 +277,15 @@ def paired_bootstrap(dog: np.ndarray, native: np.ndarray, resamples: int = BOOTS
     return [float(v) for v in np.percentile(deltas, [tail, 100.0 - tail])]
 
 
-def recipe_differences(pairs: list) -> list:
-    """train.py arguments that differ between paired runs, besides model, DoG kwargs, seed and output folder."""
-    return sorted({key for dog, native in pairs for key in set(dog.args) | set(native.args)
-                   if key not in PER_RUN_ARGS and dog.args.get(key) != native.args.get(key)})
+def holm(p_values: list) -> list:
+    """Holm's step-down adjusted p-values, in the order given: the i-th smallest p times (m − i + 1), made
+    monotone, capped at 1."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def _mean_std(values: list) -> dict:
@@ -163,15 +293,15 @@ def _mean_std(values: list) -> dict:
             "n": len(values)}
 
 
-def _kernels(model) -> dict:
+def _kernels(model, fused: bool) -> dict:
     from .analysis import analyze_model
 
-    result = analyze_model(model)
-    return {k: result[k] for k in ("kernels", "centre_surround_fraction", "dog_fit_above", "fit_threshold")}
+    result = analyze_model(model, fused=fused)
+    return {k: result[k] for k in ("kernels", "centre_surround_fraction", "dog_fit_above", "fit_threshold", "fused")}
 
 
-def init_kernels(run: Run, num_classes: int):
-    """Kernel statistics of the DoG run at initialization, re-created from its model_kwargs; a string saying why
+def init_kernels(run: Run, num_classes: int, fused: bool):
+    """Kernel statistics of a DoG run at initialization, re-created from its model_kwargs; a string saying why
     not when they do not fix ``dog_seed``. Kernels outside ``dog_share`` are redrawn under train.py's seed."""
     import timm
     import torch
@@ -180,8 +310,12 @@ def init_kernels(run: Run, num_classes: int):
     if "dog_seed" not in kwargs:
         return "init not reproducible: no dog_seed"
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(run.args.get("seed") or 0))
-        return _kernels(timm.create_model(run.model, num_classes=num_classes, **kwargs))
+        torch.manual_seed(int(run.seed or 0))
+        try:
+            model = timm.create_model(run.model, num_classes=num_classes, **kwargs)
+        except (TypeError, ValueError) as error:
+            return f"init not re-created: {error}"
+        return _kernels(model, fused)
 
 
 def _load(run: Run, use_ema: bool):
@@ -196,61 +330,98 @@ def _load(run: Run, use_ema: bool):
         raise ReportError(f"{run.folder}: {error}") from None
 
 
-def build_report(groups: list, data_dir, use_ema: bool = False, batch_size: int = 64, workers: int = 0,
-                 progress: bool = True, device="cpu", amp=None) -> dict:
-    """Evaluate every pair on ``data_dir`` (an ImageFolder) and compute the numbers of report.json."""
+def run_notes(run: Run, use_ema: bool) -> list:
+    """What a reader of a run's row and curves must know about its weights (EMA or not)."""
+    notes = []
+    if run.summary_ema and not use_ema:
+        notes.append(f"{run.folder} trained with EMA (model_ema_decay {run.args.get('model_ema_decay')}): train.py "
+                     "validated its EMA weights (its summary.csv and curves) and picked model_best by them, while this "
+                     "report evaluates its state_dict; --ema evaluates the EMA weights")
+    if use_ema and run.args.get("model_ema") and run.args.get("model_ema_force_cpu"):
+        notes.append(f"{run.folder} kept its EMA on the CPU (model_ema_force_cpu): train.py validated the model's own "
+                     "weights (its summary.csv and curves), while this report evaluates the EMA weights")
+    return notes
+
+
+def _curve_file(row: Row, rows: list) -> str:
+    same = [r for r in rows if r.model == row.model]
+    return f"curves_{row.model}.png" if len(same) == 1 else f"curves_{row.model}_{same.index(row) + 1}.png"
+
+
+def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, batch_size: int = 64,
+                 workers: int = 0, progress: bool = True, device="cpu", amp=None, fused: bool = True) -> dict:
+    """Evaluate every run of ``rows`` on ``data_dir`` (an ImageFolder) and compute the numbers of report.json."""
     from .evaluate import evaluate, mcnemar, open_dataset
     from .runtime import model_classifier
 
     dataset, info = open_dataset(str(data_dir))
     classes = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
-    models = {}
-    for g in groups:  # every check before the evaluations
-        for dog, native in g.pairs:
-            pair = {run: _load(run, use_ema) for run in (dog, native)}
-            if pair[dog][0].num_classes != pair[native][0].num_classes:
-                raise ReportError(f"different class sets: {dog.folder} has {pair[dog][0].num_classes} classes and "
-                                  f"{native.folder} {pair[native][0].num_classes}; a paired comparison needs the same")
-            models.update(pair)
+    models = {run: _load(run, use_ema) for row in rows for run in row.runs}  # every check before the evaluations
+    for row in rows:
+        first, *others = row.runs
+        for run in others:
+            if models[run][0].num_classes != models[first][0].num_classes:
+                raise ReportError(f"different class sets: {first.folder} has {models[first][0].num_classes} classes "
+                                  f"and {run.folder} {models[run][0].num_classes}; a paired comparison needs the same")
     for run, (model, _) in models.items():
         if model.num_classes != len(classes):
             raise ReportError(f"{run.folder} has {model.num_classes} classes but --data-dir {data_dir} has "
                               f"{len(classes)} class folders: evaluate on the validation set of its class set")
+    records, correct, kernels = {}, {}, {}
+    for run, (model, weights) in models.items():
+        classifier = model_classifier(model, run.model, weights, device, amp)
+        result = evaluate(classifier, dataset, batch_size, workers, progress=progress, dataset_info=info)
+        correct[run] = result.correct
+        same_weights = run.summary_ema == use_ema and weights.epoch in run.summary
+        records[run] = {
+            "folder": str(run.folder), "checkpoint": str(run.checkpoint), "weights_sha256": result.weights_sha256,
+            "ema": use_ema, "checkpoint_epoch": weights.epoch, "seed": run.seed, "arm": run.arm,
+            "model_kwargs": run.args.get("model_kwargs") or {}, "epochs": run.epochs,
+            "top1": result.top1, "top5": result.top5, "loss": result.loss,
+            "train_py_top1": run.summary[weights.epoch]["eval_top1"] if same_weights else None,
+            "curves_weights": "EMA" if run.summary_ema else "model", "curves": run.curves,
+            "notes": run_notes(run, use_ema)}
+        kernels[run] = {"folder": str(run.folder), **_kernels(model, fused)}
+    weights_name = "EMA (state_dict_ema)" if use_ema else "state_dict"
     report = {"data": {"data_dir": str(data_dir), "images": len(dataset), "classes": len(classes)},
-              "weights": "EMA (state_dict_ema)" if use_ema else "state_dict", "bootstrap": BOOTSTRAP, "pairs": []}
-    for g in groups:
-        arms = {"dog": [], "native": []}
-        correct = {"dog": [], "native": []}
-        kernels = {"dog": [], "native": [], "dog_init": []}
-        for pair in g.pairs:
-            for arm, run in zip(("dog", "native"), pair):
-                model, weights = models[run]
-                classifier = model_classifier(model, run.model, weights, device, amp)
-                result = evaluate(classifier, dataset, batch_size, workers, progress=progress, dataset_info=info)
-                correct[arm].append(result.correct)
-                arms[arm].append({"folder": str(run.folder), "checkpoint": str(run.checkpoint),
-                                  "weights_sha256": result.weights_sha256, "seed": run.args.get("seed"),
-                                  "model_kwargs": run.args.get("model_kwargs") or {}, "epochs": run.epochs,
-                                  "top1": result.top1, "top5": result.top5, "loss": result.loss,
-                                  "curves": run.curves})
-                kernels[arm].append({"folder": str(run.folder), **_kernels(model)})
-            dog_run = pair[0]
-            kernels["dog_init"].append({"folder": str(dog_run.folder),
-                                        "init": init_kernels(dog_run, models[dog_run][0].num_classes)})
-        dog, native = np.stack(correct["dog"]), np.stack(correct["native"])
-        summary = {arm: {"runs": runs, **{k: _mean_std([r[k] for r in runs]) for k in ("top1", "top5")}}
-                   for arm, runs in arms.items()}
-        report["pairs"].append({
-            "model": g.native_model, "dog_model": g.dog_model,
-            "epochs": sorted({r["epochs"] for runs in arms.values() for r in runs}),
-            **summary,
-            "recipe_differences": recipe_differences(g.pairs),
-            "delta_top1": summary["dog"]["top1"]["mean"] - summary["native"]["top1"]["mean"],
-            "ci95": paired_bootstrap(dog, native),
-            "mcnemar": {**mcnemar(dog.ravel(), native.ravel()), "pairs": int(dog.size)},
-            "kernels": kernels,
-            "curves": f"curves_{g.native_model}.png",
-        })
+              "weights": weights_name, "ema": use_ema, "kernels_fused": fused, "bootstrap": BOOTSTRAP,
+              "bookkeeping_keys": BOOKKEEPING, "unpaired": unpaired, "rows": [], "pairs": []}
+    for row in rows:
+        curves = _curve_file(row, rows)
+        arms = {name: {"runs": [records[r] for r in runs],
+                       **{k: _mean_std([records[r][k] for r in runs]) for k in ("top1", "top5")}}
+                for name, runs in row.arms.items()}
+        hits = {name: np.stack([correct[r] for r in runs]) for name, runs in row.arms.items()}
+        for name, runs in row.arms.items():
+            if name == NATIVE:
+                continue
+            both = runs + row.arms[NATIVE]
+            report["pairs"].append({
+                "model": row.model, "dog_model": row.dog_model, "arm": name, "arm_kwargs": runs[0].arm_kwargs,
+                "settings": row.label, "seeds": row.seeds, "weights": weights_name,
+                "epochs": sorted({r.epochs for r in both}),
+                "checkpoint_epochs": sorted({records[r]["checkpoint_epoch"] for r in both}, key=str),
+                "dog": arms[name], "native": arms[NATIVE],
+                "recipe_differences": settings_differences(both),
+                "delta_top1": arms[name]["top1"]["mean"] - arms[NATIVE]["top1"]["mean"],
+                "ci95": paired_bootstrap(hits[name], hits[NATIVE]),
+                "mcnemar": {**mcnemar(hits[name].ravel(), hits[NATIVE].ravel()), "pairs": int(hits[name].size)},
+                "kernels": {"dog": [kernels[r] for r in runs], "native": [kernels[r] for r in row.arms[NATIVE]],
+                            "dog_init": [{"folder": str(r.folder),
+                                          "init": init_kernels(r, models[r][0].num_classes, fused)} for r in runs]},
+                "notes": [n for r in both for n in records[r]["notes"]],
+                "curves": curves,
+            })
+        pairwise = []
+        for a, b in itertools.combinations(row.arms, 2):
+            pairwise.append({"a": a, "b": b, "delta_top1": arms[a]["top1"]["mean"] - arms[b]["top1"]["mean"],
+                             "ci95": paired_bootstrap(hits[a], hits[b]),
+                             "mcnemar": {**mcnemar(hits[a].ravel(), hits[b].ravel()), "pairs": int(hits[a].size)}})
+        for entry, adjusted in zip(pairwise, holm([e["mcnemar"]["p_value"] for e in pairwise])):
+            entry["p_holm"] = adjusted
+        report["rows"].append({"model": row.model, "dog_model": row.dog_model, "settings": row.label,
+                               "seeds": row.seeds, "arms": list(row.arms), "curves": curves,
+                               "pairwise": pairwise if len(row.arms) > 2 else []})
     return report
 
 
@@ -261,67 +432,108 @@ def _top1(stats: dict) -> str:
 def _kernel_row(label: str, k) -> str:
     if isinstance(k, str):
         return f"| {label} | {k} | | |"
-    return f"| {label} | {k['kernels']:,} | {k['centre_surround_fraction']:.3f} | {k['dog_fit_above']:.3f} |"
+    return f"| {label}{' (fused)' if k['fused'] else ''} | {k['kernels']:,} | {k['centre_surround_fraction']:.3f} | " \
+           f"{k['dog_fit_above']:.3f} |"
 
 
-TABLE_HEADER = "| model | native top-1 | DoG top-1 | Δ | 95 % CI | p | epochs |\n|---|---|---|---|---|---|---|"
+TABLE_HEADER = ("| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint "
+                "epoch) |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table_row(pair: dict) -> str:
     """One row of Table 1's shape (report.md and the model card)."""
     lo, hi = pair["ci95"]
-    return (f"| {pair['model']} | {_top1(pair['native']['top1'])} | {_top1(pair['dog']['top1'])} | "
-            f"{pair['delta_top1']:+.2f} | [{lo:+.2f}, {hi:+.2f}] | {pair['mcnemar']['p_value']:.3g} | "
-            f"{'/'.join(map(str, pair['epochs']))} |")
+    weights = "EMA" if pair["weights"].startswith("EMA") else "state_dict"
+    return (f"| {pair['model']} | {pair['arm']} | {pair['settings'] or 'as run'} | {_top1(pair['native']['top1'])} | "
+            f"{_top1(pair['dog']['top1'])} | {pair['delta_top1']:+.2f} | [{lo:+.2f}, {hi:+.2f}] | "
+            f"{pair['mcnemar']['p_value']:.3g} | {weights} | {'/'.join(map(str, pair['epochs']))} "
+            f"({'/'.join(map(str, pair['checkpoint_epochs']))}) |")
 
 
 def legend(bootstrap: dict) -> str:
-    return ("Top-1 in %, mean ± std over seeds when an arm has several runs. Δ: DoG minus native top-1 (points). "
-            f"95 % CI: paired bootstrap over the validation images ({bootstrap['resamples']:,} resamples, seed "
-            f"{bootstrap['seed']}, percentile). p: McNemar's exact test on the pooled paired predictions "
-            "(images × seed pairs).")
+    return ("Top-1 in %, mean ± std over seeds when an arm has several runs (paired by equal seed). Δ: the arm minus "
+            f"native top-1 (points). 95 % CI: paired bootstrap over the validation images ({bootstrap['resamples']:,} "
+            f"resamples, seed {bootstrap['seed']}, percentile). p: McNemar's exact test on the pooled paired "
+            "predictions (images × seed pairs), not corrected for multiple arms. Weights: the checkpoints' state_dict "
+            "or EMA weights (state_dict_ema). Epochs: epochs trained (summary.csv's epoch column), and in brackets "
+            "the epoch of the evaluated checkpoint (0-based, as train.py counts).")
 
 
 def markdown(report: dict) -> str:
-    """report.md: Table 1's shape, then per pair its runs, the test, the curves and kernel survival."""
+    """report.md: Table 1's shape, unpaired runs, then per row its runs, notes, pairwise table, curves, kernels."""
+    fused = ("fused as they run (timm's reparameterize_model on a copy; `--unfused` for the training branches)"
+             if report["kernels_fused"] else "unfused (the training branches, `--unfused`)")
     lines = [
         "# DoG vs native init", "",
         f"Validation: `{report['data']['data_dir']}` ({report['data']['images']:,} images, "
-        f"{report['data']['classes']} classes); weights: {report['weights']} of each run's best checkpoint.", "",
+        f"{report['data']['classes']} classes); weights: {report['weights']} of each run's best checkpoint "
+        "(model_best.pth.tar, else last.pth.tar).", "",
         TABLE_HEADER,
     ]
-    lines += [table_row(p) for p in report["pairs"]] + ["", legend(report["bootstrap"])]
-    for p in report["pairs"]:
-        m = p["mcnemar"]
-        lines += ["", f"## {p['dog_model']} vs {p['model']}", "",
-                  "| arm | run | seed | epochs | top-1 | top-5 | loss |", "|---|---|---|---|---|---|---|"]
-        for arm, name in (("dog", "DoG"), ("native", "native")):
-            lines += [f"| {name} | `{r['folder']}` | {r['seed']} | {r['epochs']} | {r['top1']:.2f} | {r['top5']:.2f} | "
-                      f"{r['loss']:.4f} |" for r in p[arm]["runs"]]
-        lines += ["", f"McNemar on {m['pairs']:,} paired predictions: {m['only_a_correct']} right only with DoG init, "
-                  f"{m['only_b_correct']} only with native init; p = {m['p_value']:.3g}.", "",
-                  "train.py settings that differ between paired runs (besides model, DoG kwargs, seed, output): "
-                  f"{', '.join(p['recipe_differences']) or 'none'}.", "",
-                  f"![training curves]({p['curves']})", "", "### Kernel survival", "",
+    lines += [table_row(p) for p in report["pairs"]] + ["", legend(report["bootstrap"]), "",
+              "Rows: runs of a base model with the same train.py settings (train.py's defaults filled in), apart from "
+              "the seed, the arm (model name, dog_* kwargs) and bookkeeping keys ("
+              f"{', '.join(report['bookkeeping_keys'])}); arms paired by equal seed. Rules: docs/report.md."]
+    if report["unpaired"]:
+        lines += ["", "## Unpaired runs (left out)", "", "| run | model | arm | seed | why |", "|---|---|---|---|---|"]
+        lines += [f"| `{u['folder']}` | {u['model']} | {u['arm']} | {u['seed']} | {u['why']} |"
+                  for u in report["unpaired"]]
+    for row in report["rows"]:
+        pairs = [p for p in report["pairs"] if p["model"] == row["model"] and p["settings"] == row["settings"]]
+        title = f"{row['model']}: {', '.join(row['arms'])}" + (f" ({row['settings']})" if row["settings"] else "")
+        lines += ["", f"## {title}", "", f"Seeds: {', '.join(map(str, row['seeds']))}.", "",
+                  "| arm | run | seed | weights | checkpoint epoch | epochs | top-1 | train.py eval_top1, same weights | "
+                  "top-5 | loss | curves: train.py's eval of |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        runs = pairs[0]["native"]["runs"] + [r for p in pairs for r in p["dog"]["runs"]]
+        lines += [f"| {r['arm']} | `{r['folder']}` | {r['seed']} | {'EMA' if r['ema'] else 'state_dict'} | "
+                  f"{r['checkpoint_epoch']} | {r['epochs']} | {r['top1']:.2f} | "
+                  f"{'—' if r['train_py_top1'] is None else format(r['train_py_top1'], '.2f')} | {r['top5']:.2f} | "
+                  f"{r['loss']:.4f} | {r['curves_weights']} weights |" for r in runs]
+        notes = list(dict.fromkeys(n for r in runs for n in r["notes"]))
+        if notes:
+            lines += ["", "Notes:", ""] + [f"- {n}." for n in notes]
+        for p in pairs:
+            m = p["mcnemar"]
+            lines += ["", f"{p['arm']} vs native, McNemar on {m['pairs']:,} paired predictions: {m['only_a_correct']} "
+                      f"right only with {p['arm']}, {m['only_b_correct']} only with native init; p = {m['p_value']:.3g}. "
+                      "train.py settings that differ between its runs (besides the seed, arm and bookkeeping): "
+                      f"{', '.join(p['recipe_differences']) or 'none'}."]
+        if row["pairwise"]:
+            lines += ["", "Pairwise between arms (Δ = a − b; p: McNemar, and Holm-adjusted over the "
+                      f"{len(row['pairwise'])} tests of this table):", "",
+                      "| a | b | Δ | 95 % CI | p | p (Holm) |", "|---|---|---|---|---|---|"]
+            lines += [f"| {e['a']} | {e['b']} | {e['delta_top1']:+.2f} | [{e['ci95'][0]:+.2f}, {e['ci95'][1]:+.2f}] | "
+                      f"{e['mcnemar']['p_value']:.3g} | {e['p_holm']:.3g} |" for e in row["pairwise"]]
+        lines += ["", f"![training curves]({row['curves']})", "",
+                  "Curves: train.py's summary.csv per validated epoch (its eval of the EMA weights for runs trained "
+                  "with EMA on the training device, else of the model's weights).", "",
+                  "### Kernel survival", "", f"Depthwise kernels of re-parameterizable models: {fused}.", "",
                   "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > "
-                  f"{p['kernels']['dog'][0]['fit_threshold']:g} |", "|---|---|---|---|"]
-        for init, trained in zip(p["kernels"]["dog_init"], p["kernels"]["dog"]):
-            lines.append(_kernel_row(f"DoG `{init['folder']}` at init", init["init"]))
-            lines.append(_kernel_row(f"DoG `{trained['folder']}` trained", trained))
-        lines += [_kernel_row(f"native `{k['folder']}` trained", k) for k in p["kernels"]["native"]]
+                  f"{pairs[0]['kernels']['native'][0]['fit_threshold']:g} |", "|---|---|---|---|"]
+        for p in pairs:
+            for init, trained in zip(p["kernels"]["dog_init"], p["kernels"]["dog"]):
+                lines.append(_kernel_row(f"{p['arm']} `{init['folder']}` at init", init["init"]))
+                lines.append(_kernel_row(f"{p['arm']} `{trained['folder']}` trained", trained))
+        lines += [_kernel_row(f"native `{k['folder']}` trained", k) for k in pairs[0]["kernels"]["native"]]
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict, groups: list, out: Path) -> list:
-    """One curve figure per pair, then report.json and report.md, in ``out``; each written through a partial file."""
+def write_report(report: dict, rows: list, out: Path) -> list:
+    """One curve figure per row, then report.json and report.md, in ``out``; each written through a partial file."""
     from .outputs import writing
     from .plots import plot_curves
 
     out = Path(out)
     figures = []
-    for g, p in zip(groups, report["pairs"]):
-        runs = [(run.label, run.curves, arm == 0) for pair in g.pairs for arm, run in enumerate(pair)]
-        figures.append(plot_curves(runs, out / p["curves"], title=f"{g.dog_model} vs {g.native_model}"))
+    records = {r["folder"]: r for p in report["pairs"] for arm in ("dog", "native") for r in p[arm]["runs"]}
+    for row, entry in zip(rows, report["rows"]):
+        curves = []
+        for run in row.runs:
+            record = records[str(run.folder)]
+            curves.append((f"{run.label}: eval of {record['curves_weights']} weights; evaluated checkpoint epoch "
+                           f"{record['checkpoint_epoch']}", run.curves, run.arm != NATIVE))
+        title = f"{row.model}: {' vs '.join(row.arms)}" + (f" ({row.label})" if row.label else "")
+        figures.append(plot_curves(curves, out / entry["curves"], title=title))
     with writing(out / "report.json", out / "report.md") as (json_file, markdown_file):
         json_file.write_text(json.dumps(report, indent=2))
         markdown_file.write_text(markdown(report))
