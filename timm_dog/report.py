@@ -21,23 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from .models import base_of
+from .sources import BOOKKEEPING_ARGS
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("train_loss", "eval_top1")
 BOOTSTRAP = {"resamples": 10_000, "seed": 0, "level": 0.95}
 # train.py arguments that do not change what is trained or how it is measured: runs differing in them are compared
-BOOKKEEPING = {
-    "output": "where the run is written", "experiment": "the run folder's name",
-    "seed": "the pairing key: runs of a row differ in it by design",
-    "resume": "the path of the checkpoint a resumed run continued from",
-    "log_interval": "logging only", "log_wandb": "logging only", "wandb_project": "logging only",
-    "wandb_tags": "logging only", "wandb_resume_id": "logging only", "save_images": "debug images only",
-    "checkpoint_hist": "how many checkpoints are kept", "recovery_interval": "recovery checkpoints only",
-    "workers": "loader processes", "pin_mem": "loader memory", "use_multi_epochs_loader": "loader implementation",
-    "dataset_download": "whether the data was downloaded", "device": "where it ran (numbers agree within precision)",
-    "local_rank": "the process's rank", "device_modules": "plugins train.py imported (timm_dog)",
-    "synchronize_step": "a CUDA sync for timing",
-}
+BOOKKEEPING = {**BOOKKEEPING_ARGS, "seed": "the pairing key: runs of a row differ in it by design"}
 NATIVE = "native"
 
 

@@ -24,6 +24,20 @@ logger = logging.getLogger("timm_dog")
 DATA_KEYS = ("input_size", "img_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 # create_model kwargs of train.py's call that load weights rather than shape the model: the checkpoint replaces them
 WEIGHT_LOADING_KWARGS = ("pretrained", "checkpoint_path")
+# train.py arguments that say where and how a run was kept, not what was trained: runs that differ only in these
+# (and in their seeds) are runs of one recipe (report's rows, sweep collect's cells)
+BOOKKEEPING_ARGS = {
+    "output": "where the run is written", "experiment": "the run folder's name",
+    "config": "the YAML file train.py read its arguments from (args.yaml holds them)",
+    "resume": "the checkpoint a resumed run continued from (summary.csv's epoch column says how far)",
+    "log_interval": "logging only", "log_wandb": "logging only", "wandb_project": "logging only",
+    "wandb_tags": "logging only", "wandb_resume_id": "logging only", "save_images": "debug images only",
+    "checkpoint_hist": "how many checkpoints are kept", "recovery_interval": "recovery checkpoints only",
+    "workers": "loader processes", "pin_mem": "loader memory", "use_multi_epochs_loader": "loader implementation",
+    "dataset_download": "whether the data was downloaded", "device": "where it ran (numbers agree within precision)",
+    "local_rank": "the process's rank", "device_modules": "plugins train.py imported (timm_dog)",
+    "synchronize_step": "a CUDA sync for timing",
+}
 
 
 @dataclass(frozen=True)

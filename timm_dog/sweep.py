@@ -16,7 +16,7 @@ from .models import DOG_KWARGS, base_of
 from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
 from .recipes import RecipeError, check_keys_and_values, load_recipe, train_py_args
-from .sources import read_summary, read_train_args
+from .sources import BOOKKEEPING_ARGS, read_summary, read_train_args
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -118,21 +118,7 @@ def train_commands(paths, gpus: int = 1) -> list:
 # train.py arguments that do not decide what a run learns or how it is validated, each with the reason; every other
 # argument that differs between two runs (besides the model, its dog_* kwargs and the seeds) puts them in
 # different recipes: separate heatmaps, never one cell
-BOOKKEEPING = {
-    "output": "where the run was written",
-    "experiment": "the run's folder name",
-    "config": "the YAML file train.py read its arguments from (args.yaml holds them)",
-    "resume": "a resumed run goes on with the same training (summary.csv's epoch column says how far)",
-    "log_interval": "console logging",
-    "log_wandb": "logging", "wandb_project": "logging", "wandb_tags": "logging", "wandb_resume_id": "logging",
-    "checkpoint_hist": "how many checkpoints are kept",
-    "recovery_interval": "recovery checkpoints",
-    "workers": "loader processes (like the seed, they change the augmentation's random stream only)",
-    "pin_mem": "loader memory",
-    "device": "where it ran",
-    "local_rank": "which GPU of a distributed run",
-    "save_images": "debug images of the first batch",
-}
+BOOKKEEPING = BOOKKEEPING_ARGS
 # what differs between the runs of one cell (their mean ± std is the cell's number)
 REPLICATE = ("seed", "dog_seed")
 METRIC = "train.py's eval_top1 (summary.csv)"
