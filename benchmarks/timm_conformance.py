@@ -31,7 +31,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SELECTION = "TIMM_CONFORMANCE_SELECTION"  # env: JSON {"models": [...], "tests": [...] | null, "pairs": [[test, model], ...] | null}
+# env: JSON {"models": [...], "tests": [...] | null, "pairs": [[test, model], ...] | null}
+SELECTION = "TIMM_CONFORMANCE_SELECTION"
 RESULTS = "TIMM_CONFORMANCE_RESULTS"  # env: where the plugin appends the outcomes (a JSON line per test)
 OWN_MODULE = "convnext"  # the module timm-dog's own models join for timm's module-filtered tests
 NO_TESTS = 3
@@ -107,7 +108,8 @@ def default_models() -> list:
     scanned = json.loads(DATA_FILE.read_text())["models"]
     smallest = {}
     for name, info in scanned.items():
-        if timm.is_model(name) and info["params"] < scanned.get(smallest.get(info["family"]), {"params": 1e30})["params"]:
+        current = scanned.get(smallest.get(info["family"]), {"params": float("inf")})
+        if timm.is_model(name) and info["params"] < current["params"]:
             smallest[info["family"]] = name
     own = [n for n in scanned if timm.is_model(n) and is_own(n)]
     return sorted({f"{n}_dog" for n in [*smallest.values(), *own]})
@@ -180,7 +182,7 @@ def main(argv=None) -> int:
 
     import timm
 
-    from timm_dog.models import BASES
+    from timm_dog.models import BASES, base_of
 
     twins = [f"{b}_dog" for b in BASES] if args.all else args.models.split(",") if args.models else default_models()
     unknown = [n for n in twins if n.removesuffix("_dog") not in BASES or not n.endswith("_dog")]
@@ -202,8 +204,9 @@ def main(argv=None) -> int:
         if not twin_records:
             print(f"error: pytest ran no test of the chosen twins from {test_file}", file=sys.stderr)
             return 1
-        failed = sorted({(r["test"], r["model"].removesuffix("_dog")) for r in twin_records if r["outcome"] == "failed"})
-        base_records = run_pytest(test_file, {b for _, b in failed}, None, failed, tmp / "bases.jsonl") if failed else []
+        failed = sorted({(r["test"], base_of(r["model"])) for r in twin_records if r["outcome"] == "failed"})
+        bases = {b for _, b in failed}
+        base_records = run_pytest(test_file, bases, None, failed, tmp / "bases.jsonl") if failed else []
     if args.json:
         args.json.write_text(json.dumps(dict(twins=twin_records, bases=base_records), indent=1))
     rows, failures = table(twin_records, base_records, {b for b in BASES if is_own(b)})

@@ -112,7 +112,8 @@ class HorStage(nn.Module):
         if first:  # the stem: 4×4 patches
             self.downsample = nn.Sequential(nn.Conv2d(in_dim, dim, 4, stride=4, **dd), LayerNorm2d(dim, eps=1e-6, **dd))
         else:
-            self.downsample = nn.Sequential(LayerNorm2d(in_dim, eps=1e-6, **dd), nn.Conv2d(in_dim, dim, 2, stride=2, **dd))
+            self.downsample = nn.Sequential(LayerNorm2d(in_dim, eps=1e-6, **dd),
+                                            nn.Conv2d(in_dim, dim, 2, stride=2, **dd))
         self.blocks = nn.Sequential(*[HorBlock(dim, order, scale, global_filter, drop_paths[i], **dd)
                                       for i in range(depth)])
         self.grad_checkpointing = False
@@ -139,7 +140,8 @@ class HorNet(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         _check_pool(global_pool)
-        self.num_classes, self.in_chans, self.global_pool, self.drop_rate = num_classes, in_chans, global_pool, drop_rate
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.global_pool, self.drop_rate = global_pool, drop_rate
         dims = [base_dim * 2 ** i for i in range(4)]
         rates = [drop_path_rate * i / max(sum(depths) - 1, 1) for i in range(sum(depths))]
         stages, start = [], 0
@@ -233,7 +235,8 @@ class HorNet(nn.Module):
         prune_end = max_index < len(self.stages) - 1
         self.stages = self.stages[:max_index + 1]
         if prune_norm or prune_end:
-            self.norm = nn.Identity().train(self.training)  # sized for (and only applied to) the last stage's pooled features
+            # sized for (and only applied to) the last stage's pooled features
+            self.norm = nn.Identity().train(self.training)
         if prune_end:  # features now end at the last kept tap
             self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
         if prune_head or prune_end:
