@@ -248,3 +248,59 @@ def ema_train_runs(train_runs, tmp_path_factory):
         shutil.copyfile(source / "summary.csv", folder / "model-summary.csv")  # the model's own evals, for tests
         runs[model_name] = folder
     return runs
+
+
+@pytest.fixture(scope="session")
+def handwritten_runs(digits_300, tmp_path_factory):
+    """train.py output folders written with timm's own pieces, for CI (which has no train.py): mobilenetv3_small_050_dog
+    (dog_seed 0, --gp max) trained by a small loop on 30 digits per class, checkpoints saved by timm's CheckpointSaver
+    (state_dict_ema of a ModelEmaV3, decay 0.9), summary.csv by update_summary (the EMA's eval numbers when there is
+    one, as train.py writes), args.yaml and the checkpoint's args = train.py's full default args overlaid.
+    {"ema": 3 epochs at 32 px with EMA, "48px": 2 epochs at 48 px without}: output folders."""
+    import yaml
+    from timm.data import create_dataset, create_loader
+    from timm.utils import CheckpointSaver, ModelEmaV3, update_summary
+
+    from timm_dog.evaluate import evaluate, open_dataset
+    from timm_dog.recipes import train_py_args
+    from timm_dog.runtime import model_classifier
+
+    model_name, root, runs = "mobilenetv3_small_050_dog", tmp_path_factory.mktemp("handwritten_runs"), {}
+    val, info = open_dataset(str(digits_300))
+    for name, size, epochs, ema in (("ema", 32, 3, True), ("48px", 48, 2, False)):
+        folder = root / name
+        folder.mkdir()
+        args = argparse.Namespace(**{**train_py_args()[0], **dict(
+            model=model_name, model_kwargs={"dog_seed": 0}, num_classes=10, img_size=size, gp="max",
+            mean=[0.5] * 3, std=[0.5] * 3, interpolation="bilinear", crop_pct=1.0, epochs=epochs, batch_size=50,
+            lr=5e-3, opt="adamw", seed=0, model_ema=ema, model_ema_decay=0.9, data_dir=str(digits_300),
+            output=str(root), experiment=name)})
+        (folder / "args.yaml").write_text(yaml.safe_dump(args.__dict__, default_flow_style=False))
+        torch.manual_seed(0)
+        model = __import__("timm").create_model(model_name, num_classes=10, global_pool="max", dog_seed=0)
+        model_ema = ModelEmaV3(model, decay=0.9) if ema else None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+        loader = create_loader(create_dataset("", root=str(digits_300), split="train", is_training=True),
+                               input_size=(3, size, size), batch_size=50, is_training=True, use_prefetcher=False,
+                               num_workers=0, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bilinear")
+        saver = CheckpointSaver(model, optimizer, args=args, model_ema=model_ema, checkpoint_dir=str(folder),
+                                recovery_dir=str(folder), max_history=2)
+        for epoch in range(epochs):
+            model.train()
+            for images, targets in loader:
+                loss = torch.nn.functional.cross_entropy(model(images), targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if model_ema is not None:
+                    model_ema.update(model)
+            validated = model_ema.module if model_ema is not None else model
+            validated.pretrained_cfg = {**validated.pretrained_cfg, "input_size": (3, size, size), "mean": (0.5,) * 3,
+                                        "std": (0.5,) * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+            result = evaluate(model_classifier(validated.eval(), model_name), val, progress=False, dataset_info=info)
+            metrics = {"loss": float(result.loss), "top1": float(result.top1), "top5": float(result.top5)}
+            update_summary(epoch, {"loss": loss.item()}, metrics, str(folder / "summary.csv"), lr=5e-3,
+                           write_header=epoch == 0)
+            saver.save_checkpoint(epoch, metric=metrics["top1"])
+        runs[name] = folder
+    return runs

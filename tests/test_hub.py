@@ -59,7 +59,7 @@ def test_card_front_matter_and_sections(staged, eval_json):
     (result,) = data["model-index"][0]["results"]
     assert result["metrics"][0]["value"] == pytest.approx(top1, abs=1e-3) and result["dataset"]["type"] == "digits"
     for heading in ("## Model details", "### With timm", "### With onnxruntime alone", "### With timm-dog",
-                    "## DoG initialization", "## Training recipe", "## Evaluation", "## Citation"):
+                    "## DoG initialization", "## Training", "## Evaluation", "## Citation"):
         assert heading in card.text
     assert "**Parameters (M):** 3.38" in card.text and "GMACs:** " in card.text and "32×32" in card.text
     assert "2401.10178" in card.text and "| share of kernels with DoG | 0.7 |" in card.text
@@ -476,3 +476,236 @@ def test_an_unreachable_or_refusing_hub_is_one_line(answer, message, staged, fak
         hub.push(staged, REPO)
     assert message.format(port=port) in str(error.value) and "\n" not in str(error.value)
     assert TOKEN not in str(error.value)
+
+
+# --- issue 15: what is published is what was measured (hand-written train.py-style runs for CI, real runs too) ---
+
+HANDWRITTEN = "mobilenetv3_small_050_dog"
+PLAIN_TIMM_EVAL = """
+    import json, sys
+    import numpy as np
+    import timm
+    import torch
+    model = timm.create_model({source!r}, pretrained=True).eval()
+    assert "timm_dog" not in sys.modules, "plain timm must not need the plugin"
+    config = timm.data.resolve_data_config({{}}, model=model)
+    data = timm.data.create_dataset("", root={val!r}, transform=timm.data.create_transform(**config))
+    images = torch.stack([image for image, _ in data])
+    targets = torch.tensor([target for _, target in data])
+    with torch.inference_mode():
+        logits = model(images)
+    np.save("images.npy", images.numpy())
+    np.save("logits.npy", logits.numpy())
+    print(json.dumps({{"top1": 100 * (logits.argmax(1) == targets).float().mean().item(),
+                      "input_size": list(config["input_size"])}}))
+"""
+
+
+def _eval_json(tmp_path, model, checkpoint, data, *extra):
+    path = tmp_path / f"eval{'-'.join(extra)}.json"
+    result = CliRunner().invoke(main, ["eval", model, "--checkpoint", str(checkpoint), "--data-dir", str(data),
+                                       "--json", str(path), "--workers", "0", *extra])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _plain_timm_rebuilds(run, model, tmp_path, val, ema):
+    """Stage ``run``'s last.pth.tar; plain timm (no plugin) loads the folder: same logits as timm-dog's load of the
+    checkpoint, and its top-1 on ``val``; returns (config.json, plain timm's top-1, the eval JSON's top-1)."""
+    eval_path = _eval_json(tmp_path, model, run / "last.pth.tar", val, *(["--ema"] if ema else []))
+    staged = hub.stage(run / "last.pth.tar", model, tmp_path / "repo", repo_id=REPO, eval_json=eval_path,
+                       use_ema=ema, datasets=("digits",), log=lambda line: None)
+    config = json.loads((staged.folder / "config.json").read_text())
+    assert config["model_args"]["global_pool"] == "max" and not any(k.startswith("dog_") for k in config["model_args"])
+    out = _plain_timm(PLAIN_TIMM_EVAL.format(source=f"local-dir:{staged.folder}", val=str(val)), {}, tmp_path)
+    measured = json.loads(out.splitlines()[-1])
+    expected, _, _ = load_checkpoint(model, run / "last.pth.tar", use_ema=ema)
+    with torch.inference_mode():
+        ours = expected(torch.from_numpy(np.load(tmp_path / "images.npy"))).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), ours, atol=1e-5)
+    assert measured["input_size"] == config["pretrained_cfg"]["input_size"]
+    return config, measured["top1"], json.loads(eval_path.read_text())["top1"]
+
+
+def test_plain_timm_rebuilds_a_handwritten_run_with_its_model_args(handwritten_runs, digits_300, tmp_path):
+    """--gp max reaches config.json's model_args: plain timm rebuilds max pooling, same logits and top-1."""
+    config, top1, evaluated = _plain_timm_rebuilds(handwritten_runs["ema"], HANDWRITTEN, tmp_path,
+                                                   digits_300 / "val", ema=True)
+    assert config["pretrained_cfg"]["input_size"] == [3, 32, 32] and top1 == pytest.approx(evaluated, abs=1e-6)
+    assert config["timm_dog"]["ema"] is True and config["timm_dog"]["epoch"] == 2
+
+
+def test_plain_timm_rebuilds_a_real_train_py_run(real_runs, tmp_path):
+    """A real train.py run with --gp max and EMA: plain timm's top-1 of the staged folder is train.py's own last
+    eval_top1 (of the EMA weights), to 0.01 points."""
+    import yaml
+
+    run = real_runs["dog-s0"]
+    args = yaml.safe_load((run / "args.yaml").read_text())
+    config, top1, evaluated = _plain_timm_rebuilds(run, args["model"], tmp_path, args["data_dir"] + "/val", ema=True)
+    summary_top1 = float((run / "summary.csv").read_text().splitlines()[-1].split(",")[3])
+    assert top1 == pytest.approx(summary_top1, abs=0.01) and evaluated == pytest.approx(summary_top1, abs=0.01)
+
+
+def test_export_and_onnx_metadata_use_the_runs_image_size(handwritten_runs, tmp_path):
+    import onnx
+
+    checkpoint = handwritten_runs["48px"] / "last.pth.tar"
+    staged = hub.stage(checkpoint, HANDWRITTEN, tmp_path / "repo", repo_id=REPO, force=True, log=lambda line: None)
+    assert json.loads((staged.folder / "config.json").read_text())["pretrained_cfg"]["input_size"] == [3, 48, 48]
+    result = CliRunner().invoke(main, ["export", HANDWRITTEN, "--checkpoint", str(checkpoint), "--out",
+                                       str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    for path in (staged.folder / "onnx" / "model.onnx", tmp_path / "m.onnx"):
+        meta = {p.key: json.loads(p.value) for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        assert meta["input_size"] == [3, 48, 48]
+
+
+@pytest.mark.parametrize("published_ema", [True, False])
+def test_an_eval_of_the_other_weights_is_refused_naming_both(published_ema, handwritten_runs, digits_300, tmp_path):
+    """push --ema with an eval of state_dict (and the reverse): refused, naming which weights each is, no stage."""
+    run = handwritten_runs["ema"]
+    eval_path = _eval_json(tmp_path, HANDWRITTEN, run / "last.pth.tar", digits_300,
+                           *([] if published_ema else ["--ema"]))
+    flag = "drop --ema" if published_ema else "add --ema"
+    measured, published = ("model's own weights (state_dict, not the EMA)", "EMA weights (state_dict_ema)")[
+        ::1 if published_ema else -1]
+    with pytest.raises(hub.PushError, match=re.escape(f"measured the {measured} but the {published} would be "
+                                                      f"published: {flag} to publish the weights it measured")):
+        hub.stage(run / "last.pth.tar", HANDWRITTEN, tmp_path / "repo", repo_id=REPO, eval_json=eval_path,
+                  use_ema=published_ema, datasets=("digits",), log=lambda line: None)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_the_card_says_which_weights_and_epoch_are_published(handwritten_runs, digits_300, tmp_path):
+    run = handwritten_runs["ema"]
+    eval_path = _eval_json(tmp_path, HANDWRITTEN, run / "model_best.pth.tar", digits_300, "--ema")
+    epoch = torch.load(run / "model_best.pth.tar", weights_only=False)["epoch"]
+    staged = hub.stage(run / "model_best.pth.tar", HANDWRITTEN, tmp_path / "repo", repo_id=REPO, eval_json=eval_path,
+                       use_ema=True, datasets=("digits",), log=lambda line: None)
+    card = (staged.folder / "README.md").read_text()
+    assert ("**Weights:** the EMA of the training weights (`state_dict_ema`, decay 0.9) of `model_best.pth.tar`,\n"
+            f"  saved after epoch {epoch + 1} (epoch index {epoch}, counted from 0)") in card
+    assert "Trained with timm's `train.py` for 3 epochs (by the `summary.csv` beside the checkpoint)" in card
+    assert "| `gp` | `max` |" in card and "| `model_ema_decay` | `0.9` |" in card
+    assert json.loads((staged.folder / "eval_results.json").read_text())["weights"]["ema"] is True
+    plain = hub.stage(run / "last.pth.tar", HANDWRITTEN, tmp_path / "plain", repo_id=REPO, force=True,
+                      log=lambda line: None)
+    card = (plain.folder / "README.md").read_text()
+    assert "the model's own weights (`state_dict`) of `last.pth.tar`,\n  saved after epoch 3 (epoch index 2" in card
+    assert "the run also kept EMA weights, which these are not" in card
+
+
+def test_push_recipe_of_another_size_is_refused_naming_the_key(handwritten_runs, tmp_path):
+    """push --recipe with the args.yaml of a 32 px run for a checkpoint trained at 48 px: exit 1, one line naming
+    img_size, nothing staged."""
+    result = CliRunner().invoke(main, ["push", str(handwritten_runs["48px"] / "last.pth.tar"), "--model", HANDWRITTEN,
+                                       "--repo", REPO, "--recipe", str(handwritten_runs["ema"] / "args.yaml"),
+                                       "--force", "--dry-run", "--stage-dir", str(tmp_path / "s")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "--recipe says img_size: 32 but" in result.output and "trained with img_size: 48" in result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "s").exists()
+
+
+def test_push_recipe_of_another_size_is_refused_on_real_runs(real_runs, tmp_path):
+    result = CliRunner().invoke(main, ["push", str(real_runs["dog-s0-48px"] / "last.pth.tar"), "--model",
+                                       _run_model(real_runs["dog-s0-48px"]), "--repo", REPO, "--recipe",
+                                       str(real_runs["dog-s0"] / "args.yaml"), "--force", "--dry-run",
+                                       "--stage-dir", str(tmp_path / "s")])
+    assert result.exit_code == 1 and "--recipe says img_size: 32 but" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_an_eval_at_another_size_or_with_other_model_args_is_refused(handwritten_runs, digits_300, tmp_path):
+    """The tensors alone (a safetensors file with nothing beside it) evaluate at timm's default size and pooling;
+    published with --recipe (48 px, --gp max), that eval JSON is refused: its input size is not the published one."""
+    from safetensors.torch import save_file
+
+    run = handwritten_runs["48px"]
+    model, _, _ = load_checkpoint(HANDWRITTEN, run / "last.pth.tar")
+    (tmp_path / "w").mkdir()
+    save_file(model.state_dict(), str(tmp_path / "w" / "model.safetensors"))
+    eval_path = _eval_json(tmp_path, HANDWRITTEN, tmp_path / "w" / "model.safetensors", digits_300)
+    kwargs = dict(repo_id=REPO, datasets=("digits",), log=lambda line: None,
+                  recipe=yaml_args(run / "args.yaml"))
+    with pytest.raises(hub.PushError, match=r"measured at 3x224x224 but the published data config says 3x48x48"):
+        hub.stage(tmp_path / "w" / "model.safetensors", HANDWRITTEN, tmp_path / "repo", eval_json=eval_path, **kwargs)
+    report = json.loads(eval_path.read_text())
+    (tmp_path / "e.json").write_text(json.dumps({**report, "input_size": [3, 48, 48]}))
+    with pytest.raises(hub.PushError, match=r"measured with the model args \{\} but the weights are published with "
+                                            r"\{.*'global_pool': 'max'.*\} \(.*global_pool.* differ\)"):
+        hub.stage(tmp_path / "w" / "model.safetensors", HANDWRITTEN, tmp_path / "repo", eval_json=tmp_path / "e.json",
+                  **kwargs)
+    assert not (tmp_path / "repo").exists()
+
+
+def _run_model(run) -> str:
+    return yaml_args(run / "args.yaml")["model"]
+
+
+def yaml_args(path):
+    from timm_dog.sources import read_train_args
+
+    return read_train_args(path)
+
+
+@pytest.mark.parametrize("content", ["- model: mobilenetv3_small_050_dog\n- epochs: 2\n",
+                                     "epoch,train_loss,eval_top1\n0,2.3,10.0\n", "\x00\x01binary"])
+def test_push_recipe_that_is_not_an_args_yaml_is_one_line(content, handwritten_runs, tmp_path):
+    (tmp_path / "recipe.yaml").write_text(content)
+    result = CliRunner().invoke(main, ["push", str(handwritten_runs["48px"] / "last.pth.tar"), "--model", HANDWRITTEN,
+                                       "--repo", REPO, "--recipe", str(tmp_path / "recipe.yaml"), "--force",
+                                       "--dry-run"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output.startswith(f"Error: {tmp_path / 'recipe.yaml'}: not ") and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("published_ema", [True, False])
+def test_the_report_hint_says_the_right_flag(published_ema, tmp_path):
+    from timm_dog.report import ReportError, card_section
+
+    evaluated = "state_dict" if published_ema else "EMA (state_dict_ema)"
+    (tmp_path / "report.json").write_text(json.dumps({"weights": evaluated, "pairs": []}))
+    hint = ("drop --ema to publish the weights it evaluated, or remake the report with --ema" if published_ema else
+            "add --ema to publish the weights it evaluated, or remake the report without --ema")
+    with pytest.raises(ReportError, match=re.escape(hint)):
+        card_section(tmp_path / "report.json", "0" * 64, "c.pth.tar", "convnext_atto_dog", use_ema=published_ema)
+
+
+def test_a_card_claims_train_py_only_with_train_py_args(handwritten_runs, tmp_path):
+    """A checkpoint saved as the demo saves it (its own loop; args = a record of a few settings) never says
+    train.py; the demo's staging says how it trained; a train.py-style run says train.py, with its epochs."""
+    import argparse
+
+    from timm_dog.demo import TRAINED_WITH
+
+    run = handwritten_runs["48px"] / "last.pth.tar"
+    record = argparse.Namespace(model=HANDWRITTEN, model_kwargs={"dog_seed": 0}, num_classes=10, img_size=48,
+                                mean=[0.5] * 3, std=[0.5] * 3, interpolation="bilinear", crop_pct=1.0, epochs=2,
+                                lr=4e-3, opt="adamw", seed=0)  # what demo.ship saves
+    demo_style = tmp_path / "checkpoint" / "model_best.pth.tar"
+    demo_style.parent.mkdir()
+    torch.save({"epoch": 1, "arch": HANDWRITTEN, "state_dict": torch.load(run, weights_only=False)["state_dict"],
+                "args": record}, demo_style)
+    cards = {}
+    for name, source, kwargs in (("record", demo_style, {}), ("demo", demo_style, {"trained_with": TRAINED_WITH}),
+                                 ("train.py", run, {})):
+        staged = hub.stage(source, HANDWRITTEN, tmp_path / name, repo_id=REPO, force=True, log=lambda line: None,
+                           **kwargs)
+        cards[name] = (staged.folder / "README.md").read_text()
+    for name in ("record", "demo"):
+        assert "Trained with timm's `train.py`" not in cards[name] and "timm's train.py" not in cards[name]
+        assert "train.py argument" not in cards[name] and "| `epochs` | `2` |" in cards[name]
+    assert "not those of timm's `train.py`" in cards["record"]
+    assert "Trained with the timm-dog demo's own training loop (`timm_dog/demo.py`" in cards["demo"]
+    assert "Trained with timm's `train.py` for 2 epochs" in cards["train.py"]
+    assert "the model's own weights (`state_dict`) of `last.pth.tar`,\n  saved after epoch 2" in cards["train.py"]
+
+
+def test_a_real_resumed_run_card_counts_epochs_by_the_epoch_column(real_runs, tmp_path):
+    """dog-s3-resumed (--val-interval 2, then --resume to 3 epochs): summary.csv has 2 rows, the card says 3 epochs."""
+    run = real_runs["dog-s3-resumed"]
+    staged = hub.stage(run / "last.pth.tar", _run_model(run), tmp_path / "r",
+                       repo_id=REPO, force=True, log=lambda line: None)
+    card = (staged.folder / "README.md").read_text()
+    assert "Trained with timm's `train.py` for 3 epochs" in card and "saved after epoch 3 (epoch index 2" in card

@@ -786,17 +786,17 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
     import shutil
     import tempfile
 
-    import yaml
     from huggingface_hub import get_token
 
     from . import hub
+    from .sources import read_train_args
 
     if not dry_run and not get_token():  # before the minutes of staging
         raise click.ClickException(hub.NO_TOKEN)
     temporary = stage_dir is None
     folder = Path(tempfile.mkdtemp(prefix="timm-dog-push-")) / "repo" if temporary else stage_dir
     try:
-        record = yaml.safe_load(Path(recipe).read_text()) if recipe else None
+        record = read_train_args(recipe) if recipe else None  # a ValueError naming the file: one line, exit 1
         staged = hub.stage(checkpoint, model_name, folder, repo_id=repo_id, eval_json=eval_json, recipe=record,
                            use_ema=ema, fp16=fp16, int8_calibration=int8_dir, verify_images=verify_images,
                            license=license_, datasets=datasets, force=force, report=report_json,
@@ -807,8 +807,6 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
             return
         url = hub.push(staged, repo_id, private=private, revision=revision, create_pr=create_pr)
         click.echo(f"pushed {len(staged.files)} files in one commit: {url}")
-    except yaml.YAMLError as error:
-        raise click.ClickException(f"{recipe}: {error}") from None
     finally:
         if temporary:
             shutil.rmtree(folder.parent, ignore_errors=True)

@@ -27,6 +27,9 @@ from .plots import plot_kernels
 from .runtime import load_classifier, model_classifier, torch_classifier
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+# how the demo's weights were trained, for the staged card (its checkpoint's args are a record, not train.py's)
+TRAINED_WITH = "the timm-dog demo's own training loop (`timm_dog/demo.py`: timm's data loader, AdamW, cosine " \
+               "schedule)"
 
 
 def write_digits_imagefolder(root, val_fraction: float = 0.2, seed: int = 0) -> Path:
@@ -157,7 +160,7 @@ def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epoc
         shutil.rmtree(repo)
     staged = stage(checkpoint, model_name, repo, repo_id=f"timm-dog/{repo.name}", eval_json=out / "eval.json",
                    int8_calibration=str(data_root / "train"), verify_images=str(data_root / "val"),
-                   datasets=("digits",), log=echo)
+                   datasets=("digits",), trained_with=TRAINED_WITH, log=echo)
     echo(f"staged Hub repository {staged.folder}:\n{staged.listing()}")
     onnx = load_classifier(str(staged.folder / "onnx" / "model.onnx"))
     images = [sorted((data_root / "val" / str(d)).iterdir())[0] for d in (0, 3, 7)]

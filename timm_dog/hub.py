@@ -26,11 +26,12 @@ TAGS = ["image-classification", "timm", "onnx", "dog-init"]
 PAPER = "https://arxiv.org/abs/2401.10178"
 CURVES = "dog_vs_native_curves.png"  # the report's training-curve figure, staged beside the card
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+TRAIN_PY = "timm's train.py"
 # train.py arguments worth publishing (paths, logging and cluster details stay private)
 RECIPE_KEYS = (
     "model", "model_kwargs", "dataset", "num_classes", "img_size", "input_size", "epochs", "batch_size",
     "mean", "std", "interpolation", "crop_pct", "grad_accum_steps", "opt", "lr", "lr_base", "weight_decay", "sched", "warmup_epochs", "warmup_lr", "min_lr",
-    "aa", "reprob", "mixup", "cutmix", "smoothing", "drop_path", "model_ema", "model_ema_decay", "amp",
+    "aa", "reprob", "mixup", "cutmix", "smoothing", "gp", "drop_path", "model_ema", "model_ema_decay", "amp",
     "amp_dtype", "seed", "world_size",
 )
 
@@ -46,26 +47,50 @@ def plugin_only(architecture: str) -> bool:
     return timm.is_model(architecture) and model_entrypoint(get_arch_name(architecture)).__module__.startswith("timm_dog")
 
 
-def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Optional[dict] = None):
+def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Optional[dict] = None,
+                 trained_with: Optional[str] = None):
     """The published-architecture model with the checkpoint's weights, the DoG/recipe record, and the weights'
-    :class:`sources.Weights` (their tensor fingerprint, EMA or not, epoch, model args)."""
+    :class:`sources.Weights` (their tensor fingerprint, EMA or not, epoch, model args). ``trained_with``: how the
+    weights were trained, when not by timm's train.py (e.g. the demo's own loop)."""
     if not model_name.endswith("_dog") or not timm.is_model(model_name):
         raise PushError(f"--model {model_name!r} is not a *_dog model (see `timm-dog list`)")
     try:
         model, args, weights = load_checkpoint(model_name, checkpoint, use_ema, recipe)
+        record = _recipe_record(args, model_name, trained_with)
+        if record["trained_with"] == TRAIN_PY:
+            record["epochs_run"] = _epochs_run(Path(checkpoint).parent / "summary.csv")
     except ValueError as error:
         raise PushError(str(error)) from None
-    return model, _recipe_record(args, model_name), weights
+    return model, record, weights
 
 
-def _recipe_record(recipe: Optional[dict], model_name: str) -> dict:
-    """DoG hyperparameters (from the recipe's dog_* model kwargs) and the public part of the recipe."""
+def _recipe_record(recipe: Optional[dict], model_name: str, trained_with: Optional[str] = None) -> dict:
+    """DoG hyperparameters (from the recipe's dog_* model kwargs), the public part of the recipe, and how the
+    weights were trained: ``trained_with`` if given, timm's train.py when the args are train.py's, else None."""
     recipe = dict(recipe or {})
     kwargs = dict(recipe.get("model_kwargs") or {})
     dog = check_dog_args(**{DOG_KWARGS[k]: v for k, v in kwargs.items() if k in DOG_KWARGS})
     dog["gamma"] = list(dog["gamma"]) if isinstance(dog["gamma"], tuple) else dog["gamma"]
     public = {k: recipe[k] for k in RECIPE_KEYS if k in recipe and _is_json(recipe[k])}
-    return {"dog_model": model_name, "dog_init": dog, "recipe": public}
+    return {"dog_model": model_name, "dog_init": dog, "recipe": public,
+            "trained_with": trained_with or (TRAIN_PY if is_train_py_args(recipe) else None)}
+
+
+def is_train_py_args(args: dict) -> bool:
+    """True for the arguments train.py saved (its whole argparse namespace: in a checkpoint and args.yaml), not a
+    hand-made record of a few settings: they hold at least 3/4 of the names of train.py's arguments (3/4, not all:
+    another timm version's train.py adds and drops a few)."""
+    from .recipes import train_py_args
+
+    known = train_py_args()[0]
+    return len(known.keys() & args.keys()) >= 0.75 * len(known)
+
+
+def _epochs_run(summary) -> Optional[int]:
+    """Epochs train.py ran by the summary.csv beside the checkpoint (its last epoch + 1), None without one."""
+    from .sources import read_summary
+
+    return max(read_summary(summary)) + 1 if summary.is_file() else None
 
 
 def _is_json(value) -> bool:
@@ -76,8 +101,9 @@ def _is_json(value) -> bool:
         return False
 
 
-def read_eval(path, weights_sha256: Optional[str]) -> dict:
-    """An eval JSON written by ``timm-dog eval --json`` on these weights (for --compare, its first source)."""
+def read_eval(path, weights=None, input_size=None) -> dict:
+    """An eval JSON written by ``timm-dog eval --json`` (for --compare, its first source), measured on ``weights``
+    (a :class:`sources.Weights`: the same tensors, EMA or not) at ``input_size`` when they are given."""
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
@@ -94,10 +120,47 @@ def read_eval(path, weights_sha256: Optional[str]) -> dict:
         raise PushError(f"eval JSON {path} holds impossible numbers (top1 {top1}, top5 {top5}, loss {loss}, "
                         f"num_images {images}): percentages lie in [0, 100] with top1 <= top5, the loss is finite "
                         f"and >= 0, and at least one image was evaluated")
-    if weights_sha256 and report.get("weights_sha256") != weights_sha256:
-        raise PushError(f"eval JSON {path} was not measured on this checkpoint (its weights_sha256 differs): "
-                        "run `timm-dog eval MODEL --checkpoint CHECKPOINT --json …` on it")
+    if weights is not None:
+        _check_measured_on(path, report, weights)
+    measured = report.get("input_size")
+    if input_size is not None and list(measured or []) != list(input_size):
+        raise PushError(f"eval JSON {path} was measured at {_size(measured)} but the published data config says "
+                        f"{_size(input_size)}: evaluate at the size the weights are published with (the run's args)")
+    rebuilt_with = (report["weights"] if isinstance(report.get("weights"), dict) else {}).get("model_args")
+    if weights is not None and rebuilt_with is not None and _json(rebuilt_with) != _json(weights.model_args):
+        differ = sorted(k for k in {**rebuilt_with, **weights.model_args}
+                        if _json(rebuilt_with.get(k)) != _json(weights.model_args.get(k)))
+        raise PushError(f"eval JSON {path} was measured with the model args {rebuilt_with} but the weights are "
+                        f"published with {weights.model_args} ({', '.join(differ)} differ): evaluate the checkpoint "
+                        f"with the run's args (its own, or its args.yaml beside it)")
     return report
+
+
+def _json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _size(size) -> str:
+    return "x".join(map(str, size)) if size else "an unrecorded size"
+
+
+def _weights_name(ema: bool) -> str:
+    return "EMA weights (state_dict_ema)" if ema else "model's own weights (state_dict, not the EMA)"
+
+
+def _check_measured_on(path, report: dict, weights) -> None:
+    """Refuse an eval JSON of other tensors than ``weights``, saying which weights each is and the command to run."""
+    measured = report.get("weights") if isinstance(report.get("weights"), dict) else {}
+    command = f"`timm-dog eval MODEL --checkpoint {weights.source}{' --ema' if weights.ema else ''} --json …`"
+    if report.get("weights_sha256") == weights.sha256:
+        return
+    if "ema" in measured and bool(measured["ema"]) != weights.ema:
+        flag = "drop --ema" if weights.ema else "add --ema"
+        raise PushError(f"eval JSON {path} measured the {_weights_name(bool(measured['ema']))} but the "
+                        f"{_weights_name(weights.ema)} would be published: {flag} to publish the weights it measured, "
+                        f"or measure these with {command}")
+    raise PushError(f"eval JSON {path} was not measured on this checkpoint's {_weights_name(weights.ema)} (its "
+                    f"weights_sha256 differs; it measured {measured.get('source', 'other weights')}): run {command}")
 
 
 @dataclass
@@ -126,10 +189,12 @@ def stage(
     datasets: tuple = (),
     force: bool = False,
     report=None,
+    trained_with: Optional[str] = None,
     log=print,
 ) -> StagedRepo:
     """Write the repository folder; refuse (PushError) on a missing/failing eval or ONNX check unless ``force``.
-    ``report``: a ``timm-dog report`` report.json covering this checkpoint, for the card's "DoG vs native init"."""
+    ``report``: a ``timm-dog report`` report.json covering this checkpoint, for the card's "DoG vs native init".
+    ``trained_with``: how the weights were trained when not by timm's train.py, for the card (e.g. the demo's loop)."""
     from timm.data import resolve_data_config
     from timm.models import save_for_hf
 
@@ -139,12 +204,12 @@ def stage(
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise PushError(f"stage folder {folder} is not empty")
-    model, record, weights = load_trained(model_name, checkpoint, use_ema, recipe)
+    model, record, weights = load_trained(model_name, checkpoint, use_ema, recipe, trained_with)
     architecture = model.pretrained_cfg["architecture"]
     weights_sha = weights.sha256
     evaluation = None
     if eval_json:
-        evaluation = read_eval(eval_json, weights_sha)
+        evaluation = read_eval(eval_json, weights, model.pretrained_cfg["input_size"])
         measured_on = evaluation.get("dataset", {}).get("name", "imagefolder")
         if measured_on == "imagefolder" and not datasets:
             raise PushError(f"eval JSON {eval_json} was measured on an ImageFolder "
@@ -171,7 +236,7 @@ def stage(
                     model_config={"timm_dog": {**record, "weights_sha256": weights_sha, "ema": use_ema,
                                                "epoch": weights.epoch}})
         config = json.loads((work / "config.json").read_text())
-        config["model_args"] = {k: v for k, v in config.get("model_args", {}).items() if not k.startswith("dog_")}
+        config["model_args"] = published_model_args(config.get("model_args", {}), weights.model_args)
         config["pretrained_cfg"].pop("tag", None)  # the base's pretrained tag: not these weights
         config["pretrained_cfg"]["license"] = license
         (work / "config.json").write_text(json.dumps(config, indent=2))
@@ -192,11 +257,27 @@ def stage(
             shutil.copyfile(comparison["figure"], work / CURVES)
             comparison["figure"] = CURVES
         (work / "README.md").write_text(render_card(model, repo_id, record, evaluation, onnx_files, license,
-                                                    list(datasets), comparison))
+                                                    list(datasets), comparison, weights))
         if not onnx_files:
             shutil.rmtree(work / "onnx")
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return StagedRepo(folder, architecture, files)
+
+
+def published_model_args(recorded: dict, rebuilt_with: dict) -> dict:
+    """config.json's ``model_args`` (what plain timm's create_model is called with): those timm's save_for_hf
+    recorded, plus the model args the weights were rebuilt with that it leaves out (an older timm records none);
+    without a twin's ``dog_*`` kwargs, the drop rates (training only; timm's own rule) and the build switches."""
+    left_out = ("drop_rate", "drop_path_rate", "drop_block_rate", "scriptable", "exportable", "no_jit")
+    args = {**{k: v for k, v in rebuilt_with.items() if k not in left_out and _is_json(v)}, **recorded}
+    return {k: v for k, v in args.items() if k not in DOG_KWARGS and not k.startswith("dog_")}
+
+
+def weights_facts(weights, recipe: dict) -> dict:
+    """What the card says about the published tensors: EMA or not (with the decay), epoch, and the file."""
+    ema_decay = recipe.get("model_ema_decay") if weights.ema else None
+    return {"ema": weights.ema, "ema_decay": ema_decay, "epoch": weights.epoch, "file": Path(weights.source).name,
+            "run_kept_ema": bool(recipe.get("model_ema")) and not weights.ema}
 
 
 def model_facts(model) -> dict:
@@ -218,7 +299,8 @@ def card_template() -> Path:
     raise FileNotFoundError("hub_cards/model_card.md is missing from this installation")
 
 
-def render_card(model, repo_id, record, evaluation, onnx_files, license, datasets, comparison=None) -> str:
+def render_card(model, repo_id, record, evaluation, onnx_files, license, datasets, comparison=None,
+                weights=None) -> str:
     """README.md: front matter (library_name timm, tags, model-index) + the hub_cards template."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -242,7 +324,8 @@ def render_card(model, repo_id, record, evaluation, onnx_files, license, dataset
         plugin_only=plugin_only(architecture), facts=model_facts(model), num_classes=model.num_classes,
         labels=label_names(model)[:5], dog=record["dog_init"], dog_model=record["dog_model"],
         recipe=record["recipe"], evaluation=evaluation, dataset_id=dataset_id, onnx_files=onnx_files, paper=PAPER,
-        comparison=comparison,
+        comparison=comparison, trained_with=record.get("trained_with"), train_py=record.get("trained_with") == TRAIN_PY,
+        epochs_run=record.get("epochs_run"), weights=weights_facts(weights, record["recipe"]) if weights else None,
     ))
 
 

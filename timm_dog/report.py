@@ -540,8 +540,10 @@ def card_section(report_json, weights_sha256: str, checkpoint, model_name: str, 
         raise ReportError(f"cannot read report {report_json}: {error} (write it with `timm-dog report`)") from None
     weights = "EMA (state_dict_ema)" if use_ema else "state_dict"
     if report.get("weights") != weights:
+        flag, remake = ("drop --ema", "remake the report with --ema") if use_ema else \
+            ("add --ema", "remake the report without --ema")
         raise ReportError(f"report {report_json} evaluated the {report.get('weights')} weights but {weights} would be "
-                          f"published: {'drop' if not use_ema else 'add'} --ema, or remake the report")
+                          f"published: {flag} to publish the weights it evaluated, or {remake}")
     sha = weights_sha256
     for pair in pairs:
         if pair.get("dog_model") == model_name and any(r.get("weights_sha256") == sha for r in pair["dog"]["runs"]):
