@@ -80,7 +80,10 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
     fuse = fused and any(hasattr(m, name) for m in model.modules()
                          for name in ("fuse", "reparameterize", "switch_to_deploy"))
     if fuse:
-        model = reparameterize_model(copy.deepcopy(model).eval(), inplace=True)
+        try:
+            model = reparameterize_model(copy.deepcopy(model).eval(), inplace=True)
+        except AttributeError:  # already fused: timm's fusing deletes the branches it reads, so it runs as it is
+            pass
     sizes = {}
     for (kh, kw), kernels in sorted(depthwise_kernels(model).items()):
         if not is_shapeable((kh, kw)) or len(kernels) < len(CLUSTERS):
