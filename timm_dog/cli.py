@@ -740,6 +740,13 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         source_name = r.source if len(r.source) <= 36 else "…" + r.source[-35:]
         click.echo(f"{source_name:<36} {r.backend:<{width}} {r.num_images:>6} {r.top1:>7.2f} {r.top5:>7.2f} "
                    f"{r.loss:>7.4f} {r.images_per_second:>8.1f}")
+    for r in results:  # what each number was measured on
+        measured = r.weights.get("source") if r.weights else r.source
+        if r.weights:
+            measured = f"{measured}, {'EMA weights (state_dict_ema)' if r.weights['ema'] else 'weights (state_dict)'}"
+            measured += f", epoch {r.weights['epoch']}" if r.weights.get("epoch") is not None else ""
+        size = "x".join(map(str, r.input_size or []))
+        click.echo(f"measured on: {measured}; images at {size}")
     report = results[0].to_dict()
     if compare:
         test = mcnemar(results[0].correct, results[1].correct)

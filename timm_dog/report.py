@@ -122,6 +122,7 @@ def settings(run: Run) -> dict:
     full = {**train_py_args()[0], **run.args}
     out = {k: _plain(v) for k, v in full.items() if k not in BOOKKEEPING and k not in ("model", "model_kwargs")}
     out["model"] = base_of(run.model)
+    out["epochs trained"] = run.epochs  # an interrupted run is not the same recipe as the finished ones
     out["model_kwargs"] = {k: _plain(v) for k, v in (run.args.get("model_kwargs") or {}).items()
                            if not k.startswith("dog_")}
     return out
@@ -347,6 +348,12 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
     dataset, info = open_dataset(str(data_dir))
     classes = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
     models = {run: _load(run, use_ema) for row in rows for run in row.runs}  # every check before the evaluations
+    seen = {}
+    for run, (_, weights) in models.items():  # a copied run folder is not another seed
+        if weights.sha256 in seen:
+            raise ReportError(f"{run.folder} and {seen[weights.sha256].folder} hold the same weights (tensors "
+                              f"{weights.sha256[:12]}…): a copy of a run is not another seed; give each run once")
+        seen[weights.sha256] = run
     for row in rows:
         first, *others = row.runs
         for run in others:

@@ -102,6 +102,9 @@ def read_train_args(path) -> dict:
         raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
     if not isinstance(args, dict) or not isinstance(args.get("model"), str):
         raise ValueError(f"{path}: not train.py's args.yaml (a mapping with a 'model' name)")
+    if not isinstance(args.get("model_kwargs") or {}, dict):
+        raise ValueError(f"{path}: model_kwargs {args['model_kwargs']!r} is not a mapping (train.py writes "
+                         f"--model-kwargs KEY=VALUE … as one)")
     return args
 
 
@@ -226,7 +229,7 @@ def check_same_run(checkpoint, own: dict, given: dict, given_name: str) -> None:
     """A ValueError naming the first key where ``given`` args (a recipe, an args.yaml) contradict the args the
     checkpoint was trained with, among those that decide the model or its data (model, classes, model args,
     data config); keys one of them lacks are not compared."""
-    keys = ("model", "num_classes", "model_kwargs", "in_chans", *DATA_KEYS,
+    keys = ("model", "num_classes", "model_kwargs", "in_chans", "seed", "model_ema", *DATA_KEYS,
             *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS))
     for key in dict.fromkeys(keys):
         if key in own and key in given and _normal(own[key]) != _normal(given[key]):
@@ -255,7 +258,7 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
     Hub folder's config.json beside it."""
     read = read_checkpoint(checkpoint, use_ema)
     architecture = published_architecture(name)
-    if read.arch and read.arch not in (name, architecture):
+    if read.arch and read.arch != name:  # a native run is not a *_dog model, nor the reverse, though they fit
         raise ValueError(f"{checkpoint} was trained as {read.arch!r}, not {name!r}")
     if read.args is not None and args is not None:
         check_same_run(checkpoint, read.args, args, args_name)
