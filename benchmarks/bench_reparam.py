@@ -5,7 +5,6 @@ reparameterize_model in eval mode, and its fused depthwise kernels analysed (tim
 
 Usage: python benchmarks/bench_reparam.py [MODEL ...]
 """
-import sys
 
 import timm
 import torch
@@ -32,4 +31,8 @@ def main(models):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or MODELS)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=MODELS, help="timm model names (default: %(default)s)")
+    main(parser.parse_args().models)

@@ -568,3 +568,12 @@ def test_recipe_new_benchmark_writes_the_measured_cost(tmp_path):
         assert "img/s per device at batch 2" in cost
     result = _cli("recipe", "new", "test_efficientnet_dog", "--out", tmp_path / "r", "--benchmark", "--device", "cuda:x")
     assert result.exit_code == 1 and "cuda:x" in result.output and not (tmp_path / "r").exists()
+
+
+def test_odd_batch_with_mixup_and_batches_train_py_never_runs_are_refused(tmp_path):
+    """From the new-user tryout: train.py's Mixup asserts an even batch, and its loader drops the last partial batch
+    (8 images in batches of 128 make no training step at all)."""
+    with pytest.raises(RecipeError, match="batch_size: 3 is odd, but with mixup/cutmix"):
+        check_recipe(_recipe(tmp_path, batch_size=3, mixup=0.8), steps=0, aug_samples=8)
+    with pytest.raises(RecipeError, match="8 training images make no full batch of 128 × 1 GPU"):
+        check_recipe(_recipe(tmp_path, batch_size=128), steps=0, gpus=1, aug_samples=8, train_images=8)

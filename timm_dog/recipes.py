@@ -245,6 +245,12 @@ def check_keys_and_values(path, recipe: dict, known: Optional[dict] = None) -> N
     model_kwargs = recipe.get("model_kwargs") if isinstance(recipe.get("model_kwargs"), dict) else {}
     problems += [f"model_kwargs '{k}' collides with the argument train.py passes to create_model itself"
                  for k in sorted(set(model_kwargs) & set(TRAIN_PY_MODEL_ARGS))]
+    full = {**known, **recipe}
+    mixing = any(isinstance(full.get(k), (int, float)) and full.get(k) > 0 for k in ("mixup", "cutmix")) or \
+        full.get("cutmix_minmax") is not None
+    if mixing and _is_int(full.get("batch_size")) and full["batch_size"] % 2:
+        problems.append(f"batch_size: {full['batch_size']} is odd, but with mixup/cutmix timm's Mixup needs an even "
+                        "batch per GPU (train.py stops at its first step)")
     if problems:
         raise RecipeError(f"{path}:\n  " + "\n  ".join(problems))
 
@@ -297,7 +303,10 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
         lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
     args.lr = lr
     optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **(args.opt_kwargs or {}))
-    batches = math.ceil(train_images / (args.batch_size * gpus))
+    batches = train_images // (args.batch_size * gpus)  # train.py's loader drops the last partial batch
+    if batches == 0:
+        raise RecipeError(f"{train_images:,} training images make no full batch of {args.batch_size} × "
+                          f"{gpus} GPU(s): train.py would run no training step (it drops the last partial batch)")
     updates_per_epoch = (batches + accum - 1) // accum
     scheduler, epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=updates_per_epoch)
     schedule = _lr_schedule(scheduler, epochs, updates_per_epoch)
@@ -546,7 +555,10 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
     baseline["model"] = base
     global_batch = batch_size * gpus
     lr = PROTOCOL["lr_base"] * global_batch / PROTOCOL["lr_base_size"]
-    updates = math.ceil(data["images"] / global_batch)
+    updates = data["images"] // global_batch  # train.py's loader drops the last partial batch
+    if updates == 0:
+        raise RecipeError(f"{data['images']:,} training images make no full global batch of {global_batch}: "
+                          "train.py would run no training step; give a smaller --batch-size or fewer --gpus")
     data_arg = "" if folder else f" --data-dir {data['data_dir']}"
     cost = _measured_cost(settings, gpus, data["images"], benchmark_device) if benchmark_device else None
     texts = {}
