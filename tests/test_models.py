@@ -117,7 +117,8 @@ def test_bad_dog_kwargs_fail_before_building():
         timm.create_model("convnext_atto_dog", dog_gama=0.3)
     with pytest.raises(ValueError, match="share"):
         timm.create_model("convnext_atto_dog", dog_share=2)
-    assert set(DOG_KWARGS) == {"dog_gamma", "dog_on_ratio", "dog_share", "dog_scale", "dog_seed"}
+    assert set(DOG_KWARGS) == {"dog_gamma", "dog_on_ratio", "dog_share", "dog_scale", "dog_seed", "dog_pattern",
+                               "dog_trainable"}
 
 
 def test_twins_module_is_not_a_timm_module():
