@@ -22,6 +22,16 @@ def test_the_recipes_are_there():
             "mobilenetv2_100"} <= names
 
 
+def test_the_controls_ablation_set_differs_from_dog_only_in_model_kwargs():
+    """Issue 19: ConvMixer-512 with gaussian, impulse and frozen DoG kernels, beside the DoG recipe."""
+    folder = RECIPES[0].parents[1] / "imagenet"
+    dog = yaml.safe_load((folder / "convmixer_512_dog.yaml").read_text())
+    for name, kwargs in (("gaussian", {"dog_pattern": "gaussian"}), ("impulse", {"dog_pattern": "impulse"}),
+                         ("frozen", {"dog_trainable": False})):
+        control = yaml.safe_load((folder / f"convmixer_512_dog_{name}.yaml").read_text())
+        assert control.pop("model_kwargs") == kwargs and control == dog
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_header_and_plugin(path):
     text = path.read_text()
