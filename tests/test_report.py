@@ -96,6 +96,7 @@ def _variant(source, target, summary=None, **args):
     for name in ("last.pth.tar", "model_best.pth.tar"):
         checkpoint = torch.load(target / name, weights_only=False)
         vars(checkpoint["args"]).update(args)
+        checkpoint["arch"] = checkpoint["args"].model  # as train.py's saver writes it
         torch.save(checkpoint, target / name)
     if summary is not None:
         (target / "summary.csv").write_text(summary)
@@ -179,9 +180,15 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
     assert f"{pair['delta_top1']:+.2f}" in card and f"{pair['mcnemar']['p_value']:.3g}" in card
     assert "![Training curves of the DoG and native-init runs](dog_vs_native_curves.png)" in card
     assert "dog_vs_native_curves.png" in repo.files
-    other = train_runs["convnext_atto", 0] / "model_best.pth.tar"  # a checkpoint the report has no DoG run for
+    native = train_runs["convnext_atto", 0] / "model_best.pth.tar"  # a native run is not published as a twin
+    with pytest.raises(PushError, match="was trained as 'convnext_atto', not 'convnext_atto_dog'"):
+        stage(native, "convnext_atto_dog", tmp_path / "repo2", **{**kwargs, "eval_json": None}, force=True)
+    other = tmp_path / "other.pth.tar"  # a DoG checkpoint whose tensors the report has not evaluated
+    saved = torch.load(checkpoint, weights_only=False)
+    saved["state_dict"]["head.fc.bias"] = saved["state_dict"]["head.fc.bias"] + 1e-3
+    torch.save(saved, other)
     with pytest.raises(PushError, match="has no convnext_atto_dog run with this checkpoint"):
-        stage(other, "convnext_atto_dog", tmp_path / "repo2", **{**kwargs, "eval_json": None}, force=True)
+        stage(other, "convnext_atto_dog", tmp_path / "repo3", **{**kwargs, "eval_json": None}, force=True)
     with pytest.raises(ReportError, match="evaluated the state_dict weights but EMA"):
         card_section(report_dir / "report.json", "0" * 64, checkpoint, "convnext_atto_dog", use_ema=True)
 
@@ -370,3 +377,26 @@ def test_report_on_real_train_py_runs(real_runs, tmp_path):
         assert run["ema"] and run["top1"] == pytest.approx(own, abs=0.01) and run["notes"] == []
     resumed = read_run(real_runs["dog-s3-resumed"])  # --val-interval 2, then --resume: two headers
     assert resumed.epochs == 3 and resumed.curves["epoch"] == [1, 2]
+
+
+def test_copies_edits_and_interrupted_runs_are_never_counted_as_evidence(train_runs, digits, tmp_path):
+    """From the new-user tryout: a copied run folder given a new seed is not a second seed (same tensors), an
+    args.yaml edited against its checkpoint's own args is refused, an interrupted run is not paired with finished
+    ones, and model_kwargs that is not a mapping is one line."""
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    copy_dog = _variant(dog, tmp_path / "dog-copy", seed=5)
+    copy_native = _variant(native, tmp_path / "native-copy", seed=5)
+    result = _report(dog, native, copy_dog, copy_native, "--data-dir", digits / "val", "--out", tmp_path / "a")
+    assert result.exit_code == 1 and "hold the same weights" in result.output, result.output
+    edited = [_copy_run(run, tmp_path / f"{run.name}-edited", seed=7) for run in (dog, native)]  # args.yaml only
+    result = _report(*edited, "--data-dir", digits / "val", "--out", tmp_path / "b")
+    assert result.exit_code == 1 and "says seed: 7 but" in result.output, result.output
+    interrupted = _variant(dog, tmp_path / "dog-interrupted",
+                           summary=(dog / "summary.csv").read_text().splitlines(keepends=True)[0] +
+                           (dog / "summary.csv").read_text().splitlines(keepends=True)[1])
+    result = _report(interrupted, native, "--data-dir", digits / "val", "--out", tmp_path / "c")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output  # no pair: both unpaired
+    broken = _copy_run(dog, tmp_path / "dog-broken", model_kwargs="dog_seed=0")
+    result = _report(broken, native, "--data-dir", digits / "val", "--out", tmp_path / "d")
+    assert result.exit_code == 1 and "model_kwargs 'dog_seed=0' is not a mapping" in result.output, result.output
+    assert "Traceback" not in result.output

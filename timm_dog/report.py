@@ -348,12 +348,15 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
     dataset, info = open_dataset(str(data_dir))
     classes = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
     models = {run: _load(run, use_ema) for row in rows for run in row.runs}  # every check before the evaluations
-    seen = {}
-    for run, (_, weights) in models.items():  # a copied run folder is not another seed
-        if weights.sha256 in seen:
-            raise ReportError(f"{run.folder} and {seen[weights.sha256].folder} hold the same weights (tensors "
-                              f"{weights.sha256[:12]}…): a copy of a run is not another seed; give each run once")
-        seen[weights.sha256] = run
+    for row in rows:  # a copied run folder is not another seed of its arm
+        for runs in row.arms.values():
+            seen = {}
+            for run in runs:
+                sha = models[run][1].sha256
+                if sha in seen:
+                    raise ReportError(f"{run.folder} and {seen[sha].folder} hold the same weights (tensors "
+                                      f"{sha[:12]}…): a copy of a run is not another seed; give each run once")
+                seen[sha] = run
     for row in rows:
         first, *others = row.runs
         for run in others:
