@@ -229,8 +229,9 @@ def check_same_run(checkpoint, own: dict, given: dict, given_name: str) -> None:
     """A ValueError naming the first key where ``given`` args (a recipe, an args.yaml) contradict the args the
     checkpoint was trained with, among those that decide the model or its data (model, classes, model args,
     data config); keys one of them lacks are not compared."""
-    keys = ("model", "num_classes", "model_kwargs", "in_chans", "seed", "model_ema", *DATA_KEYS,
-            *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS))
+    keys = ("model", "num_classes", "model_kwargs", "in_chans", *DATA_KEYS,
+            *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS),
+            "seed", "model_ema")
     for key in dict.fromkeys(keys):
         if key in own and key in given and _normal(own[key]) != _normal(given[key]):
             raise ValueError(f"{given_name} says {key}: {given[key]!r} but {checkpoint} was trained with "
