@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .models import base_of
-from .sources import BOOKKEEPING_ARGS
+from .sources import BOOKKEEPING_ARGS, plain_value
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("train_loss", "eval_top1")
@@ -35,20 +35,11 @@ class ReportError(ValueError):
     """Input that cannot give a fair comparison; the message says what is wrong."""
 
 
-def _plain(value):
-    """Tuples as lists, recursively (YAML gives lists where argparse and signatures give tuples)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def _dog_defaults() -> dict:
     """{dog_* kwarg: default} of the twins (dog_init_'s argument defaults)."""
     from .init import check_dog_args
 
-    return {f"dog_{name}": _plain(p.default) for name, p in inspect.signature(check_dog_args).parameters.items()}
+    return {f"dog_{name}": plain_value(p.default) for name, p in inspect.signature(check_dog_args).parameters.items()}
 
 
 @dataclass(eq=False)
@@ -90,7 +81,7 @@ class Run:
         if not self.model.endswith("_dog"):
             return {}
         defaults = _dog_defaults()
-        kwargs = {k: _plain(v) for k, v in (self.args.get("model_kwargs") or {}).items()
+        kwargs = {k: plain_value(v) for k, v in (self.args.get("model_kwargs") or {}).items()
                   if k.startswith("dog_") and k != "dog_seed"}
         return {k: v for k, v in sorted(kwargs.items()) if k not in defaults or defaults[k] != v}
 
@@ -120,10 +111,10 @@ def settings(run: Run) -> dict:
     from .recipes import train_py_args
 
     full = {**train_py_args()[0], **run.args}
-    out = {k: _plain(v) for k, v in full.items() if k not in BOOKKEEPING and k not in ("model", "model_kwargs")}
+    out = {k: plain_value(v) for k, v in full.items() if k not in BOOKKEEPING and k not in ("model", "model_kwargs")}
     out["model"] = base_of(run.model)
     out["epochs trained"] = run.epochs  # an interrupted run is not the same recipe as the finished ones
-    out["model_kwargs"] = {k: _plain(v) for k, v in (run.args.get("model_kwargs") or {}).items()
+    out["model_kwargs"] = {k: plain_value(v) for k, v in (run.args.get("model_kwargs") or {}).items()
                            if not k.startswith("dog_")}
     return out
 

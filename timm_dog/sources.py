@@ -233,17 +233,17 @@ def check_same_run(checkpoint, own: dict, given: dict, given_name: str) -> None:
             *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS),
             "seed", "model_ema")
     for key in dict.fromkeys(keys):
-        if key in own and key in given and _normal(own[key]) != _normal(given[key]):
+        if key in own and key in given and plain_value(own[key]) != plain_value(given[key]):
             raise ValueError(f"{given_name} says {key}: {given[key]!r} but {checkpoint} was trained with "
                              f"{key}: {own[key]!r}: give the args.yaml of the run that wrote this checkpoint")
 
 
-def _normal(value):
-    """Lists and tuples alike (YAML gives lists where train.py's argparse gave tuples)."""
+def plain_value(value):
+    """Tuples as lists, recursively (YAML gives lists where train.py's argparse and signatures give tuples)."""
     if isinstance(value, (list, tuple)):
-        return [_normal(v) for v in value]
+        return [plain_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _normal(v) for k, v in value.items()}
+        return {k: plain_value(v) for k, v in value.items()}
     return value
 
 
