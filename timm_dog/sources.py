@@ -10,6 +10,7 @@ import logging
 import re
 import zipfile
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -108,6 +109,7 @@ def read_train_args(path) -> dict:
     return args
 
 
+@lru_cache(maxsize=None)
 def train_py_model_args() -> dict:
     """{create_model kwarg: train.py argument} of train.py's own ``create_model`` call (kept in
     data/train_py_args.json, read from train.py's source by :func:`extract_model_args`); ``in_chans`` is
