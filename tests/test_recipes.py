@@ -515,12 +515,14 @@ def test_wheel_install_outside_the_repo(tmp_path):
     python = venv / "bin" / "python"
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, **run).stdout.strip()
-    # this environment's packages (torch, timm …) after the fresh one's; their .pth files (an editable timm-dog)
-    # are not run
-    Path(purelib, "host.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # the wheel goes in first: with this environment's packages visible, pip would find timm-dog installed there
+    # (CI installs it non-editable) and install nothing
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
                                 str(wheel)], **run)
     assert installed.returncode == 0, installed.stderr
+    # then this environment's packages (torch, timm …) after the fresh one's; their .pth files (an editable
+    # timm-dog) are not run
+    Path(purelib, "host.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     work = tmp_path / "work"
