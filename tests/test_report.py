@@ -400,3 +400,69 @@ def test_copies_edits_and_interrupted_runs_are_never_counted_as_evidence(train_r
     result = _report(broken, native, "--data-dir", digits / "val", "--out", tmp_path / "d")
     assert result.exit_code == 1 and "model_kwargs 'dog_seed=0' is not a mapping" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_training_images_are_never_reported_as_validation(train_runs, digits_300, tmp_path):
+    """A run's training split given as the validation images (its train/ folder, or a data_dir without split folders,
+    where train.py validated on its training images too) is refused by report, eval and push; `eval --split train`
+    measures training accuracy on purpose and says so, and push refuses that eval JSON."""
+    from timm_dog.hub import PushError, stage
+
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    result = _report(dog, native, "--data-dir", digits_300 / "train", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{digits_300 / 'train'} holds the training images of {native}" in result.output  # the first run
+    assert f"give its validation folder ({digits_300 / 'val'})" in result.output and not (tmp_path / "out").exists()
+    checkpoint = str(dog / "model_best.pth.tar")
+    refused = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir",
+                                        str(digits_300 / "train"), "--workers", "0"])
+    assert refused.exit_code == 1 and "holds the training images of" in refused.output
+    assert "or --split train to measure training accuracy on purpose" in refused.output
+    on_purpose = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir",
+                                           str(digits_300), "--split", "train", "--workers", "0", "--json",
+                                           str(tmp_path / "train.json")])
+    assert on_purpose.exit_code == 0, on_purpose.output
+    assert "the numbers are training accuracy" in on_purpose.output
+    dataset = json.loads((tmp_path / "train.json").read_text())["dataset"]
+    assert dataset["training_images_of"] == [checkpoint]
+    with pytest.raises(PushError, match="was measured on training images"):
+        stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id="someone/x", eval_json=tmp_path / "train.json",
+              datasets=("digits",), log=lambda line: None)
+    flat = tmp_path / "flat"  # a data_dir of class folders only: train.py trained and validated on the same images
+    shutil.copytree(digits_300 / "train", flat)
+    flat_run = _variant(dog, tmp_path / "flat-run", data_dir=str(flat))
+    refused = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(flat_run / "last.pth.tar"),
+                                        "--data-dir", str(flat), "--workers", "0"])
+    assert refused.exit_code == 1, refused.output
+    assert "has no split folders, so train.py validated on its training images too" in refused.output
+    fine = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir",
+                                     str(digits_300), "--workers", "0"])
+    assert fine.exit_code == 0 and "training" not in fine.output
+
+
+def test_report_says_when_its_numbers_are_not_train_py_validation(train_runs, digits, digits_300, tmp_path):
+    """Other images than the folder train.py validated on, or (same images, same weights) a top-1 that train.py's own
+    eval does not confirm: each run's row gets a note saying so."""
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    held_out = tmp_path / "held-out"
+    shutil.copytree(digits / "val", held_out)
+    assert _report(dog, native, "--data-dir", held_out, "--out", tmp_path / "a").exit_code == 0
+    runs = json.loads((tmp_path / "a" / "report.json").read_text())["pairs"][0]["native"]["runs"]
+    assert runs[0]["notes"] == [f"train.py validated {native} on {digits_300 / 'val'}, this report on {held_out}: "
+                                "its train.py eval_top1 and curves are of other images than its top-1 here"]
+    off = _copy_run(native, tmp_path / "off")  # train.py's eval said 5 points more for the same weights
+    lines = (off / "summary.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    last = lines[-1].split(",")
+    column = header.index("eval_top1")
+    last[column] = str(float(last[column]) + 5)
+    (off / "summary.csv").write_text("\n".join(lines[:-1] + [",".join(last)]) + "\n")
+    result = _report(dog, off, "--data-dir", digits / "val", "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    native_run = report["pairs"][0]["native"]["runs"][0]
+    assert native_run["train_py_top1"] == pytest.approx(native_run["top1"] + 5, abs=1e-6)
+    assert f"{off}: top-1 {native_run['top1']:.2f} here but {native_run['top1'] + 5:.2f} in train.py's own eval" in \
+        native_run["notes"][0]
+    assert report["pairs"][0]["dog"]["runs"][0]["notes"] == []
+    assert "in train.py's own eval of the same weights" in (tmp_path / "b" / "report.md").read_text()

@@ -62,3 +62,22 @@ def test_tensors_sha256_is_of_the_tensors_not_their_order_or_file():
     assert tensors_sha256(state) != tensors_sha256({**state, "a": torch.ones(4)})  # shape counts
     assert tensors_sha256(state) != tensors_sha256({**state, "a": torch.ones(2, 2, dtype=torch.float64)})
     assert json.dumps(tensors_sha256(state))
+
+
+def test_training_images_by_folder_or_by_name(tmp_path):
+    """The run's own training folder is found by path; where its data_dir is not reachable from here (train.py ran
+    elsewhere, or the path was relative), by the training split's name inside a folder of the data_dir's name."""
+    from timm_dog.sources import training_data, training_images
+
+    for folder in ("digits/train/0", "digits/val/0", "other/train/0", "digits/training/0"):
+        (tmp_path / folder).mkdir(parents=True)
+    here = training_data({"data_dir": str(tmp_path / "digits"), "train_split": "train"})
+    assert training_images(tmp_path / "digits" / "train", here)
+    assert not training_images(tmp_path / "digits" / "val", here) and not training_images(tmp_path / "digits", here)
+    elsewhere = training_data({"data": "/cluster/datasets/digits", "dataset": ""})  # train.py's positional DIR
+    assert training_images(tmp_path / "digits" / "train", elsewhere)
+    assert training_images(tmp_path / "digits" / "training", elsewhere)
+    assert not training_images(tmp_path / "other" / "train", elsewhere)
+    assert not training_images(tmp_path / "digits" / "val", elsewhere)
+    assert not training_images(tmp_path / "digits" / "train", {**elsewhere, "dataset": "torch/cifar10"})
+    assert training_data({"model": "x"}) == {} and not training_images(tmp_path / "digits" / "train", {})

@@ -726,6 +726,7 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         indices, rule = class_mapping(data, *(c.labels for c in classifiers))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    _check_not_training_images(info, classifiers, split)
     click.echo(f"data: {info.get('split_rule') or info['data_dir']}; classes {rule}")
     results = []
     for classifier, index in zip(classifiers, indices):
@@ -758,6 +759,25 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
     if json_out:
         write_text(json_out, json.dumps(report, indent=2))
         click.echo(f"wrote {json_out}")
+
+
+def _check_not_training_images(info: dict, classifiers: list, split: str) -> None:
+    """Refuse an ImageFolder that holds a source's training images (train.py's train split of its run), unless
+    --split names a training split: then say that the numbers are training accuracy, in the output and the JSON."""
+    from .evaluate import SPLIT_ALIASES
+    from .sources import training_images, training_images_message
+
+    for classifier in classifiers:
+        trained_on = (classifier.weights or {}).get("trained_on") or {}
+        if not info.get("folder") or not training_images(info["folder"], trained_on):
+            continue
+        message = training_images_message(info["folder"], trained_on, classifier.weights["source"])
+        if split not in (*SPLIT_ALIASES[0], trained_on["train_split"]):
+            raise click.ClickException(f"{message} (or --split {trained_on['train_split']} to measure training "
+                                       f"accuracy on purpose)")
+        click.echo(f"note: --split {split}: {message.split(': accuracy')[0]}: the numbers are training accuracy",
+                   err=True)
+        info.setdefault("training_images_of", []).append(classifier.weights["source"])
 
 
 @main.command()

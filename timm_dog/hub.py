@@ -122,6 +122,7 @@ def read_eval(path, weights=None, input_size=None) -> dict:
                         f"and >= 0, and at least one image was evaluated")
     if weights is not None:
         _check_measured_on(path, report, weights)
+    _check_not_training_images(path, report.get("dataset", {}), weights)
     measured = report.get("input_size")
     if input_size is not None and list(measured or []) != list(input_size):
         raise PushError(f"eval JSON {path} was measured at {_size(measured)} but the published data config says "
@@ -134,6 +135,19 @@ def read_eval(path, weights=None, input_size=None) -> dict:
                         f"published with {weights.model_args} ({', '.join(differ)} differ): evaluate the checkpoint "
                         f"with the run's args (its own, or its args.yaml beside it)")
     return report
+
+
+def _check_not_training_images(path, dataset: dict, weights) -> None:
+    """Refuse an eval JSON measured on training images (eval --split train, or the run's training folder)."""
+    from .sources import training_images, training_images_message
+
+    if dataset.get("training_images_of"):
+        raise PushError(f"eval JSON {path} was measured on training images ({dataset.get('folder')}, the training "
+                        f"split of {', '.join(dataset['training_images_of'])}): the card publishes validation accuracy; "
+                        f"evaluate on the validation folder")
+    folder = dataset.get("folder")
+    if weights is not None and folder and training_images(folder, weights.trained_on):
+        raise PushError(f"eval JSON {path}: {training_images_message(folder, weights.trained_on, weights.source)}")
 
 
 def _json(value):

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .models import base_of
-from .sources import BOOKKEEPING_ARGS, plain_value
+from .sources import (BOOKKEEPING_ARGS, plain_value, train_py_folder, training_data, training_images,
+                      training_images_message)
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("train_loss", "eval_top1")
@@ -325,6 +326,21 @@ def run_notes(run: Run, use_ema: bool) -> list:
     return notes
 
 
+def data_notes(run: Run, folder, top1: float, train_py_top1) -> list:
+    """What a reader must know when the report's images or numbers are not train.py's own validation: another folder
+    than the one train.py validated the run on, or (same folder, same weights) a top-1 more than 0.1 points off."""
+    trained_on = training_data(run.args)
+    val = train_py_folder(trained_on, trained_on["val_split"]) if trained_on else None
+    if val is not None and val.resolve() != Path(folder).resolve():
+        return [f"train.py validated {run.folder} on {val}, this report on {folder}: its train.py eval_top1 and "
+                "curves are of other images than its top-1 here"]
+    if train_py_top1 is not None and abs(top1 - train_py_top1) > 0.1:
+        return [f"{run.folder}: top-1 {top1:.2f} here but {train_py_top1:.2f} in train.py's own eval of the same "
+                "weights: the preprocessing or precision differed (train.py's --amp, a distributed eval's padding, "
+                "or a --data-dir that is not the folder train.py validated on)"]
+    return []
+
+
 def _curve_file(row: Row, rows: list) -> str:
     same = [r for r in rows if r.model == row.model]
     return f"curves_{row.model}.png" if len(same) == 1 else f"curves_{row.model}_{same.index(row) + 1}.png"
@@ -337,6 +353,10 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
     from .runtime import model_classifier
 
     dataset, info = open_dataset(str(data_dir))
+    for run in (run for row in rows for run in row.runs):
+        trained_on = training_data(run.args)
+        if training_images(info["folder"], trained_on):
+            raise ReportError(training_images_message(info["folder"], trained_on, run.folder))
     classes = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
     models = {run: _load(run, use_ema) for row in rows for run in row.runs}  # every check before the evaluations
     for row in rows:  # a copied run folder is not another seed of its arm
@@ -364,14 +384,15 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
         result = evaluate(classifier, dataset, batch_size, workers, progress=progress, dataset_info=info)
         correct[run] = result.correct
         same_weights = run.summary_ema == use_ema and weights.epoch in run.summary
+        train_py_top1 = run.summary[weights.epoch]["eval_top1"] if same_weights else None
         records[run] = {
             "folder": str(run.folder), "checkpoint": str(run.checkpoint), "weights_sha256": result.weights_sha256,
             "ema": use_ema, "checkpoint_epoch": weights.epoch, "seed": run.seed, "arm": run.arm,
             "model_kwargs": run.args.get("model_kwargs") or {}, "epochs": run.epochs,
             "top1": result.top1, "top5": result.top5, "loss": result.loss,
-            "train_py_top1": run.summary[weights.epoch]["eval_top1"] if same_weights else None,
+            "train_py_top1": train_py_top1,
             "curves_weights": "EMA" if run.summary_ema else "model", "curves": run.curves,
-            "notes": run_notes(run, use_ema)}
+            "notes": run_notes(run, use_ema) + data_notes(run, info["folder"], result.top1, train_py_top1)}
         kernels[run] = {"folder": str(run.folder), **_kernels(model, fused)}
     weights_name = "EMA (state_dict_ema)" if use_ema else "state_dict"
     report = {"data": {"data_dir": str(data_dir), "images": len(dataset), "classes": len(classes)},

@@ -50,6 +50,7 @@ class Weights:
     ema: bool = False
     epoch: Optional[int] = None  # train.py's epoch of the checkpoint (0-based, as summary.csv counts)
     model_args: dict = field(default_factory=dict)  # create_model kwargs the model was rebuilt with
+    trained_on: dict = field(default_factory=dict)  # where train.py read the run's images (:func:`training_data`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -297,8 +298,60 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
         logger.warning(f"note: {checkpoint} carries no data config (no train.py args, no args.yaml or config.json "
                        f"beside it): using {architecture}'s default preprocessing ({size}, {cfg.get('interpolation')}, "
                        f"crop {cfg.get('crop_pct')}, mean {tuple(cfg.get('mean'))})")
-    weights = Weights(tensors_sha256(model.state_dict()), str(checkpoint), use_ema, read.epoch, model_args)
+    weights = Weights(tensors_sha256(model.state_dict()), str(checkpoint), use_ema, read.epoch, model_args,
+                      training_data(train_args))
     return model.eval(), train_args, weights
+
+
+def training_data(args: Optional[dict]) -> dict:
+    """Where train.py read a run's images, from its args: {dataset, data_dir, train_split, val_split}; {} unknown."""
+    root = (args or {}).get("data_dir") or (args or {}).get("data")  # train.py: --data-dir, or its positional DIR
+    if not isinstance(root, str):
+        return {}
+    return {"dataset": args.get("dataset") or "", "data_dir": root, "train_split": args.get("train_split") or "train",
+            "val_split": args.get("val_split") or "validation"}
+
+
+def train_py_folder(trained_on: dict, split: str) -> Optional[Path]:
+    """The folder timm's create_dataset reads for ``split`` of a folder run: DATA_DIR/SPLIT, else a synonym, else
+    DATA_DIR itself; None when DATA_DIR is not reachable from here (train.py's data_dir may be relative to where
+    it ran)."""
+    from .evaluate import SPLIT_ALIASES
+
+    root = Path(trained_on["data_dir"])
+    if not root.is_dir():
+        return None
+    names = next((aliases for aliases in SPLIT_ALIASES if split in aliases), (split,))
+    return next((root / n for n in dict.fromkeys((split, *names)) if (root / n).is_dir()), root)
+
+
+def training_images(folder, trained_on: dict) -> bool:
+    """Whether the ImageFolder ``folder`` holds the training images of a run (``trained_on``: :func:`training_data`):
+    the same folder as train.py's training split, or, where the run's data_dir is not reachable from here, a
+    folder of the training split's name inside a folder of the data_dir's name."""
+    from .evaluate import FOLDER_DATASETS, SPLIT_ALIASES
+
+    if not trained_on or trained_on["dataset"].lower() not in FOLDER_DATASETS or not Path(folder).is_dir():
+        return False
+    train = train_py_folder(trained_on, trained_on["train_split"])
+    if train is not None:
+        return Path(folder).resolve() == train.resolve()
+    split = trained_on["train_split"]
+    names = next((aliases for aliases in SPLIT_ALIASES if split in aliases), (split,))
+    folder = Path(folder).resolve()
+    return folder.name in names and folder.parent.name == Path(trained_on["data_dir"]).name
+
+
+def training_images_message(folder, trained_on: dict, run) -> str:
+    """Says that ``folder`` holds the training images of ``run`` and where its validation images are."""
+    root, split = trained_on["data_dir"], trained_on["train_split"]
+    val = train_py_folder(trained_on, trained_on["val_split"])
+    if val is not None and val.resolve() == Path(folder).resolve():
+        where = f"{root} has no split folders, so train.py validated on its training images too: give held-out images"
+    else:
+        where = f"give its validation folder ({val or Path(root) / trained_on['val_split']})"
+    return (f"{folder} holds the training images of {run} (train.py's data_dir {root}, train_split {split!r}): "
+            f"accuracy on them is not validation accuracy; {where}")
 
 
 def model_args_for(architecture: str, args: dict) -> dict:
