@@ -1,4 +1,4 @@
-"""How the reproducibility tests compare seeded weights across machines (README, "seed").
+"""How the reproducibility tests compare seeded weights across machines (docs/api.md, "seed").
 
 Seeded DoG kernels are torch.rand draws (an integer RNG), elementwise IEEE-754 operations (the same
 bits on every CPU) and float64 exp and log, whose last bit depends on the library torch takes them

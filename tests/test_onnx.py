@@ -274,7 +274,7 @@ class _TinyGelu(torch.nn.Module):
 
 def test_default_route_writes_native_gelu(tmp_path):
     """The default export (dynamo, opset 20) writes GELU as one Gelu node: at opset 18 the dynamo graph's
-    Erf/Div/Mul is left unfused by onnxruntime (measured: up to 29 % slower, README's route table)."""
+    Erf/Div/Mul is left unfused by onnxruntime (measured: up to 29 % slower, docs/measurements.md's route table)."""
     result = export_onnx(_TinyGelu().eval(), tmp_path / "m.onnx", log=lambda line: None)
     assert (result.exporter, result.opset) == (EXPORTER, OPSET) == ("dynamo", 20) and result.verifications[0].passed
     ops = {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}

@@ -290,7 +290,7 @@ def dog_init_(
     ``on_ratio``; the others keep their native init. ``scale`` is "paper" (as defined in the
     paper), "match" (rescaled to the std of the layer's native init) or a fixed multiplier.
     The same ``seed`` gives bit-identical weights on one machine and software stack (on others
-    float64 values within about one ulp: README, ``seed``); with None, torch's global RNG decides.
+    float64 values within about one ulp: docs/api.md, ``seed``); with None, torch's global RNG decides.
     ``pattern`` ("dog", or a control: "gaussian", "impulse", "box"; see ``timm_dog.dog.check_pattern``)
     changes the shape only: the same seed chooses the same kernels with the same γ and sign.
     ``trainable=False`` keeps the kernels set here fixed during training (``timm_dog.freeze``); the

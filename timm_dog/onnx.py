@@ -501,7 +501,7 @@ def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata:
     """Static int8 quantization (int8 weights per channel, uint8 activations) calibrated on ``calibration``:
     ``quant_format`` QDQ or QOperator, after onnxruntime's ``quant_pre_process`` or not, with the first
     convolution (stem) and the last Conv/Gemm/MatMul (head) left in fp32 or not. The defaults were the fastest
-    at full agreement for ConvNeXt (README, benchmarks/bench_onnx.py int8)."""
+    at full agreement for ConvNeXt (docs/measurements.md, benchmarks/bench_onnx.py int8)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     from .progress import progress
