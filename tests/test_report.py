@@ -205,14 +205,15 @@ def _resumed_summary(source) -> str:
 @pytest.fixture(scope="module")
 def messy_runs(train_runs, tmp_path_factory):
     """The real-run names in train.py format (convnext_atto): seeds 0 paired, dog seed 1 and native seed 2 unpaired,
-    a 48 px pair, a resumed DoG run with no native run of its settings, a native run whose args.yaml lacks a key
+    a 48 px pair (one run given --img-size, the other --input-size), a resumed DoG run with no native run of its settings, a native run whose args.yaml lacks a key
     that is at train.py's default (so not a difference)."""
     root = tmp_path_factory.mktemp("messy")
     dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
     runs = {"dog-s0": dog, "native-s0": native, "dog-s1": train_runs["convnext_atto_dog", 1],
             "native-s2": _variant(train_runs["convnext_atto", 1], root / "native-s2", seed=2),
             "dog-s0-48px": _variant(dog, root / "dog-s0-48px", img_size=48),
-            "native-s0-48px": _variant(native, root / "native-s0-48px", img_size=48),
+            # --input-size 3 48 48 where the DoG run has --img-size 48: one data config, so one row
+            "native-s0-48px": _variant(native, root / "native-s0-48px", img_size=None, input_size=[3, 48, 48]),
             "dog-s3-resumed": _variant(train_runs["convnext_atto_dog", 1], root / "dog-s3-resumed", seed=3,
                                        val_interval=2, resume="/runs/dog-s3-resumed/last.pth.tar",
                                        summary=_resumed_summary(train_runs["convnext_atto_dog", 1]))}
@@ -228,14 +229,14 @@ def test_rows_split_by_settings_and_pair_by_equal_seed(messy_runs):
     runs = {name: read_run(folder) for name, folder in messy_runs.items()}
     rows, unpaired = group_runs(list(runs.values()))
     assert [(r.label, r.seeds, {a: [x.folder.name for x in v] for a, v in r.arms.items()}) for r in rows] == [
-        ("img_size 32, val_interval 1", [0],
+        ("input_size 3/32/32, val_interval 1", [0],
          {"native": ["convnext_atto-s0"], "dog": ["convnext_atto_dog-s0"]}),
-        ("img_size 48, val_interval 1", [0], {"native": ["native-s0-48px"], "dog": ["dog-s0-48px"]}),
+        ("input_size 3/48/48, val_interval 1", [0], {"native": ["native-s0-48px"], "dog": ["dog-s0-48px"]}),
     ]
     why = {Path(u["folder"]).name: u["why"] for u in unpaired}
     assert why["convnext_atto_dog-s1"] == "seed 1: not in every arm of this row (arms with it: dog); pairs need equal seeds"
     assert why["native-s2"] == "seed 2: not in every arm of this row (arms with it: native); pairs need equal seeds"
-    assert why["dog-s3-resumed"].startswith("no convnext_atto (native) run with the same settings (img_size 32, "
+    assert why["dog-s3-resumed"].startswith("no convnext_atto (native) run with the same settings (input_size 3/32/32, "
                                             "val_interval 2); the nearest other runs of convnext_atto")
     assert why["dog-s3-resumed"].endswith("differ in val_interval (2 vs 1)")  # resume: bookkeeping, not a difference
     resumed = runs["dog-s3-resumed"]  # two headers, epoch 1 written twice: the resumed run's row counts
@@ -248,14 +249,14 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
     assert result.exit_code == 0, result.output
     assert "unpaired, left out: " in result.output and "native-s2: seed 2: not in every arm" in result.output
     report = json.loads((out / "report.json").read_text())
-    assert [(p["settings"], p["seeds"]) for p in report["pairs"]] == [("img_size 32, val_interval 1", [0]),
-                                                                     ("img_size 48, val_interval 1", [0])]
+    assert [(p["settings"], p["seeds"]) for p in report["pairs"]] == [("input_size 3/32/32, val_interval 1", [0]),
+                                                                     ("input_size 3/48/48, val_interval 1", [0])]
     assert sorted(Path(u["folder"]).name for u in report["unpaired"]) == ["convnext_atto_dog-s1", "dog-s3-resumed",
                                                                           "native-s2"]
     assert report["bookkeeping_keys"]["workers"] and "seed" in report["bookkeeping_keys"]
     md = (out / "report.md").read_text()
     assert "## Unpaired runs (left out)" in md and "| `" + str(messy_runs["native-s2"]) + "` |" in md
-    assert "| convnext_atto | dog | img_size 48, val_interval 1 |" in md
+    assert "| convnext_atto | dog | input_size 3/48/48, val_interval 1 |" in md
     small = report["pairs"][0]["dog"]["runs"][0]
     with open(messy_runs["dog-s0"] / "summary.csv") as f:  # the 32 px row: train.py's own numbers
         assert small["top1"] == pytest.approx(float(list(csv.DictReader(f))[-1]["eval_top1"]), abs=0.01)
@@ -356,8 +357,8 @@ def test_report_on_real_train_py_runs(real_runs, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert sorted(Path(u["folder"]).name for u in report["unpaired"]) == ["dog-s1", "dog-s3-resumed", "native-s2"]
     ema_pair, plain_pair = report["pairs"]
-    assert "img_size 32" in ema_pair["settings"] and "model_ema True" in ema_pair["settings"]
-    assert "img_size 48" in plain_pair["settings"] and "model_ema False" in plain_pair["settings"]
+    assert "input_size 3/32/32" in ema_pair["settings"] and "model_ema True" in ema_pair["settings"]
+    assert "input_size 3/48/48" in plain_pair["settings"] and "model_ema False" in plain_pair["settings"]
     for pair, summary_ema in ((ema_pair, True), (plain_pair, False)):
         for run in pair["dog"]["runs"] + pair["native"]["runs"]:
             folder = Path(run["folder"])
@@ -466,3 +467,25 @@ def test_report_says_when_its_numbers_are_not_train_py_validation(train_runs, di
         native_run["notes"][0]
     assert report["pairs"][0]["dog"]["runs"][0]["notes"] == []
     assert "in train.py's own eval of the same weights" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_eval_compare_names_the_settings_its_runs_differ_in(train_runs, digits, tmp_path):
+    """eval --compare prints a difference and a p-value; runs trained with other settings (here lr) get a note naming
+    them, and the JSON lists them; a DoG run against its paired native run has none."""
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    other = _variant(native, tmp_path / "lr", lr=0.01)
+
+    def compare(b):
+        out = tmp_path / f"{b.name}.json"
+        result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(dog / "last.pth.tar"),
+                                           "--compare", "convnext_atto", "--compare-checkpoint", str(b / "last.pth.tar"),
+                                           "--data-dir", str(digits / "val"), "--workers", "0", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        return result.output, json.loads(out.read_text())
+
+    output, report = compare(other)
+    assert "were trained with different settings: lr (0.004 vs 0.01): the difference below is not the init's alone" \
+        in output
+    assert report["settings_differences"] == ["lr"]
+    output, report = compare(native)
+    assert "different settings" not in output and report["settings_differences"] == []

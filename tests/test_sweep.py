@@ -200,8 +200,8 @@ def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
     """Issue 15, point 6: two recipes are two heatmaps, two seeds of a cell are mean ± std (n 2), not the last
     run."""
     results = collect([two_recipes])
-    assert [r.label for r in results.recipes] == ["convnext_atto, img_size 32, lr None, model_ema True, "
-                                                  "model_ema_decay 0.9", "convnext_atto, img_size 48, lr 0.01, "
+    assert [r.label for r in results.recipes] == ["convnext_atto, input_size [3, 32, 32], lr None, model_ema True, "
+                                                  "model_ema_decay 0.9", "convnext_atto, input_size [3, 48, 48], lr 0.01, "
                                                   "model_ema False, model_ema_decay 0.9998"]
     cells = {(c.recipe.tag, c.model, c.dog.get("dog_gamma")): c for c in results.cells}
     assert len(cells) == 5
@@ -231,7 +231,7 @@ def test_heatmap_titles_name_recipe_weights_epoch_and_baseline(two_recipes):
     from timm_dog.sweep import heatmaps
 
     (first, _), (second, _) = heatmaps(collect([two_recipes]))
-    assert first.startswith("R1: convnext_atto, img_size 32") and "final (epoch 2) top-1 % of the EMA weights" in first
+    assert first.startswith("R1: convnext_atto, input_size [3, 32, 32]") and "final (epoch 2) top-1 % of the EMA weights" in first
     assert "baseline convnext_atto: 32.00 ± 2.83 (n 2)" in first
     assert "model weights (no EMA)" in second and "baseline convnext_atto: 25.00" in second
 
@@ -307,3 +307,15 @@ def test_collect_real_train_py_runs(real_runs, tmp_path):
     assert len(paths["heatmaps"]) == 3
     table = paths["markdown"].read_text()
     assert f"| dog-s3-resumed | R3 | {resumed.model} | 3 | 3 | 32 | model | 3 | 3 |" in table
+
+
+def test_img_size_and_the_same_input_size_are_one_recipe(two_recipes):
+    """--img-size 32 and --input-size 3 32 32 are one data config for train.py (timm's resolve_data_config), so one
+    recipe and cell: the baseline's third seed joins its two others."""
+    a = {**SMALL, "img_size": None, "input_size": [3, 32, 32], "model_ema": True, "model_ema_decay": 0.9}
+    _train_py_run(two_recipes / "a-native-s2", {**a, "model": "convnext_atto", "seed": 2, "model_kwargs": {}},
+                  {0: 20.0, 1: 30.0, 2: 35.0})
+    results = collect([two_recipes])
+    assert len(results.recipes) == 2
+    native = next(c for c in results.cells if c.recipe.tag == "R1" and c.model == "convnext_atto")
+    assert native.n == 3 and native.stats("final")[0] == pytest.approx(33.0)

@@ -750,15 +750,36 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         click.echo(f"measured on: {measured}; images at {size}")
     report = results[0].to_dict()
     if compare:
+        differ = _settings_differences(checkpoint, compare_checkpoint)
         test = mcnemar(results[0].correct, results[1].correct)
         difference = results[0].top1 - results[1].top1
         click.echo(f"top-1 difference {difference:+.2f} points; McNemar exact p = {test['p_value']:.4g} "
                    f"({test['only_a_correct']} images right only for {source}, "
                    f"{test['only_b_correct']} only for {compare})")
-        report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test}
+        report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test,
+                  "settings_differences": differ}
     if json_out:
         write_text(json_out, json.dumps(report, indent=2))
         click.echo(f"wrote {json_out}")
+
+
+def _settings_differences(checkpoint, other):
+    """train.py settings (report's rule: not the seed, the arm or bookkeeping) in which the runs of two checkpoints
+    differ, said as a note; None when either has no train.py args."""
+    from .report import args_settings
+    from .sources import checkpoint_args
+
+    args = [checkpoint_args(c) if c else None for c in (checkpoint, other)]
+    if None in args:
+        return None
+    a, b = (args_settings(x) for x in args)
+    differ = sorted(k for k in {**a, **b} if a.get(k, "(absent)") != b.get(k, "(absent)"))
+    if differ:
+        click.echo(f"note: {checkpoint} and {other} were trained with different settings: "
+                   + ", ".join(f"{k} ({a.get(k, '(absent)')} vs {b.get(k, '(absent)')})" for k in differ)
+                   + ": the difference below is not the init's alone (timm-dog report pairs runs only when these "
+                     "agree)", err=True)
+    return differ
 
 
 def _check_not_training_images(info: dict, classifiers: list, split: str) -> None:

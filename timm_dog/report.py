@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .models import base_of
-from .sources import (BOOKKEEPING_ARGS, plain_value, train_py_folder, training_data, training_images,
-                      training_images_message)
+from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, plain_value, train_py_data_config, train_py_folder,
+                      training_data, training_images, training_images_message)
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("train_loss", "eval_top1")
@@ -107,15 +107,22 @@ def _text(value) -> str:
 
 
 def settings(run: Run) -> dict:
-    """What a run was trained and validated with: its train.py args over train.py's defaults, without the
-    bookkeeping keys, the seed and the arm (model name → base model; model_kwargs without dog_* kwargs)."""
+    """What a run was trained and validated with (:func:`args_settings`), and the epochs it trained."""
+    # an interrupted run is not the same recipe as the finished ones
+    return {**args_settings(run.args), "epochs trained": run.epochs}
+
+
+def args_settings(args: dict) -> dict:
+    """train.py args over train.py's defaults, without the bookkeeping keys, the seed and the arm (model name → base
+    model; model_kwargs without dog_* kwargs); the data config as train.py resolved it."""
     from .recipes import train_py_args
 
-    full = {**train_py_args()[0], **run.args}
-    out = {k: plain_value(v) for k, v in full.items() if k not in BOOKKEEPING and k not in ("model", "model_kwargs")}
-    out["model"] = base_of(run.model)
-    out["epochs trained"] = run.epochs  # an interrupted run is not the same recipe as the finished ones
-    out["model_kwargs"] = {k: plain_value(v) for k, v in (run.args.get("model_kwargs") or {}).items()
+    full = {**train_py_args()[0], **args}
+    out = {k: plain_value(v) for k, v in full.items()
+           if k not in BOOKKEEPING and k not in ("model", "model_kwargs", *DATA_KEYS)}
+    out.update(train_py_data_config(full, args["model"]))  # what train.py resolved: img_size 40 = input_size 3 40 40
+    out["model"] = base_of(args["model"])
+    out["model_kwargs"] = {k: plain_value(v) for k, v in (args.get("model_kwargs") or {}).items()
                            if not k.startswith("dog_")}
     return out
 

@@ -303,6 +303,28 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
     return model.eval(), train_args, weights
 
 
+def checkpoint_args(checkpoint) -> Optional[dict]:
+    """The train.py args of a checkpoint: its own, else the args.yaml beside it; None for other weights files."""
+    args = read_checkpoint(checkpoint).args
+    beside = Path(checkpoint).parent / "args.yaml"
+    return args if args is not None else read_train_args(beside) if beside.is_file() else None
+
+
+def train_py_data_config(args: dict, model: str) -> dict:
+    """The data config train.py resolved for a run: timm's resolve_data_config over its args (--input-size before
+    --img-size, …) and the model's default cfg, so ``img_size: 40`` and ``input_size: [3, 40, 40]`` are one config;
+    args that train.py could not have resolved (a hand-edited args.yaml) are kept as given."""
+    from timm.data import resolve_data_config
+
+    cfg = timm.models.get_pretrained_cfg(base_of(model))
+    try:
+        config = resolve_data_config({k: args.get(k) for k in (*DATA_KEYS, "in_chans")},
+                                     pretrained_cfg=cfg.to_dict() if cfg else None)
+    except (AssertionError, TypeError):
+        return {k: plain_value(args.get(k)) for k in DATA_KEYS}
+    return {k: plain_value(v) for k, v in config.items()}
+
+
 def training_data(args: Optional[dict]) -> dict:
     """Where train.py read a run's images, from its args: {dataset, data_dir, train_split, val_split}; {} unknown."""
     root = (args or {}).get("data_dir") or (args or {}).get("data")  # train.py: --data-dir, or its positional DIR

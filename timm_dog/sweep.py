@@ -16,7 +16,7 @@ from .models import DOG_KWARGS, base_of
 from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
 from .recipes import RecipeError, check_keys_and_values, load_recipe, train_py_args
-from .sources import BOOKKEEPING_ARGS, read_summary, read_train_args
+from .sources import BOOKKEEPING_ARGS, DATA_KEYS, read_summary, read_train_args, train_py_data_config
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -200,6 +200,7 @@ def read_run(summary_csv) -> Run:
     elif given:
         raise ValueError(f"{args_file}: {model} is not a *_dog model, yet its model_kwargs set {given[0]}")
     full = {**train_py_args()[0], **args, "model_kwargs": {k: v for k, v in kwargs.items() if k not in given}}
+    full = {**{k: v for k, v in full.items() if k not in DATA_KEYS}, **train_py_data_config(full, model)}
     settings = tuple(sorted((k, _hashable(v)) for k, v in full.items()
                             if k not in BOOKKEEPING and k not in ("model", *REPLICATE)))
     ema = bool(args.get("model_ema")) and not args.get("model_ema_force_cpu")
@@ -217,20 +218,11 @@ def _hashable(value):
 
 
 def _image_size(args: dict, model: str) -> str:
-    """The input size train.py resolved (timm.data.resolve_data_config's order): --input-size, --img-size, else
-    the model's default; '32' when square, else 'HxW'."""
-    import timm
-
-    size, img = args.get("input_size"), args.get("img_size")
-    if isinstance(size, (list, tuple)) and len(size) == 3:
-        height, width = size[1:]
-    elif img:
-        height, width = (img, img) if isinstance(img, int) else tuple(img)[-2:]
-    else:
-        cfg = timm.models.get_pretrained_cfg(model)
-        if cfg is None:
-            return "model default"
-        height, width = cfg.input_size[1:]
+    """The input size train.py resolved (:func:`sources.train_py_data_config`); '32' when square, else 'HxW'."""
+    size = train_py_data_config(args, model)["input_size"]
+    if not isinstance(size, list) or len(size) != 3:
+        return str(size)
+    height, width = size[1:]
     return f"{height}" if height == width else f"{height}x{width}"
 
 
