@@ -424,6 +424,7 @@ def test_training_images_are_never_reported_as_validation(train_runs, digits_300
                                            str(tmp_path / "train.json")])
     assert on_purpose.exit_code == 0, on_purpose.output
     assert "the numbers are training accuracy" in on_purpose.output
+    assert "; its TRAINING images (--split train): training accuracy" in on_purpose.output  # on stdout, by the table
     dataset = json.loads((tmp_path / "train.json").read_text())["dataset"]
     assert dataset["training_images_of"] == [checkpoint]
     with pytest.raises(PushError, match="was measured on training images"):
@@ -489,3 +490,10 @@ def test_eval_compare_names_the_settings_its_runs_differ_in(train_runs, digits, 
     assert report["settings_differences"] == ["lr"]
     output, report = compare(native)
     assert "different settings" not in output and report["settings_differences"] == []
+    bare = tmp_path / "bare"  # weights without train.py args: no args inside, args lacking a model, no args.yaml
+    bare.mkdir()
+    saved = torch.load(native / "last.pth.tar", weights_only=False)
+    torch.save({"state_dict": saved["state_dict"], "args": {"img_size": 32}}, bare / "last.pth.tar")
+    output, report = compare(bare)
+    assert f"cannot be compared: {bare / 'last.pth.tar'} carries no train.py args" in output
+    assert report["settings_differences"] is None

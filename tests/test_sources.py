@@ -79,5 +79,46 @@ def test_training_images_by_folder_or_by_name(tmp_path):
     assert training_images(tmp_path / "digits" / "training", elsewhere)
     assert not training_images(tmp_path / "other" / "train", elsewhere)
     assert not training_images(tmp_path / "digits" / "val", elsewhere)
-    assert not training_images(tmp_path / "digits" / "train", {**elsewhere, "dataset": "torch/cifar10"})
     assert training_data({"model": "x"}) == {} and not training_images(tmp_path / "digits" / "train", {})
+
+
+def test_training_images_of_relative_data_dirs_and_other_datasets(tmp_path, monkeypatch):
+    """A relative data_dir is relative to where train.py ran, not to here: matched by its path parts, never resolved
+    against this folder (whose own data/ may be another one); every dataset name timm reads as a folder counts."""
+    from timm_dog.sources import training_data, training_images, training_images_message
+
+    for folder in ("proj/data/train/0", "proj/data/val/0", "data/train/0", "x/train/0", "x/trn/0"):
+        (tmp_path / folder).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # this folder has a data/ of its own
+    relative = training_data({"data_dir": "data"})
+    assert training_images(tmp_path / "proj" / "data" / "train", relative)
+    assert training_images("data/train", relative)
+    assert not training_images(tmp_path / "proj" / "data" / "val", relative)
+    assert training_images(tmp_path / "x" / "train", training_data({"data_dir": "."}))
+    assert training_images(tmp_path / "proj" / "data" / "train", training_data({"data_dir": "../../proj/data"}))
+    assert training_images(tmp_path / "x" / "trn", training_data({"data_dir": "x", "train_split": "trn[:90%]"}))
+    for dataset in ("ImageFolder", "folder", "torch/folder", ""):
+        assert training_images(tmp_path / "x" / "train", training_data({"data_dir": "x", "dataset": dataset})), dataset
+    assert training_data({"data_dir": "x", "dataset": "torch/cifar10"}) == {}
+    message = training_images_message(tmp_path / "proj/data/train", relative, "run")
+    assert "give its validation folder (train.py's val_split 'validation' of data: validation or val or valid" in message
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("img_size", "32", "img_size: '32' is not an int > 0"), ("img_size", 32.0, "img_size: 32.0 is not an int > 0"),
+    ("input_size", [32, 32], "input_size: [32, 32] is not 3 ints > 0"),
+    ("mean", [0.5, 0.5], "mean: [0.5, 0.5] is not 1 or 3 numbers"), ("std", [0.5, 0, 0.5], "std: [0.5, 0, 0.5]"),
+    ("train_split", ["train"], "train_split: ['train'] is not a string"), ("crop_pct", "1", "crop_pct: '1'")])
+def test_args_yaml_with_types_train_py_never_writes_is_refused_naming_the_key(tmp_path, key, value, expected):
+    import yaml
+
+    from timm_dog.sources import read_train_args, train_py_data_config
+
+    path = tmp_path / "args.yaml"
+    path.write_text(yaml.safe_dump({"model": "convnext_atto", key: value}))
+    with pytest.raises(ValueError, match="as train.py's arguments are") as error:
+        read_train_args(path)
+    assert str(error.value).startswith(f"{path}: {expected}")
+    path.write_text(yaml.safe_dump({"model": "convnext_atto", "in_chans": 1, "input_size": [3, 32, 32],
+                                    "mean": [0.5] * 3}))  # input_size's channels win over in_chans, as in timm
+    assert train_py_data_config(read_train_args(path), "convnext_atto")["input_size"] == [3, 32, 32]

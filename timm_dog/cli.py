@@ -747,7 +747,9 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
             measured = f"{measured}, {'EMA weights (state_dict_ema)' if r.weights['ema'] else 'weights (state_dict)'}"
             measured += f", epoch {r.weights['epoch']}" if r.weights.get("epoch") is not None else ""
         size = "x".join(map(str, r.input_size or []))
-        click.echo(f"measured on: {measured}; images at {size}")
+        training = r.weights and r.weights.get("source") in r.dataset.get("training_images_of", [])
+        click.echo(f"measured on: {measured}; images at {size}" + ("; its TRAINING images (--split "
+                                                                   f"{split}): training accuracy" if training else ""))
     report = results[0].to_dict()
     if compare:
         differ = _settings_differences(checkpoint, compare_checkpoint)
@@ -771,6 +773,11 @@ def _settings_differences(checkpoint, other):
 
     args = [checkpoint_args(c) if c else None for c in (checkpoint, other)]
     if None in args:
+        if checkpoint and other:
+            lacking = " and ".join(str(c) for c, a in zip((checkpoint, other), args) if a is None)
+            click.echo(f"note: the train.py settings of the two runs cannot be compared: {lacking} carries no "
+                       "train.py args (none inside, no args.yaml beside it); the difference below may not be the "
+                       "init's alone", err=True)
         return None
     a, b = (args_settings(x) for x in args)
     differ = sorted(k for k in {**a, **b} if a.get(k, "(absent)") != b.get(k, "(absent)"))

@@ -56,9 +56,9 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
     kwargs = {"input_img_mode": None}
     if dataset.lower() in FOLDER_DATASETS:
         data_dir, info["split_rule"] = split_folder(data_dir, split)
-        info["folder"] = data_dir
+        info["folder"] = os.path.abspath(data_dir)
         kwargs["search_split"] = False
-        if dataset:  # torchvision's ImageFolder: its default loader converts to RGB, clipping 16-bit images
+        if dataset.lower().startswith("torch/"):  # torchvision's ImageFolder: its loader converts to RGB (16-bit clips)
             kwargs["loader"] = Image.open
     try:
         opened = create_dataset(dataset, root=data_dir, split=split, is_training=False, download=download, **kwargs)

@@ -145,8 +145,8 @@ def _check_not_training_images(path, dataset: dict, weights) -> None:
         raise PushError(f"eval JSON {path} was measured on training images ({dataset.get('folder')}, the training "
                         f"split of {', '.join(dataset['training_images_of'])}): the card publishes validation accuracy; "
                         f"evaluate on the validation folder")
-    folder = dataset.get("folder")
-    if weights is not None and folder and training_images(folder, weights.trained_on):
+    folder = dataset.get("folder")  # absolute since eval writes it so; a relative one is not checked against here
+    if weights is not None and folder and Path(folder).is_absolute() and training_images(folder, weights.trained_on):
         raise PushError(f"eval JSON {path}: {training_images_message(folder, weights.trained_on, weights.source)}")
 
 

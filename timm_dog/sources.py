@@ -107,7 +107,38 @@ def read_train_args(path) -> dict:
     if not isinstance(args.get("model_kwargs") or {}, dict):
         raise ValueError(f"{path}: model_kwargs {args['model_kwargs']!r} is not a mapping (train.py writes "
                          f"--model-kwargs KEY=VALUE … as one)")
+    check_data_args(args, path)
     return args
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_data_args(args: dict, name) -> None:
+    """A ValueError naming ``name`` and the key when a train.py argument that decides the data is not of the type
+    train.py's argparse gives it (a hand-edited args.yaml): img_size, input_size, in_chans, mean, std, crop_pct,
+    interpolation, crop_mode, data_dir/data, dataset, train_split, val_split."""
+    size = args.get("input_size")  # timm's resolve_data_config: input_size's channels, else in_chans, else 3
+    chans = size[0] if isinstance(size, (list, tuple)) and size else args.get("in_chans") or 3
+    rules = {
+        "img_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "an int > 0"),
+        "input_size": (lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and
+                       all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v),
+                       "3 ints > 0 (channels, height, width)"),
+        "in_chans": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "an int > 0"),
+        "mean": (lambda v: isinstance(v, (list, tuple)) and len(v) in (1, chans) and all(map(_number, v)),
+                 f"1 or {chans} numbers (one per input channel)"),
+        "std": (lambda v: isinstance(v, (list, tuple)) and len(v) in (1, chans) and all(_number(x) and x > 0 for x in v),
+                f"1 or {chans} numbers > 0 (one per input channel)"),
+        "crop_pct": (lambda v: _number(v) and 0 < v, "a number > 0"),
+        **{key: (lambda v: isinstance(v, str), "a string")
+           for key in ("interpolation", "crop_mode", "data_dir", "data", "dataset", "train_split", "val_split")},
+    }
+    for key, (valid, expected) in rules.items():
+        value = args.get(key)
+        if value is not None and not valid(value):
+            raise ValueError(f"{name}: {key}: {value!r} is not {expected}, as train.py's arguments are")
 
 
 @lru_cache(maxsize=None)
@@ -267,6 +298,8 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
     if read.args is not None and args is not None:
         check_same_run(checkpoint, read.args, args, args_name)
     train_args = read.args if read.args is not None else args
+    if train_args is not None:
+        check_data_args(train_args, f"{checkpoint}'s train.py args" if read.args is not None else args_name)
     beside = Path(checkpoint).parent
     if train_args is None and (beside / "args.yaml").is_file():
         train_args = read_train_args(beside / "args.yaml")
@@ -306,62 +339,72 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
 def checkpoint_args(checkpoint) -> Optional[dict]:
     """The train.py args of a checkpoint: its own, else the args.yaml beside it; None for other weights files."""
     args = read_checkpoint(checkpoint).args
+    if args is not None and isinstance(args.get("model"), str):
+        check_data_args(args, f"{checkpoint}'s train.py args")
+        return args
     beside = Path(checkpoint).parent / "args.yaml"
-    return args if args is not None else read_train_args(beside) if beside.is_file() else None
+    return read_train_args(beside) if beside.is_file() else None
 
 
 def train_py_data_config(args: dict, model: str) -> dict:
     """The data config train.py resolved for a run: timm's resolve_data_config over its args (--input-size before
-    --img-size, …) and the model's default cfg, so ``img_size: 40`` and ``input_size: [3, 40, 40]`` are one config;
-    args that train.py could not have resolved (a hand-edited args.yaml) are kept as given."""
+    --img-size, …) and the model's default cfg, so ``img_size: 40`` and ``input_size: [3, 40, 40]`` are one config
+    (a ValueError for args train.py could not have resolved: :func:`check_data_args`)."""
     from timm.data import resolve_data_config
 
+    check_data_args(args, f"the train.py args of {model}")
     cfg = timm.models.get_pretrained_cfg(base_of(model))
-    try:
-        config = resolve_data_config({k: args.get(k) for k in (*DATA_KEYS, "in_chans")},
-                                     pretrained_cfg=cfg.to_dict() if cfg else None)
-    except (AssertionError, TypeError):
-        return {k: plain_value(args.get(k)) for k in DATA_KEYS}
+    config = resolve_data_config({k: args.get(k) for k in (*DATA_KEYS, "in_chans")},
+                                 pretrained_cfg=cfg.to_dict() if cfg else None)
     return {k: plain_value(v) for k, v in config.items()}
 
 
 def training_data(args: Optional[dict]) -> dict:
-    """Where train.py read a run's images, from its args: {dataset, data_dir, train_split, val_split}; {} unknown."""
+    """Where train.py read a run's images when they are a folder dataset (timm reads every dataset name without a
+    torch/, tfds/, hfds/, hfids/ or wds/ prefix, and torch/folder, as one): {data_dir, train_split, val_split};
+    {} otherwise or unknown."""
+    from .evaluate import DATASET_PREFIXES, FOLDER_DATASETS
+
     root = (args or {}).get("data_dir") or (args or {}).get("data")  # train.py: --data-dir, or its positional DIR
-    if not isinstance(root, str):
+    dataset = str(args.get("dataset") or "").lower() if args else ""
+    if not isinstance(root, str) or (dataset not in FOLDER_DATASETS and dataset.partition("/")[0] in DATASET_PREFIXES
+                                     and "/" in dataset):
         return {}
-    return {"dataset": args.get("dataset") or "", "data_dir": root, "train_split": args.get("train_split") or "train",
-            "val_split": args.get("val_split") or "validation"}
+    return {"data_dir": root, "train_split": str(args.get("train_split") or "train"),
+            "val_split": str(args.get("val_split") or "validation")}
+
+
+def _split_names(split: str) -> tuple:
+    """The folder names timm's create_dataset tries for ``split`` (its name before any ``[…]``, then synonyms)."""
+    from .evaluate import SPLIT_ALIASES
+
+    split = split.split("[")[0]
+    return tuple(dict.fromkeys((split, *next((a for a in SPLIT_ALIASES if split in a), ()))))
 
 
 def train_py_folder(trained_on: dict, split: str) -> Optional[Path]:
     """The folder timm's create_dataset reads for ``split`` of a folder run: DATA_DIR/SPLIT, else a synonym, else
-    DATA_DIR itself; None when DATA_DIR is not reachable from here (train.py's data_dir may be relative to where
-    it ran)."""
-    from .evaluate import SPLIT_ALIASES
-
+    DATA_DIR itself; None when DATA_DIR is relative (to where train.py ran, which is not known) or not here."""
     root = Path(trained_on["data_dir"])
-    if not root.is_dir():
+    if not root.is_absolute() or not root.is_dir():
         return None
-    names = next((aliases for aliases in SPLIT_ALIASES if split in aliases), (split,))
-    return next((root / n for n in dict.fromkeys((split, *names)) if (root / n).is_dir()), root)
+    return next((root / n for n in _split_names(split) if (root / n).is_dir()), root)
 
 
 def training_images(folder, trained_on: dict) -> bool:
     """Whether the ImageFolder ``folder`` holds the training images of a run (``trained_on``: :func:`training_data`):
-    the same folder as train.py's training split, or, where the run's data_dir is not reachable from here, a
-    folder of the training split's name inside a folder of the data_dir's name."""
-    from .evaluate import FOLDER_DATASETS, SPLIT_ALIASES
-
-    if not trained_on or trained_on["dataset"].lower() not in FOLDER_DATASETS or not Path(folder).is_dir():
+    train.py's training folder when its data_dir is here; else (relative or elsewhere) a folder whose path ends with
+    the data_dir's (last, when absolute) path parts and a name of the training split."""
+    if not trained_on or not Path(folder).is_dir():
         return False
+    folder = Path(folder).resolve()
     train = train_py_folder(trained_on, trained_on["train_split"])
     if train is not None:
-        return Path(folder).resolve() == train.resolve()
-    split = trained_on["train_split"]
-    names = next((aliases for aliases in SPLIT_ALIASES if split in aliases), (split,))
-    folder = Path(folder).resolve()
-    return folder.name in names and folder.parent.name == Path(trained_on["data_dir"]).name
+        return folder == train.resolve()
+    root = Path(trained_on["data_dir"])
+    tail = root.parts[-1:] if root.is_absolute() else \
+        tuple(p for p in root.parts[max((i + 1 for i, p in enumerate(root.parts) if p == ".."), default=0):] if p != ".")
+    return any(folder.parts[-len(tail) - 1:] == (*tail, name) for name in _split_names(trained_on["train_split"]))
 
 
 def training_images_message(folder, trained_on: dict, run) -> str:
@@ -370,8 +413,11 @@ def training_images_message(folder, trained_on: dict, run) -> str:
     val = train_py_folder(trained_on, trained_on["val_split"])
     if val is not None and val.resolve() == Path(folder).resolve():
         where = f"{root} has no split folders, so train.py validated on its training images too: give held-out images"
+    elif val is not None:
+        where = f"give its validation folder ({val})"
     else:
-        where = f"give its validation folder ({val or Path(root) / trained_on['val_split']})"
+        where = (f"give its validation folder (train.py's val_split {trained_on['val_split']!r} of {root}: "
+                 f"{' or '.join(_split_names(trained_on['val_split']))})")
     return (f"{folder} holds the training images of {run} (train.py's data_dir {root}, train_split {split!r}): "
             f"accuracy on them is not validation accuracy; {where}")
 
