@@ -239,6 +239,7 @@ def test_rows_split_by_settings_and_pair_by_equal_seed(messy_runs):
     assert why["dog-s3-resumed"].startswith("no convnext_atto (native) run with the same settings (input_size 3/32/32, "
                                             "val_interval 2); the nearest other runs of convnext_atto")
     assert why["dog-s3-resumed"].endswith("differ in val_interval (2 vs 1)")  # resume: bookkeeping, not a difference
+    assert "/convnext_atto-s0) differ in" in why["dog-s3-resumed"]  # names a run of the arm it lacks (native)
     resumed = runs["dog-s3-resumed"]  # two headers, epoch 1 written twice: the resumed run's row counts
     assert resumed.epochs == 2 and resumed.curves["epoch"] == [0, 1] and resumed.curves["train_loss"][1] != 9.5
 

@@ -232,9 +232,14 @@ def _row(model: str, label: str, members: list, others: list, own: dict) -> tupl
     if NATIVE not in arms or len(arms) < 2:
         missing = f"no {model} (native) run" if NATIVE not in arms else f"no {model}_dog run"
         why = f"{missing} with the same settings{f' ({label})' if label else ''}"
-        if others:
-            nearest = min(others, key=lambda g: len(_differ(own, g[0])))
-            why += f"; the nearest other runs of {model} ({nearest[1][0].folder}) differ in " + \
+        def partner(run) -> bool:  # a run of the arm this group lacks
+            return (run.arm == NATIVE) == (NATIVE not in arms)
+
+        candidates = [g for g in others if any(map(partner, g[1]))] or others
+        if candidates:
+            nearest = min(candidates, key=lambda g: len(_differ(own, g[0])))
+            named = next(filter(partner, nearest[1]), nearest[1][0])
+            why += f"; the nearest other runs of {model} ({named.folder}) differ in " + \
                    ", ".join(f"{k} ({_text(own.get(k))} vs {_text(nearest[0].get(k))})" for k in _differ(own, nearest[0]))
         return None, [leave(run, why) for run in members]
     seeds = sorted(set.intersection(*(set(arm) for arm in arms.values())), key=str)
