@@ -589,3 +589,10 @@ def test_odd_batch_with_mixup_and_batches_train_py_never_runs_are_refused(tmp_pa
         check_recipe(_recipe(tmp_path, batch_size=3, mixup=0.8), steps=0, aug_samples=8)
     with pytest.raises(RecipeError, match="8 training images make no full batch of 128 × 1 GPU"):
         check_recipe(_recipe(tmp_path, batch_size=128), steps=0, gpus=1, aug_samples=8, train_images=8)
+
+
+def test_an_lr_not_above_min_lr_is_refused(tmp_path):
+    """A cosine schedule from an lr at or below min_lr rises instead of decaying (e.g. lr_base 4e-3 at 4096 scaled to
+    a global batch of 1: 9.8e-7 < 1e-6)."""
+    with pytest.raises(RecipeError, match=r"lr 1e-06 \(.*\) is not above min_lr 1e-05: the cosine schedule would not"):
+        check_recipe(_recipe(tmp_path, lr=1e-6, min_lr=1e-5, sched="cosine"), steps=0, aug_samples=8)

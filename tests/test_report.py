@@ -263,6 +263,9 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
         assert small["top1"] == pytest.approx(float(list(csv.DictReader(f))[-1]["eval_top1"]), abs=0.01)
     assert sorted(p.name for p in out.iterdir()) == ["curves_convnext_atto_1.png", "curves_convnext_atto_2.png",
                                                      "report.json", "report.md"]
+    again = _report(messy_runs["dog-s0"], messy_runs["native-s0"], "--data-dir", digits / "val", "--out", out)
+    assert again.exit_code == 0, again.output  # the same folder again: the earlier rows' figures go
+    assert sorted(p.name for p in out.iterdir()) == ["curves_convnext_atto.png", "report.json", "report.md"]
 
 
 def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path):

@@ -561,6 +561,8 @@ def write_report(report: dict, rows: list, out: Path) -> list:
     with writing(out / "report.json", out / "report.md") as (json_file, markdown_file):
         json_file.write_text(json.dumps(report, indent=2))
         markdown_file.write_text(markdown(report))
+    for stale in set(out.glob("curves_*.png")) - set(figures):  # an earlier report's rows: not this report's
+        stale.unlink()
     return figures + [out / "report.json", out / "report.md"]
 
 
