@@ -803,8 +803,8 @@ def _check_not_training_images(info: dict, classifiers: list, split: str) -> Non
         if split not in (*SPLIT_ALIASES[0], trained_on["train_split"]):
             raise click.ClickException(f"{message} (or --split {trained_on['train_split']} to measure training "
                                        f"accuracy on purpose)")
-        click.echo(f"note: --split {split}: {message.split(': accuracy')[0]}: the numbers are training accuracy",
-                   err=True)
+        click.echo(f"note: --split {split}: {info['folder']} holds the training images of "
+                   f"{classifier.weights['source']}: the numbers are training accuracy", err=True)
         info.setdefault("training_images_of", []).append(classifier.weights["source"])
 
 

@@ -296,16 +296,16 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
     # the learning rate as train.py derives it, and its schedule
     accum = args.grad_accum_steps or 1
     global_batch = args.batch_size * gpus * accum
-    lr = args.lr
+    lr, lr_from = args.lr, "the recipe's lr"
     if lr is None:  # as train.py decides
         scale = args.lr_base_scale or ("sqrt" if any(o in args.opt.lower() for o in ("ada", "lamb")) else "linear")
         ratio = global_batch / args.lr_base_size
         lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
+        lr_from = f"lr_base {args.lr_base:g} scaled to the global batch {global_batch}"
     args.lr = lr
     if args.sched and args.sched != "none" and args.min_lr and lr <= args.min_lr:
-        raise RecipeError(f"lr {lr:.3g} (lr_base {args.lr_base:g} scaled to the global batch {global_batch}) is not above "
-                          f"min_lr {args.min_lr:g}: the {args.sched} schedule would not decay (it would rise); use a "
-                          f"larger batch or a lower min_lr")
+        raise RecipeError(f"lr {lr:.3g} ({lr_from}) is not above min_lr {args.min_lr:g}: the {args.sched} schedule "
+                          f"would not decay (it would rise); use a larger lr or batch, or a lower min_lr")
     optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **(args.opt_kwargs or {}))
     batches = train_images // (args.batch_size * gpus)  # train.py's loader drops the last partial batch
     if batches == 0:

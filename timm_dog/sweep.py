@@ -200,12 +200,13 @@ def read_run(summary_csv) -> Run:
     elif given:
         raise ValueError(f"{args_file}: {model} is not a *_dog model, yet its model_kwargs set {given[0]}")
     full = {**train_py_args()[0], **args, "model_kwargs": {k: v for k, v in kwargs.items() if k not in given}}
-    full = {**{k: v for k, v in full.items() if k not in DATA_KEYS}, **train_py_data_config(full, model)}
+    data = train_py_data_config(full, model)
+    full = {**{k: v for k, v in full.items() if k not in DATA_KEYS}, **data}
     settings = tuple(sorted((k, _hashable(v)) for k, v in full.items()
                             if k not in BOOKKEEPING and k not in ("model", *REPLICATE)))
     ema = bool(args.get("model_ema")) and not args.get("model_ema_force_cpu")
-    return Run(summary_csv.parent, model, dog, given, args.get("seed"), _image_size(args, model), ema, settings,
-               top1, args.get("epochs"))
+    return Run(summary_csv.parent, model, dog, given, args.get("seed"), _image_size(data["input_size"]), ema,
+               settings, top1, args.get("epochs"))
 
 
 def _hashable(value):
@@ -217,12 +218,9 @@ def _hashable(value):
     return value
 
 
-def _image_size(args: dict, model: str) -> str:
-    """The input size train.py resolved (:func:`sources.train_py_data_config`); '32' when square, else 'HxW'."""
-    size = train_py_data_config(args, model)["input_size"]
-    if not isinstance(size, list) or len(size) != 3:
-        return str(size)
-    height, width = size[1:]
+def _image_size(input_size: list) -> str:
+    """An input size [C, H, W] train.py resolved: '32' when square, else 'HxW'."""
+    height, width = input_size[1:]
     return f"{height}" if height == width else f"{height}x{width}"
 
 
