@@ -1,5 +1,6 @@
 """push: the staged repository loads with plain timm (local-dir:, hf-hub: from a real cache layout) and with
 onnxruntime alone; the upload is one commit, tested against huggingface_hub's HTTP client with a transport double."""
+import ast
 import base64
 import gzip
 import hashlib
@@ -36,7 +37,8 @@ def test_staged_files_and_config(staged, checkpoint):
     assert not any(k.startswith("dog_") for k in config.get("model_args", {}))
     cfg = config["pretrained_cfg"]
     assert cfg["input_size"] == [3, 32, 32] and cfg["mean"] == [0.5] * 3 and cfg["interpolation"] == "bilinear"
-    assert cfg["label_names"] == [str(i) for i in range(10)] and "tag" not in cfg and "test_input_size" not in cfg
+    assert config["label_names"] == [str(i) for i in range(10)] and "label_names" not in cfg  # timm's place: the root
+    assert "tag" not in cfg and "test_input_size" not in cfg and "num_classes" not in config["model_args"]
     record = config["timm_dog"]
     assert record["dog_model"] == "convnext_atto_dog"
     assert record["dog_init"] == {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 0.7, "scale": "paper", "seed": 0,
@@ -54,12 +56,13 @@ def test_card_front_matter_and_sections(staged, eval_json):
     card = ModelCard.load(staged.folder / "README.md")
     data = card.data.to_dict()
     assert data["library_name"] == "timm" and data["license"] == "apache-2.0" and data["datasets"] == ["digits"]
-    assert data["tags"] == ["image-classification", "timm", "onnx", "dog-init"]
+    assert data["tags"] == ["image-classification", "timm", "transformers", "onnx", "dog-init"]
+    assert data["pipeline_tag"] == "image-classification"  # with library_name timm: what the Hub and optimum read
     top1 = json.loads(eval_json.read_text())["top1"]
     (result,) = data["model-index"][0]["results"]
     assert result["metrics"][0]["value"] == pytest.approx(top1, abs=1e-3) and result["dataset"]["type"] == "digits"
-    for heading in ("## Model details", "### With timm", "### With onnxruntime alone", "### With timm-dog",
-                    "## DoG initialization", "## Training", "## Evaluation", "## Citation"):
+    for heading in ("## Model details", "### With timm", "### With transformers", "### With onnxruntime alone",
+                    "### With timm-dog", "## DoG initialization", "## Training", "## Evaluation", "## Citation"):
         assert heading in card.text
     assert "**Parameters (M):** 3.38" in card.text and "GMACs:** " in card.text and "32×32" in card.text
     assert "2401.10178" in card.text and "| share of kernels with DoG | 0.7 |" in card.text
@@ -213,6 +216,84 @@ def test_onnx_from_the_cache_runs_in_onnxruntime_with_the_cards_code(hf_cache, s
     expected = _expected_logits(checkpoint, images)[0]
     np.testing.assert_allclose(np.load(tmp_path / "onnx_logits.npy"), expected, atol=1e-4)
     assert out.splitlines()[0].split()[0] == str(int(expected.argmax()))  # label names from the metadata
+
+
+def _card_code(card: str, heading: str, image) -> str:
+    """The card's Python block under ``heading``, as written, with its image.jpg replaced by ``image``."""
+    return re.search(rf"### {heading}.*?```python\n(.*?)```", card, re.S).group(1).replace('"image.jpg"',
+                                                                                         repr(str(image)))
+
+
+def test_the_cards_timm_code_runs_from_the_cache_in_plain_timm(hf_cache, staged, checkpoint, digits, tmp_path):
+    image = sorted((digits / "val" / "4").iterdir())[0]
+    code = _card_code((staged.folder / "README.md").read_text(), "With timm", image)
+    _plain_timm(code + "__import__('numpy').save('probabilities.npy', probabilities.numpy())\n", hf_cache, tmp_path)
+    expected = torch.from_numpy(_expected_logits(checkpoint, _digit_images(digits, tmp_path)[:1])).softmax(-1)
+    np.testing.assert_allclose(np.load(tmp_path / "probabilities.npy"), expected.numpy(), atol=1e-5)
+
+
+def test_the_cards_transformers_code_runs_from_the_cache(hf_cache, staged, checkpoint, digits, tmp_path):
+    """The card's transformers block, offline from the Hub cache: pipeline and Auto classes load the repo (no
+    timm-dog: convnext_atto is plain timm), the logits are the checkpoint's, the labels are its class names."""
+    image = sorted((digits / "val" / "4").iterdir())[0]
+    code = _card_code((staged.folder / "README.md").read_text(), "With transformers", image)
+    out = _plain_timm(code + "__import__('numpy').save('logits.npy', logits.numpy())\n", hf_cache, tmp_path)
+    expected = _expected_logits(checkpoint, _digit_images(digits, tmp_path)[:1])
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-4)
+    top = [str(i) for i in np.argsort(-expected[0])[:5]]  # digits' class names are its folder names "0".."9"
+    ranked, label = out.strip().splitlines()[-2:]
+    assert [entry["label"] for entry in ast.literal_eval(ranked)] == top and label == top[0]
+
+
+TRANSFORMERS_AND_TIMM = """
+    import json, sys
+    import numpy as np
+    import timm
+    import torch
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+    folder, paths = {folder!r}, {paths!r}
+    images = [Image.open(p).convert("RGB") for p in paths]
+    model = AutoModelForImageClassification.from_pretrained(folder).eval()
+    processor = AutoImageProcessor.from_pretrained(folder)
+    classifier = pipeline("image-classification", model=folder)
+    reference = timm.create_model("local-dir:" + folder, pretrained=True).eval()
+    transform = timm.data.create_transform(**timm.data.resolve_data_config({{}}, model=reference))
+    pixels = torch.stack([transform(image) for image in images])
+    with torch.inference_mode():
+        logits = model(**processor(images, return_tensors="pt")).logits
+        timm_logits = reference(pixels)
+    assert "timm_dog" not in sys.modules, "a plain timm architecture must not need the plugin"
+    np.save("pixels.npy", processor(images, return_tensors="pt")["pixel_values"].numpy())
+    np.save("timm_pixels.npy", pixels.numpy())
+    np.save("logits.npy", logits.numpy())
+    np.save("timm_logits.npy", timm_logits.numpy())
+    print(json.dumps({{"model": type(model).__name__, "id2label": model.config.id2label,
+                      "pipeline": [classifier(image, top_k=1)[0]["label"] for image in images]}}))
+"""
+
+
+def test_transformers_loads_the_staged_folder_like_timm(staged, checkpoint, digits, tmp_path):
+    """AutoModelForImageClassification, AutoImageProcessor and pipeline("image-classification") on the staged
+    folder: timm's preprocessing and logits, the class names as labels, and timm's top-1 on real images (a digit of
+    each class, and scikit-learn's two photos)."""
+    from timm_dog.preprocess import sample_photos
+
+    paths = [str(sorted((digits / "val" / str(k)).iterdir())[0]) for k in range(10)] + \
+        [str(p) for p in sample_photos()]
+    out = _plain_timm(TRANSFORMERS_AND_TIMM.format(folder=str(staged.folder), paths=paths), {}, tmp_path)
+    result = json.loads(out.splitlines()[-1])
+    names = json.loads((staged.folder / "config.json").read_text())["label_names"]
+    assert result["model"] == "TimmWrapperForImageClassification"
+    assert result["id2label"] == {str(i): name for i, name in enumerate(names)}
+    np.testing.assert_array_equal(np.load(tmp_path / "pixels.npy"), np.load(tmp_path / "timm_pixels.npy"))
+    model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)
+    with torch.inference_mode():
+        expected = model.eval()(torch.from_numpy(np.load(tmp_path / "timm_pixels.npy"))).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "timm_logits.npy"), expected, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-5)
+    assert result["pipeline"] == [names[i] for i in expected.argmax(1)]
+    assert sum(label == str(k) for k, label in enumerate(result["pipeline"][:10])) >= 5  # a model that reads digits
 
 
 @pytest.mark.parametrize("problem", ["no eval", "eval of other weights", "wrong model", "not a dog model",

@@ -22,7 +22,7 @@ from .models import DOG_KWARGS
 from .outputs import writing
 from .sources import load_checkpoint
 
-TAGS = ["image-classification", "timm", "onnx", "dog-init"]
+TAGS = ["image-classification", "timm", "transformers", "onnx", "dog-init"]  # first three: as timm's push tags
 PAPER = "https://arxiv.org/abs/2401.10178"
 CURVES = "dog_vs_native_curves.png"  # the report's training-curve figure, staged beside the card
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
@@ -246,12 +246,16 @@ def stage(
 
     with writing(folder) as (work,):  # a hidden .partial folder, moved into place (onto an empty folder) when complete
         work.mkdir()
+        # the label names go to the config's root, as timm's push_to_hf_hub writes them: transformers reads them there
+        names = model.pretrained_cfg.get("label_names")
         save_for_hf(model, work, safe_serialization=True, data_config=resolve_data_config({}, model=model),
-                    model_config={"timm_dog": {**record, "weights_sha256": weights_sha, "ema": use_ema,
+                    model_config={**({"label_names": names} if names else {}),
+                                  "timm_dog": {**record, "weights_sha256": weights_sha, "ema": use_ema,
                                                "epoch": weights.epoch}})
         config = json.loads((work / "config.json").read_text())
         config["model_args"] = published_model_args(config.get("model_args", {}), weights.model_args)
         config["pretrained_cfg"].pop("tag", None)  # the base's pretrained tag: not these weights
+        config["pretrained_cfg"].pop("label_names", None)  # a copy of the root's (timm reads the root's into it)
         config["pretrained_cfg"]["license"] = license
         (work / "config.json").write_text(json.dumps(config, indent=2))
         onnx_files = []
@@ -281,10 +285,12 @@ def stage(
 def published_model_args(recorded: dict, rebuilt_with: dict) -> dict:
     """config.json's ``model_args`` (what plain timm's create_model is called with): those timm's save_for_hf
     recorded, plus the model args the weights were rebuilt with that it leaves out (an older timm records none);
-    without a twin's ``dog_*`` kwargs, the drop rates (training only; timm's own rule) and the build switches."""
-    left_out = ("drop_rate", "drop_path_rate", "drop_block_rate", "scriptable", "exportable", "no_jit")
-    args = {**{k: v for k, v in rebuilt_with.items() if k not in left_out and _is_json(v)}, **recorded}
-    return {k: v for k, v in args.items() if k not in DOG_KWARGS and not k.startswith("dog_")}
+    without a twin's ``dog_*`` kwargs, the drop rates (training only; timm's own rule), the build switches and
+    ``num_classes``: the root ``num_classes`` carries it for timm, and transformers' TimmWrapper passes its own
+    (a second one in ``model_args`` makes it fail with "got multiple values for keyword argument 'num_classes'")."""
+    left_out = ("drop_rate", "drop_path_rate", "drop_block_rate", "scriptable", "exportable", "no_jit", "num_classes")
+    args = {**{k: v for k, v in rebuilt_with.items() if _is_json(v)}, **recorded}
+    return {k: v for k, v in args.items() if k not in left_out and k not in DOG_KWARGS and not k.startswith("dog_")}
 
 
 def weights_facts(weights, recipe: dict) -> dict:
