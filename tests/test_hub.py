@@ -218,6 +218,9 @@ def test_onnx_from_the_cache_runs_in_onnxruntime_with_the_cards_code(hf_cache, s
     assert out.splitlines()[0].split()[0] == str(int(expected.argmax()))  # label names from the metadata
 
 
+NO_PLUGIN = "assert 'timm_dog' not in __import__('sys').modules, 'plain timm must not need the plugin'\n"
+
+
 def _card_code(card: str, heading: str, image) -> str:
     """The card's Python block under ``heading``, as written, with its image.jpg replaced by ``image``."""
     return re.search(rf"### {heading}.*?```python\n(.*?)```", card, re.S).group(1).replace('"image.jpg"',
@@ -227,7 +230,8 @@ def _card_code(card: str, heading: str, image) -> str:
 def test_the_cards_timm_code_runs_from_the_cache_in_plain_timm(hf_cache, staged, checkpoint, digits, tmp_path):
     image = sorted((digits / "val" / "4").iterdir())[0]
     code = _card_code((staged.folder / "README.md").read_text(), "With timm", image)
-    _plain_timm(code + "__import__('numpy').save('probabilities.npy', probabilities.numpy())\n", hf_cache, tmp_path)
+    _plain_timm(code + NO_PLUGIN + "__import__('numpy').save('probabilities.npy', probabilities.numpy())\n", hf_cache,
+                tmp_path)
     expected = torch.from_numpy(_expected_logits(checkpoint, _digit_images(digits, tmp_path)[:1])).softmax(-1)
     np.testing.assert_allclose(np.load(tmp_path / "probabilities.npy"), expected.numpy(), atol=1e-5)
 
@@ -237,7 +241,7 @@ def test_the_cards_transformers_code_runs_from_the_cache(hf_cache, staged, check
     timm-dog: convnext_atto is plain timm), the logits are the checkpoint's, the labels are its class names."""
     image = sorted((digits / "val" / "4").iterdir())[0]
     code = _card_code((staged.folder / "README.md").read_text(), "With transformers", image)
-    out = _plain_timm(code + "__import__('numpy').save('logits.npy', logits.numpy())\n", hf_cache, tmp_path)
+    out = _plain_timm(code + NO_PLUGIN + "__import__('numpy').save('logits.npy', logits.numpy())\n", hf_cache, tmp_path)
     expected = _expected_logits(checkpoint, _digit_images(digits, tmp_path)[:1])
     np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-4)
     top = [str(i) for i in np.argsort(-expected[0])[:5]]  # digits' class names are its folder names "0".."9"
