@@ -81,6 +81,13 @@ def test_card_of_a_plugin_only_architecture_says_so():
     assert "**Parameters (M):** 4.27" in text and "No evaluation was published" in text
 
 
+def test_timm_dog_reads_the_staged_weights_with_their_label_names(staged):
+    """model.safetensors with the config.json beside it: the root's label names (timm's place) reach the model."""
+    model, _, _ = load_checkpoint("convnext_atto_dog", staged.folder / "model.safetensors")
+    assert model.pretrained_cfg["label_names"] == [str(i) for i in range(10)] and model.num_classes == 10
+    assert model.pretrained_cfg["input_size"] == (3, 32, 32) and model.pretrained_cfg["mean"] == (0.5,) * 3
+
+
 def _expected_logits(checkpoint, images):
     model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)
     with torch.inference_mode():

@@ -434,7 +434,11 @@ def _hub_config(path: Path) -> Optional[dict]:
         cfg = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return cfg if isinstance(cfg, dict) and isinstance(cfg.get("pretrained_cfg", {}), dict) else None
+    if not (isinstance(cfg, dict) and isinstance(cfg.get("pretrained_cfg", {}), dict)):
+        return None
+    if cfg.get("label_names"):  # at the root, as timm's push writes them; timm's loader moves them in, as here
+        cfg["pretrained_cfg"] = {**cfg.get("pretrained_cfg", {}), "label_names": cfg["label_names"]}
+    return cfg
 
 
 def _load_strict(model, state: dict, checkpoint, name: str) -> None:
