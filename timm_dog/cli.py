@@ -466,14 +466,14 @@ def sweep_grid(base, grid_specs, out, print_commands, gpus):
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "-o", type=OutputPath(folder=True), default=Path("sweep-results"), show_default=True)
 def sweep_collect(dirs, out):
-    """Gather train.py's summary.csv files under DIRS into tables (CSV, Markdown) and heatmaps: one per recipe,
-    each cell the mean ± std over its seeds."""
+    """Gather train.py's summary.csv files under DIRS into tables (CSV, Markdown) and figures: per recipe, a heatmap
+    of dog_gamma × dog_share, or a bar chart when they do not both vary; each cell the mean ± std over its seeds."""
     from .sweep import collect, write_results
 
     paths = write_results(collect(dirs), out)
     click.echo(paths["markdown"].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in [paths["csv"], paths["cells"], paths["markdown"],
-                                                      *paths["heatmaps"]]))
+                                                      *paths["figures"]]))
 
 
 @main.command()
