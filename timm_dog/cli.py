@@ -589,7 +589,9 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
 @main.command()
 @click.argument("source")
 @click.option("--out", "-o", type=OutputPath((".onnx",)), required=True,
-              help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it.")
+              help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it. Each is "
+                   "written as a hidden .NAME.partial beside it until verified; one left by a killed run (kill -9) "
+                   "is removed by the next export to the same --out.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors).")
 @click.option("--opset", type=click.IntRange(17, 23), default=OPSET, show_default=True,
@@ -600,7 +602,8 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
               help="Constant folding and graph clean-up (onnxscript's optimizer).")
 @click.option("--fp16", is_flag=True, help="Also write an fp16 model (fp32 inputs and outputs).")
 @click.option("--int8", "int8_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
-              help="Also write a static int8 (QDQ) model calibrated on images of DIR.")
+              help="Also write a static int8 (QDQ) model calibrated on images of DIR (of DIR/train when DIR "
+                   "holds split folders: train/, val/, …).")
 @click.option("--calibration-images", type=click.IntRange(1), default=CALIBRATION_IMAGES, show_default=True,
               metavar="N", help="int8 calibration on at most N images of DIR, drawn evenly over its (class) folders.")
 @click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",

@@ -18,6 +18,7 @@ import onnx
 import torch
 
 from .constants import CALIBRATION_IMAGES, EXPORTER, OPSET  # noqa: F401  (EXPORTER: re-exported, timm_dog.onnx.EXPORTER)
+from .constants import SPLIT_ALIASES, SPLIT_NAMES
 from .outputs import JSON, check_output, remove_partials, writing
 from .preprocess import Preprocess, image_files, open_image, sample_photos
 from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session, physical_cores  # noqa: F401
@@ -252,10 +253,10 @@ def export_onnx(
     images = torch.from_numpy(np.stack([preprocess(open_image(p)) for p in paths]))
     calibration = None
     if int8_calibration:
-        found = image_files(int8_calibration)
+        found, where = calibration_files(int8_calibration)
         calibration = calibration_sample(found, calibration_images)
         classes = len({path.parent for path in found})
-        log(f"int8 calibration: {len(calibration):,} of the {len(found):,} images under {int8_calibration} "
+        log(f"int8 calibration: {len(calibration):,} of the {len(found):,} images under {where} "
             f"({classes} folder{'s' * (classes != 1)}, drawn evenly; --calibration-images sets the number)")
 
     precisions = ["fp32"] + ["fp16"] * fp16 + ["int8"] * bool(calibration)
@@ -290,6 +291,21 @@ def export_onnx(
         if report:
             partials[-1].write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def calibration_files(folder) -> tuple:
+    """(image files, where they are, in words) for ``--int8 FOLDER``: the images of its train split (train/ or
+    training/) when it holds split folders (train/, val/, test/, …), so that no validation image tunes the
+    quantization; else every image under it. A ValueError when it holds splits but no train split."""
+    root = Path(folder)
+    splits = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in SPLIT_NAMES) if root.is_dir() else []
+    if not splits:
+        return image_files(root), str(root)
+    train = next((root / name for name in SPLIT_ALIASES[0] if (root / name).is_dir()), None)
+    if train is None:
+        raise ValueError(f"--int8 {root} holds the split folders {', '.join(splits)} but no train/ (or training/): "
+                         f"give the folder of the images to calibrate on, e.g. {root / splits[0]}")
+    return image_files(train), f"{train} (its train split: {root} holds the split folders {', '.join(splits)})"
 
 
 def calibration_sample(files: list, count: int) -> list:
