@@ -428,7 +428,7 @@ def _bar_labels(cells: list) -> list:
     """A bar's label: the dog_* kwargs that differ between the *_dog cells (the model when none does), or the
     baseline's model."""
     dog = [c for c in cells if c.dog]
-    differ = [k for k in dog[0].dog if len({_hashable(c.dog[k]) for c in dog}) > 1]
+    differ = [k for k in dog[0].dog if len({c.dog[k] for c in dog}) > 1]
     return [", ".join(f"{k} {_show(c.dog[k])}" for k in differ) or c.model if c.dog else f"{c.model} (baseline)"
             for c in cells]
 
