@@ -13,10 +13,11 @@ import pytest
 import timm
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 from timm_dog.cli import main
-from timm_dog.onnx import (EXPORTER, GATES, OPSET, ExportError, Verification, calibration_sample, no_tf32,
-                           verification_providers, _compare_int8_speed, _torch_export, describe_session,
+from timm_dog.onnx import (EXPORTER, GATES, OPSET, ExportError, Verification, calibration_files, calibration_sample,
+                           no_tf32, verification_providers, _compare_int8_speed, _torch_export, describe_session,
                            export_onnx, inference_session, physical_cores, read_metadata)
 from timm_dog.outputs import OutputError
 from timm_dog.preprocess import Preprocess, open_image, sample_photos
@@ -196,6 +197,32 @@ def test_sigterm_during_export_leaves_no_file(tmp_path):
     assert not out.exists()  # the partials, and the folder the export created
 
 
+@pytest.mark.slow
+def test_the_partials_of_an_export_killed_by_sigkill_are_removed_by_the_next_run(tmp_path):
+    """Issue 23, point 14: SIGKILL (kill -9) cannot be caught, so the killed export leaves its hidden
+    .NAME.partial files beside --out; the next run of the same command removes them and writes the files."""
+    out = tmp_path / "out"
+    args = ["export", "mobilenetv3_small_050_dog", "--out", str(out / "m.onnx"), "--exporter", "torchscript",
+            "--json", str(out / "r.json")]
+    proc = subprocess.Popen([sys.executable, "-c", "from timm_dog.cli import main; main()", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (out.is_dir() and any(".partial" in p.name for p in out.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "the export ended before writing a partial"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=60)
+    left = sorted(p.name for p in out.iterdir())
+    assert left and all(name.startswith(".") and ".partial" in name for name in left), left
+    assert ".m.onnx.partial" in left  # beside --out, as `export --help` and docs/cli.md say
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["m.onnx", "r.json"]
+    help_text = " ".join(CliRunner().invoke(main, ["export", "--help"]).output.split())
+    assert "written as a hidden .NAME.partial beside it until verified; one left by a killed run (kill -9) is " \
+           "removed by the next export to the same --out" in help_text
+
+
 class _CondConvNet(torch.nn.Module):
     """A CondConv2d with per-sample expert weights (as in efficientnet_cc_*): neither ONNX exporter traces it."""
 
@@ -336,17 +363,35 @@ def test_calibration_images_are_drawn_evenly_over_folders(tmp_path):
         calibration_sample(files, 0)
 
 
+def test_int8_calibration_takes_the_train_split_of_a_folder_of_splits(tmp_path, digits):
+    """Issue 23, point 13: --int8 on a dataset root calibrates on train/ alone and says so (was: train and
+    validation images together); a folder without split folders is taken whole; splits without train are refused."""
+    train = sorted(p for p in (digits / "train").rglob("*.png"))
+    assert calibration_files(digits) == (train, f"{digits / 'train'} (its train split: {digits} holds the split "
+                                                f"folders train, val)")
+    assert calibration_files(digits / "val") == (sorted((digits / "val").rglob("*.png")), str(digits / "val"))
+    for split in ("validation", "test"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / split / "cat" / "0.png")
+    with pytest.raises(ValueError, match=f"--int8 {tmp_path} holds the split folders test, validation but no train/ "
+                                         rf"\(or training/\): give the folder of the images to calibrate on, e.g. "):
+        calibration_files(tmp_path)
+    (tmp_path / "training" / "dog").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "training" / "dog" / "1.png")
+    assert calibration_files(tmp_path)[0] == [tmp_path / "training" / "dog" / "1.png"]
+
+
 def test_cli_int8_calibration_is_capped_with_progress_and_the_json_is_what_was_printed(tmp_path, digits,
                                                                                        checkpoint):
     report = tmp_path / "export.json"
     result = CliRunner().invoke(main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--out",
                                        str(tmp_path / "m.onnx"), "--exporter", "torchscript", "--int8",
-                                       str(digits / "train"), "--calibration-images", "30", "--verify-images",
+                                       str(digits), "--calibration-images", "30", "--verify-images",
                                        str(digits / "val" / "3"), "--json", str(report)])
     assert result.exit_code == 0, result.output
-    found = len([p for p in (digits / "train").rglob("*.png")])
-    assert f"int8 calibration: 30 of the {found:,} images under {digits / 'train'} (10 folders, drawn evenly" in \
-        result.output
+    found = len([p for p in (digits / "train").rglob("*.png")])  # the train split only (issue 23, point 13)
+    assert f"int8 calibration: 30 of the {found:,} images under {digits / 'train'} (its train split: {digits} holds " \
+           "the split folders train, val) (10 folders, drawn evenly" in result.output
     assert "int8 calibration: 100%" in result.stderr and "30/30" in result.stderr  # tqdm, one line per redraw
     assert "\r" not in result.stderr
     for check in json.loads(report.read_text())["verification"]:

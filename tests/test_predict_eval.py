@@ -63,6 +63,42 @@ def test_predict_torch_and_onnx_agree_with_label_names(checkpoint, onnx_file, di
     assert sum(a[image][0][0] == "class_7" for image in a) >= 2  # the trained model sees the 7s
 
 
+BLOCKER = """import sys
+
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "timm", "onnx"):
+            raise ImportError(f"{name} is blocked: predict on an .onnx file must not import it")
+
+
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def test_predict_on_onnx_runs_where_torch_timm_and_onnx_cannot_be_imported(onnx_file, digits, tmp_path):
+    """The console script, in a process whose sitecustomize makes importing torch, timm or onnx fail, gives
+    the same predictions as in this process (where they import)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    images = [str(p) for p in sorted((digits / "val" / "3").iterdir())[:2]]
+    args = ["predict", str(onnx_file), "-k", "3", "--device", "cpu", "--threads", "1", *images]
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
+    probe = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
+    assert probe.returncode == 1 and "torch is blocked" in probe.stderr  # the blocker works
+    script = Path(sys.executable).with_name("timm-dog")
+    done = subprocess.run([str(script), *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "blocked" not in done.stderr
+    assert done.stdout == CliRunner().invoke(main, args).output
+    assert done.stdout.splitlines()[0].startswith("convnext_atto on onnxruntime (CPUExecutionProvider, 1 thread")
+
+
 def test_predict_imagenet_labels_and_bad_image(tmp_path):
     runner = CliRunner()
     photo = sample_photos()[0]

@@ -596,3 +596,37 @@ def test_an_lr_not_above_min_lr_is_refused(tmp_path):
     a global batch of 1: 9.8e-7 < 1e-6)."""
     with pytest.raises(RecipeError, match=r"lr 1e-06 \(.*\) is not above min_lr 1e-05: the cosine schedule would not"):
         check_recipe(_recipe(tmp_path, lr=1e-6, min_lr=1e-5, sched="cosine"), steps=0, aug_samples=8)
+
+
+def test_recipe_new_writes_nothing_that_recipe_check_refuses(tmp_path, digits, monkeypatch):
+    """Over a grid of options (odd batches and 1 included), `new` either refuses, naming the options, or writes
+    recipes that pass the check's static validation (keys, values, mixup's even batch, lr above min_lr, a full
+    batch) for the same --gpus and training images; odd batches (mixup needs even ones) are refused."""
+    import functools
+    import itertools
+
+    from timm_dog import recipes
+
+    monkeypatch.setattr(recipes, "trainable_config", functools.cache(recipes.trainable_config))  # one build
+    known = recipes.train_py_args()[0]
+    images = {"imagenet": recipes.IMAGENET_TRAIN_IMAGES, "cifar10": 45_000,
+              str(digits): len(list((digits / "train").rglob("*.png")))}
+    written, refused = [], []
+    for dataset, batch_size, gpus, epochs in itertools.product(images, (1, 2, 3, 64, 128), (1, 2, 8), (1, 2, 50)):
+        options = dict(dataset=dataset, batch_size=batch_size, gpus=gpus, epochs=epochs)
+        try:
+            texts = recipes.new_recipes("mobilenetv3_small_050_dog", tmp_path, **options)
+        except RecipeError as error:
+            assert f"--batch-size {batch_size}" in str(error) or "no full global batch" in str(error), error
+            refused.append(options)
+            continue
+        for path, text in texts.items():
+            recipe = yaml.safe_load(text)
+            assert (recipe["batch_size"], recipe["epochs"]) == (batch_size, epochs)
+            recipes.check_static(path, recipe, gpus, images[dataset], known)  # raises what check refuses
+        written.append(options)
+    assert all(o["batch_size"] % 2 == 0 for o in written) and len(written) > 50
+    assert {(o["batch_size"], o["gpus"]) for o in refused} >= {(1, 1), (3, 8), (1, 8), (3, 1)}
+    with pytest.raises(RecipeError, match=r"(?s)would refuse the recipe of --batch-size 1, --gpus 1.*"
+                                          r"batch_size: 1 is odd, but with mixup/cutmix"):
+        recipes.new_recipes("mobilenetv3_small_050_dog", tmp_path, batch_size=1, gpus=1)

@@ -1,4 +1,5 @@
 import csv
+import itertools
 import statistics
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def test_collect_recorded_train_py_runs(tmp_path):
     table = paths["markdown"].read_text()
     assert "| mobilenetv2_100_dog-gamma0.5-share0.9 | R1 | mobilenetv2_100_dog | 0.5 | 0.9 | 42 | 32 | model | 3 | 3 | " \
            "21.39 | 1 | 21.11 | 2 | False |" in table
-    assert paths["heatmaps"] == [tmp_path / "heatmap.png"] and Image.open(paths["heatmaps"][0]).size[0] > 300
+    assert paths["figures"] == [tmp_path / "heatmap.png"] and Image.open(paths["figures"][0]).size[0] > 300
     assert paths["csv"].read_text().count("\n") == 6 and paths["cells"].read_text().count("\n") == 6
 
 
@@ -197,7 +198,7 @@ def two_recipes(tmp_path):
 
 
 def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
-    """Issue 15, point 6: two recipes are two heatmaps, two seeds of a cell are mean ± std (n 2), not the last
+    """Issue 15, point 6: two recipes are two figures, two seeds of a cell are mean ± std (n 2), not the last
     run."""
     results = collect([two_recipes])
     assert [r.label for r in results.recipes] == ["convnext_atto, input_size [3, 32, 32], lr None, model_ema True, "
@@ -210,7 +211,7 @@ def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
     assert cells["R1", "convnext_atto_dog", (0.0, 0.5)].stats("final") == (50.5, pytest.approx(0.5 ** 0.5))
     assert cells["R2", "convnext_atto_dog", 0.1].stats("final") == (20.0, None)
     paths = write_results(results, tmp_path / "out")
-    assert paths["heatmaps"] == [tmp_path / "out" / "heatmap-1.png", tmp_path / "out" / "heatmap-2.png"]
+    assert paths["figures"] == [tmp_path / "out" / "bars-1.png", tmp_path / "out" / "bars-2.png"]  # γ only
     table = paths["markdown"].read_text()
     assert "| R1 | convnext_atto_dog | 0.1 | 0.5 | EMA | 32 | 2 | 0 1 | 2 | 42.0 | 2.83 | 47.0 | 2.83 |" in table
     assert "| R1 | convnext_atto_dog | 0–0.5 | 0.5 | EMA | 32 | 2 | 0 1 | 2 | 50.5 | 0.71 | 55.5 | 0.71 |" in table
@@ -223,17 +224,56 @@ def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
     assert {(r["recipe"], r["dog_gamma"], r["n"], r["final_top1_mean"], r["final_top1_std"]) for r in rows} == {
         ("R1", "0.1", "2", "42.0", "2.83"), ("R1", "0–0.5", "2", "50.5", "0.71"), ("R1", "", "2", "32.0", "2.83"),
         ("R2", "0.1", "1", "20.0", ""), ("R2", "", "1", "25.0", "")}
-    for path in paths["heatmaps"]:
+    for path in paths["figures"]:
         assert Image.open(path).size[0] > 300
 
 
 def test_heatmap_titles_name_recipe_weights_epoch_and_baseline(two_recipes):
-    from timm_dog.sweep import heatmaps
+    from timm_dog.sweep import figures
 
-    (first, _), (second, _) = heatmaps(collect([two_recipes]))
+    (_, first, _), (_, second, _) = figures(collect([two_recipes]))
     assert first.startswith("R1: convnext_atto, input_size [3, 32, 32]") and "final (epoch 2) top-1 % of the EMA weights" in first
     assert "baseline convnext_atto: 32.00 ± 2.83 (n 2)" in first
     assert "model weights (no EMA)" in second and "baseline convnext_atto: 25.00" in second
+
+
+def test_a_grid_without_two_axes_gets_one_bar_chart_not_heatmaps(tmp_path, monkeypatch):
+    """Issue 23, point 12: a pattern-only grid (was: four 1×1 heatmaps) and a one-axis grid get one bar chart per
+    recipe, a bar per cell and the baseline's; γ × share keeps its heatmap."""
+    from timm_dog import plots
+    from timm_dog.sweep import figures
+
+    root = tmp_path / "runs"
+    patterns = {"dog": 50.0, "gaussian": 44.0, "impulse": 41.0, "box": 38.0}
+    for pattern, final in patterns.items():
+        for seed in (0, 1):
+            _train_py_run(root / f"p-{pattern}-s{seed}", {**SMALL, "seed": seed, "model_kwargs": {
+                "dog_pattern": pattern, "dog_seed": seed}}, {0: final - 5, 1: final + seed})
+    _train_py_run(root / "p-native", {**SMALL, "model": "convnext_atto"}, {0: 30.0, 1: 35.0})
+    for share in (0.3, 0.9):  # a one-axis grid (share) in a recipe of its own (48 px)
+        _train_py_run(root / f"s-{share}", {**SMALL, "img_size": 48, "model_kwargs": {"dog_share": share}},
+                      {0: 20.0 + 10 * share})
+    for gamma, share in itertools.product((0.1, 0.3), (0.5, 0.9)):  # γ × share (64 px)
+        _train_py_run(root / f"g-{gamma}-{share}", {**SMALL, "img_size": 64, "model_kwargs": {
+            "dog_gamma": gamma, "dog_share": share}}, {0: 10.0 + gamma + share})
+    drawn = []
+    monkeypatch.setattr(plots, "bars_png", lambda *args: drawn.append(args) or b"png")
+    monkeypatch.setattr(plots, "heatmap_png", lambda *args: b"png")
+    results = collect([root])
+    sizes = {recipe.tag: recipe.runs[0].image_size for recipe in results.recipes}
+    assert [(sizes[title.split(":")[0]], kind) for kind, title, _ in figures(results)] == [
+        ("64", "heatmap"), ("32", "bars"), ("48", "bars")]
+    values, errors, texts, labels, baseline, _, title = drawn[0]
+    assert labels == ["dog_pattern box", "dog_pattern dog", "dog_pattern gaussian", "dog_pattern impulse",
+                      "convnext_atto (baseline)"] and baseline == [False] * 4 + [True]
+    assert values == [38.5, 50.5, 44.5, 41.5, 35.0] and errors[:4] == [pytest.approx(0.5 ** 0.5)] * 4
+    assert errors[4] is None and texts[1] == "50.5 ± 0.7, n 2, best 50.5" and "baseline convnext_atto: 35.00" in title
+    assert drawn[1][3] == ["dog_share 0.3", "dog_share 0.9"]  # no baseline in that recipe
+    monkeypatch.undo()
+    paths = write_results(collect([root]), tmp_path / "out")
+    assert [p.name for p in paths["figures"]] == ["heatmap.png", "bars-1.png", "bars-2.png"]
+    assert Image.open(paths["figures"][1]).size[0] > 600
+    assert "- bars-1.png: R2: convnext_atto, input_size [3, 32, 32]" in paths["markdown"].read_text()
 
 
 def test_a_gamma_range_is_collected_and_nothing_is_written_when_a_part_fails(two_recipes, tmp_path, monkeypatch):
@@ -244,11 +284,11 @@ def test_a_gamma_range_is_collected_and_nothing_is_written_when_a_part_fails(two
     assert "| a-grange-s0 | R1 | convnext_atto_dog | 0–0.5 | 0.5 | 0 | 0 |" in result.output
 
     def broken(*args, **kwargs):
-        raise ValueError("the heatmap broke")
+        raise ValueError("the bar chart broke")
 
-    monkeypatch.setattr("timm_dog.plots.heatmap_png", broken)
+    monkeypatch.setattr("timm_dog.plots.bars_png", broken)
     result = CliRunner().invoke(main, ["sweep", "collect", str(two_recipes), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 1 and "the heatmap broke" in result.output
+    assert result.exit_code == 1 and "the bar chart broke" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -304,7 +344,7 @@ def test_collect_real_train_py_runs(real_runs, tmp_path):
     assert dog.n == 2 and dog.stats("final") == (pytest.approx(statistics.mean(finals)),
                                                  pytest.approx(statistics.stdev(finals)))
     paths = write_results(results, tmp_path)
-    assert len(paths["heatmaps"]) == 3
+    assert len(paths["figures"]) == 3
     table = paths["markdown"].read_text()
     assert f"| dog-s3-resumed | R3 | {resumed.model} | 3 | 3 | 32 | model | 3 | 3 |" in table
 

@@ -466,14 +466,14 @@ def sweep_grid(base, grid_specs, out, print_commands, gpus):
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "-o", type=OutputPath(folder=True), default=Path("sweep-results"), show_default=True)
 def sweep_collect(dirs, out):
-    """Gather train.py's summary.csv files under DIRS into tables (CSV, Markdown) and heatmaps: one per recipe,
-    each cell the mean ± std over its seeds."""
+    """Gather train.py's summary.csv files under DIRS into tables (CSV, Markdown) and figures: per recipe, a heatmap
+    of dog_gamma × dog_share, or a bar chart when they do not both vary; each cell the mean ± std over its seeds."""
     from .sweep import collect, write_results
 
     paths = write_results(collect(dirs), out)
     click.echo(paths["markdown"].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in [paths["csv"], paths["cells"], paths["markdown"],
-                                                      *paths["heatmaps"]]))
+                                                      *paths["figures"]]))
 
 
 @main.command()
@@ -589,7 +589,9 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
 @main.command()
 @click.argument("source")
 @click.option("--out", "-o", type=OutputPath((".onnx",)), required=True,
-              help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it.")
+              help="The .onnx file; --fp16/--int8 add <stem>_fp16.onnx / <stem>_int8.onnx beside it. Each is "
+                   "written as a hidden .NAME.partial beside it until verified; one left by a killed run (kill -9) "
+                   "is removed by the next export to the same --out.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors).")
 @click.option("--opset", type=click.IntRange(17, 23), default=OPSET, show_default=True,
@@ -600,7 +602,8 @@ def _load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="-
               help="Constant folding and graph clean-up (onnxscript's optimizer).")
 @click.option("--fp16", is_flag=True, help="Also write an fp16 model (fp32 inputs and outputs).")
 @click.option("--int8", "int8_dir", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
-              help="Also write a static int8 (QDQ) model calibrated on images of DIR.")
+              help="Also write a static int8 (QDQ) model calibrated on images of DIR (of DIR/train when DIR "
+                   "holds split folders: train/, val/, …).")
 @click.option("--calibration-images", type=click.IntRange(1), default=CALIBRATION_IMAGES, show_default=True,
               metavar="N", help="int8 calibration on at most N images of DIR, drawn evenly over its (class) folders.")
 @click.option("--verify-images", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",

@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 import numpy as np
 from PIL.Image import DecompressionBombError
 
+from .constants import SPLIT_ALIASES, SPLIT_NAMES
 from .runtime import Classifier
 
 
@@ -36,8 +37,6 @@ class EvalResult:
 
 FOLDER_DATASETS = ("", "folder", "torch/image_folder", "torch/folder")  # class sub-folders of --data-dir
 DATASET_PREFIXES = ("torch", "tfds", "hfds", "hfids", "wds")  # what timm's create_dataset understands
-SPLIT_ALIASES = (("train", "training"), ("validation", "val", "valid", "eval", "evaluation"))  # timm's synonyms
-SPLIT_NAMES = {name for names in SPLIT_ALIASES for name in names} | {"test", "testing"}
 
 
 def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", download: bool = False):

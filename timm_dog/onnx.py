@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -19,13 +18,14 @@ import onnx
 import torch
 
 from .constants import CALIBRATION_IMAGES, EXPORTER, OPSET  # noqa: F401  (EXPORTER: re-exported, timm_dog.onnx.EXPORTER)
+from .constants import SPLIT_ALIASES, SPLIT_NAMES
 from .outputs import JSON, check_output, remove_partials, writing
 from .preprocess import Preprocess, image_files, open_image, sample_photos
+from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session, physical_cores  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
 MAX_BYTES = 2 * 1024**3  # protobuf's limit for one self-contained file
-INPUT, OUTPUT = "input", "logits"
 VERIFY_BATCH = 32
 
 
@@ -169,89 +169,6 @@ def read_metadata(path) -> dict:
     return decode_metadata({p.key: p.value for p in model.metadata_props}, path, width)
 
 
-def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
-    """metadata_props (JSON strings) -> values, checked against each other and against the graph's
-    ``outputs`` (its number of logits, when static); a ValueError that names the file and the key."""
-    missing = [k for k in ("input_size", "mean", "std", "label_names") if k not in props]
-    if missing:
-        raise ValueError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
-    meta = {}
-    for key, value in props.items():
-        try:
-            meta[key] = json.loads(value)
-        except ValueError:
-            raise ValueError(f"{path}: metadata {key!r} is not JSON: {value[:60]!r}") from None
-
-    def bad(key, allowed):
-        return ValueError(f"{path}: metadata {key}={json.dumps(meta[key])[:80]} is invalid: {allowed}")
-
-    def numbers(value, count):
-        return (isinstance(value, list) and len(value) == count
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value))
-
-    size = meta["input_size"]
-    if not (numbers(size, 3) and size[0] == 3 and all(int(v) == v and v > 0 for v in size)):
-        raise bad("input_size", "expected [3, height, width] with positive integer sizes")
-    if not numbers(meta["mean"], 3):
-        raise bad("mean", "expected 3 finite numbers")
-    if not (numbers(meta["std"], 3) and min(meta["std"]) > 0):
-        raise bad("std", "expected 3 finite positive numbers")
-    if "crop_pct" in meta and not (numbers([meta["crop_pct"]], 1) and 0 < meta["crop_pct"] <= 2):
-        raise bad("crop_pct", "expected a number in (0, 2] (timm's configs use 0.75-1.0; above 1 pads the image)")
-    labels = meta["label_names"]
-    if not (isinstance(labels, list) and labels and all(isinstance(v, str) for v in labels)):
-        raise bad("label_names", "expected a non-empty list of strings")
-    for key, count in (("num_classes", meta.get("num_classes")), ("the graph's output width", outputs)):
-        if count is not None and count != len(labels):
-            raise ValueError(f"{path}: metadata label_names has {len(labels)} names but {key} is {count}")
-    try:
-        Preprocess.from_config(meta)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: metadata {error}") from None
-    return meta
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on (hyper-threads of one core counted once)."""
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
-        except OSError:  # no sysfs topology (not Linux): count the CPU itself
-            cores.add(cpu)
-    return max(1, len(cores))
-
-
-def inference_session(path, providers: Optional[list] = None, threads: Optional[int] = None):
-    """An onnxruntime session on ``providers`` (default: CUDA when onnxruntime-gpu sees a GPU, else the CPU):
-    ``threads`` intra-op threads (default: the physical cores), spinning off (idle threads sleep instead of
-    taking CPU from other sessions and from torch), every graph optimization (ORT_ENABLE_ALL)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = threads or physical_cores()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                              if p in ort.get_available_providers()]
-    try:
-        return ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …) derive from Exception
-        raise ValueError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0]}") from None
-
-
-def describe_session(session) -> str:
-    """What runs, as the session reports it, e.g. 'CPUExecutionProvider, 2 threads, no spinning, ORT_ENABLE_ALL'."""
-    options = session.get_session_options()
-    spinning = options.get_session_config_entry("session.intra_op.allow_spinning")
-    threads = options.intra_op_num_threads
-    return (f"{session.get_providers()[0]}, {threads} thread{'s' * (threads != 1)}, "
-            f"{'spinning' if spinning != '0' else 'no spinning'}, {options.graph_optimization_level.name}")
-
-
 def verification_providers(device: torch.device) -> list:
     """onnxruntime's providers for a check on ``device``: its CUDA provider on that GPU when onnxruntime has one
     (onnxruntime-gpu), else the CPU."""
@@ -336,10 +253,10 @@ def export_onnx(
     images = torch.from_numpy(np.stack([preprocess(open_image(p)) for p in paths]))
     calibration = None
     if int8_calibration:
-        found = image_files(int8_calibration)
+        found, where = calibration_files(int8_calibration)
         calibration = calibration_sample(found, calibration_images)
         classes = len({path.parent for path in found})
-        log(f"int8 calibration: {len(calibration):,} of the {len(found):,} images under {int8_calibration} "
+        log(f"int8 calibration: {len(calibration):,} of the {len(found):,} images under {where} "
             f"({classes} folder{'s' * (classes != 1)}, drawn evenly; --calibration-images sets the number)")
 
     precisions = ["fp32"] + ["fp16"] * fp16 + ["int8"] * bool(calibration)
@@ -374,6 +291,21 @@ def export_onnx(
         if report:
             partials[-1].write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def calibration_files(folder) -> tuple:
+    """(image files, where they are, in words) for ``--int8 FOLDER``: the images of its train split (train/ or
+    training/) when it holds split folders (train/, val/, test/, …), so that no validation image tunes the
+    quantization; else every image under it. A ValueError when it holds splits but no train split."""
+    root = Path(folder)
+    splits = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in SPLIT_NAMES) if root.is_dir() else []
+    if not splits:
+        return image_files(root), str(root)
+    train = next((root / name for name in SPLIT_ALIASES[0] if (root / name).is_dir()), None)
+    if train is None:
+        raise ValueError(f"--int8 {root} holds the split folders {', '.join(splits)} but no train/ (or training/): "
+                         f"give the folder of the images to calibrate on, e.g. {root / splits[0]}")
+    return image_files(train), f"{train} (its train split: {root} holds the split folders {', '.join(splits)})"
 
 
 def calibration_sample(files: list, count: int) -> list:

@@ -150,3 +150,28 @@ def heatmap_png(values: Sequence[Sequence[float]], texts: Sequence[Sequence[str]
         return buffer.getvalue()
     finally:
         plt.close(fig)
+
+
+def bars_png(values: Sequence[float], errors: Sequence[float], texts: Sequence[str], labels: Sequence[str],
+             baseline: Sequence[bool], xlabel: str, title: str) -> bytes:
+    """Horizontal bars of ``values`` (± ``errors``; None: none) labelled ``labels``, ``texts`` written beside them,
+    the ``baseline`` ones grey, rendered to PNG bytes (the caller writes it with the files it belongs to)."""
+    import io
+
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(values) + 2.0))
+    try:
+        rows = range(len(values))[::-1]  # the first bar on top
+        ax.barh(rows, values, color=["0.6" if b else "tab:blue" for b in baseline])
+        for row, value, error, text in zip(rows, values, errors, texts):
+            if error:
+                ax.errorbar(value, row, xerr=error, fmt="none", ecolor="black", capsize=3)
+            ax.text(value + (error or 0.0), row, f"  {text}", va="center", fontsize=7)
+        ax.set_yticks(list(rows), list(labels))
+        ax.set_xlim(0, max(v + (e or 0.0) for v, e in zip(values, errors)) * 1.45 or 1.0)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=7)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)

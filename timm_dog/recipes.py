@@ -255,6 +255,38 @@ def check_keys_and_values(path, recipe: dict, known: Optional[dict] = None) -> N
         raise RecipeError(f"{path}:\n  " + "\n  ".join(problems))
 
 
+def check_schedule(args, gpus: int, train_images: int) -> float:
+    """The lr train.py derives from ``args`` (a namespace of train.py's arguments) on ``gpus`` GPUs; a RecipeError
+    when it is not above min_lr (the schedule would rise) or ``train_images`` make no full batch."""
+    lr, lr_from = args.lr, "the recipe's lr"
+    if lr is None:  # as train.py decides
+        global_batch = args.batch_size * gpus * (args.grad_accum_steps or 1)
+        scale = args.lr_base_scale or ("sqrt" if any(o in args.opt.lower() for o in ("ada", "lamb")) else "linear")
+        ratio = global_batch / args.lr_base_size
+        lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
+        lr_from = f"lr_base {args.lr_base:g} scaled to the global batch {global_batch}"
+    if args.sched and args.sched != "none" and args.min_lr and lr <= args.min_lr:
+        raise RecipeError(f"lr {lr:.3g} ({lr_from}) is not above min_lr {args.min_lr:g}: the {args.sched} schedule "
+                          f"would not decay (it would rise); use a larger lr or batch, or a lower min_lr")
+    if train_images // (args.batch_size * gpus) == 0:  # train.py's loader drops the last partial batch
+        raise RecipeError(f"{train_images:,} training images make no full batch of {args.batch_size} × "
+                          f"{gpus} GPU(s): train.py would run no training step (it drops the last partial batch)")
+    return lr
+
+
+def check_static(path, recipe: dict, gpus: int = 8, train_images: Optional[int] = None,
+                 known: Optional[dict] = None) -> None:
+    """Everything :func:`check_recipe` refuses without building the model: :func:`check_keys_and_values` and
+    :func:`check_schedule` (``train_images``: default :func:`default_train_images`)."""
+    known = known if known is not None else train_py_args()[0]
+    check_keys_and_values(path, recipe, known)
+    args = SimpleNamespace(**{**known, **{k: v for k, v in recipe.items() if k in known}})
+    try:
+        check_schedule(args, gpus, train_images or default_train_images(args, path))
+    except RecipeError as error:
+        raise RecipeError(f"{path}: {error}") from None
+
+
 def check_recipe(path, steps: int = 2, gpus: int = 8, train_py=None, aug_samples: int = 2000,
                  image_size: int = 64, train_images: Optional[int] = None) -> dict:
     """Build what train.py would build from the recipe, run ``steps`` CPU steps; return a summary.
@@ -296,21 +328,9 @@ def _dry_run(args, model_kwargs, steps, gpus, aug_samples, image_size, train_ima
     # the learning rate as train.py derives it, and its schedule
     accum = args.grad_accum_steps or 1
     global_batch = args.batch_size * gpus * accum
-    lr, lr_from = args.lr, "the recipe's lr"
-    if lr is None:  # as train.py decides
-        scale = args.lr_base_scale or ("sqrt" if any(o in args.opt.lower() for o in ("ada", "lamb")) else "linear")
-        ratio = global_batch / args.lr_base_size
-        lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
-        lr_from = f"lr_base {args.lr_base:g} scaled to the global batch {global_batch}"
-    args.lr = lr
-    if args.sched and args.sched != "none" and args.min_lr and lr <= args.min_lr:
-        raise RecipeError(f"lr {lr:.3g} ({lr_from}) is not above min_lr {args.min_lr:g}: the {args.sched} schedule "
-                          f"would not decay (it would rise); use a larger lr or batch, or a lower min_lr")
+    args.lr = check_schedule(args, gpus, train_images)
     optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **(args.opt_kwargs or {}))
     batches = train_images // (args.batch_size * gpus)  # train.py's loader drops the last partial batch
-    if batches == 0:
-        raise RecipeError(f"{train_images:,} training images make no full batch of {args.batch_size} × "
-                          f"{gpus} GPU(s): train.py would run no training step (it drops the last partial batch)")
     updates_per_epoch = (batches + accum - 1) // accum
     scheduler, epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=updates_per_epoch)
     schedule = _lr_schedule(scheduler, epochs, updates_per_epoch)
@@ -563,6 +583,12 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
     if updates == 0:
         raise RecipeError(f"{data['images']:,} training images make no full global batch of {global_batch}: "
                           "train.py would run no training step; give a smaller --batch-size or fewer --gpus")
+    for name, recipe in ((model, settings), (base, baseline)):  # what recipe check refuses is never written
+        try:
+            check_static(paths[name], recipe, gpus, data["images"])
+        except RecipeError as error:
+            raise RecipeError(f"not written: `recipe check --gpus {gpus}` would refuse the recipe of --batch-size "
+                              f"{batch_size}, --gpus {gpus}, --epochs {epochs}: {error}") from None
     data_arg = "" if folder else f" --data-dir {data['data_dir']}"
     cost = _measured_cost(settings, gpus, data["images"], benchmark_device) if benchmark_device else None
     texts = {}

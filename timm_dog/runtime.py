@@ -142,7 +142,7 @@ class TorchPreprocess:
 
 
 def _onnx_classifier(path: str, device: str = "auto", threads: Optional[int] = None) -> Classifier:
-    from .onnx import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
+    from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
 
     if not Path(path).is_file():
         raise ValueError(f"ONNX file {path} does not exist")

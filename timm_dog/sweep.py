@@ -375,18 +375,21 @@ def notes(results: Results) -> list:
             for run in results.runs if isinstance(run.planned_epochs, int) and run.epochs < run.planned_epochs]
 
 
-def heatmaps(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") -> list:
-    """[(title, PNG bytes)]: one heatmap per recipe with *_dog runs (and per value of any other dog_* kwarg that
-    varies in it), each cell the mean final top-1 over its seeds, with the recipe's baseline in the title."""
-    from .plots import heatmap_png
+def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") -> list:
+    """[(kind, title, PNG bytes)]: for each recipe with *_dog runs, heatmaps of ``rows`` × ``cols`` (kind 'heatmap',
+    one per value of any other dog_* kwarg that varies in it) when both vary in the recipe, else one bar chart of
+    all its cells, the baseline's too (kind 'bars': a grid of one axis, or of patterns only, has no second axis).
+    Each number is a cell's mean final top-1 over its seeds; the recipe's baseline is in the title."""
+    from .plots import bars_png, heatmap_png
 
     figures = []
     for recipe in results.recipes:
         cells = [c for c in results.cells if c.recipe is recipe and c.dog]
         baselines = [c for c in results.cells if c.recipe is recipe and not c.dog]
+        two_axes = all(len({c.dog[key] for c in cells}) > 1 for key in (rows, cols))
         panels = {}
         for cell in cells:
-            fixed = tuple((k, v) for k, v in cell.dog.items() if k not in (rows, cols))
+            fixed = tuple((k, v) for k, v in cell.dog.items() if k not in (rows, cols)) if two_axes else ()
             panels.setdefault((cell.model, fixed), []).append(cell)
         seen = {}
         for _, fixed in panels:
@@ -394,12 +397,6 @@ def heatmaps(results: Results, rows: str = "dog_gamma", cols: str = "dog_share")
                 seen.setdefault(k, set()).add(v)
         varying = {k for k, values in seen.items() if len(values) > 1}  # named in the titles
         for (model, fixed), panel in panels.items():
-            row_values = sorted({c.dog[rows] for c in panel}, key=_order)
-            col_values = sorted({c.dog[cols] for c in panel}, key=_order)
-            grid = {(c.dog[rows], c.dog[cols]): c for c in panel}
-            values = [[grid[r, c].stats("final")[0] if (r, c) in grid else math.nan for c in col_values]
-                      for r in row_values]
-            texts = [[_cell_text(grid[r, c]) if (r, c) in grid else "" for c in col_values] for r in row_values]
             weights = "EMA weights" if panel[0].runs[0].ema else "model weights (no EMA)"
             epochs = "/".join(map(str, sorted({run.final[0] for c in panel for run in c.runs})))
             title = f"{recipe.tag}: {recipe.label}; {model}"
@@ -407,11 +404,33 @@ def heatmaps(results: Results, rows: str = "dog_gamma", cols: str = "dog_share")
             title += (f"\nfinal (epoch {epochs}) top-1 % of the {weights}, {METRIC}; mean ± std over seeds (n)\n"
                       "baseline " + ("; ".join(f"{b.model}: {b.text('final')}" for b in baselines)
                                      if baselines else "none with these settings"))
-            figures.append((title, heatmap_png(values, texts, [_show(v) for v in row_values],
-                                               [_show(v) for v in col_values], rows, cols,
-                                               "\n".join(textwrap.fill(line, 110) for line in title.splitlines()),
-                                               f"final top-1 % ({weights})")))
+            wrapped = "\n".join(textwrap.fill(line, 110) for line in title.splitlines())
+            if not two_axes:
+                shown = panel + baselines
+                figures.append(("bars", title, bars_png(
+                    [c.stats("final")[0] for c in shown], [c.stats("final")[1] for c in shown],
+                    [_cell_text(c).replace("\n", ", ") for c in shown], _bar_labels(shown),
+                    [not c.dog for c in shown], f"final top-1 % ({weights})", wrapped)))
+                continue
+            row_values = sorted({c.dog[rows] for c in panel}, key=_order)
+            col_values = sorted({c.dog[cols] for c in panel}, key=_order)
+            grid = {(c.dog[rows], c.dog[cols]): c for c in panel}
+            values = [[grid[r, c].stats("final")[0] if (r, c) in grid else math.nan for c in col_values]
+                      for r in row_values]
+            texts = [[_cell_text(grid[r, c]) if (r, c) in grid else "" for c in col_values] for r in row_values]
+            figures.append(("heatmap", title, heatmap_png(values, texts, [_show(v) for v in row_values],
+                                                          [_show(v) for v in col_values], rows, cols, wrapped,
+                                                          f"final top-1 % ({weights})")))
     return figures
+
+
+def _bar_labels(cells: list) -> list:
+    """A bar's label: the dog_* kwargs that differ between the *_dog cells (the model when none does), or the
+    baseline's model."""
+    dog = [c for c in cells if c.dog]
+    differ = [k for k in dog[0].dog if len({c.dog[k] for c in dog}) > 1]
+    return [", ".join(f"{k} {_show(c.dog[k])}" for k in differ) or c.model if c.dog else f"{c.model} (baseline)"
+            for c in cells]
 
 
 def _cell_text(cell: Cell) -> str:
@@ -440,11 +459,13 @@ def _csv_text(rows: list) -> str:
 
 def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str = "dog_share") -> dict:
     """results.csv (a row per run), cells.csv (a row per cell: mean ± std over its seeds), results.md (both, with
-    what each number is) and heatmap.png (heatmap-N.png for several) in ``out_dir``: all computed first, then
-    written together, or none."""
+    what each number is) and the :func:`figures`, heatmap.png or bars.png (-N for several), in ``out_dir``: all
+    computed first, then written together, or none."""
     out = Path(out_dir)
-    runs, cells, figures = run_rows(results), cell_rows(results), heatmaps(results, rows, cols)
-    names = ["heatmap.png"] if len(figures) == 1 else [f"heatmap-{i}.png" for i in range(1, len(figures) + 1)]
+    runs, cells, drawn = run_rows(results), cell_rows(results), figures(results, rows, cols)
+    kinds = [kind for kind, _, _ in drawn]
+    names = [f"{kind}.png" if kinds.count(kind) == 1 else f"{kind}-{kinds[:i + 1].count(kind)}.png"
+             for i, kind in enumerate(kinds)]
     lines = [f"# {len(results.runs)} train.py runs, {len(results.recipes)} recipe(s)", "",
              f"Every number is {METRIC}, in %: `final` at the last validated epoch, `best` at the best one (epochs "
              "0-based, as in summary.csv; `epochs` counted by its epoch column). `weights` says whose: `EMA` for a run "
@@ -455,15 +476,15 @@ def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str 
     lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
               for recipe in results.recipes]
     lines += ["", f"Not compared (bookkeeping): {', '.join(BOOKKEEPING)}."]
-    if figures:
-        lines += ["", "## Heatmaps", ""] + [f"- {name}: {title.splitlines()[0]}" for name, (title, _) in
-                                           zip(names, figures)]
+    if drawn:
+        lines += ["", "## Figures", ""] + [f"- {name}: {title.splitlines()[0]}" for name, (_, title, _) in
+                                          zip(names, drawn)]
     lines += ["", "## Cells", ""] + _markdown_table(cells) + ["", "## Runs", ""] + _markdown_table(runs)
     if notes(results):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes(results)]
     contents = {out / "results.csv": _csv_text(runs), out / "cells.csv": _csv_text(cells),
                 out / "results.md": "\n".join(lines) + "\n"}
-    contents.update({out / name: png for name, (_, png) in zip(names, figures)})
+    contents.update({out / name: png for name, (_, _, png) in zip(names, drawn)})
     with writing(*contents) as partials:
         for partial, content in zip(partials, contents.values()):
             if isinstance(content, bytes):
@@ -471,4 +492,4 @@ def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str 
             else:
                 partial.write_text(content, encoding="utf-8")
     paths = {"csv": out / "results.csv", "cells": out / "cells.csv", "markdown": out / "results.md"}
-    return {**paths, "heatmaps": [out / name for name in names]}
+    return {**paths, "figures": [out / name for name in names]}
