@@ -400,3 +400,17 @@ def test_condconv_experts_freeze_the_kernels_that_got_structure():
     changed = (conv.weight != native).view(24, 9).any(1)
     assert mask.shape == conv.weight.shape and report.frozen == 12 == changed.sum()
     assert torch.equal(mask.view(24, 9).all(1), changed) and torch.equal(mask.view(24, 9).any(1), changed)
+
+
+def test_show_refuses_a_repeated_pattern_and_titles_share_0_as_native(tmp_path):
+    from click.testing import CliRunner
+
+    from timm_dog.cli import main
+
+    result = CliRunner().invoke(main, ["show", "--pattern", "dog,box,dog", "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "'dog,box,dog': dog is given twice; give each pattern once" in result.output
+    result = CliRunner().invoke(main, ["show", "--model", "convnext_atto_dog", "--share", "0", "--pattern", "impulse",
+                                       "--num", "8", "--out", str(tmp_path / "m.png")])
+    assert result.exit_code == 0, result.output
+    assert "8 random depthwise 7x7 kernels (share 0: all native, no impulse kernels)" in result.output
+    assert "pattern impulse" not in result.output

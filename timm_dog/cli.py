@@ -232,6 +232,10 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, p
         patterns = [check_pattern(p) for p in pattern.split(",")]
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--pattern") from None
+    twice = next((p for i, p in enumerate(patterns) if p in patterns[:i]), None)
+    if twice:
+        raise click.BadParameter(f"{pattern!r}: {twice} is given twice; give each pattern once",
+                                 param_hint="--pattern")
     if model is None:
         try:
             values = [check_gamma(float(g)) for g in gammas.split(",")]
@@ -267,7 +271,9 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, p
     from .plots import plot_kernels
 
     title = f"{model}: {len(picked)} random depthwise {size[0]}x{size[1]} kernels"
-    if kwargs:
+    if kwargs and args["share"] == 0:
+        title += f" (share 0: all native, no {'DoG' if args['pattern'] == 'dog' else args['pattern']} kernels)"
+    elif kwargs:
         title += f" (share {args['share']:g}, γ {args['gamma']}" + (
             f", pattern {args['pattern']})" if args["pattern"] != "dog" else ")")
     path = plot_kernels(picked, out, title=title)

@@ -1,6 +1,7 @@
 """Finding depthwise convolutions in a model and giving them DoG kernels in place."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import warnings
@@ -16,7 +17,7 @@ from .dog import Gamma, check_gamma, check_pattern, check_unit, dog_kernels, is_
 from .freeze import freeze_kernels
 
 __all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_weights", "depthwise_kernels", "log_dog_init",
-           "DogInitReport", "DogLayer", "check_trainable"]
+           "DogInitReport", "DogLayer", "check_trainable", "derived_seed"]
 
 logger = logging.getLogger("timm_dog")
 
@@ -152,6 +153,7 @@ class DogInitReport:
     skipped: List[Tuple[str, str]] = field(default_factory=list)
     zeroed: List[str] = field(default_factory=list)  # weights of re-parameterizable blocks' 1x1 scale branches
     frozen: int = 0  # kernels kept fixed during training (trainable=False)
+    seed: Optional[int] = None  # the seed the kernels were drawn with (derived from torch's global state if not given)
 
     @property
     def kernels_set(self) -> int:
@@ -188,26 +190,40 @@ def log_dog_init(model_name: str, report: DogInitReport, args: dict) -> None:
     layers = len(report.layers) + len(report.skipped)
     extra = "" if args.get("pattern", "dog") == "dog" else f", pattern {args['pattern']}"
     extra += "" if args.get("trainable", True) else ", frozen"
+    seed = args["seed"] if args["seed"] is not None else f"{report.seed} (from torch's global generator)"
     logger.info(
         "%s: DoG init set %d/%d depthwise layers, %s/%s kernels (γ %s, on-ratio %g, share %g, scale %s, seed %s%s)",
         model_name, len(report.layers), layers, f"{report.kernels_set:,}", f"{report.kernels_total:,}", gamma,
-        args["on_ratio"], args["share"], args["scale"], args["seed"], extra,
+        args["on_ratio"], args["share"], args["scale"], seed, extra,
     )
 
 
+def derived_seed() -> int:
+    """A seed derived from the state of torch's global CPU generator, which is read, not advanced: the same state
+    (e.g. after the same ``torch.manual_seed`` and the same draws) gives the same seed, and nothing drawn later
+    from the global generator changes."""
+    state = torch.random.get_rng_state().numpy().tobytes()
+    return int.from_bytes(hashlib.blake2b(state, digest_size=8).digest(), "little")
+
+
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def check_trainable(trainable) -> bool:
-    """A bool; also the strings 'true' / 'false' (any case), which a command line may hand over."""
-    if isinstance(trainable, str) and trainable.lower() in ("true", "false"):
-        return trainable.lower() == "true"
+    """A bool; also the words YAML 1.1 reads as one (true/false, yes/no, on/off; any case), which a command line
+    (train.py's --model-kwargs keeps them as strings) or a YAML file may hand over."""
+    if isinstance(trainable, str) and trainable.lower() in BOOL_WORDS:
+        return BOOL_WORDS[trainable.lower()]
     if not isinstance(trainable, bool):
-        raise ValueError(f"trainable must be True or False (False keeps the structured kernels fixed in training); "
-                         f"got {trainable!r}")
+        raise ValueError(f"trainable must be True or False, or one of the words {'/'.join(BOOL_WORDS)} "
+                         f"(False keeps the structured kernels fixed in training); got {trainable!r}")
     return trainable
 
 
 def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", seed=None, pattern="dog",
                    trainable=True) -> dict:
-    """Validate ``dog_init_`` arguments; return them normalised, or raise a ValueError saying what is allowed."""
+    """Validate ``dog_init_`` arguments; return them normalised (numbers as floats, trainable as a bool), or raise a
+    ValueError saying what is allowed. The one rule for every spelling of them: twins, report arms and sweeps."""
     if isinstance(scale, str):
         if scale not in ("paper", "match"):
             raise ValueError(f"scale must be 'paper', 'match' or a positive number; got {scale!r}")
@@ -219,7 +235,7 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
         gamma=check_gamma(gamma),
         on_ratio=check_unit("on_ratio", on_ratio),
         share=check_unit("share", share),
-        scale=scale,
+        scale=scale if isinstance(scale, str) else float(scale),
         seed=seed,
         pattern=check_pattern(pattern),
         trainable=check_trainable(trainable),
@@ -290,7 +306,9 @@ def dog_init_(
     ``on_ratio``; the others keep their native init. ``scale`` is "paper" (as defined in the
     paper), "match" (rescaled to the std of the layer's native init) or a fixed multiplier.
     The same ``seed`` gives bit-identical weights on one machine and software stack (on others
-    float64 values within about one ulp: docs/api.md, ``seed``); with None, torch's global RNG decides.
+    float64 values within about one ulp: docs/api.md, ``seed``); with None the seed is derived from the state of
+    torch's global generator without advancing it (:func:`derived_seed`): ``torch.manual_seed`` decides, and
+    whatever is drawn from the global generator afterwards is as if ``dog_init_`` had not run.
     ``pattern`` ("dog", or a control: "gaussian", "impulse", "box"; see ``timm_dog.dog.check_pattern``)
     changes the shape only: the same seed chooses the same kernels with the same γ and sign.
     ``trainable=False`` keeps the kernels set here fixed during training (``timm_dog.freeze``); the
@@ -302,8 +320,8 @@ def dog_init_(
     if not isinstance(model, nn.Module):
         raise TypeError(f"dog_init_ expects a torch.nn.Module; got {type(model).__name__}")
     args = check_dog_args(gamma, on_ratio, share, scale, seed, pattern, trainable)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    report = DogInitReport()
+    report = DogInitReport(seed=seed if seed is not None else derived_seed())
+    generator = torch.Generator().manual_seed(report.seed)
     blocks = _fused_blocks(model)
     plain, experts = [], []  # (name, module, kernels view)
     for name, module in model.named_modules():

@@ -12,7 +12,6 @@ depthwise kernels (fused, as they run, for re-parameterizable models) and of eac
 """
 from __future__ import annotations
 
-import inspect
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -20,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .init import check_dog_args
 from .models import base_of
+from .models.dog_twins import pop_dog_kwargs
 from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, plain_value, train_py_data_config, train_py_folder,
                       training_data, training_images, training_images_message)
 
@@ -34,13 +35,6 @@ NATIVE = "native"
 
 class ReportError(ValueError):
     """Input that cannot give a fair comparison; the message says what is wrong."""
-
-
-def _dog_defaults() -> dict:
-    """{dog_* kwarg: default} of the twins (dog_init_'s argument defaults)."""
-    from .init import check_dog_args
-
-    return {f"dog_{name}": plain_value(p.default) for name, p in inspect.signature(check_dog_args).parameters.items()}
 
 
 @dataclass(eq=False)
@@ -78,13 +72,17 @@ class Run:
 
     @property
     def arm_kwargs(self) -> dict:
-        """The non-seed dog_* kwargs that differ from the twins' defaults: what makes this run's arm."""
+        """The non-seed dog_* kwargs that differ from the twins' defaults, read by the twins' own rule (every
+        spelling of a value that the twin takes is that value): what makes this run's arm."""
         if not self.model.endswith("_dog"):
             return {}
-        defaults = _dog_defaults()
-        kwargs = {k: plain_value(v) for k, v in (self.args.get("model_kwargs") or {}).items()
-                  if k.startswith("dog_") and k != "dog_seed"}
-        return {k: v for k, v in sorted(kwargs.items()) if k not in defaults or defaults[k] != v}
+        given = {k: v for k, v in (self.args.get("model_kwargs") or {}).items() if k.startswith("dog_")}
+        try:
+            kwargs = pop_dog_kwargs(given)
+        except ValueError as error:
+            raise ReportError(f"{self.folder / 'args.yaml'}: model_kwargs: {error}") from None
+        defaults = check_dog_args()
+        return {f"dog_{k}": plain_value(v) for k, v in sorted(kwargs.items()) if k != "seed" and v != defaults[k]}
 
     @property
     def arm(self) -> str:

@@ -61,12 +61,13 @@ def check_grid(grid: dict) -> None:
         seen = []
         for value in values:
             try:
-                pop_dog_kwargs({key: value})
+                normal = pop_dog_kwargs({key: value})[DOG_KWARGS[key]]  # the twins' rule: 'no' is False
             except ValueError as error:
                 raise ValueError(f"grid value {key}={value!r}: {error}") from None
-            if value in seen:
-                raise ValueError(f"grid axis {key}: the value {value!r} is given twice")
-            seen.append(value)
+            if normal in seen:
+                raise ValueError(f"grid axis {key}: the value {value!r} is given twice"
+                                 + ("" if value == normal else f" (the twins read it as {normal!r})"))
+            seen.append(normal)
 
 
 def _tag(point: dict) -> str:
