@@ -56,7 +56,11 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     kernels = pair["kernels"]
     assert all(k["init"]["centre_surround_fraction"] > 0.9 for k in kernels["dog_init"])  # re-created from dog_seed
     assert all(k["centre_surround_fraction"] < 0.5 for k in kernels["native"])
+    assert all(k["init"]["surround_antagonism"] > 0.99 for k in kernels["dog_init"])  # DoG's antagonistic surround
     md = (report_dir / "report.md").read_text()
+    assert "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > 0.8 | surround antagonism |" in md
+    init_row = next(line for line in md.splitlines() if " at init |" in line)
+    assert init_row.endswith(f"| {kernels['dog_init'][0]['init']['dog_fit_above']:.3f} | 1.000 |")
     assert "| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint epoch) |" \
         in md
     row = next(line for line in md.splitlines() if line.startswith("| convnext_atto |"))
@@ -180,6 +184,8 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
     assert f"{pair['delta_top1']:+.2f}" in card and f"{pair['mcnemar']['p_value']:.3g}" in card
     assert "![Training curves of the DoG and native-init runs](dog_vs_native_curves.png)" in card
     assert "dog_vs_native_curves.png" in repo.files
+    assert "| surround antagonism |" in card and "| dog seed 1 at init |" in card  # no local folders on the card
+    assert str(train_runs["convnext_atto_dog", 1]) not in card and "Surround antagonism: each kernel's" in card
     native = train_runs["convnext_atto", 0] / "model_best.pth.tar"  # a native run is not published as a twin
     with pytest.raises(PushError, match="was trained as 'convnext_atto', not 'convnext_atto_dog'"):
         stage(native, "convnext_atto_dog", tmp_path / "repo2", **{**kwargs, "eval_json": None}, force=True)

@@ -481,7 +481,8 @@ def sweep_collect(dirs, out):
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors); once per SOURCE, in order.")
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None,
-              help="Write the numbers (centre_surround_fraction …), one entry per SOURCE, to this JSON file.")
+              help="Write the numbers (centre_surround_fraction, surround_antagonism …), one entry per SOURCE, to "
+                   "this JSON file.")
 @click.option("--out", "-o", type=OutputPath(figure_suffixes), default=None,
               help="Cluster figure (first SOURCE, most common kernel size); one per SOURCE with a suffix.")
 @click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
@@ -492,7 +493,8 @@ def sweep_collect(dirs, out):
                    "instead of the fused kernels that run at inference (the default).")
 @_device_option
 def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, unfused, device):
-    """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit. Each
+    """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit and
+    surround antagonism (antag.: opposite-sign surround mass / centre-sign mass; DoG 1, gaussian/impulse/box 0). Each
     SOURCE is labelled by its --checkpoint (or its name without one)."""
     import json
 
@@ -521,7 +523,7 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, unfused, d
     results = {}
     width = max(28, *map(len, labels))
     header = f"{'source':<{width}} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
-             f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
+             f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10} {'antag.':>7}"
     for i, ((source, checkpoint), label) in enumerate(zip(given, labels)):
         try:
             model, weights = load_model(source, checkpoint)
@@ -541,7 +543,7 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, unfused, d
             f = s["fractions"]
             click.echo(f"{label:<{width}} {size:>6} {s['kernels']:>8} {f['excitatory-centre']:>7.3f} "
                        f"{f['inhibitory-centre']:>7.3f} {f['other']:>7.3f} {s['centre_surround_fraction']:>8.3f} "
-                       f"{s['dog_fit_above']:>10.3f}")
+                       f"{s['dog_fit_above']:>10.3f} {s['surround_antagonism']:>7.3f}")
         if result["fused"]:
             click.echo(f"  {label}: re-parameterizable: the fused kernels, as they run at inference (timm's "
                        f"reparameterize_model on a copy); --unfused measures the training-time branches")

@@ -292,7 +292,8 @@ def _kernels(model, fused: bool) -> dict:
     from .analysis import analyze_model
 
     result = analyze_model(model, fused=fused)
-    return {k: result[k] for k in ("kernels", "centre_surround_fraction", "dog_fit_above", "fit_threshold", "fused")}
+    return {k: result[k] for k in ("kernels", "centre_surround_fraction", "dog_fit_above", "surround_antagonism",
+                                   "fit_threshold", "fused")}
 
 
 def init_kernels(run: Run, num_classes: int, fused: bool):
@@ -455,9 +456,34 @@ def _top1(stats: dict) -> str:
 
 def _kernel_row(label: str, k) -> str:
     if isinstance(k, str):
-        return f"| {label} | {k} | | |"
+        return f"| {label} | {k} | | | |"
+    antagonism = format(k["surround_antagonism"], ".3f") if "surround_antagonism" in k else "—"  # older reports
     return f"| {label}{' (fused)' if k['fused'] else ''} | {k['kernels']:,} | {k['centre_surround_fraction']:.3f} | " \
-           f"{k['dog_fit_above']:.3f} |"
+           f"{k['dog_fit_above']:.3f} | {antagonism} |"
+
+
+def kernel_table(pairs: list, folders: bool = True) -> list:
+    """Kernel survival of the pairs of one row (report.md) or of one pair (the model card, ``folders=False``: runs
+    named by their seeds, not by local paths): markdown lines."""
+    def run(pair, side: str, i: int) -> str:
+        return f"`{pair['kernels'][side][i]['folder']}`" if folders else f"seed {pair[side]['runs'][i]['seed']}"
+
+    lines = ["| depthwise kernels of | kernels | centre-surround fraction | DoG fit > "
+             f"{pairs[0]['kernels']['native'][0]['fit_threshold']:g} | surround antagonism |", "|---|---|---|---|---|"]
+    for p in pairs:
+        for i, (init, trained) in enumerate(zip(p["kernels"]["dog_init"], p["kernels"]["dog"])):
+            lines.append(_kernel_row(f"{p['arm']} {run(p, 'dog', i)} at init", init["init"]))
+            lines.append(_kernel_row(f"{p['arm']} {run(p, 'dog', i)} trained", trained))
+    return lines + [_kernel_row(f"native {run(pairs[0], 'native', i)} trained", k)
+                    for i, k in enumerate(pairs[0]["kernels"]["native"])]
+
+
+KERNEL_LEGEND = ("Centre-surround fraction: kernels in k-means clusters whose mean kernel has a centre-surround "
+                 "contrast; DoG fit: kernels whose best |correlation| with a DoG exceeds the threshold. Both count a "
+                 "centred blob without a surround (the gaussian, impulse and box controls) as DoG-like. Surround "
+                 "antagonism: each kernel's opposite-sign surround mass relative to its centre-sign mass (capped at "
+                 "1), averaged: a DoG scores 1, the controls 0, and unstructured (random) kernels score high too, so "
+                 "it tells an antagonistic surround apart only beside the other two.")
 
 
 TABLE_HEADER = ("| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint "
@@ -531,14 +557,8 @@ def markdown(report: dict) -> str:
         lines += ["", f"![training curves]({row['curves']})", "",
                   "Curves: train.py's summary.csv per validated epoch (its eval of the EMA weights for runs trained "
                   "with EMA on the training device, else of the model's weights).", "",
-                  "### Kernel survival", "", f"Depthwise kernels of re-parameterizable models: {fused}.", "",
-                  "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > "
-                  f"{pairs[0]['kernels']['native'][0]['fit_threshold']:g} |", "|---|---|---|---|"]
-        for p in pairs:
-            for init, trained in zip(p["kernels"]["dog_init"], p["kernels"]["dog"]):
-                lines.append(_kernel_row(f"{p['arm']} `{init['folder']}` at init", init["init"]))
-                lines.append(_kernel_row(f"{p['arm']} `{trained['folder']}` trained", trained))
-        lines += [_kernel_row(f"native `{k['folder']}` trained", k) for k in pairs[0]["kernels"]["native"]]
+                  "### Kernel survival", "", f"Depthwise kernels of re-parameterizable models: {fused}.", ""]
+        lines += kernel_table(pairs) + ["", KERNEL_LEGEND]
     return "\n".join(lines) + "\n"
 
 
@@ -585,6 +605,7 @@ def card_section(report_json, weights_sha256: str, checkpoint, model_name: str, 
         if pair.get("dog_model") == model_name and any(r.get("weights_sha256") == sha for r in pair["dog"]["runs"]):
             figure = Path(report_json).parent / pair["curves"]
             return {"table": f"{TABLE_HEADER}\n{table_row(pair)}", "legend": legend(report["bootstrap"]),
+                    "kernels": "\n".join(kernel_table([pair], folders=False)), "kernels_legend": KERNEL_LEGEND,
                     "pair": pair, "data": report["data"], "figure": figure if figure.is_file() else None}
     raise ReportError(f"report {report_json} has no {model_name} run with this checkpoint ({checkpoint}): "
                       "make the report from the run folder that holds it")
