@@ -507,3 +507,48 @@ def test_eval_compare_names_the_settings_its_runs_differ_in(train_runs, digits, 
     output, report = compare(bare)
     assert f"cannot be compared: {bare / 'last.pth.tar'} carries no train.py args" in output
     assert report["settings_differences"] is None
+
+
+def test_every_setting_is_the_checkpoints_own(train_runs, digits, tmp_path):
+    """Issue 23, point 3: a copy whose args.yaml was edited (lr 0.004 → 0.0004) against its checkpoint's own args is
+    refused by report, sweep collect and eval, naming the key; what train.py sets after writing args.yaml (lr from
+    lr_base, lr_base_scale, num_classes) is not a conflict, and the run's settings are then the checkpoint's."""
+    from timm_dog.report import group_runs, read_run, settings
+
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    edited = _copy_run(native, tmp_path / "native-edited", lr=0.0004)
+    refusal = f"{edited / 'args.yaml'} says lr: 0.0004 but {edited / 'model_best.pth.tar'} was trained with lr: 0.004"
+    result = _report(dog, edited, "--data-dir", digits / "val", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and refusal in result.output, result.output
+    result = CliRunner().invoke(main, ["sweep", "collect", str(edited), "--out", str(tmp_path / "sweep")])
+    assert result.exit_code == 1 and refusal in result.output, result.output
+    result = CliRunner().invoke(main, ["eval", "convnext_atto", "--checkpoint", str(edited / "last.pth.tar"),
+                                       "--data-dir", str(digits / "val"), "--workers", "0"])
+    assert result.exit_code == 1 and "says lr: 0.0004 but" in result.output, result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "sweep").exists()
+    unset = _copy_run(native, tmp_path / "native-unset", lr=None, lr_base_scale="", num_classes=None)
+    run = read_run(unset)  # as train.py writes args.yaml before it computes lr and takes the model's classes
+    assert (run.args["lr"], run.args["num_classes"]) == (0.004, 10)
+    assert settings(run) == settings(read_run(native))
+    (row,), _ = group_runs([read_run(dog), run])
+    assert [r.folder for r in row.runs] == [unset, dog]
+
+
+def test_settings_without_effect_are_not_differences(train_runs, tmp_path):
+    """Issue 23, point 9: runs without EMA that differ in model_ema_decay (or without mixup in mixup_prob) are one
+    row, with no difference; beside a row of EMA runs, the row without EMA is not labelled with a decay."""
+    from timm_dog.report import args_settings, group_runs, read_run, settings_differences
+
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    other = _variant(native, tmp_path / "native-decay", model_ema_decay=0.5, mixup_prob=0.3, clip_mode="value")
+    runs = [read_run(dog), read_run(other)]
+    (row,), _ = group_runs(runs)
+    assert row.label == "" and settings_differences(runs) == []
+    ema = [_variant(run, tmp_path / f"{run.name}-ema", model_ema=True, model_ema_decay=0.9) for run in (dog, native)]
+    rows, _ = group_runs(runs + [read_run(r) for r in ema])
+    assert [r.label for r in rows] == ["model_ema False", "model_ema True"]
+    base = yaml.safe_load((dog / "args.yaml").read_text())
+    for on, key, value in (({"model_ema": True}, "model_ema_decay", 0.5), ({"mixup": 0.8}, "mixup_prob", 0.3),
+                           ({"clip_grad": 1.0}, "clip_mode", "value"), ({"lr": None}, "lr_base", 0.01)):
+        assert args_settings({**base, key: value}) == args_settings(base), key  # no effect: not a difference
+        assert args_settings({**base, **on, key: value}) != args_settings({**base, **on}), key  # an effect

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .models import base_of
-from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, plain_value, train_py_data_config, train_py_folder,
-                      training_data, training_images, training_images_message)
+from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, plain_value, train_py_data_config,
+                      train_py_folder, training_data, training_images, training_images_message)
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("train_loss", "eval_top1")
@@ -113,12 +113,13 @@ def settings(run: Run) -> dict:
 
 
 def args_settings(args: dict) -> dict:
-    """train.py args over train.py's defaults, without the bookkeeping keys, the seed and the arm (model name → base
-    model; model_kwargs without dog_* kwargs); the data config as train.py resolved it."""
+    """train.py args over train.py's defaults, without the bookkeeping keys, the seed, the arm (model name → base
+    model; model_kwargs without dog_* kwargs) and the args that have no effect given the others
+    (sources.effective_args); the data config as train.py resolved it."""
     from .recipes import train_py_args
 
     full = {**train_py_args()[0], **args}
-    out = {k: plain_value(v) for k, v in full.items()
+    out = {k: plain_value(v) for k, v in effective_args(full).items()
            if k not in BOOKKEEPING and k not in ("model", "model_kwargs", *DATA_KEYS)}
     out.update(train_py_data_config(full, args["model"]))  # what train.py resolved: img_size 40 = input_size 3 40 40
     out["model"] = base_of(args["model"])
@@ -151,19 +152,20 @@ class Row:
 
 
 def read_run(folder) -> Run:
-    """A train.py output folder: args.yaml, summary.csv (sources.read_summary) and its best checkpoint."""
-    from .sources import read_summary, read_train_args
+    """A train.py output folder: its args (sources.run_args: the best checkpoint's own, args.yaml checked against
+    them), summary.csv (sources.read_summary) and its best checkpoint."""
+    from .sources import read_summary, run_args, run_checkpoint
 
     folder = Path(folder)
     missing = [name for name in ("args.yaml", "summary.csv") if not (folder / name).is_file()]
-    checkpoint = next((folder / n for n in ("model_best.pth.tar", "last.pth.tar") if (folder / n).is_file()), None)
+    checkpoint = run_checkpoint(folder)
     if checkpoint is None:
         missing.append("model_best.pth.tar or last.pth.tar")
     if missing:
         raise ReportError(f"{folder} is not a train.py output folder: no {', '.join(missing)} "
                           f"(train.py writes {RUN_FILES})")
     try:
-        args = read_train_args(folder / "args.yaml")
+        args = run_args(folder / "args.yaml", checkpoint)  # the checkpoint's own, args.yaml checked against them
         summary = read_summary(folder / "summary.csv")
     except ValueError as error:
         raise ReportError(str(error)) from None
@@ -202,10 +204,11 @@ def group_runs(runs: list) -> tuple:
                 groups.append((s, [run]))
             else:
                 group[1].append(run)
-        varying = sorted(k for k in set().union(*(g[0] for g in groups)) if len({json.dumps(g[0].get(k), default=str)
-                                                                                  for g in groups}) > 1)
+        varying = sorted(k for k in set().union(*(g[0] for g in groups)) if len({json.dumps(g[0][k], default=str)
+                                                                                  for g in groups if k in g[0]}) > 1)
         for s, members in groups:
-            label = ", ".join(f"{k} {_text(s.get(k))}" for k in varying)
+            # a setting that only some groups have has no effect in the others: the setting that turns it on differs
+            label = ", ".join(f"{k} {_text(s[k])}" for k in varying if k in s)
             row, left = _row(model, label, members, [g for g in groups if g[0] is not s], s)
             unpaired += left
             if row is not None:
