@@ -56,7 +56,11 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     kernels = pair["kernels"]
     assert all(k["init"]["centre_surround_fraction"] > 0.9 for k in kernels["dog_init"])  # re-created from dog_seed
     assert all(k["centre_surround_fraction"] < 0.5 for k in kernels["native"])
+    assert all(k["init"]["surround_antagonism"] > 0.99 for k in kernels["dog_init"])  # DoG's antagonistic surround
     md = (report_dir / "report.md").read_text()
+    assert "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > 0.8 | surround antagonism |" in md
+    init_row = next(line for line in md.splitlines() if " at init |" in line)
+    assert init_row.endswith(f"| {kernels['dog_init'][0]['init']['dog_fit_above']:.3f} | 1.000 |")
     assert "| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint epoch) |" \
         in md
     row = next(line for line in md.splitlines() if line.startswith("| convnext_atto |"))
@@ -180,6 +184,8 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
     assert f"{pair['delta_top1']:+.2f}" in card and f"{pair['mcnemar']['p_value']:.3g}" in card
     assert "![Training curves of the DoG and native-init runs](dog_vs_native_curves.png)" in card
     assert "dog_vs_native_curves.png" in repo.files
+    assert "| surround antagonism |" in card and "| dog seed 1 at init |" in card  # no local folders on the card
+    assert str(train_runs["convnext_atto_dog", 1]) not in card and "Surround antagonism: each kernel's" in card
     native = train_runs["convnext_atto", 0] / "model_best.pth.tar"  # a native run is not published as a twin
     with pytest.raises(PushError, match="was trained as 'convnext_atto', not 'convnext_atto_dog'"):
         stage(native, "convnext_atto_dog", tmp_path / "repo2", **{**kwargs, "eval_json": None}, force=True)
@@ -277,8 +283,8 @@ def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path
     result = _report(*runs, "--data-dir", digits / "val", "--out", tmp_path / "plain")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "plain" / "report.json").read_text())
-    assert [p["settings"] for p in report["pairs"]] == ["model_ema True, model_ema_decay 0.5",  # in the order given
-                                                        "model_ema False, model_ema_decay 0.9998"]
+    # in the order given; without EMA model_ema_decay has no effect: not in the labels (issue 23, point 9)
+    assert [p["settings"] for p in report["pairs"]] == ["model_ema True", "model_ema False"]
     ema_pair = report["pairs"][0]
     for run in ema_pair["dog"]["runs"] + ema_pair["native"]["runs"]:
         folder = Path(run["folder"])
@@ -501,3 +507,74 @@ def test_eval_compare_names_the_settings_its_runs_differ_in(train_runs, digits, 
     output, report = compare(bare)
     assert f"cannot be compared: {bare / 'last.pth.tar'} carries no train.py args" in output
     assert report["settings_differences"] is None
+
+
+def test_every_setting_is_the_checkpoints_own(train_runs, digits, tmp_path):
+    """Issue 23, point 3: a copy whose args.yaml was edited (lr 0.004 → 0.0004) against its checkpoint's own args is
+    refused by report, sweep collect and eval, naming the key; what train.py sets after writing args.yaml (lr from
+    lr_base, lr_base_scale, num_classes) is not a conflict, and the run's settings are then the checkpoint's."""
+    from timm_dog.report import group_runs, read_run, settings
+
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    edited = _copy_run(native, tmp_path / "native-edited", lr=0.0004)
+    refusal = f"{edited / 'args.yaml'} says lr: 0.0004 but {edited / 'model_best.pth.tar'} was trained with lr: 0.004"
+    result = _report(dog, edited, "--data-dir", digits / "val", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and refusal in result.output, result.output
+    result = CliRunner().invoke(main, ["sweep", "collect", str(edited), "--out", str(tmp_path / "sweep")])
+    assert result.exit_code == 1 and refusal in result.output, result.output
+    result = CliRunner().invoke(main, ["eval", "convnext_atto", "--checkpoint", str(edited / "last.pth.tar"),
+                                       "--data-dir", str(digits / "val"), "--workers", "0"])
+    assert result.exit_code == 1 and "says lr: 0.0004 but" in result.output, result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "sweep").exists()
+    unset = _copy_run(native, tmp_path / "native-unset", lr=None, lr_base_scale="", num_classes=None)
+    run = read_run(unset)  # as train.py writes args.yaml before it computes lr and takes the model's classes
+    assert (run.args["lr"], run.args["num_classes"]) == (0.004, 10)
+    assert settings(run) == settings(read_run(native))
+    (row,), _ = group_runs([read_run(dog), run])
+    assert [r.folder for r in row.runs] == [unset, dog]
+
+
+def test_settings_without_effect_are_not_differences(train_runs, tmp_path):
+    """Issue 23, point 9: runs without EMA that differ in model_ema_decay (or without mixup in mixup_prob) are one
+    row, with no difference; beside a row of EMA runs, the row without EMA is not labelled with a decay."""
+    from timm_dog.report import args_settings, group_runs, read_run, settings_differences
+
+    dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
+    other = _variant(native, tmp_path / "native-decay", model_ema_decay=0.5, mixup_prob=0.3, clip_mode="value")
+    runs = [read_run(dog), read_run(other)]
+    (row,), _ = group_runs(runs)
+    assert row.label == "" and settings_differences(runs) == []
+    ema = [_variant(run, tmp_path / f"{run.name}-ema", model_ema=True, model_ema_decay=0.9) for run in (dog, native)]
+    rows, _ = group_runs(runs + [read_run(r) for r in ema])
+    assert [r.label for r in rows] == ["model_ema False", "model_ema True"]
+    base = yaml.safe_load((dog / "args.yaml").read_text())
+    for on, key, value in (({"model_ema": True}, "model_ema_decay", 0.5), ({"mixup": 0.8}, "mixup_prob", 0.3),
+                           ({"clip_grad": 1.0}, "clip_mode", "value"), ({"lr": None}, "lr_base", 0.01)):
+        assert args_settings({**base, key: value}) == args_settings(base), key  # no effect: not a difference
+        assert args_settings({**base, **on, key: value}) != args_settings({**base, **on}), key  # an effect
+
+
+def test_eval_compare_names_its_sides_and_says_when_seeds_differ(train_runs, digits, tmp_path, capsys):
+    """Issue 23, point 8: one checkpoint's model and EMA weights are two distinctly named sides (in McNemar's
+    sentence and the progress bars, which name the twin, not its base architecture); runs of other seeds get a
+    note saying so, and the JSON lists the seeds."""
+    from timm_dog.cli import _settings_differences
+
+    dog = train_runs["convnext_atto_dog", 0]
+    checkpoint = tmp_path / "ema.pth.tar"
+    saved = torch.load(dog / "last.pth.tar", weights_only=False)
+    saved["state_dict_ema"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
+    torch.save(saved, checkpoint)
+    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--compare",
+                                       "convnext_atto_dog", "--compare-checkpoint", str(checkpoint), "--compare-ema",
+                                       "--data-dir", str(digits / "val"), "--workers", "0", "--json",
+                                       str(tmp_path / "ema.json")])
+    assert result.exit_code == 0, result.output
+    assert "images right only for convnext_atto_dog (model weights), " in result.output
+    assert " only for convnext_atto_dog (EMA weights))" in result.output
+    assert "eval convnext_atto_dog (EMA weights):" in result.output and "eval convnext_atto:" not in result.output
+    assert "different seeds" not in result.output and json.loads((tmp_path / "ema.json").read_text())["seeds"] == [0, 0]
+    other = train_runs["convnext_atto", 1] / "last.pth.tar"
+    assert _settings_differences(dog / "last.pth.tar", other) == ([], [0, 1])
+    assert (f"note: {dog / 'last.pth.tar'} and {other} were trained with different seeds (0 vs 1): other data "
+            "order, augmentation and drop-path") in capsys.readouterr().err

@@ -201,9 +201,9 @@ def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
     """Issue 15, point 6: two recipes are two figures, two seeds of a cell are mean ± std (n 2), not the last
     run."""
     results = collect([two_recipes])
-    assert [r.label for r in results.recipes] == ["convnext_atto, input_size [3, 32, 32], lr None, model_ema True, "
-                                                  "model_ema_decay 0.9", "convnext_atto, input_size [3, 48, 48], lr 0.01, "
-                                                  "model_ema False, model_ema_decay 0.9998"]
+    assert [r.label for r in results.recipes] == ["convnext_atto, input_size [3, 32, 32], lr None, model_ema True",
+                                                  "convnext_atto, input_size [3, 48, 48], lr 0.01, model_ema False"]
+    # without EMA model_ema_decay has no effect (issue 23, point 9): no difference, not in the label
     cells = {(c.recipe.tag, c.model, c.dog.get("dog_gamma")): c for c in results.cells}
     assert len(cells) == 5
     assert cells["R1", "convnext_atto_dog", 0.1].stats("final") == (42.0, pytest.approx(2 ** 0.5 * 2))
@@ -359,3 +359,18 @@ def test_img_size_and_the_same_input_size_are_one_recipe(two_recipes):
     assert len(results.recipes) == 2
     native = next(c for c in results.cells if c.recipe.tag == "R1" and c.model == "convnext_atto")
     assert native.n == 3 and native.stats("final")[0] == pytest.approx(33.0)
+
+
+def test_settings_without_effect_do_not_split_recipes(tmp_path):
+    """Issue 23, point 9: without EMA, model_ema_decay has no effect; without mixup or cutmix, mixup_prob none: runs
+    that differ only in those are one recipe, one cell. With EMA on, the decay splits them."""
+    root = tmp_path / "runs"
+    for name, extra in (("a", {}), ("b", {"model_ema_decay": 0.5, "mixup_prob": 0.2}),
+                        ("c", {"model_ema": True, "model_ema_decay": 0.5}),
+                        ("d", {"model_ema": True, "model_ema_decay": 0.9})):
+        _train_py_run(root / name, {**SMALL, "seed": 0 if name != "b" else 1, "model_kwargs": {"dog_gamma": 0.1},
+                                    **extra}, {0: 40.0})
+    results = collect([root])
+    assert [(r.label, [run.folder.name for run in r.runs]) for r in results.recipes] == [
+        ("convnext_atto, model_ema False", ["a", "b"]), ("convnext_atto, model_ema True, model_ema_decay 0.5", ["c"]),
+        ("convnext_atto, model_ema True, model_ema_decay 0.9", ["d"])]

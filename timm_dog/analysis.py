@@ -67,8 +67,27 @@ def dog_fit(kernels: torch.Tensor, gammas: torch.Tensor = FIT_GAMMAS) -> torch.T
     return (flat @ templates.T).abs().amax(dim=1)
 
 
+def surround_antagonism(kernels: torch.Tensor) -> torch.Tensor:
+    """Per kernel [n], in [0, 1]: the opposite-sign mass of its surround relative to the mass of its centre's sign,
+    capped at 1. The centre is the middle tap(s) (the innermost ring), its sign that of their sum; the surround every
+    other tap; a kernel whose centre sums to 0 scores 0.
+
+    A DoG of either polarity scores 1 (its ±0.5 parts); a centred shape without a surround of the other sign
+    (gaussian, impulse, box) 0. It does not tell centre-surround from unstructured kernels: random ones have taps of
+    both signs everywhere and score high too (:func:`dog_fit` and the clusters tell those apart).
+    """
+    kh, kw = kernels.shape[1:]
+    flat = kernels.reshape(len(kernels), -1).double()
+    centre = torch.from_numpy(_centre_mask(kh, kw))
+    signed = flat * torch.sign(flat[:, centre].sum(1, keepdim=True))
+    own = signed.clamp(min=0).sum(1)
+    opposite = signed[:, ~centre].neg().clamp(min=0).sum(1)
+    return torch.where(own > 0, opposite / own.clamp(min=1e-300), torch.zeros_like(own)).clamp(max=1.0)
+
+
 def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 0.8, fused: bool = True) -> dict:
-    """Cluster proportions and DoG-fit scores of every depthwise kernel size in ``model``.
+    """Cluster proportions, DoG-fit scores and mean surround antagonism (:func:`surround_antagonism`) of every
+    depthwise kernel size in ``model``.
 
     ``fused``: a re-parameterizable model (MobileOne, FastViT, RepViT …: modules with timm's ``fuse`` /
     ``reparameterize`` / ``switch_to_deploy``) is measured as it runs, on a copy fused by timm's
@@ -90,12 +109,14 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
             continue
         result = cluster(kernels, seed)
         fit = dog_fit(kernels)
+        antagonism = surround_antagonism(kernels)
         sizes[f"{kh}x{kw}"] = {
             "kernels": len(kernels),
             "fractions": result["fractions"],
             "centre_surround_fraction": result["fractions"][CLUSTERS[0]] + result["fractions"][CLUSTERS[1]],
             "dog_fit_mean": float(fit.mean()),
             "dog_fit_above": float((fit > fit_threshold).double().mean()),
+            "surround_antagonism": float(antagonism.mean()),
             "_cluster": result,
             "_kernels": kernels,
         }
@@ -106,6 +127,7 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
         "kernels": total,
         "centre_surround_fraction": sum(s["centre_surround_fraction"] * s["kernels"] for s in sizes.values()) / total,
         "dog_fit_above": sum(s["dog_fit_above"] * s["kernels"] for s in sizes.values()) / total,
+        "surround_antagonism": sum(s["surround_antagonism"] * s["kernels"] for s in sizes.values()) / total,
         "fit_threshold": fit_threshold,
         "fused": fuse,
         "sizes": sizes,

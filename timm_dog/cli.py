@@ -487,7 +487,8 @@ def sweep_collect(dirs, out):
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Weights for a model-name SOURCE (train.py checkpoint or safetensors); once per SOURCE, in order.")
 @click.option("--json", "json_out", type=OutputPath(JSON), default=None,
-              help="Write the numbers (centre_surround_fraction …), one entry per SOURCE, to this JSON file.")
+              help="Write the numbers (centre_surround_fraction, surround_antagonism …), one entry per SOURCE, to "
+                   "this JSON file.")
 @click.option("--out", "-o", type=OutputPath(figure_suffixes), default=None,
               help="Cluster figure (first SOURCE, most common kernel size); one per SOURCE with a suffix.")
 @click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
@@ -498,7 +499,8 @@ def sweep_collect(dirs, out):
                    "instead of the fused kernels that run at inference (the default).")
 @_device_option
 def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, unfused, device):
-    """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit. Each
+    """Cluster the depthwise kernels of SOURCES (k-means, k = 3) as in the paper, and score their DoG fit and
+    surround antagonism (antag.: opposite-sign surround mass / centre-sign mass; DoG 1, gaussian/impulse/box 0). Each
     SOURCE is labelled by its --checkpoint (or its name without one)."""
     import json
 
@@ -527,7 +529,7 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, unfused, d
     results = {}
     width = max(28, *map(len, labels))
     header = f"{'source':<{width}} {'kernel':>6} {'kernels':>8} {'excit.':>7} {'inhib.':>7} {'other':>7} " \
-             f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10}"
+             f"{'c-s frac':>8} {'DoG fit>' + format(fit_threshold, 'g'):>10} {'antag.':>7}"
     for i, ((source, checkpoint), label) in enumerate(zip(given, labels)):
         try:
             model, weights = load_model(source, checkpoint)
@@ -547,7 +549,7 @@ def analyze(sources, checkpoints, json_out, out, seed, fit_threshold, unfused, d
             f = s["fractions"]
             click.echo(f"{label:<{width}} {size:>6} {s['kernels']:>8} {f['excitatory-centre']:>7.3f} "
                        f"{f['inhibitory-centre']:>7.3f} {f['other']:>7.3f} {s['centre_surround_fraction']:>8.3f} "
-                       f"{s['dog_fit_above']:>10.3f}")
+                       f"{s['dog_fit_above']:>10.3f} {s['surround_antagonism']:>7.3f}")
         if result["fused"]:
             click.echo(f"  {label}: re-parameterizable: the fused kernels, as they run at inference (timm's "
                        f"reparameterize_model on a copy); --unfused measures the training-time branches")
@@ -737,11 +739,12 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         raise click.ClickException(str(error)) from None
     _check_not_training_images(info, classifiers, split)
     click.echo(f"data: {info.get('split_rule') or info['data_dir']}; classes {rule}")
+    names = _side_names(sources) if compare else [source]
     results = []
-    for classifier, index in zip(classifiers, indices):
+    for classifier, index, name in zip(classifiers, indices, names):
         try:
             results.append(evaluate(classifier, data, batch_size, workers, dataset_info=info, class_index=index,
-                                    rule=rule))
+                                    rule=rule, name=name))
         except ValueError as error:
             raise click.ClickException(_named(classifier.source, error)) from None
     width = max(len("backend"), *(len(r.backend) for r in results))
@@ -765,18 +768,30 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         test = mcnemar(results[0].correct, results[1].correct)
         difference = results[0].top1 - results[1].top1
         click.echo(f"top-1 difference {difference:+.2f} points; McNemar exact p = {test['p_value']:.4g} "
-                   f"({test['only_a_correct']} images right only for {source}, "
-                   f"{test['only_b_correct']} only for {compare})")
+                   f"({test['only_a_correct']} images right only for {names[0]}, "
+                   f"{test['only_b_correct']} only for {names[1]})")
         report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test,
-                  "settings_differences": differ}
+                  "settings_differences": differ[0], "seeds": differ[1]}
     if json_out:
         write_text(json_out, json.dumps(report, indent=2))
         click.echo(f"wrote {json_out}")
 
 
+def _side_names(sources: list) -> list:
+    """The names of eval's two sides: their SOURCEs, and where those are the same, what sets the sides apart (the
+    checkpoint, EMA or model weights, precision). ``sources``: [(source, checkpoint, EMA, precision)] * 2."""
+    (a, *given_a), (b, *given_b) = sources
+    if a != b:
+        return [a, b]
+    shows = (str, lambda ema: "EMA weights" if ema else "model weights", lambda amp: amp or "fp32")
+    parts = [[show(x), show(y)] for x, y, show in zip(given_a, given_b, shows) if x != y]
+    return [f"{a} ({', '.join(p[i] for p in parts)})" if parts else a for i in (0, 1)]
+
+
 def _settings_differences(checkpoint, other):
-    """train.py settings (report's rule: not the seed, the arm or bookkeeping) in which the runs of two checkpoints
-    differ, said as a note; None when either has no train.py args."""
+    """(train.py settings (report's rule: not the seed, the arm, bookkeeping or settings without effect) in which the
+    runs of two checkpoints differ, their seeds), each said as a note; (None, None) when either has no train.py
+    args."""
     from .report import args_settings
     from .sources import checkpoint_args
 
@@ -787,7 +802,12 @@ def _settings_differences(checkpoint, other):
             click.echo(f"note: the train.py settings of the two runs cannot be compared: {lacking} carries no "
                        "train.py args (none inside, no args.yaml beside it); the difference below may not be the "
                        "init's alone", err=True)
-        return None
+        return None, None
+    seeds = [x.get("seed") for x in args]
+    if seeds[0] != seeds[1]:
+        click.echo(f"note: {checkpoint} and {other} were trained with different seeds ({seeds[0]} vs {seeds[1]}): "
+                   "other data order, augmentation and drop-path, so the difference below includes the variation "
+                   "between runs, not the init's alone (timm-dog report pairs runs by equal seed)", err=True)
     a, b = (args_settings(x) for x in args)
     differ = sorted(k for k in {**a, **b} if a.get(k, "(absent)") != b.get(k, "(absent)"))
     if differ:
@@ -795,7 +815,7 @@ def _settings_differences(checkpoint, other):
                    + ", ".join(f"{k} ({a.get(k, '(absent)')} vs {b.get(k, '(absent)')})" for k in differ)
                    + ": the difference below is not the init's alone (timm-dog report pairs runs only when these "
                      "agree)", err=True)
-    return differ
+    return differ, seeds
 
 
 def _check_not_training_images(info: dict, classifiers: list, split: str) -> None:

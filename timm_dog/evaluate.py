@@ -161,10 +161,11 @@ def _by_name(labels: list, folders: list) -> dict:
 
 def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Optional[int] = None,
              progress: bool = True, dataset_info: Optional[dict] = None, class_index=None,
-             rule: Optional[str] = None) -> EvalResult:
+             rule: Optional[str] = None, name: Optional[str] = None) -> EvalResult:
     """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled. The preprocessing
     runs in ``workers`` loader processes (default: one per CPU core this process may use). Dataset classes
-    become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier)."""
+    become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier).
+    The progress bar names ``name``, else the classifier's source (a twin's name, not its base architecture)."""
     import torch
     from scipy.special import log_softmax
 
@@ -183,7 +184,7 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
                                          pin_memory=classifier.device.startswith("cuda"))
     num_classes = len(classifier.labels)
     logits, targets, seconds = [], [], 0.0
-    for images, target in progress_bar(_batches(loader), desc=f"eval {classifier.architecture}", unit="batch",
+    for images, target in progress_bar(_batches(loader), desc=f"eval {name or classifier.source}", unit="batch",
                                        total=len(loader), disable=not progress):
         target = target.numpy() if class_index is None else class_index[target.numpy()]
         if int(target.max()) >= num_classes:

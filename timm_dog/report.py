@@ -22,8 +22,8 @@ import numpy as np
 from .init import check_dog_args
 from .models import base_of
 from .models.dog_twins import pop_dog_kwargs
-from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, plain_value, train_py_data_config, train_py_folder,
-                      training_data, training_images, training_images_message)
+from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, plain_value, train_py_data_config,
+                      train_py_folder, training_data, training_images, training_images_message)
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("train_loss", "eval_top1")
@@ -111,12 +111,13 @@ def settings(run: Run) -> dict:
 
 
 def args_settings(args: dict) -> dict:
-    """train.py args over train.py's defaults, without the bookkeeping keys, the seed and the arm (model name → base
-    model; model_kwargs without dog_* kwargs); the data config as train.py resolved it."""
+    """train.py args over train.py's defaults, without the bookkeeping keys, the seed, the arm (model name → base
+    model; model_kwargs without dog_* kwargs) and the args that have no effect given the others
+    (sources.effective_args); the data config as train.py resolved it."""
     from .recipes import train_py_args
 
     full = {**train_py_args()[0], **args}
-    out = {k: plain_value(v) for k, v in full.items()
+    out = {k: plain_value(v) for k, v in effective_args(full).items()
            if k not in BOOKKEEPING and k not in ("model", "model_kwargs", *DATA_KEYS)}
     out.update(train_py_data_config(full, args["model"]))  # what train.py resolved: img_size 40 = input_size 3 40 40
     out["model"] = base_of(args["model"])
@@ -149,19 +150,20 @@ class Row:
 
 
 def read_run(folder) -> Run:
-    """A train.py output folder: args.yaml, summary.csv (sources.read_summary) and its best checkpoint."""
-    from .sources import read_summary, read_train_args
+    """A train.py output folder: its args (sources.run_args: the best checkpoint's own, args.yaml checked against
+    them), summary.csv (sources.read_summary) and its best checkpoint."""
+    from .sources import read_summary, run_args, run_checkpoint
 
     folder = Path(folder)
     missing = [name for name in ("args.yaml", "summary.csv") if not (folder / name).is_file()]
-    checkpoint = next((folder / n for n in ("model_best.pth.tar", "last.pth.tar") if (folder / n).is_file()), None)
+    checkpoint = run_checkpoint(folder)
     if checkpoint is None:
         missing.append("model_best.pth.tar or last.pth.tar")
     if missing:
         raise ReportError(f"{folder} is not a train.py output folder: no {', '.join(missing)} "
                           f"(train.py writes {RUN_FILES})")
     try:
-        args = read_train_args(folder / "args.yaml")
+        args = run_args(folder / "args.yaml", checkpoint)  # the checkpoint's own, args.yaml checked against them
         summary = read_summary(folder / "summary.csv")
     except ValueError as error:
         raise ReportError(str(error)) from None
@@ -200,10 +202,11 @@ def group_runs(runs: list) -> tuple:
                 groups.append((s, [run]))
             else:
                 group[1].append(run)
-        varying = sorted(k for k in set().union(*(g[0] for g in groups)) if len({json.dumps(g[0].get(k), default=str)
-                                                                                  for g in groups}) > 1)
+        varying = sorted(k for k in set().union(*(g[0] for g in groups)) if len({json.dumps(g[0][k], default=str)
+                                                                                  for g in groups if k in g[0]}) > 1)
         for s, members in groups:
-            label = ", ".join(f"{k} {_text(s.get(k))}" for k in varying)
+            # a setting that only some groups have has no effect in the others: the setting that turns it on differs
+            label = ", ".join(f"{k} {_text(s[k])}" for k in varying if k in s)
             row, left = _row(model, label, members, [g for g in groups if g[0] is not s], s)
             unpaired += left
             if row is not None:
@@ -290,7 +293,8 @@ def _kernels(model, fused: bool) -> dict:
     from .analysis import analyze_model
 
     result = analyze_model(model, fused=fused)
-    return {k: result[k] for k in ("kernels", "centre_surround_fraction", "dog_fit_above", "fit_threshold", "fused")}
+    return {k: result[k] for k in ("kernels", "centre_surround_fraction", "dog_fit_above", "surround_antagonism",
+                                   "fit_threshold", "fused")}
 
 
 def init_kernels(run: Run, num_classes: int, fused: bool):
@@ -453,9 +457,34 @@ def _top1(stats: dict) -> str:
 
 def _kernel_row(label: str, k) -> str:
     if isinstance(k, str):
-        return f"| {label} | {k} | | |"
+        return f"| {label} | {k} | | | |"
+    antagonism = format(k["surround_antagonism"], ".3f") if "surround_antagonism" in k else "—"  # older reports
     return f"| {label}{' (fused)' if k['fused'] else ''} | {k['kernels']:,} | {k['centre_surround_fraction']:.3f} | " \
-           f"{k['dog_fit_above']:.3f} |"
+           f"{k['dog_fit_above']:.3f} | {antagonism} |"
+
+
+def kernel_table(pairs: list, folders: bool = True) -> list:
+    """Kernel survival of the pairs of one row (report.md) or of one pair (the model card, ``folders=False``: runs
+    named by their seeds, not by local paths): markdown lines."""
+    def run(pair, side: str, i: int) -> str:
+        return f"`{pair['kernels'][side][i]['folder']}`" if folders else f"seed {pair[side]['runs'][i]['seed']}"
+
+    lines = ["| depthwise kernels of | kernels | centre-surround fraction | DoG fit > "
+             f"{pairs[0]['kernels']['native'][0]['fit_threshold']:g} | surround antagonism |", "|---|---|---|---|---|"]
+    for p in pairs:
+        for i, (init, trained) in enumerate(zip(p["kernels"]["dog_init"], p["kernels"]["dog"])):
+            lines.append(_kernel_row(f"{p['arm']} {run(p, 'dog', i)} at init", init["init"]))
+            lines.append(_kernel_row(f"{p['arm']} {run(p, 'dog', i)} trained", trained))
+    return lines + [_kernel_row(f"native {run(pairs[0], 'native', i)} trained", k)
+                    for i, k in enumerate(pairs[0]["kernels"]["native"])]
+
+
+KERNEL_LEGEND = ("Centre-surround fraction: kernels in k-means clusters whose mean kernel has a centre-surround "
+                 "contrast; DoG fit: kernels whose best |correlation| with a DoG exceeds the threshold. Both count a "
+                 "centred blob without a surround (the gaussian, impulse and box controls) as DoG-like. Surround "
+                 "antagonism: each kernel's opposite-sign surround mass relative to its centre-sign mass (capped at "
+                 "1), averaged: a DoG scores 1, the controls 0, and unstructured (random) kernels score high too, so "
+                 "it tells an antagonistic surround apart only beside the other two.")
 
 
 TABLE_HEADER = ("| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint "
@@ -529,14 +558,8 @@ def markdown(report: dict) -> str:
         lines += ["", f"![training curves]({row['curves']})", "",
                   "Curves: train.py's summary.csv per validated epoch (its eval of the EMA weights for runs trained "
                   "with EMA on the training device, else of the model's weights).", "",
-                  "### Kernel survival", "", f"Depthwise kernels of re-parameterizable models: {fused}.", "",
-                  "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > "
-                  f"{pairs[0]['kernels']['native'][0]['fit_threshold']:g} |", "|---|---|---|---|"]
-        for p in pairs:
-            for init, trained in zip(p["kernels"]["dog_init"], p["kernels"]["dog"]):
-                lines.append(_kernel_row(f"{p['arm']} `{init['folder']}` at init", init["init"]))
-                lines.append(_kernel_row(f"{p['arm']} `{trained['folder']}` trained", trained))
-        lines += [_kernel_row(f"native `{k['folder']}` trained", k) for k in pairs[0]["kernels"]["native"]]
+                  "### Kernel survival", "", f"Depthwise kernels of re-parameterizable models: {fused}.", ""]
+        lines += kernel_table(pairs) + ["", KERNEL_LEGEND]
     return "\n".join(lines) + "\n"
 
 
@@ -583,6 +606,7 @@ def card_section(report_json, weights_sha256: str, checkpoint, model_name: str, 
         if pair.get("dog_model") == model_name and any(r.get("weights_sha256") == sha for r in pair["dog"]["runs"]):
             figure = Path(report_json).parent / pair["curves"]
             return {"table": f"{TABLE_HEADER}\n{table_row(pair)}", "legend": legend(report["bootstrap"]),
+                    "kernels": "\n".join(kernel_table([pair], folders=False)), "kernels_legend": KERNEL_LEGEND,
                     "pair": pair, "data": report["data"], "figure": figure if figure.is_file() else None}
     raise ReportError(f"report {report_json} has no {model_name} run with this checkpoint ({checkpoint}): "
                       "make the report from the run folder that holds it")

@@ -40,6 +40,40 @@ BOOKKEEPING_ARGS = {
     "synchronize_step": "a CUDA sync for timing",
 }
 
+# train.py arguments that train.py sets after writing args.yaml (its checkpoints' args hold what it set), each with
+# when args.yaml's value is the one it replaces (given: args.yaml's value; own: the checkpoint's args)
+SET_AFTER_ARGS_YAML = {
+    "lr": lambda given, own: not given,  # unset: lr_base scaled by the global batch size
+    "lr_base_scale": lambda given, own: not given,  # chosen from the optimizer when it computes lr
+    "num_classes": lambda given, own: given is None,  # the model's
+    "data_dir": lambda given, own: not given,  # the positional DATA
+    "grad_accum_steps": lambda given, own: own == max(1, given) if isinstance(given, int) else False,
+    "dist_bn": lambda given, own: own == "",  # emptied when --sync-bn is on in distributed training
+}
+# train.py arguments that have no effect unless another argument turns them on (as train.py's source reads them):
+# {key: (the condition in words, the condition over the run's args with train.py's defaults filled in)}
+_MIXUP = ("mixup or cutmix on (mixup > 0, cutmix > 0 or cutmix_minmax)",
+          lambda a: (a.get("mixup") or 0) > 0 or (a.get("cutmix") or 0) > 0 or a.get("cutmix_minmax") is not None)
+INERT_UNLESS = {
+    **dict.fromkeys(("model_ema_decay", "model_ema_warmup", "model_ema_force_cpu"),
+                    ("model_ema", lambda a: bool(a.get("model_ema")))),
+    **dict.fromkeys(("mixup_prob", "mixup_switch_prob", "mixup_mode", "mixup_off_epoch"), _MIXUP),
+    **dict.fromkeys(("bce_target_thresh", "bce_sum", "bce_pos_weight"),
+                    ("bce_loss without jsd_loss", lambda a: bool(a.get("bce_loss")) and not a.get("jsd_loss"))),
+    **dict.fromkeys(("lr_base", "lr_base_size", "lr_base_scale"),
+                    ("lr unset (train.py scales lr_base by the global batch size)", lambda a: not a.get("lr"))),
+    "amp_dtype": ("amp", lambda a: bool(a.get("amp"))),
+    "torchcompile_mode": ("torchcompile", lambda a: bool(a.get("torchcompile"))),
+    "clip_mode": ("clip_grad", lambda a: a.get("clip_grad") is not None),
+    "dist_bn": ("distributed training", lambda a: bool(a.get("distributed"))),
+}
+
+
+def effective_args(args: dict) -> dict:
+    """``args`` (train.py's defaults filled in) without the arguments that have no effect given the others
+    (:data:`INERT_UNLESS`): runs that differ only in those trained alike."""
+    return {k: v for k, v in args.items() if k not in INERT_UNLESS or INERT_UNLESS[k][1](args)}
+
 
 @dataclass(frozen=True)
 class Weights:
@@ -261,12 +295,15 @@ def _what_is(path: Path, error: Exception) -> str:
 
 def check_same_run(checkpoint, own: dict, given: dict, given_name: str) -> None:
     """A ValueError naming the first key where ``given`` args (a recipe, an args.yaml) contradict the args the
-    checkpoint was trained with, among those that decide the model or its data (model, classes, model args,
-    data config); keys one of them lacks are not compared."""
-    keys = ("model", "num_classes", "model_kwargs", "in_chans", *DATA_KEYS,
-            *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS),
-            "seed", "model_ema")
-    for key in dict.fromkeys(keys):
+    checkpoint was trained with: every key both have but the bookkeeping ones (:data:`BOOKKEEPING_ARGS`) and
+    those train.py set after writing args.yaml (:data:`SET_AFTER_ARGS_YAML`); the model and its data first."""
+    first = ("model", "num_classes", "model_kwargs", "in_chans", *DATA_KEYS,
+             *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS),
+             "seed", "model_ema")
+    for key in dict.fromkeys((*first, *sorted(given, key=str))):
+        if key in BOOKKEEPING_ARGS or (key in SET_AFTER_ARGS_YAML and key in own and key in given and
+                                       SET_AFTER_ARGS_YAML[key](given[key], own[key])):
+            continue
         if key in own and key in given and plain_value(own[key]) != plain_value(given[key]):
             raise ValueError(f"{given_name} says {key}: {given[key]!r} but {checkpoint} was trained with "
                              f"{key}: {own[key]!r}: give the args.yaml of the run that wrote this checkpoint")
@@ -288,21 +325,21 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
     The model is the published architecture rebuilt with train.py's model arguments (:func:`train_model_args`:
     global pool, BN eps, in_chans, model_kwargs …; a ``*_dog`` twin's ``dog_*`` kwargs are dropped, they only
     shape the init), the checkpoint's number of classes, the weights loaded strictly, and the data config of the
-    training run in ``pretrained_cfg``. The args are the checkpoint's own, checked against ``args`` when both
-    exist (a conflict is an error naming the key), else ``args``, else train.py's args.yaml beside it, else a
-    Hub folder's config.json beside it."""
+    training run in ``pretrained_cfg``. The args are :func:`run_args`' rule over the checkpoint's own and ``args``
+    (else train.py's args.yaml beside it): the checkpoint's, checked against the others (a conflict is an error
+    naming the key); else a Hub folder's config.json beside it."""
     read = read_checkpoint(checkpoint, use_ema)
     architecture = published_architecture(name)
     if read.arch and read.arch != name:  # a native run is not a *_dog model, nor the reverse, though they fit
         raise ValueError(f"{checkpoint} was trained as {read.arch!r}, not {name!r}")
+    beside = Path(checkpoint).parent
+    if args is None and (beside / "args.yaml").is_file():
+        args, args_name = read_train_args(beside / "args.yaml"), str(beside / "args.yaml")
     if read.args is not None and args is not None:
         check_same_run(checkpoint, read.args, args, args_name)
-    train_args = read.args if read.args is not None else args
+    train_args = {**(args or {}), **read.args} if read.args is not None else args  # run_args' rule
     if train_args is not None:
         check_data_args(train_args, f"{checkpoint}'s train.py args" if read.args is not None else args_name)
-    beside = Path(checkpoint).parent
-    if train_args is None and (beside / "args.yaml").is_file():
-        train_args = read_train_args(beside / "args.yaml")
     hub_cfg = _hub_config(beside / "config.json") if train_args is None else None
     data_args = train_args if train_args is not None else (hub_cfg or {}).get("pretrained_cfg")
     model_args = model_args_for(architecture, train_args) if train_args is not None else \
@@ -337,13 +374,47 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
 
 
 def checkpoint_args(checkpoint) -> Optional[dict]:
-    """The train.py args of a checkpoint: its own, else the args.yaml beside it; None for other weights files."""
-    args = read_checkpoint(checkpoint).args
-    if args is not None and isinstance(args.get("model"), str):
-        check_data_args(args, f"{checkpoint}'s train.py args")
-        return args
+    """The train.py args of a checkpoint (:func:`run_args` with the args.yaml beside it); None for weights files
+    with neither."""
     beside = Path(checkpoint).parent / "args.yaml"
-    return read_train_args(beside) if beside.is_file() else None
+    return run_args(beside if beside.is_file() else None, checkpoint)
+
+
+def run_checkpoint(folder) -> Optional[Path]:
+    """A train.py output folder's best checkpoint: model_best.pth.tar, else last.pth.tar; None without either."""
+    return next((Path(folder) / n for n in ("model_best.pth.tar", "last.pth.tar") if (Path(folder) / n).is_file()),
+                None)
+
+
+def run_args(args_file, checkpoint=None) -> Optional[dict]:
+    """A train.py run's args, one rule for report, sweep collect and eval: the checkpoint's own (train.py's
+    CheckpointSaver stores them, with what train.py set after writing args.yaml, e.g. a computed lr) over
+    ``args_file`` (args.yaml) for the keys only it has; a ValueError naming the key where the two contradict
+    (:func:`check_same_run`). None when neither exists."""
+    given = read_train_args(args_file) if args_file is not None else None
+    own = _own_args(checkpoint) if checkpoint is not None else None
+    if own is None:
+        return given
+    check_data_args(own, f"{checkpoint}'s train.py args")
+    if given is not None:
+        check_same_run(checkpoint, own, given, str(args_file))
+    return {**(given or {}), **own}
+
+
+def _own_args(checkpoint) -> Optional[dict]:
+    """A checkpoint's train.py args (a mapping naming the model), read without loading its tensors; else None."""
+    path = Path(checkpoint)
+    if path.suffix != ".safetensors" and zipfile.is_zipfile(path):
+        try:
+            with torch.serialization.safe_globals([argparse.Namespace]):  # tensors mapped, not read
+                saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            args = saved.get("args") if isinstance(saved, dict) else None
+            args = vars(args) if isinstance(args, argparse.Namespace) else args
+        except Exception:  # anything torch cannot map: read_checkpoint says what it is
+            args = read_checkpoint(path).args
+    else:
+        args = read_checkpoint(path).args
+    return args if isinstance(args, dict) and isinstance(args.get("model"), str) else None
 
 
 def train_py_data_config(args: dict, model: str) -> dict:

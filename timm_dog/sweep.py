@@ -16,7 +16,8 @@ from .models import DOG_KWARGS, base_of
 from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
 from .recipes import RecipeError, check_keys_and_values, load_recipe, train_py_args
-from .sources import BOOKKEEPING_ARGS, DATA_KEYS, read_summary, read_train_args, train_py_data_config
+from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, read_summary, run_args, run_checkpoint,
+                      train_py_data_config)
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -170,12 +171,13 @@ class Run:
 
 
 def read_run(summary_csv) -> Run:
-    """One train.py run: its model, kwargs and settings (args.yaml beside summary.csv) and top-1 per epoch."""
+    """One train.py run: its model, kwargs and settings (sources.run_args: its best checkpoint's own args, args.yaml
+    beside summary.csv checked against them; settings without those that have no effect) and top-1 per epoch."""
     summary_csv = Path(summary_csv)
     args_file = summary_csv.with_name("args.yaml")
     if not args_file.is_file():
         raise FileNotFoundError(f"{args_file} is missing: train.py writes it next to summary.csv")
-    args = read_train_args(args_file)
+    args = run_args(args_file, run_checkpoint(summary_csv.parent))  # the checkpoint's own args, where it has them
     top1 = {}
     for epoch, row in read_summary(summary_csv).items():
         value = row.get("eval_top1")
@@ -202,7 +204,7 @@ def read_run(summary_csv) -> Run:
         raise ValueError(f"{args_file}: {model} is not a *_dog model, yet its model_kwargs set {given[0]}")
     full = {**train_py_args()[0], **args, "model_kwargs": {k: v for k, v in kwargs.items() if k not in given}}
     data = train_py_data_config(full, model)
-    full = {**{k: v for k, v in full.items() if k not in DATA_KEYS}, **data}
+    full = {**{k: v for k, v in effective_args(full).items() if k not in DATA_KEYS}, **data}
     settings = tuple(sorted((k, _hashable(v)) for k, v in full.items()
                             if k not in BOOKKEEPING and k not in ("model", *REPLICATE)))
     ema = bool(args.get("model_ema")) and not args.get("model_ema_force_cpu")
@@ -306,9 +308,10 @@ def _label(recipes: list) -> None:
         for key, value in recipe.settings:
             keys.setdefault(key, set()).add(value)
     differ = [key for key, values in keys.items() if len(values) > 1]
-    for recipe in recipes:
+    for recipe in recipes:  # a key a recipe lacks has no effect there (effective_args): the key turning it on differs
         settings = dict(recipe.settings)
-        recipe.label = ", ".join([recipe.architecture] + [f"{key} {_show(settings[key])}" for key in differ])
+        recipe.label = ", ".join([recipe.architecture] + [f"{key} {_show(settings[key])}" for key in differ
+                                                          if key in settings])
 
 
 def _order(value):
