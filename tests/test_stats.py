@@ -151,3 +151,22 @@ def test_calibration_by_simulation(model):
     # compare_runs is run_test on one experiment
     c = compare_runs(a[0], b[0], paired=paired)
     assert (c.p_value, *c.ci) == pytest.approx((r["p_value"][0], r["low"][0], r["high"][0]))
+
+
+def test_combine_over_models_by_simulation():
+    """The mean Δ over base models (each a stratum, its own run spread and runs): the t interval of combine covers
+    the true mean in at least 93 % of 4000 simulated Table-1s (3 models, 2-5 normal runs per arm)."""
+    from timm_dog.stats import combine
+
+    rng = np.random.default_rng(5)
+    true = np.array([0.57, 0.34, 2.34])
+    runs, spread = (3, 2, 5), (0.2, 0.5, 1.0)
+    deltas, se, df = [], [], []
+    for d, n, s in zip(true, runs, spread):
+        r = run_test(rng.normal(d, s, (4000, n)), rng.normal(0.0, s, (4000, n)), 0.0, paired=False)
+        deltas.append(r["delta"]), se.append(r["se"]), df.append(r["df"])
+    c = combine(np.stack(deltas, -1), np.stack(se, -1), np.stack(df, -1))
+    covered = ((c["low"] <= true.mean()) & (true.mean() <= c["high"])).mean()
+    assert covered >= 0.93 - 2 * np.sqrt(0.93 * 0.07 / 4000), covered
+    one = combine([1.0, 2.0], [0.5, 0.5], [4.0, 4.0])
+    assert one["delta"] == 1.5 and one["se"] == pytest.approx(np.sqrt(0.5) / 2) and one["df"] == pytest.approx(8.0)

@@ -881,17 +881,22 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
 @_device_option
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
               help="Autocast the models to this precision (default: off, fp32).")
-def report_command(run_dirs, data_dir, ema, unfused, out, batch_size, workers, device, amp):
-    """Compare *_dog runs of train.py (every arm: DoG, frozen, control patterns) with their native-init runs
-    (RUN_DIRS), paired by equal seed, one row per base model and settings: Table 1 rows, tests, curves, kernels."""
+@click.option("--run-std", type=click.FloatRange(0, min_open=True), default=None, metavar="POINTS",
+              help="Std of one run's top-1 (points) for planning the runs an arm with one run needs [default: 1.0, "
+                   "a conservative guess].")
+def report_command(run_dirs, data_dir, ema, unfused, out, batch_size, workers, device, amp, run_std):
+    """Does the DoG init train better models than the native init? Compares *_dog runs of train.py (every arm: DoG,
+    frozen, control patterns) with their native-init runs (RUN_DIRS), one row per base model and settings, over
+    training runs (paired by seed when every arm has the same seeds) and validation images: Table 1 rows, run-level
+    tests, curves, kernels."""
     from .report import build_report, group_runs, read_run, write_report
 
     try:
         rows, unpaired = group_runs([read_run(folder) for folder in run_dirs])
         for run in unpaired:
-            click.echo(f"unpaired, left out: {run['folder']}: {run['why']}", err=True)
+            click.echo(f"left out: {run['folder']}: {run['why']}", err=True)
         report = build_report(rows, unpaired, data_dir, ema, batch_size, workers, device=device, amp=amp,
-                              fused=not unfused)
+                              fused=not unfused, run_std=run_std)
         paths = write_report(report, rows, out)
     except ValueError as error:  # ReportError, and an unreadable --data-dir
         raise click.ClickException(str(error)) from None

@@ -189,3 +189,18 @@ def runs_needed(delta: float, run_std: float, *, alpha: float = ALPHA, power: fl
         middle = (low + high) // 2
         low, high = (low, middle) if enough(middle) else (middle, high)
     return high
+
+
+def combine(deltas, se, df, level: float = 0.95) -> dict:
+    """The mean of independent Δs (e.g. one per base model: each a stratum) and its t interval: standard error
+    sqrt(Σ se²) / count, Welch-Satterthwaite degrees of freedom (Σ se²)² / Σ(se⁴ / df). Arrays broadcast over
+    leading axes, the strata on the last. {delta, se, df, low, high}."""
+    deltas, se, df = (np.asarray(x, dtype=np.float64) for x in (deltas, se, df))
+    count = deltas.shape[-1]
+    variance = (se ** 2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dof = np.where(variance > 0, variance ** 2 / (se ** 4 / df).sum(-1), df.sum(-1))
+    mean, error = deltas.mean(-1), np.sqrt(variance) / count
+    half = stats.t.ppf(0.5 + level / 2, dof) * error
+    result = {"delta": mean, "se": error, "df": dof, "low": mean - half, "high": mean + half}
+    return {k: float(v) if np.ndim(v) == 0 else v for k, v in result.items()}
