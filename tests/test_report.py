@@ -512,6 +512,7 @@ def test_eval_compare_names_the_settings_its_runs_differ_in(train_runs, digits, 
     assert "were trained with different settings: lr (0.004 vs 0.01): the difference below is not the init's alone" \
         in output
     assert report["settings_differences"] == ["lr"]
+    assert "whether an init trains better models takes several training runs per init" in output
     output, report = compare(native)
     assert "different settings" not in output and report["settings_differences"] == []
     bare = tmp_path / "bare"  # weights without train.py args: no args inside, args lacking a model, no args.yaml

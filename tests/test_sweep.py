@@ -319,3 +319,22 @@ def test_img_size_and_the_same_input_size_are_one_recipe(two_recipes):
     assert len(results.recipes) == 2
     native = next(c for c in results.cells if c.recipe.tag == "R1" and c.model == "convnext_atto")
     assert native.n == 3 and native.stats("final")[0] == pytest.approx(33.0)
+
+
+def test_cells_against_their_baseline_are_run_level(two_recipes, tmp_path):
+    """A *_dog cell against its recipe's native cell: compare_runs on the runs' final top-1, paired by seed when both
+    cells have the same seeds; a cell with one run gets no p-value."""
+    from scipy import stats
+
+    rows = {(r["recipe"], r["dog_gamma"]): r
+            for r in csv.DictReader(write_results(collect([two_recipes]), tmp_path / "out")["cells"].open())}
+    grange = rows["R1", "0–0.5"]  # finals 50, 51 against native 30, 34 (seeds 0, 1)
+    assert float(grange["delta_vs_baseline"]) == 18.5
+    assert float(grange["p_vs_baseline"]) == pytest.approx(stats.ttest_rel([50, 51], [30, 34]).pvalue, rel=1e-2)
+    assert grange["test_vs_baseline"] == "paired t-test on the 2 per-seed differences"
+    assert float(grange["p_improve_vs_baseline"]) == 1.0
+    single = rows["R2", "0.1"]  # 20 against 25, one seed each
+    assert (float(single["delta_vs_baseline"]), single["p_vs_baseline"], single["ci95_vs_baseline"]) == (-5.0, "", "")
+    assert single["test_vs_baseline"] == "none: a cell has 1 run"
+    assert rows["R1", ""]["delta_vs_baseline"] == ""  # the baseline itself
+    assert "whether an init helps takes several runs per arm" in (tmp_path / "out" / "results.md").read_text()

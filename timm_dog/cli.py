@@ -373,12 +373,24 @@ def recipe_new(model, dataset, epochs, gpus, batch_size, out, benchmark, device)
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Benchmark at this batch instead of the recipe's.")
 @click.option("--benchmark-steps", type=click.IntRange(1), default=10, show_default=True, help="Timed steps.")
+@click.option("--detect", type=float, default=None, metavar="POINTS",
+              help="Plan: the runs per arm (and GPU-hours) that detect this Δ top-1 at 80 % power; needs --run-std.")
+@click.option("--run-std", "run_std", default=None, metavar="POINTS|REPORT_JSON",
+              help="For --detect: the std of one run's top-1 in points, or an earlier report.json to take it from.")
 def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_images, device, batch_size,
-                 benchmark_steps):
+                 benchmark_steps, detect, run_std):
     """Validate FILES (recipe files or shipped recipes' names) and build what train.py would build from them; run a
     few CPU steps (and, with --benchmark, time training steps on this machine's device and project the recipe's
-    hours)."""
-    from .recipes import RecipeError, check_recipe, resolve_recipe
+    hours; with --detect, plan the runs per arm that a comparison of inits needs)."""
+    from .recipes import RecipeError, check_recipe, plan_runs, resolve_recipe
+
+    if (detect is None) != (run_std is None):
+        raise click.UsageError("--detect and --run-std go together: the Δ to detect and the spread of one run's top-1")
+    if detect is not None:
+        run_std, std_from = _run_std(run_std)
+        if detect == 0:
+            raise click.BadParameter("0 cannot be detected: give the smallest Δ top-1 (points) that matters",
+                                     param_hint="--detect")
 
     if benchmark:
         from .benchmark import benchmark_recipe, describe
@@ -410,6 +422,7 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
             f"     {s['gpus']} GPUs: global batch {s['global_batch']}; mixup/cutmix {'on' if s['mixup'] else 'off'}; "
             f"loss {s['loss']}; activations ~{s['activation_gib_per_gpu']} GiB per GPU\n"
             f"     CPU steps: loss {s['cpu_steps']}; keys checked against {s['train_py_args_from']}\n"
+            + (_plan_line(plan_runs(path, detect, run_std), std_from) if detect is not None else "")
         )
         if benchmark:
             try:
@@ -758,11 +771,41 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         click.echo(f"top-1 difference {difference:+.2f} points; McNemar exact p = {test['p_value']:.4g} "
                    f"({test['only_a_correct']} images right only for {source}, "
                    f"{test['only_b_correct']} only for {compare})")
+        click.echo("note: McNemar's test is about these two networks on these images; whether an init trains better "
+                   "models takes several training runs per init (timm-dog report compares them run by run)")
         report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test,
                   "settings_differences": differ}
     if json_out:
         write_text(json_out, json.dumps(report, indent=2))
         click.echo(f"wrote {json_out}")
+
+
+def _plan_line(plan: dict, std_from: str) -> str:
+    cost = plan["cost"]
+    line = (f"     plan: detecting Δ = {plan['delta']:+g} points at 80 % power (α 0.05, two-sided) with a run std of "
+            f"{plan['run_std']:.3g} points ({std_from}) takes {plan['runs_per_arm']} runs per arm")
+    if cost is None:
+        return line + "; GPU-hours unknown: the recipe's header states no measured cost (recipe check --benchmark)\n"
+    gpus = "one GPU" if cost["gpus"] == 1 else f"{cost['gpus']} GPUs"
+    return line + (f", {2 * plan['runs_per_arm']} runs with the baseline: {plan['gpu_hours']:,.0f} GPU-hours "
+                   f"({cost['hours']:g} h on {gpus} per run, from the recipe's Cost line)\n")
+
+
+def _run_std(value: str) -> tuple:
+    """--run-std: (points, where from) from a number of points or an earlier report.json."""
+    from .report import ReportError, run_std_of
+
+    try:
+        std = float(value)
+    except ValueError:
+        try:
+            return run_std_of(value)
+        except ReportError as error:
+            raise click.BadParameter(str(error), param_hint="--run-std") from None
+    if not std >= 0 or std == float("inf"):
+        raise click.BadParameter(f"{value}: a run std is a finite number of points >= 0 (or a report.json)",
+                                 param_hint="--run-std")
+    return std, "given"
 
 
 def _settings_differences(checkpoint, other):

@@ -475,6 +475,22 @@ def _record(comparison) -> dict:
     return json.loads(json.dumps(asdict(comparison)))
 
 
+def run_std_of(report_json) -> tuple:
+    """(std, how): the spread of one run's top-1 in an earlier report.json, pooled (root mean square) over its arms
+    with two or more runs; a ReportError when it has none."""
+    try:
+        pairs = json.loads(Path(report_json).read_text())["pairs"]
+        stds = {(p["model"], p["settings"], arm): std for p in pairs
+                for arm, std in zip((p["arm"], NATIVE), p["comparison"]["run_std"]) if std is not None}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ReportError(f"cannot read the run std from {report_json}: {error} (a report.json of this version of "
+                          "`timm-dog report`)") from None
+    if not stds:
+        raise ReportError(f"{report_json} has no arm with 2 or more runs, so no run std: give --run-std in points")
+    std = float(np.sqrt(np.mean(np.square(list(stds.values())))))
+    return std, f"pooled over the {len(stds)} arm{'s' if len(stds) > 1 else ''} with 2+ runs in {report_json}"
+
+
 def _seed_pairs(row: Row, dog: np.ndarray, native: np.ndarray) -> list:
     """Per seed pair, what these two networks do on these images (not a statement about the init): Δ, a bootstrap
     interval over the images and McNemar's exact test."""
