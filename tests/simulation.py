@@ -7,9 +7,9 @@ Two generative models:
 - "logistic": P(right) = sigmoid(ability + shift − difficulty), abilities normal per run, difficulties normal
   (a wide spread: many images nearly always right or wrong). With `paired`, runs of the two arms with the same seed
   share half of their ability's variance (the same data order).
-- "heavy": 85 % of the images always right (80 % of them) or always wrong; on the others P(right) = easiness + run effect +
-  arm shift + an image × arm interaction (what the new init changes differs between images), the run effects
-  heavy-tailed (Student t, 3 degrees of freedom, scaled to the std asked for).
+- "heavy": 85 % of the images always right (80 % of them) or always wrong; on the others P(right) = easiness +
+  run effect + arm shift + an image × arm interaction (what the new init changes differs between images), the
+  run effects heavy-tailed (Student t, 3 degrees of freedom, scaled to the std asked for).
 
 The true Δ is the arms' difference in expected top-1 over runs and over the images' population (points).
 """
@@ -36,7 +36,7 @@ def logistic_shift(delta: float, ability: float, spread: float) -> float:
 
 
 def _heavy_truth(shift: float, run_scale: float) -> float:
-    """100 · share uncertain · E[clip(e + ε + shift + g) − clip(e + ε')] (clipping at 0 and 1 moves it slightly)."""
+    """100 · share uncertain · E[clip(e + ε + shift + g) − clip(e + ε')] (clipping at 0 and 1 moves it a little)."""
     rng = np.random.default_rng(12345)
     e, g = rng.uniform(0.25, 0.75, 400_000), rng.normal(0, 0.1, 400_000)
     eps = rng.standard_t(3, 400_000) * run_scale / np.sqrt(3)

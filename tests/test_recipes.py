@@ -609,7 +609,8 @@ def test_recipe_check_plans_the_runs_a_comparison_needs(tmp_path):
     runner = CliRunner()
     good = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=16, img_size=64)
     costed = tmp_path / "costed.yaml"
-    costed.write_text("# Cost: 4.3 h on one H200 for the 50 epochs with torch.compile, 6.3 h eager\n" + good.read_text())
+    cost = "# Cost: 4.3 h on one H200 for the 50 epochs with torch.compile, 6.3 h eager\n"
+    costed.write_text(cost + good.read_text())
     assert cost_of(costed.read_text()) == {"hours": 4.3, "gpus": 1, "line": "4.3 h on one H200 for the 50 epochs with "
                                                                             "torch.compile, 6.3 h eager"}
     assert cost_of("# Cost: 2.5 h on 8 x NVIDIA H100 for the 3 epochs\nmodel: x\n")["gpus"] == 8
@@ -619,8 +620,9 @@ def test_recipe_check_plans_the_runs_a_comparison_needs(tmp_path):
     result = runner.invoke(main, ["recipe", "check", str(costed), "--steps", "0", "--aug-samples", "8",
                                   "--detect", "0.57", "--run-std", "0.2"])
     assert result.exit_code == 0, result.output
-    assert "plan: detecting Δ = +0.57 points at 80 % power (α 0.05, two-sided) with a run std of 0.2 points (given) " \
-           "takes 5 runs per arm, 10 runs with the baseline: 43 GPU-hours (4.3 h on one GPU per run" in result.output
+    assert "plan: detecting Δ = +0.57 points at 80 % power (α 0.05, two-sided) with a run std of 0.2 points " \
+           "(given) takes 5 runs per arm, 10 runs with the baseline: 43 GPU-hours (4.3 h on one GPU per run" \
+           in result.output
     report = tmp_path / "report.json"  # an earlier report: the run std pooled over its arms with 2+ runs
     report.write_text(json.dumps({"pairs": [{"model": "m", "settings": "", "arm": "dog",
                                              "comparison": {"run_std": [0.3, 0.4]}}]}))

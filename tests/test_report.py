@@ -266,7 +266,8 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
     assert [(p["settings"], p["seeds"], p["paired"]) for p in report["pairs"]] == [
         ("input_size 3/32/32, val_interval 1", [0, 1, 2], False), ("input_size 3/48/48, val_interval 1", [0], True)]
     unequal, single = report["pairs"]
-    assert unequal["comparison"]["runs"] == [2, 2] and unequal["comparison"]["test"] == "Welch's t-test on the runs' top-1"
+    assert unequal["comparison"]["runs"] == [2, 2]
+    assert unequal["comparison"]["test"] == "Welch's t-test on the runs' top-1"
     assert unequal["seed_pairs"] == [] and unequal["runs_needed"] is None
     assert single["comparison"]["p_value"] is None and single["runs_needed"]["run_std"] == 1.0
     assert [d["seed"] for d in single["seed_pairs"]] == [0]

@@ -257,8 +257,8 @@ def _row(model: str, label: str, members: list, others: list, own: dict) -> tupl
         pairing = ("unpaired: the arms' seeds differ (" + "; ".join(f"{a} {', '.join(map(str, sorted(arm, key=str)))}"
                                                                 for a, arm in arms.items())
                    + "), so every run of an arm is compared with every run of the other")
-    row = Row(model, model + "_dog", label, seeds, {a: [arm[s] for s in sorted(arm, key=str)] for a, arm in arms.items()},
-              same, pairing)
+    by_seed = {a: [arm[s] for s in sorted(arm, key=str)] for a, arm in arms.items()}
+    row = Row(model, model + "_dog", label, seeds, by_seed, same, pairing)
     return row, []
 
 
@@ -545,8 +545,9 @@ def _kernel_row(label: str, k) -> str:
            f"{k['dog_fit_above']:.3f} |"
 
 
-TABLE_HEADER = ("| model | arm | settings | runs (arm / native) | native top-1 | arm top-1 | Δ | 95 % CI | p (run-level) | "
-                "P(improve) | weights | epochs (checkpoint epoch) |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+TABLE_HEADER = ("| model | arm | settings | runs (arm / native) | native top-1 | arm top-1 | Δ | 95 % CI | "
+                "p (run-level) | P(improve) | weights | epochs (checkpoint epoch) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def _p(comparison: dict) -> str:
@@ -610,7 +611,8 @@ def markdown(report: dict) -> str:
     if report["summary"]:
         lines += ["", "## Across base models", "", summary_text(report["summary"])]
     if report["unpaired"]:
-        lines += ["", "## Runs left out (no partner arm)", "", "| run | model | arm | seed | why |", "|---|---|---|---|---|"]
+        lines += ["", "## Runs left out (no partner arm)", "", "| run | model | arm | seed | why |",
+                  "|---|---|---|---|---|"]
         lines += [f"| `{u['folder']}` | {u['model']} | {u['arm']} | {u['seed']} | {u['why']} |"
                   for u in report["unpaired"]]
     for row in report["rows"]:

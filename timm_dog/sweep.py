@@ -475,7 +475,8 @@ def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str 
              "both cells have the same seeds, else Welch's t-test; the 95 % interval and p cover the variation "
              "between runs, not over images, which summary.csv does not hold; p_improve: the share of run pairs "
              "in which the DoG run is ahead, ties half). A cell with one run gives no p-value: whether an init "
-             "helps takes several runs per arm.", "", "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
+             "helps takes several runs per arm.", "",
+             "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
              ""]
     lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
               for recipe in results.recipes]
