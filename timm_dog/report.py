@@ -673,7 +673,7 @@ def _no_p(pair: dict) -> str:
     if plan["runs_per_arm"] is None:
         return why + " Δ is 0 here, so no number of runs can be planned from it."
     return why + (f" Detecting Δ = {plan['delta']:+.2f} points at 80 % power (α 0.05, two-sided) with a run std of "
-                  f"{plan['run_std']:g} points ({plan['run_std_from']}) takes {plan['runs_per_arm']} runs per arm.")
+                  f"{plan['run_std']:g} point{'' if plan['run_std'] == 1 else 's'} ({plan['run_std_from']}) takes {plan['runs_per_arm']} runs per arm.")
 
 
 def summary_text(summary: dict) -> str:
