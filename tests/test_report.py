@@ -51,7 +51,8 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     comparison = pair["comparison"]  # run-level: the two seeds paired
     assert (pair["paired"], pair["pairing"]) == (True, "paired by seed: every arm has seeds 0, 1")
     assert comparison["runs"] == [2, 2] and comparison["test"] == "paired t-test on the 2 per-seed differences"
-    assert comparison["top1"] == [[r["top1"] for r in pair[arm]["runs"]] for arm in ("dog", "native")]
+    assert comparison["top1"] == [[pytest.approx(r["top1"], abs=1e-9) for r in pair[arm]["runs"]]
+                                  for arm in ("dog", "native")]
     assert comparison["delta"] == pytest.approx(delta) and comparison["p_value"] is not None
     low, high = comparison["ci"]
     assert low <= delta <= high and comparison["prob_improvement"] in (0, 0.5, 1)
@@ -543,7 +544,8 @@ def test_report_is_run_level_on_real_train_py_runs(real_runs, tmp_path):
     pair, md = report("dog-s0", "dog-s1", "dog-s2", "native-s0", "native-s1", "native-s2")
     c = pair["comparison"]
     dog, native = ([r["top1"] for r in pair[arm]["runs"]] for arm in ("dog", "native"))
-    assert pair["paired"] and [r["seed"] for r in pair["dog"]["runs"]] == [0, 1, 2] and c["top1"] == [dog, native]
+    assert pair["paired"] and [r["seed"] for r in pair["dog"]["runs"]] == [0, 1, 2]
+    assert c["top1"] == [pytest.approx(dog, abs=1e-9), pytest.approx(native, abs=1e-9)]
     assert c["test"] == "paired t-test on the 3 per-seed differences" and c["runs"] == [3, 3]
     assert c["p_value"] >= stats.ttest_rel(dog, native).pvalue - 1e-12  # the image term only widens
     assert c["ci"][0] <= c["delta"] <= c["ci"][1] and c["min_detectable_delta"] > 0
