@@ -771,8 +771,9 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         click.echo(f"top-1 difference {difference:+.2f} points; McNemar exact p = {test['p_value']:.4g} "
                    f"({test['only_a_correct']} images right only for {source}, "
                    f"{test['only_b_correct']} only for {compare})")
-        click.echo("note: McNemar's test is about these two networks on these images; whether an init trains better "
-                   "models takes several training runs per init (timm-dog report compares them run by run)")
+        if differ is not None:  # two train.py runs: not a question about their inits
+            click.echo("note: McNemar's test is about these two networks on these images; whether an init trains "
+                       "better models takes several training runs per init (timm-dog report compares them run by run)")
         report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test,
                   "settings_differences": differ}
     if json_out:
