@@ -278,7 +278,7 @@ def test_collect_refuses_bad_dog_kwargs_in_args_yaml(tmp_path):
 
 
 def test_collect_real_train_py_runs(real_runs, tmp_path):
-    """Real train.py runs: EMA at 32 px (seeds 0/1 DoG, 0/2 native), 48 px without EMA, a run resumed with
+    """Real train.py runs: EMA at 32 px (seeds 0-2 of DoG and native), 48 px without EMA, a run resumed with
     --val-interval 2: three recipes, each number the last eval_top1 of the run's own summary.csv."""
     names = ["dog-s0", "dog-s1", "native-s0", "native-s2", "dog-s0-48px", "native-s0-48px", "dog-s3-resumed"]
     results = collect([real_runs[name] for name in names])
