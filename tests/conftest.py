@@ -139,13 +139,15 @@ REAL_RUN_RECIPE = ["--num-classes", "10", "--mean", "0.5", "0.5", "0.5", "--std"
                    "--sched", "cosine", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0", "--no-prefetcher",
                    "--scale", "0.7", "1", "--hflip", "0", "--color-jitter", "0", "--smoothing", "0"]  # digits: no flips
 EMA = ["--img-size", "32", "--gp", "max", "--model-ema", "--model-ema-decay", "0.9", "--epochs", "3"]
-REAL_RUNS_VERSION = "convnext-atto-1"  # the kept runs' sub-folder: change it whenever REAL_RUNS changes
+REAL_RUNS_VERSION = "convnext-atto-2"  # the kept runs' sub-folder: change it whenever REAL_RUNS changes
 # name: (model, seed, extra train.py args); each trains on 30 digits per class and validates on digits/val
 REAL_RUNS = {
     "dog-s0": ("convnext_atto_dog", 0, EMA),
     "native-s0": ("convnext_atto", 0, EMA),
     "dog-s1": ("convnext_atto_dog", 1, EMA),
     "native-s2": ("convnext_atto", 2, EMA),
+    "dog-s2": ("convnext_atto_dog", 2, EMA),
+    "native-s1": ("convnext_atto", 1, EMA),
     "dog-s0-48px": ("convnext_atto_dog", 0, ["--img-size", "48", "--epochs", "2"]),
     "native-s0-48px": ("convnext_atto", 0, ["--img-size", "48", "--epochs", "2"]),
     # --val-interval 2 over 2 epochs (epoch 1 validated), then --resume to 3 (epoch 2): two headers, rows 1 and 2
@@ -158,7 +160,8 @@ def real_runs(digits_300, tmp_path_factory):
     """Real timm train.py runs (the script named by $TIMM_TRAIN_PY; skipped without it) on digits, CPU, a few
     epochs each: {name: output folder} for the names of REAL_RUNS. Messy on purpose: EMA (which train.py
     validates and writes into summary.csv in place of the model's own numbers), --gp max, two image sizes,
-    unpaired seeds, --val-interval 2, and a run resumed with --resume (summary.csv gets a second header).
+    seeds 0-2 of each arm at 32 px (subsets of them: unequal seed sets), one seed of each at 48 px,
+    --val-interval 2, and a run resumed with --resume (summary.csv gets a second header).
     $TIMM_DOG_REAL_RUNS names a folder that keeps them between pytest sessions (made once, by one session at a time,
     in its sub-folder REAL_RUNS_VERSION)."""
     import fcntl

@@ -1,5 +1,7 @@
+import json
 from pathlib import Path
 
+import numpy as np
 import PIL
 import timm
 import pytest
@@ -630,3 +632,42 @@ def test_recipe_new_writes_nothing_that_recipe_check_refuses(tmp_path, digits, m
     with pytest.raises(RecipeError, match=r"(?s)would refuse the recipe of --batch-size 1, --gpus 1.*"
                                           r"batch_size: 1 is odd, but with mixup/cutmix"):
         recipes.new_recipes("mobilenetv3_small_050_dog", tmp_path, batch_size=1, gpus=1)
+
+
+def test_recipe_check_plans_the_runs_a_comparison_needs(tmp_path):
+    """--detect Δ --run-std σ (or an earlier report.json's run std): runs per arm (stats.runs_needed) and GPU-hours
+    from the recipe's Cost line, for the recipe and as many runs of its baseline."""
+    from timm_dog.recipes import cost_of, plan_runs
+    from timm_dog.stats import runs_needed
+
+    runner = CliRunner()
+    good = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=16, img_size=64)
+    costed = tmp_path / "costed.yaml"
+    cost = "# Cost: 4.3 h on one H200 for the 50 epochs with torch.compile, 6.3 h eager\n"
+    costed.write_text(cost + good.read_text())
+    assert cost_of(costed.read_text()) == {"hours": 4.3, "gpus": 1, "line": "4.3 h on one H200 for the 50 epochs with "
+                                                                            "torch.compile, 6.3 h eager"}
+    assert cost_of("# Cost: 2.5 h on 8 x NVIDIA H100 for the 3 epochs\nmodel: x\n")["gpus"] == 8
+    assert cost_of("# Cost: not measured (estimate: about 0.3 GPU-hours per run)\n") is None
+    plan = plan_runs(costed, 0.57, 0.2)
+    assert plan["runs_per_arm"] == runs_needed(0.57, 0.2) == 5 and plan["gpu_hours"] == pytest.approx(2 * 5 * 4.3)
+    result = runner.invoke(main, ["recipe", "check", str(costed), "--steps", "0", "--aug-samples", "8",
+                                  "--detect", "0.57", "--run-std", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "plan: detecting Δ = +0.57 points at 80 % power (α 0.05, two-sided) with a run std of 0.2 points " \
+           "(given) takes 5 runs per arm, 10 runs with the baseline: 43 GPU-hours (4.3 h on one GPU per run" \
+           in result.output
+    report = tmp_path / "report.json"  # an earlier report: the run std pooled over its arms with 2+ runs
+    report.write_text(json.dumps({"pairs": [{"model": "m", "settings": "", "arm": "dog",
+                                             "comparison": {"run_std": [0.3, 0.4]}}]}))
+    result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "0", "--aug-samples", "8",
+                                  "--detect", "-1", "--run-std", str(report)])
+    assert result.exit_code == 0, result.output
+    assert f"with a run std of {np.sqrt(0.125):.3g} points (pooled over the 2 arms with 2+ runs in {report}) takes " \
+           f"{runs_needed(1, np.sqrt(0.125))} runs per arm; GPU-hours unknown" in result.output
+    for args, message in ((["--detect", "0.5"], "--detect and --run-std go together"),
+                          (["--detect", "0", "--run-std", "0.2"], "0 cannot be detected"),
+                          (["--detect", "0.5", "--run-std", "-1"], "a finite number of points >= 0"),
+                          (["--detect", "0.5", "--run-std", str(tmp_path / "none.json")], "cannot read the run std")):
+        result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "0", *args])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output

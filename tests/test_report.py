@@ -48,11 +48,21 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
                                      "n": 2}
     delta = pair["dog"]["top1"]["mean"] - pair["native"]["top1"]["mean"]
     assert pair["delta_top1"] == pytest.approx(delta)
-    test = pair["mcnemar"]
-    assert test["pairs"] == 720  # 360 images x 2 seed pairs
-    assert 100 * (test["only_a_correct"] - test["only_b_correct"]) / 720 == pytest.approx(delta)
-    low, high = pair["ci95"]
-    assert low <= delta <= high and high - low < 20
+    comparison = pair["comparison"]  # run-level: the two seeds paired
+    assert (pair["paired"], pair["pairing"]) == (True, "paired by seed: every arm has seeds 0, 1")
+    assert comparison["runs"] == [2, 2] and comparison["test"] == "paired t-test on the 2 per-seed differences"
+    assert comparison["top1"] == [[pytest.approx(r["top1"], abs=1e-9) for r in pair[arm]["runs"]]
+                                  for arm in ("dog", "native")]
+    assert comparison["delta"] == pytest.approx(delta) and comparison["p_value"] is not None
+    low, high = comparison["ci"]
+    assert low <= delta <= high and comparison["prob_improvement"] in (0, 0.25, 0.5, 0.75, 1)  # over 2 seed pairs
+    details = pair["seed_pairs"]  # McNemar per seed pair: these two networks on these images
+    assert [d["seed"] for d in details] == [0, 1]
+    for d, dog_run, native_run in zip(details, pair["dog"]["runs"], pair["native"]["runs"]):
+        test = d["mcnemar"]
+        assert 100 * (test["only_a_correct"] - test["only_b_correct"]) / 360 == \
+            pytest.approx(dog_run["top1"] - native_run["top1"])
+        assert d["ci95_images"][0] <= d["delta_top1"] <= d["ci95_images"][1]
     kernels = pair["kernels"]
     assert all(k["init"]["centre_surround_fraction"] > 0.9 for k in kernels["dog_init"])  # re-created from dog_seed
     assert all(k["centre_surround_fraction"] < 0.5 for k in kernels["native"])
@@ -61,14 +71,15 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     assert "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > 0.8 | surround antagonism |" in md
     init_row = next(line for line in md.splitlines() if " at init |" in line)
     assert init_row.endswith(f"| {kernels['dog_init'][0]['init']['dog_fit_above']:.3f} | 1.000 |")
-    assert "| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint epoch) |" \
-        in md
+    assert "| model | arm | settings | runs (arm / native) | native top-1 | arm top-1 | Δ | 95 % CI | p (run-level) | " \
+        "P(improve) | weights | epochs (checkpoint epoch) |" in md
     row = next(line for line in md.splitlines() if line.startswith("| convnext_atto |"))
-    assert f"{delta:+.2f}" in row and f"{test['p_value']:.3g}" in row and "±" in row
-    assert row.endswith("| state_dict | 2 (1) |") and "| dog | as run |" in row
-    assert "10,000 resamples, seed 0" in md
+    assert f"{delta:+.2f}" in row and f"| {comparison['p_value']:.3g} (paired t) |" in row and "±" in row
+    assert row.endswith("| state_dict | 2 (1) |") and "| dog | as run | 2 / 2, by seed |" in row
+    assert "10,000 resamples, seed 0" in md and "these two networks on these images" in md
+    assert "they cover the variation between training runs" in md  # the legend says what each number covers
     assert pair["recipe_differences"] == [] and "(besides the seed, arm and bookkeeping): none." in md
-    assert "Unpaired" not in md and "Notes:" not in md
+    assert "Runs left out" not in md and "Notes:" not in md and report["summary"] is None
     assert (report_dir / "curves_convnext_atto.png").stat().st_size > 1000
     assert sorted(p.name for p in report_dir.iterdir()) == ["curves_convnext_atto.png", "report.json", "report.md"]
 
@@ -126,9 +137,8 @@ def test_report_refuses_bad_input(train_runs, digits, tmp_path):
     cases = {
         "empty": ([tmp_path / "empty"], "empty is not a train.py output folder: no args.yaml, summary.csv, "
                                         "model_best.pth.tar or last.pth.tar"),
-        "dog only": ([dog], "no runs to compare: no *_dog run has a native run with the same settings and seed"),
+        "dog only": ([dog], "no runs to compare: no *_dog run has a native run with the same settings ("),
         "native only": ([native], "no convnext_atto_dog run with the same settings"),
-        "unequal seeds": ([dog, train_runs["convnext_atto", 1]], "seed 0: not in every arm of this row"),
         "other architecture": ([dog, _variant(native, tmp_path / "femto", model="convnext_femto")],
                                "no convnext_atto (native) run with the same settings"),
         "class sets": ([_variant(dog, tmp_path / "ten", num_classes=None),  # the args leave it to the checkpoints
@@ -181,7 +191,8 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
     card = (repo.folder / "README.md").read_text()
     pair = json.loads((report_dir / "report.json").read_text())["pairs"][0]
     assert "## DoG vs native init" in card and "besides model and seed: none)" in card
-    assert f"{pair['delta_top1']:+.2f}" in card and f"{pair['mcnemar']['p_value']:.3g}" in card
+    assert f"{pair['delta_top1']:+.2f}" in card and f"{pair['comparison']['p_value']:.3g} (paired t)" in card
+    assert "they cover the variation between training runs" in card
     assert "![Training curves of the DoG and native-init runs](dog_vs_native_curves.png)" in card
     assert "dog_vs_native_curves.png" in repo.files
     assert "| surround antagonism |" in card and "| dog seed 1 at init |" in card  # no local folders on the card
@@ -235,13 +246,15 @@ def test_rows_split_by_settings_and_pair_by_equal_seed(messy_runs):
     runs = {name: read_run(folder) for name, folder in messy_runs.items()}
     rows, unpaired = group_runs(list(runs.values()))
     assert [(r.label, r.seeds, {a: [x.folder.name for x in v] for a, v in r.arms.items()}) for r in rows] == [
-        ("input_size 3/32/32, val_interval 1", [0],
-         {"native": ["convnext_atto-s0"], "dog": ["convnext_atto_dog-s0"]}),
+        ("input_size 3/32/32, val_interval 1", [0, 1, 2],  # unequal seeds: every run kept, compared unpaired
+         {"native": ["convnext_atto-s0", "native-s2"], "dog": ["convnext_atto_dog-s0", "convnext_atto_dog-s1"]}),
         ("input_size 3/48/48, val_interval 1", [0], {"native": ["native-s0-48px"], "dog": ["dog-s0-48px"]}),
     ]
+    assert [(r.paired, r.pairing) for r in rows] == [
+        (False, "unpaired: the arms' seeds differ (native 0, 2; dog 0, 1), so every run of an arm is compared with "
+                "every run of the other"), (True, "paired by seed: every arm has seed 0")]
     why = {Path(u["folder"]).name: u["why"] for u in unpaired}
-    assert why["convnext_atto_dog-s1"] == "seed 1: not in every arm of this row (arms with it: dog); pairs need equal seeds"
-    assert why["native-s2"] == "seed 2: not in every arm of this row (arms with it: native); pairs need equal seeds"
+    assert list(why) == ["dog-s3-resumed"]  # only a run without a partner arm is left out
     assert why["dog-s3-resumed"].startswith("no convnext_atto (native) run with the same settings (input_size 3/32/32, "
                                             "val_interval 2); the nearest other runs of convnext_atto")
     assert why["dog-s3-resumed"].endswith("differ in val_interval (2 vs 1)")  # resume: bookkeeping, not a difference
@@ -254,16 +267,25 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
     out = tmp_path / "out"
     result = _report(*messy_runs.values(), "--data-dir", digits / "val", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "unpaired, left out: " in result.output and "native-s2: seed 2: not in every arm" in result.output
+    assert "left out: " in result.output and "dog-s3-resumed: no convnext_atto (native) run" in result.output
+    assert "native-s2" not in result.output.split("# DoG vs native init")[0]  # no run of a row is left out
     report = json.loads((out / "report.json").read_text())
-    assert [(p["settings"], p["seeds"]) for p in report["pairs"]] == [("input_size 3/32/32, val_interval 1", [0]),
-                                                                     ("input_size 3/48/48, val_interval 1", [0])]
-    assert sorted(Path(u["folder"]).name for u in report["unpaired"]) == ["convnext_atto_dog-s1", "dog-s3-resumed",
-                                                                          "native-s2"]
+    assert [(p["settings"], p["seeds"], p["paired"]) for p in report["pairs"]] == [
+        ("input_size 3/32/32, val_interval 1", [0, 1, 2], False), ("input_size 3/48/48, val_interval 1", [0], True)]
+    unequal, single = report["pairs"]
+    assert unequal["comparison"]["runs"] == [2, 2]
+    assert unequal["comparison"]["test"] == "Welch's t-test on the runs' top-1"
+    assert unequal["seed_pairs"] == [] and unequal["runs_needed"] is None
+    assert single["comparison"]["p_value"] is None and single["runs_needed"]["run_std"] == 1.0
+    assert [d["seed"] for d in single["seed_pairs"]] == [0]
+    assert sorted(Path(u["folder"]).name for u in report["unpaired"]) == ["dog-s3-resumed"]
     assert report["bookkeeping_keys"]["workers"] and "seed" in report["bookkeeping_keys"]
     md = (out / "report.md").read_text()
-    assert "## Unpaired runs (left out)" in md and "| `" + str(messy_runs["native-s2"]) + "` |" in md
-    assert "| convnext_atto | dog | input_size 3/48/48, val_interval 1 |" in md
+    assert "## Runs left out (no partner arm)" in md and "| `" + str(messy_runs["dog-s3-resumed"]) + "` |" in md
+    assert "| convnext_atto | dog | input_size 3/48/48, val_interval 1 | 1 / 1, by seed |" in md
+    assert "| — (1 run per arm) |" in md and "one run per arm gives no p-value" in md
+    plan = single["runs_needed"]["runs_per_arm"]  # None when Δ is 0: nothing to plan from
+    assert (f"takes {plan} runs per arm" if plan else "Δ is 0 here, so no number of runs can be planned") in md
     small = report["pairs"][0]["dog"]["runs"][0]
     with open(messy_runs["dog-s0"] / "summary.csv") as f:  # the 32 px row: train.py's own numbers
         assert small["top1"] == pytest.approx(float(list(csv.DictReader(f))[-1]["eval_top1"]), abs=0.01)
@@ -343,20 +365,21 @@ def test_arms_from_args_yaml(train_runs, digits, tmp_path):
     assert [p["arm"] for p in report["pairs"]] == row["arms"][1:]
     by_arm = {p["arm"]: p for p in report["pairs"]}
     assert by_arm["dog frozen"]["delta_top1"] == pytest.approx(by_arm["dog"]["delta_top1"])  # the same weights
-    assert by_arm["gaussian"]["delta_top1"] == 0 and by_arm["gaussian"]["mcnemar"]["p_value"] == 1.0
+    assert by_arm["gaussian"]["delta_top1"] == 0 and by_arm["gaussian"]["comparison"]["p_value"] == 1.0
     assert by_arm["dog share 0.5"]["arm_kwargs"] == {"dog_share": 0.5}
     pairwise = row["pairwise"]
     assert len(pairwise) == 10 and (pairwise[0]["a"], pairwise[0]["b"]) == ("native", "dog")
-    assert [e["p_holm"] for e in pairwise] == holm([e["mcnemar"]["p_value"] for e in pairwise])
+    assert [e["p_holm"] for e in pairwise] == holm([e["comparison"]["p_value"] for e in pairwise])
+    assert all(e["comparison"]["test"] == "paired t-test on the 2 per-seed differences" for e in pairwise)
     assert pairwise[0]["delta_top1"] == pytest.approx(-by_arm["dog"]["delta_top1"])
     md = (out / "report.md").read_text()
     assert "Holm-adjusted over the 10 tests of this table" in md and "| dog frozen | gaussian |" in md
 
 
 def test_report_on_real_train_py_runs(real_runs, tmp_path):
-    """Real train.py runs ($TIMM_TRAIN_PY): 32 px + EMA and 48 px without are two rows, seeds 1 and 2 and the resumed
-    run are listed and left out, every number is train.py's own for the same weights (to 0.01) and says its
-    weights and checkpoint epoch."""
+    """Real train.py runs ($TIMM_TRAIN_PY): 32 px + EMA (seeds 0-2 of each arm) and 48 px without are two rows, the
+    resumed run (no native run with its settings) is listed and left out, every number is train.py's own for the
+    same weights (to 0.01) and says its weights and checkpoint epoch."""
     from timm_dog.report import read_run
     from timm_dog.sources import read_checkpoint, read_summary
 
@@ -365,7 +388,7 @@ def test_report_on_real_train_py_runs(real_runs, tmp_path):
     result = _report(*real_runs.values(), "--data-dir", data, "--out", out, "-j", "0")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert sorted(Path(u["folder"]).name for u in report["unpaired"]) == ["dog-s1", "dog-s3-resumed", "native-s2"]
+    assert [Path(u["folder"]).name for u in report["unpaired"]] == ["dog-s3-resumed"]
     ema_pair, plain_pair = report["pairs"]
     assert "input_size 3/32/32" in ema_pair["settings"] and "model_ema True" in ema_pair["settings"]
     assert "input_size 3/48/48" in plain_pair["settings"] and "model_ema False" in plain_pair["settings"]
@@ -498,6 +521,7 @@ def test_eval_compare_names_the_settings_its_runs_differ_in(train_runs, digits, 
     assert "were trained with different settings: lr (0.004 vs 0.01): the difference below is not the init's alone" \
         in output
     assert report["settings_differences"] == ["lr"]
+    assert "whether an init trains better models takes several training runs per init" in output
     output, report = compare(native)
     assert "different settings" not in output and report["settings_differences"] == []
     bare = tmp_path / "bare"  # weights without train.py args: no args inside, args lacking a model, no args.yaml
@@ -578,3 +602,72 @@ def test_eval_compare_names_its_sides_and_says_when_seeds_differ(train_runs, dig
     assert _settings_differences(dog / "last.pth.tar", other) == ([], [0, 1])
     assert (f"note: {dog / 'last.pth.tar'} and {other} were trained with different seeds (0 vs 1): other data "
             "order, augmentation and drop-path") in capsys.readouterr().err
+
+
+def test_report_is_run_level_on_real_train_py_runs(real_runs, tmp_path):
+    """Real train.py runs ($TIMM_TRAIN_PY), 32 px: 3 seeds per arm give a run-level p, interval and P(improve) from
+    the paired t-test on the seeds' differences; unequal seed sets (dog 0, 1; native 0, 2) are compared unpaired
+    with every run kept; 1 seed per arm (48 px) gives no p, says why, and plans the runs needed."""
+    from scipy import stats
+
+    data = Path(yaml.safe_load((real_runs["dog-s0"] / "args.yaml").read_text())["data_dir"]) / "val"
+
+    def report(*names, extra=()):
+        out = tmp_path / "-".join(names)
+        result = _report(*(real_runs[n] for n in names), "--data-dir", data, "--out", out, "-j", "0", *extra)
+        assert result.exit_code == 0, result.output
+        (pair,) = json.loads((out / "report.json").read_text())["pairs"]
+        return pair, (out / "report.md").read_text()
+
+    pair, md = report("dog-s0", "dog-s1", "dog-s2", "native-s0", "native-s1", "native-s2")
+    c = pair["comparison"]
+    dog, native = ([r["top1"] for r in pair[arm]["runs"]] for arm in ("dog", "native"))
+    assert pair["paired"] and [r["seed"] for r in pair["dog"]["runs"]] == [0, 1, 2]
+    assert c["top1"] == [pytest.approx(dog, abs=1e-9), pytest.approx(native, abs=1e-9)]
+    assert c["test"] == "paired t-test on the 3 per-seed differences" and c["runs"] == [3, 3]
+    assert c["p_value"] >= stats.ttest_rel(dog, native).pvalue - 1e-12  # the image term only widens
+    assert c["ci"][0] <= c["delta"] <= c["ci"][1] and c["min_detectable_delta"] > 0
+    assert c["prob_improvement"] == np.mean([(a > b) + 0.5 * (a == b) for a, b in zip(dog, native)])
+    assert f"| 3 / 3, by seed |" in md and f"| {c['p_value']:.3g} (paired t) | {c['prob_improvement']:.2f} |" in md
+    pair, md = report("dog-s0", "dog-s1", "native-s0", "native-s2")
+    c = pair["comparison"]
+    assert not pair["paired"] and c["runs"] == [2, 2] and c["test"] == "Welch's t-test on the runs' top-1"
+    assert [r["seed"] for r in pair["dog"]["runs"] + pair["native"]["runs"]] == [0, 1, 0, 2]  # none dropped
+    assert "unpaired: the arms' seeds differ (native 0, 2; dog 0, 1)" in md and "Runs left out" not in md
+    pair, md = report("dog-s0-48px", "native-s0-48px", extra=("--run-std", "0.5"))
+    c = pair["comparison"]
+    assert c["p_value"] is None and c["runs"] == [1, 1] and c["ci"][0] <= c["delta"] <= c["ci"][1]
+    assert pair["runs_needed"]["run_std"] == 0.5 and pair["runs_needed"]["run_std_from"] == "--run-std"
+    assert "| — (1 run per arm) |" in md and "one run per arm gives no p-value" in md
+    if c["delta"] != 0:
+        from timm_dog.stats import runs_needed
+
+        assert pair["runs_needed"]["runs_per_arm"] == runs_needed(c["delta"], 0.5)
+        assert f"with a run std of 0.5 points (--run-std) takes {runs_needed(c['delta'], 0.5)} runs per arm" in md
+
+
+def test_summary_over_base_models():
+    """Rows of two or more base models (the paper's Table 1 as a whole): helped/hurt by run-level p after Holm over
+    the models, and the mean Δ with a t interval whose strata are the models; none for one model."""
+    from timm_dog.report import _record, holm, model_summary, summary_text
+    from timm_dog.stats import combine, compare_runs
+
+    runs = {"convnext_tiny": ([77.0, 77.1, 76.9], [76.1, 76.2, 76.0]), "hornet_tiny_7x7": ([76.3, 76.5], [76.1, 76.4]),
+            "convmixer_512": ([63.0, 64.0, 63.5], [66.0, 66.5, 66.2])}
+    pairs = [{"model": m, "settings": "", "arm": "dog", "comparison": _record(compare_runs(a, b))}
+             for m, (a, b) in runs.items()]
+    pairs.append({"model": "convnext_tiny", "settings": "", "arm": "gaussian", "comparison": pairs[0]["comparison"]})
+    summary = model_summary(pairs)
+    p = [pair["comparison"]["p_value"] for pair in pairs[:3]]
+    assert summary["p_holm"] == holm(p) and summary["rows"] == list(runs)
+    assert summary["verdicts"] == ["helped", "no difference shown", "hurt"] and (summary["helped"], summary["hurt"]) \
+        == (1, 1)
+    expected = combine(*([pair["comparison"][k] for pair in pairs[:3]] for k in ("delta", "se", "df")))
+    assert summary["ci95"] == [expected["low"], expected["high"]]
+    assert summary["mean_delta"] == pytest.approx(np.mean([np.mean(a) - np.mean(b) for a, b in runs.values()]))
+    assert summary_text(summary).startswith("The dog init helped in 1 and hurt in 1 of 3 base models (run-level p, "
+                                            "Holm over the 3 tested)")
+    assert model_summary(pairs[:1] + pairs[3:]) is None  # one base model
+    single = [{**pairs[0], "comparison": _record(compare_runs([77.0], [76.0]))}, pairs[1]]
+    summary = model_summary(single)
+    assert summary["ci95"] is None and summary["p_holm"][0] is None and "no interval" in summary_text(summary)

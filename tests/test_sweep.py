@@ -318,7 +318,7 @@ def test_collect_refuses_bad_dog_kwargs_in_args_yaml(tmp_path):
 
 
 def test_collect_real_train_py_runs(real_runs, tmp_path):
-    """Real train.py runs: EMA at 32 px (seeds 0/1 DoG, 0/2 native), 48 px without EMA, a run resumed with
+    """Real train.py runs: EMA at 32 px (seeds 0-2 of DoG and native), 48 px without EMA, a run resumed with
     --val-interval 2: three recipes, each number the last eval_top1 of the run's own summary.csv."""
     names = ["dog-s0", "dog-s1", "native-s0", "native-s2", "dog-s0-48px", "native-s0-48px", "dog-s3-resumed"]
     results = collect([real_runs[name] for name in names])
@@ -374,3 +374,22 @@ def test_settings_without_effect_do_not_split_recipes(tmp_path):
     assert [(r.label, [run.folder.name for run in r.runs]) for r in results.recipes] == [
         ("convnext_atto, model_ema False", ["a", "b"]), ("convnext_atto, model_ema True, model_ema_decay 0.5", ["c"]),
         ("convnext_atto, model_ema True, model_ema_decay 0.9", ["d"])]
+
+
+def test_cells_against_their_baseline_are_run_level(two_recipes, tmp_path):
+    """A *_dog cell against its recipe's native cell: compare_runs on the runs' final top-1, paired by seed when both
+    cells have the same seeds; a cell with one run gets no p-value."""
+    from scipy import stats
+
+    rows = {(r["recipe"], r["dog_gamma"]): r
+            for r in csv.DictReader(write_results(collect([two_recipes]), tmp_path / "out")["cells"].open())}
+    grange = rows["R1", "0–0.5"]  # finals 50, 51 against native 30, 34 (seeds 0, 1)
+    assert float(grange["delta_vs_baseline"]) == 18.5
+    assert float(grange["p_vs_baseline"]) == pytest.approx(stats.ttest_rel([50, 51], [30, 34]).pvalue, rel=1e-2)
+    assert grange["test_vs_baseline"] == "paired t-test on the 2 per-seed differences"
+    assert float(grange["p_improve_vs_baseline"]) == 1.0
+    single = rows["R2", "0.1"]  # 20 against 25, one seed each
+    assert (float(single["delta_vs_baseline"]), single["p_vs_baseline"], single["ci95_vs_baseline"]) == (-5.0, "", "")
+    assert single["test_vs_baseline"] == "none: a cell has 1 run"
+    assert rows["R1", ""]["delta_vs_baseline"] == ""  # the baseline itself
+    assert "whether an init helps takes several runs per arm" in (tmp_path / "out" / "results.md").read_text()

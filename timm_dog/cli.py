@@ -379,12 +379,24 @@ def recipe_new(model, dataset, epochs, gpus, batch_size, out, benchmark, device)
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Benchmark at this batch instead of the recipe's.")
 @click.option("--benchmark-steps", type=click.IntRange(1), default=10, show_default=True, help="Timed steps.")
+@click.option("--detect", type=float, default=None, metavar="POINTS",
+              help="Plan: the runs per arm (and GPU-hours) that detect this Δ top-1 at 80 % power; needs --run-std.")
+@click.option("--run-std", "run_std", default=None, metavar="POINTS|REPORT_JSON",
+              help="For --detect: the std of one run's top-1 in points, or an earlier report.json to take it from.")
 def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_images, device, batch_size,
-                 benchmark_steps):
+                 benchmark_steps, detect, run_std):
     """Validate FILES (recipe files or shipped recipes' names) and build what train.py would build from them; run a
     few CPU steps (and, with --benchmark, time training steps on this machine's device and project the recipe's
-    hours)."""
-    from .recipes import RecipeError, check_recipe, resolve_recipe
+    hours; with --detect, plan the runs per arm that a comparison of inits needs)."""
+    from .recipes import RecipeError, check_recipe, plan_runs, resolve_recipe
+
+    if (detect is None) != (run_std is None):
+        raise click.UsageError("--detect and --run-std go together: the Δ to detect and the spread of one run's top-1")
+    if detect is not None:
+        run_std, std_from = _run_std(run_std)
+        if detect == 0:
+            raise click.BadParameter("0 cannot be detected: give the smallest Δ top-1 (points) that matters",
+                                     param_hint="--detect")
 
     if benchmark:
         from .benchmark import benchmark_recipe, describe
@@ -416,6 +428,7 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
             f"     {s['gpus']} GPUs: global batch {s['global_batch']}; mixup/cutmix {'on' if s['mixup'] else 'off'}; "
             f"loss {s['loss']}; activations ~{s['activation_gib_per_gpu']} GiB per GPU\n"
             f"     CPU steps: loss {s['cpu_steps']}; keys checked against {s['train_py_args_from']}\n"
+            + (_plan_line(plan_runs(path, detect, run_std), std_from) if detect is not None else "")
         )
         if benchmark:
             try:
@@ -770,6 +783,9 @@ def eval_command(source, data_dir, dataset, split, download, checkpoint, compare
         click.echo(f"top-1 difference {difference:+.2f} points; McNemar exact p = {test['p_value']:.4g} "
                    f"({test['only_a_correct']} images right only for {names[0]}, "
                    f"{test['only_b_correct']} only for {names[1]})")
+        if differ[0] is not None:  # two train.py runs: not a question about their inits
+            click.echo("note: McNemar's test is about these two networks on these images; whether an init trains "
+                       "better models takes several training runs per init (timm-dog report compares them run by run)")
         report = {"a": report, "b": results[1].to_dict(), "top1_difference": difference, "mcnemar": test,
                   "settings_differences": differ[0], "seeds": differ[1]}
     if json_out:
@@ -786,6 +802,34 @@ def _side_names(sources: list) -> list:
     shows = (str, lambda ema: "EMA weights" if ema else "model weights", lambda amp: amp or "fp32")
     parts = [[show(x), show(y)] for x, y, show in zip(given_a, given_b, shows) if x != y]
     return [f"{a} ({', '.join(p[i] for p in parts)})" if parts else a for i in (0, 1)]
+
+
+def _plan_line(plan: dict, std_from: str) -> str:
+    cost = plan["cost"]
+    line = (f"     plan: detecting Δ = {plan['delta']:+g} points at 80 % power (α 0.05, two-sided) with a run std of "
+            f"{plan['run_std']:.3g} points ({std_from}) takes {plan['runs_per_arm']} runs per arm")
+    if cost is None:
+        return line + "; GPU-hours unknown: the recipe's header states no measured cost (recipe check --benchmark)\n"
+    gpus = "one GPU" if cost["gpus"] == 1 else f"{cost['gpus']} GPUs"
+    return line + (f", {2 * plan['runs_per_arm']} runs with the baseline: {plan['gpu_hours']:,.0f} GPU-hours "
+                   f"({cost['hours']:g} h on {gpus} per run, from the recipe's Cost line)\n")
+
+
+def _run_std(value: str) -> tuple:
+    """--run-std: (points, where from) from a number of points or an earlier report.json."""
+    from .report import ReportError, run_std_of
+
+    try:
+        std = float(value)
+    except ValueError:
+        try:
+            return run_std_of(value)
+        except ReportError as error:
+            raise click.BadParameter(str(error), param_hint="--run-std") from None
+    if not std >= 0 or std == float("inf"):
+        raise click.BadParameter(f"{value}: a run std is a finite number of points >= 0 (or a report.json)",
+                                 param_hint="--run-std")
+    return std, "given"
 
 
 def _settings_differences(checkpoint, other):
@@ -910,17 +954,22 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
 @_device_option
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
               help="Autocast the models to this precision (default: off, fp32).")
-def report_command(run_dirs, data_dir, ema, unfused, out, batch_size, workers, device, amp):
-    """Compare *_dog runs of train.py (every arm: DoG, frozen, control patterns) with their native-init runs
-    (RUN_DIRS), paired by equal seed, one row per base model and settings: Table 1 rows, tests, curves, kernels."""
+@click.option("--run-std", type=click.FloatRange(0, min_open=True), default=None, metavar="POINTS",
+              help="Std of one run's top-1 (points) for planning the runs an arm with one run needs [default: 1.0, "
+                   "a conservative guess].")
+def report_command(run_dirs, data_dir, ema, unfused, out, batch_size, workers, device, amp, run_std):
+    """Does the DoG init train better models than the native init? Compares *_dog runs of train.py (every arm: DoG,
+    frozen, control patterns) with their native-init runs (RUN_DIRS), one row per base model and settings, over
+    training runs (paired by seed when every arm has the same seeds) and validation images: Table 1 rows, run-level
+    tests, curves, kernels."""
     from .report import build_report, group_runs, read_run, write_report
 
     try:
         rows, unpaired = group_runs([read_run(folder) for folder in run_dirs])
         for run in unpaired:
-            click.echo(f"unpaired, left out: {run['folder']}: {run['why']}", err=True)
+            click.echo(f"left out: {run['folder']}: {run['why']}", err=True)
         report = build_report(rows, unpaired, data_dir, ema, batch_size, workers, device=device, amp=amp,
-                              fused=not unfused)
+                              fused=not unfused, run_std=run_std)
         paths = write_report(report, rows, out)
     except ValueError as error:  # ReportError, and an unreadable --data-dir
         raise click.ClickException(str(error)) from None

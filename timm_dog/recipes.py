@@ -6,6 +6,7 @@ import difflib
 import json
 import math
 import random
+import re
 import textwrap
 from importlib.resources import files
 from pathlib import Path
@@ -449,6 +450,28 @@ def header(text: str) -> list:
             break
         lines.append(line[1:].removeprefix(" "))
     return lines
+
+
+def cost_of(text: str) -> Optional[dict]:
+    """A recipe header's Cost line as {"hours", "gpus", "line"} (its first "N h on one|K x DEVICE": the hours of one
+    run); None when the header states no measured cost."""
+    line = next((line.removeprefix("Cost:").strip() for line in header(text) if line.startswith("Cost:")), "")
+    found = re.match(r"([\d.]+) h on (one|\d+) ", line)
+    if not found:
+        return None
+    return {"hours": float(found[1]), "gpus": 1 if found[2] == "one" else int(found[2]), "line": line}
+
+
+def plan_runs(path, delta: float, run_std: float) -> dict:
+    """Runs per arm that detect ``delta`` points (80 % power, α 0.05; stats.runs_needed) when one run's top-1 has
+    std ``run_std`` points, and the GPU-hours of that many runs of the recipe and as many of its baseline, from the
+    recipe's Cost line (None when it states none)."""
+    from .stats import runs_needed
+
+    runs = runs_needed(delta, run_std)
+    cost = cost_of(Path(path).read_text(encoding="utf-8"))
+    gpu_hours = None if cost is None else 2 * runs * cost["hours"] * cost["gpus"]
+    return {"delta": delta, "run_std": run_std, "runs_per_arm": runs, "cost": cost, "gpu_hours": gpu_hours}
 
 
 def describe_shipped() -> list:

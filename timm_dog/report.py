@@ -3,18 +3,19 @@ with every arm that shares a base model (DoG, DoG frozen, control patterns …).
 
 Rules (docs/report.md): runs are read with train.py's defaults filled in; runs of one base model whose train.py
 settings differ in anything but the seed, the output folder and the bookkeeping keys of :data:`BOOKKEEPING` (and the
-model name and ``dog_*`` kwargs, which make the arms) form separate rows. Inside a row the arms are paired by equal
-seed, on the seeds that every arm of the row has; any other run is listed as unpaired and left out. Each row
-evaluates the runs' checkpoints (model_best, else last) on the same images and gives per arm against native top-1,
-top-5, Δ top-1, a paired bootstrap 95 % interval of Δ and McNemar's exact p; with more than one DoG arm, a pairwise
-table between all arms with Holm's correction. Kernel survival: centre-surround fraction and DoG fit of the trained
+model name and ``dog_*`` kwargs, which make the arms) form separate rows. Inside a row the runs are paired by seed
+when every arm has the same seeds, else compared unpaired; no run of a row is left out. Each row evaluates the runs'
+checkpoints (model_best, else last) on the same images and gives per arm against native top-1, top-5, Δ top-1 and
+its run-level interval, p-value and P(improve) (:mod:`timm_dog.stats`), McNemar per seed pair as a detail about
+those two networks; with more than one DoG arm, a pairwise table between all arms with Holm's correction; with two
+or more base models, a summary over them. Kernel survival: centre-surround fraction and DoG fit of the trained
 depthwise kernels (fused, as they run, for re-parameterizable models) and of each DoG run's kernels at init.
 """
 from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from .models import base_of
 from .models.dog_twins import pop_dog_kwargs
 from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, plain_value, train_py_data_config,
                       train_py_folder, training_data, training_images, training_images_message)
+from .stats import combine, compare_runs, runs_needed
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
 CURVE_COLUMNS = ("train_loss", "eval_top1")
@@ -31,6 +33,7 @@ BOOTSTRAP = {"resamples": 10_000, "seed": 0, "level": 0.95}
 # train.py arguments that do not change what is trained or how it is measured: runs differing in them are compared
 BOOKKEEPING = {**BOOKKEEPING_ARGS, "seed": "the pairing key: runs of a row differ in it by design"}
 NATIVE = "native"
+RUN_STD = 1.0  # points: the run std runs_needed assumes without --run-std (a conservative guess)
 
 
 class ReportError(ValueError):
@@ -136,13 +139,16 @@ def settings_differences(runs: list) -> list:
 
 @dataclass
 class Row:
-    """Runs of one base model with the same settings: arms {name: [Run] by seed}, on the seeds every arm has."""
+    """Runs of one base model with the same settings: arms {name: [Run] by seed}; paired by seed when every arm has
+    the same seeds."""
 
     model: str  # the base (native) model
     dog_model: str
     label: str  # what sets this row apart from the other rows of the model ("" when it is the only one)
-    seeds: list
+    seeds: list  # every seed of the row
     arms: dict = field(default_factory=dict)
+    paired: bool = True
+    pairing: str = ""  # which comparison, and why
 
     @property
     def runs(self) -> list:
@@ -184,10 +190,11 @@ def check_unique(runs: list) -> None:
 
 
 def group_runs(runs: list) -> tuple:
-    """(rows, unpaired): runs split by base model and settings into rows, arms paired by equal seed.
+    """(rows, unpaired): runs split by base model and settings into rows of arms.
 
-    A row needs the native arm and at least one DoG arm; it keeps the seeds every arm of it has. Each run left out
-    is in ``unpaired`` as {"folder", "model", "arm", "seed", "why"}. Two runs of one arm, row and seed are refused."""
+    A row needs the native arm and at least one DoG arm, and keeps every run; its runs are paired by seed when every
+    arm has the same seeds. Each run left out (a row without a partner arm) is in ``unpaired`` as {"folder", "model",
+    "arm", "seed", "why"}. Two runs of one arm, row and seed are refused."""
     check_unique(runs)
     rows, unpaired = [], []
     by_model = {}
@@ -213,7 +220,7 @@ def group_runs(runs: list) -> tuple:
                 rows.append(row)
     if not rows:
         listing = "; ".join(f"{u['folder']}: {u['why']}" for u in unpaired)
-        raise ReportError(f"no runs to compare: no *_dog run has a native run with the same settings and seed "
+        raise ReportError(f"no runs to compare: no *_dog run has a native run with the same settings "
                           f"({listing or 'no runs given'})")
     return rows, unpaired
 
@@ -243,14 +250,17 @@ def _row(model: str, label: str, members: list, others: list, own: dict) -> tupl
             why += f"; the nearest other runs of {model} ({named.folder}) differ in " + \
                    ", ".join(f"{k} ({_text(own.get(k))} vs {_text(nearest[0].get(k))})" for k in _differ(own, nearest[0]))
         return None, [leave(run, why) for run in members]
-    seeds = sorted(set.intersection(*(set(arm) for arm in arms.values())), key=str)
-    left = [leave(run, f"seed {seed}: not in every arm of this row (arms with it: "
-                       f"{', '.join(a for a in arms if seed in arms[a])}); pairs need equal seeds")
-            for arm in arms.values() for seed, run in arm.items() if seed not in seeds]
-    if not seeds:
-        return None, left
-    row = Row(model, model + "_dog", label, seeds, {a: [arm[s] for s in seeds] for a, arm in arms.items()})
-    return row, left
+    seeds = sorted(set().union(*arms.values()), key=str)
+    same = all(set(arm) == set(arms[NATIVE]) for arm in arms.values())
+    if same:
+        pairing = f"paired by seed: every arm has seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    else:
+        pairing = ("unpaired: the arms' seeds differ (" + "; ".join(f"{a} {', '.join(map(str, sorted(arm, key=str)))}"
+                                                                for a, arm in arms.items())
+                   + "), so every run of an arm is compared with every run of the other")
+    by_seed = {a: [arm[s] for s in sorted(arm, key=str)] for a, arm in arms.items()}
+    row = Row(model, model + "_dog", label, seeds, by_seed, same, pairing)
+    return row, []
 
 
 def _differ(a: dict, b: dict) -> list:
@@ -361,9 +371,12 @@ def _curve_file(row: Row, rows: list) -> str:
 
 
 def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, batch_size: int = 64,
-                 workers: int = 0, progress: bool = True, device="cpu", amp=None, fused: bool = True) -> dict:
-    """Evaluate every run of ``rows`` on ``data_dir`` (an ImageFolder) and compute the numbers of report.json."""
-    from .evaluate import evaluate, mcnemar, open_dataset
+                 workers: int = 0, progress: bool = True, device="cpu", amp=None, fused: bool = True,
+                 run_std: float | None = None) -> dict:
+    """Evaluate every run of ``rows`` on ``data_dir`` (an ImageFolder) and compute the numbers of report.json.
+    ``run_std`` (points): the spread of one run's top-1 that the runs needed are planned with where an arm has one
+    run (default :data:`RUN_STD`)."""
+    from .evaluate import evaluate, open_dataset
     from .runtime import model_classifier
 
     dataset, info = open_dataset(str(data_dir))
@@ -412,6 +425,9 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
     report = {"data": {"data_dir": str(data_dir), "images": len(dataset), "classes": len(classes)},
               "weights": weights_name, "ema": use_ema, "kernels_fused": fused, "bootstrap": BOOTSTRAP,
               "bookkeeping_keys": BOOKKEEPING, "unpaired": unpaired, "rows": [], "pairs": []}
+    plan_std = (run_std, "--run-std") if run_std is not None else \
+        (RUN_STD, "the default: a conservative guess; --run-std gives your recipe's")
+    report["run_std_for_planning"] = {"points": plan_std[0], "from": plan_std[1]}
     for row in rows:
         curves = _curve_file(row, rows)
         arms = {name: {"runs": [records[r] for r in runs],
@@ -422,16 +438,18 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
             if name == NATIVE:
                 continue
             both = runs + row.arms[NATIVE]
+            comparison = compare_runs(hits[name], hits[NATIVE], paired=row.paired)
             report["pairs"].append({
                 "model": row.model, "dog_model": row.dog_model, "arm": name, "arm_kwargs": runs[0].arm_kwargs,
-                "settings": row.label, "seeds": row.seeds, "weights": weights_name,
-                "epochs": sorted({r.epochs for r in both}),
+                "settings": row.label, "seeds": row.seeds, "paired": row.paired, "pairing": row.pairing,
+                "weights": weights_name, "epochs": sorted({r.epochs for r in both}),
                 "checkpoint_epochs": sorted({records[r]["checkpoint_epoch"] for r in both}, key=str),
                 "dog": arms[name], "native": arms[NATIVE],
                 "recipe_differences": settings_differences(both),
-                "delta_top1": arms[name]["top1"]["mean"] - arms[NATIVE]["top1"]["mean"],
-                "ci95": paired_bootstrap(hits[name], hits[NATIVE]),
-                "mcnemar": {**mcnemar(hits[name].ravel(), hits[NATIVE].ravel()), "pairs": int(hits[name].size)},
+                "delta_top1": comparison.delta,
+                "comparison": _record(comparison),
+                "runs_needed": _plan(comparison, *plan_std) if comparison.p_value is None else None,
+                "seed_pairs": _seed_pairs(row, hits[name], hits[NATIVE]) if row.paired else [],
                 "kernels": {"dog": [kernels[r] for r in runs], "native": [kernels[r] for r in row.arms[NATIVE]],
                             "dog_init": [{"folder": str(r.folder),
                                           "init": init_kernels(r, models[r][0].num_classes, fused)} for r in runs]},
@@ -440,15 +458,82 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
             })
         pairwise = []
         for a, b in itertools.combinations(row.arms, 2):
-            pairwise.append({"a": a, "b": b, "delta_top1": arms[a]["top1"]["mean"] - arms[b]["top1"]["mean"],
-                             "ci95": paired_bootstrap(hits[a], hits[b]),
-                             "mcnemar": {**mcnemar(hits[a].ravel(), hits[b].ravel()), "pairs": int(hits[a].size)}})
-        for entry, adjusted in zip(pairwise, holm([e["mcnemar"]["p_value"] for e in pairwise])):
+            comparison = compare_runs(hits[a], hits[b], paired=row.paired)
+            pairwise.append({"a": a, "b": b, "delta_top1": comparison.delta, "comparison": _record(comparison),
+                             "p_holm": None})
+        tested = [e for e in pairwise if e["comparison"]["p_value"] is not None]
+        for entry, adjusted in zip(tested, holm([e["comparison"]["p_value"] for e in tested])):
             entry["p_holm"] = adjusted
         report["rows"].append({"model": row.model, "dog_model": row.dog_model, "settings": row.label,
-                               "seeds": row.seeds, "arms": list(row.arms), "curves": curves,
+                               "seeds": row.seeds, "paired": row.paired, "pairing": row.pairing,
+                               "arms": list(row.arms), "curves": curves,
                                "pairwise": pairwise if len(row.arms) > 2 else []})
+    report["summary"] = model_summary(report["pairs"])
     return report
+
+
+def _record(comparison) -> dict:
+    """A RunComparison as report.json keeps it (its field names; tuples as lists)."""
+    return json.loads(json.dumps(asdict(comparison)))
+
+
+def run_std_of(report_json) -> tuple:
+    """(std, how): the spread of one run's top-1 in an earlier report.json, pooled (root mean square) over its arms
+    with two or more runs; a ReportError when it has none."""
+    try:
+        pairs = json.loads(Path(report_json).read_text())["pairs"]
+        stds = {(p["model"], p["settings"], arm): std for p in pairs
+                for arm, std in zip((p["arm"], NATIVE), p["comparison"]["run_std"]) if std is not None}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ReportError(f"cannot read the run std from {report_json}: {error} (a report.json of this version of "
+                          "`timm-dog report`)") from None
+    if not stds:
+        raise ReportError(f"{report_json} has no arm with 2 or more runs, so no run std: give --run-std in points")
+    std = float(np.sqrt(np.mean(np.square(list(stds.values())))))
+    return std, f"pooled over the {len(stds)} arm{'s' if len(stds) > 1 else ''} with 2+ runs in {report_json}"
+
+
+def _seed_pairs(row: Row, dog: np.ndarray, native: np.ndarray) -> list:
+    """Per seed pair, what these two networks do on these images (not a statement about the init): Δ, a bootstrap
+    interval over the images and McNemar's exact test."""
+    from .evaluate import mcnemar
+
+    return [{"seed": seed, "delta_top1": 100.0 * float(dog[i].mean() - native[i].mean()),
+             "ci95_images": paired_bootstrap(dog[i:i + 1], native[i:i + 1]), "mcnemar": mcnemar(dog[i], native[i])}
+            for i, seed in enumerate(row.seeds)]
+
+
+def _plan(comparison, run_std: float, source: str) -> dict:
+    """Runs per arm that would detect the observed Δ (80 % power, α 0.05) with a run std of ``run_std`` points."""
+    runs = runs_needed(comparison.delta, run_std) if comparison.delta != 0 else None
+    return {"delta": comparison.delta, "run_std": run_std, "run_std_from": source, "runs_per_arm": runs}
+
+
+def model_summary(pairs: list) -> dict | None:
+    """With "dog" rows for two or more base models (the paper's Table 1 as a whole): in how many rows the init helped
+    or hurt (run-level p after Holm over the rows), and the mean Δ over the rows with its interval
+    (:func:`timm_dog.stats.combine`: each row a stratum). None with fewer models."""
+    dog = [p for p in pairs if p["arm"] == "dog"]
+    if len({p["model"] for p in dog}) < 2:
+        return None
+    labels = [p["model"] + (f" ({p['settings']})" if p["settings"] else "") for p in dog]
+    comparisons = [p["comparison"] for p in dog]
+    tested = [i for i, c in enumerate(comparisons) if c["p_value"] is not None]
+    adjusted = dict(zip(tested, holm([comparisons[i]["p_value"] for i in tested])))
+    verdicts = [None if i not in adjusted else "helped" if adjusted[i] < 0.05 and c["delta"] > 0 else
+                "hurt" if adjusted[i] < 0.05 else "no difference shown" for i, c in enumerate(comparisons)]
+    combined = combine([c["delta"] for c in comparisons], [c["se"] for c in comparisons],
+                       [c["df"] for c in comparisons]) if len(tested) == len(dog) else None
+    return {"arm": "dog", "rows": labels, "deltas": [c["delta"] for c in comparisons],
+            "p_holm": [adjusted.get(i) for i in range(len(dog))], "verdicts": verdicts,
+            "helped": verdicts.count("helped"), "hurt": verdicts.count("hurt"), "tested": len(tested),
+            "mean_delta": float(np.mean([c["delta"] for c in comparisons])),
+            "ci95": None if combined is None else [combined["low"], combined["high"]],
+            "df": None if combined is None else combined["df"],
+            "method": "mean of the rows' Δ; its interval a t interval with the rows as strata: standard error "
+                      "sqrt(Σ se²) / rows from each row's run-level standard error, Welch-Satterthwaite degrees of "
+                      "freedom" if combined is not None else
+                      "no interval: a row with one run in an arm has no run-level standard error"}
 
 
 def _top1(stats: dict) -> str:
@@ -487,27 +572,49 @@ KERNEL_LEGEND = ("Centre-surround fraction: kernels in k-means clusters whose me
                  "it tells an antagonistic surround apart only beside the other two.")
 
 
-TABLE_HEADER = ("| model | arm | settings | native top-1 | DoG top-1 | Δ | 95 % CI | p | weights | epochs (checkpoint "
-                "epoch) |\n|---|---|---|---|---|---|---|---|---|---|")
+TABLE_HEADER = ("| model | arm | settings | runs (arm / native) | native top-1 | arm top-1 | Δ | 95 % CI | "
+                "p (run-level) | P(improve) | weights | epochs (checkpoint epoch) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _p(comparison: dict) -> str:
+    """A run-level p with its test, or why there is none."""
+    if comparison["p_value"] is None:
+        return "— (1 run per arm)" if comparison["runs"] == [1, 1] else "— (an arm has 1 run)"
+    return f"{comparison['p_value']:.3g} ({'paired t' if comparison['test'].startswith('paired') else 'Welch'})"
+
+
+def _interval(ci) -> str:
+    return "—" if ci[0] is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
 def table_row(pair: dict) -> str:
     """One row of Table 1's shape (report.md and the model card)."""
-    lo, hi = pair["ci95"]
+    c = pair["comparison"]
     weights = "EMA" if pair["weights"].startswith("EMA") else "state_dict"
-    return (f"| {pair['model']} | {pair['arm']} | {pair['settings'] or 'as run'} | {_top1(pair['native']['top1'])} | "
-            f"{_top1(pair['dog']['top1'])} | {pair['delta_top1']:+.2f} | [{lo:+.2f}, {hi:+.2f}] | "
-            f"{pair['mcnemar']['p_value']:.3g} | {weights} | {'/'.join(map(str, pair['epochs']))} "
+    return (f"| {pair['model']} | {pair['arm']} | {pair['settings'] or 'as run'} | {c['runs'][0]} / {c['runs'][1]}"
+            f"{', by seed' if pair['paired'] else ', unpaired'} | {_top1(pair['native']['top1'])} | "
+            f"{_top1(pair['dog']['top1'])} | {pair['delta_top1']:+.2f} | {_interval(c['ci'])} | {_p(c)} | "
+            f"{c['prob_improvement']:.2f} | {weights} | {'/'.join(map(str, pair['epochs']))} "
             f"({'/'.join(map(str, pair['checkpoint_epochs']))}) |")
 
 
 def legend(bootstrap: dict) -> str:
-    return ("Top-1 in %, mean ± std over seeds when an arm has several runs (paired by equal seed). Δ: the arm minus "
-            f"native top-1 (points). 95 % CI: paired bootstrap over the validation images ({bootstrap['resamples']:,} "
-            f"resamples, seed {bootstrap['seed']}, percentile). p: McNemar's exact test on the pooled paired "
-            "predictions (images × seed pairs), not corrected for multiple arms. Weights: the checkpoints' state_dict "
-            "or EMA weights (state_dict_ema). Epochs: epochs trained (summary.csv's epoch column), and in brackets "
-            "the epoch of the evaluated checkpoint (0-based, as train.py counts).")
+    return ("The question: does the arm's init train better models than the native init, with this recipe? Its unit "
+            "is the training run. Top-1 in %: mean ± std over the arm's runs (every run's top-1 is in its row's "
+            "run table). Δ: the arm's mean top-1 minus native's (points). 95 % CI and p (run-level): they cover the "
+            "variation between training runs (the spread of the runs' top-1) and over the validation images: a "
+            "paired t-test on the per-seed differences when every arm of the row has the same seeds (by seed), else "
+            "Welch's t-test on the runs' top-1 (unpaired), its t interval widened by the images' sampling variance "
+            "(timm_dog.stats.compare_runs); p is not corrected for several arms (the pairwise table is, with Holm). "
+            "With one run in an arm there is no p-value: the spread between runs is unknown, and the interval "
+            "covers the validation images only. P(improve): the share of run pairs (seed pairs when by seed) in "
+            "which the arm's run has the higher top-1, ties half: about these runs. Weights: the checkpoints' "
+            "state_dict or EMA weights (state_dict_ema). Epochs: epochs trained (summary.csv's epoch column), and "
+            "in brackets the epoch of the evaluated checkpoint (0-based, as train.py counts). Per seed pair, "
+            "McNemar's exact test and a bootstrap interval over the images "
+            f"({bootstrap['resamples']:,} resamples, seed {bootstrap['seed']}) are about those two networks on "
+            "these images only.")
 
 
 def markdown(report: dict) -> str:
@@ -524,15 +631,21 @@ def markdown(report: dict) -> str:
     lines += [table_row(p) for p in report["pairs"]] + ["", legend(report["bootstrap"]), "",
               "Rows: runs of a base model with the same train.py settings (train.py's defaults filled in), apart from "
               "the seed, the arm (model name, dog_* kwargs) and bookkeeping keys ("
-              f"{', '.join(report['bookkeeping_keys'])}); arms paired by equal seed. Rules: docs/report.md."]
+              f"{', '.join(report['bookkeeping_keys'])}); runs paired by seed when every arm of the row has the same "
+              "seeds, else compared unpaired. Rules: docs/report.md."]
+    lines += [f"\n{p['arm']} vs native ({p['model']}{', ' + p['settings'] if p['settings'] else ''}): "
+              f"{_no_p(p)}" for p in report["pairs"] if p["runs_needed"]]
+    if report["summary"]:
+        lines += ["", "## Across base models", "", summary_text(report["summary"])]
     if report["unpaired"]:
-        lines += ["", "## Unpaired runs (left out)", "", "| run | model | arm | seed | why |", "|---|---|---|---|---|"]
+        lines += ["", "## Runs left out (no partner arm)", "", "| run | model | arm | seed | why |",
+                  "|---|---|---|---|---|"]
         lines += [f"| `{u['folder']}` | {u['model']} | {u['arm']} | {u['seed']} | {u['why']} |"
                   for u in report["unpaired"]]
     for row in report["rows"]:
         pairs = [p for p in report["pairs"] if p["model"] == row["model"] and p["settings"] == row["settings"]]
         title = f"{row['model']}: {', '.join(row['arms'])}" + (f" ({row['settings']})" if row["settings"] else "")
-        lines += ["", f"## {title}", "", f"Seeds: {', '.join(map(str, row['seeds']))}.", "",
+        lines += ["", f"## {title}", "", f"Seeds: {', '.join(map(str, row['seeds']))}; {row['pairing']}.", "",
                   "| arm | run | seed | weights | checkpoint epoch | epochs | top-1 | train.py eval_top1, same weights | "
                   "top-5 | loss | curves: train.py's eval of |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         runs = pairs[0]["native"]["runs"] + [r for p in pairs for r in p["dog"]["runs"]]
@@ -544,23 +657,56 @@ def markdown(report: dict) -> str:
         if notes:
             lines += ["", "Notes:", ""] + [f"- {n}." for n in notes]
         for p in pairs:
-            m = p["mcnemar"]
-            lines += ["", f"{p['arm']} vs native, McNemar on {m['pairs']:,} paired predictions: {m['only_a_correct']} "
-                      f"right only with {p['arm']}, {m['only_b_correct']} only with native init; p = {m['p_value']:.3g}. "
-                      "train.py settings that differ between its runs (besides the seed, arm and bookkeeping): "
-                      f"{', '.join(p['recipe_differences']) or 'none'}."]
+            c = p["comparison"]
+            lines += ["", f"{p['arm']} vs native: {c['note']}." + (
+                f" With this spread, {c['runs'][0]} and {c['runs'][1]} runs detect |Δ| ≥ "
+                f"{c['min_detectable_delta']:.2f} points at 80 % power." if c["min_detectable_delta"] is not None
+                else "") + " train.py settings that differ between its runs (besides the seed, arm and bookkeeping): "
+                f"{', '.join(p['recipe_differences']) or 'none'}."]
+            if p["seed_pairs"]:
+                lines += ["", f"{p['arm']} vs native, these two networks on these images (per seed pair; not about "
+                          "the init): " + "; ".join(
+                              f"seed {s['seed']}: Δ {s['delta_top1']:+.2f} {_interval(s['ci95_images'])}, "
+                              f"{s['mcnemar']['only_a_correct']} right only with {p['arm']}, "
+                              f"{s['mcnemar']['only_b_correct']} only with native, McNemar p = "
+                              f"{s['mcnemar']['p_value']:.3g}" for s in p["seed_pairs"]) + "."]
         if row["pairwise"]:
-            lines += ["", "Pairwise between arms (Δ = a − b; p: McNemar, and Holm-adjusted over the "
-                      f"{len(row['pairwise'])} tests of this table):", "",
-                      "| a | b | Δ | 95 % CI | p | p (Holm) |", "|---|---|---|---|---|---|"]
-            lines += [f"| {e['a']} | {e['b']} | {e['delta_top1']:+.2f} | [{e['ci95'][0]:+.2f}, {e['ci95'][1]:+.2f}] | "
-                      f"{e['mcnemar']['p_value']:.3g} | {e['p_holm']:.3g} |" for e in row["pairwise"]]
+            lines += ["", "Pairwise between arms (Δ = a − b; p: run-level as above, and Holm-adjusted over the "
+                      f"{sum(e['p_holm'] is not None for e in row['pairwise'])} tests of this table):", "",
+                      "| a | b | Δ | 95 % CI | p | p (Holm) | P(a beats b) |", "|---|---|---|---|---|---|---|"]
+            lines += [f"| {e['a']} | {e['b']} | {e['delta_top1']:+.2f} | {_interval(e['comparison']['ci'])} | "
+                      f"{_p(e['comparison'])} | {'—' if e['p_holm'] is None else format(e['p_holm'], '.3g')} | "
+                      f"{e['comparison']['prob_improvement']:.2f} |" for e in row["pairwise"]]
         lines += ["", f"![training curves]({row['curves']})", "",
                   "Curves: train.py's summary.csv per validated epoch (its eval of the EMA weights for runs trained "
                   "with EMA on the training device, else of the model's weights).", "",
                   "### Kernel survival", "", f"Depthwise kernels of re-parameterizable models: {fused}.", ""]
         lines += kernel_table(pairs) + ["", KERNEL_LEGEND]
     return "\n".join(lines) + "\n"
+
+
+def _no_p(pair: dict) -> str:
+    """Why an arm has no p-value, and the runs per arm that would give one a fair chance."""
+    plan, c = pair["runs_needed"], pair["comparison"]
+    why = ("one run per arm" if c["runs"] == [1, 1] else "an arm has one run") + \
+        " gives no p-value: the spread of top-1 between training runs of a recipe is unknown from one run, and " \
+        "it is often as large as the effect; the interval covers the validation images only."
+    if plan["runs_per_arm"] is None:
+        return why + " Δ is 0 here, so no number of runs can be planned from it."
+    return why + (f" Detecting Δ = {plan['delta']:+.2f} points at 80 % power (α 0.05, two-sided) with a run std of "
+                  f"{plan['run_std']:g} point{'' if plan['run_std'] == 1 else 's'} ({plan['run_std_from']}) takes {plan['runs_per_arm']} runs per arm.")
+
+
+def summary_text(summary: dict) -> str:
+    """The summary over base models in words."""
+    verdicts = "; ".join(f"{row} {delta:+.2f}" + (f" (p Holm {p:.3g}: {v})" if p is not None else " (no p)")
+                         for row, delta, p, v in zip(summary["rows"], summary["deltas"], summary["p_holm"],
+                                                     summary["verdicts"]))
+    interval = ("with no interval: " if summary["ci95"] is None else
+                f"95 % CI [{summary['ci95'][0]:+.2f}, {summary['ci95'][1]:+.2f}]: ") + summary["method"]
+    return (f"The dog init helped in {summary['helped']} and hurt in {summary['hurt']} of {len(summary['rows'])} "
+            f"base models (run-level p, Holm over the {summary['tested']} tested): {verdicts}. Mean Δ over the "
+            f"models {summary['mean_delta']:+.2f} points, {interval}.")
 
 
 def write_report(report: dict, rows: list, out: Path) -> list:

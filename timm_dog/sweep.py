@@ -18,6 +18,7 @@ from .outputs import writing
 from .recipes import RecipeError, check_keys_and_values, load_recipe, train_py_args
 from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, read_summary, run_args, run_checkpoint,
                       train_py_data_config)
+from .stats import compare_runs
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -354,13 +355,27 @@ def run_rows(results: Results) -> list:
     return rows
 
 
+def against_baseline(cell: Cell, results: Results):
+    """A *_dog cell's final top-1 against its recipe's native cell's (stats.compare_runs on the runs' final top-1:
+    paired by seed when both cells have the same seeds, once each); None for a native cell or a recipe without one."""
+    baseline = next((c for c in results.cells if c.recipe is cell.recipe and not c.dog), None)
+    if not cell.dog or baseline is None:
+        return None
+    seeds = [[str(run.seed) for run in c.runs] for c in (cell, baseline)]
+    paired = sorted(seeds[0]) == sorted(seeds[1]) and len(set(seeds[0])) == len(seeds[0])
+    finals = [[run.final[1] for run in sorted(c.runs, key=lambda r: str(r.seed))] for c in (cell, baseline)]
+    return compare_runs(*finals, paired=paired)
+
+
 def cell_rows(results: Results) -> list:
-    """One row per cell: its seeds (n), final and best top-1 as mean and sample std over them."""
+    """One row per cell: its seeds (n), final and best top-1 as mean and sample std over them, and a *_dog cell's
+    final top-1 against its baseline cell (:func:`against_baseline`)."""
     columns = [k for k in _kwarg_columns(results.runs) if k not in REPLICATE]
     rows = []
     for cell in results.cells:
         (final, final_std), (best, best_std) = cell.stats("final"), cell.stats("best")
         epochs = sorted({run.final[0] for run in cell.runs})
+        c = against_baseline(cell, results)
         rows.append({
             "recipe": cell.recipe.tag, "model": cell.model,
             **{k: _show(cell.dog[k]) if cell.dog else "" for k in columns},
@@ -368,6 +383,11 @@ def cell_rows(results: Results) -> list:
             "seeds": " ".join(str(run.seed) for run in cell.runs), "final_epoch": "/".join(map(str, epochs)),
             "final_top1_mean": round(final, 2), "final_top1_std": "" if final_std is None else round(final_std, 2),
             "best_top1_mean": round(best, 2), "best_top1_std": "" if best_std is None else round(best_std, 2),
+            "delta_vs_baseline": "" if c is None else round(c.delta, 2),
+            "ci95_vs_baseline": "" if c is None or c.ci[0] is None else f"{c.ci[0]:+.2f} to {c.ci[1]:+.2f}",
+            "p_vs_baseline": "" if c is None or c.p_value is None else float(f"{c.p_value:.3g}"),
+            "test_vs_baseline": "" if c is None else c.test or "none: a cell has 1 run",
+            "p_improve_vs_baseline": "" if c is None else round(c.prob_improvement, 2),
         })
     return rows
 
@@ -475,7 +495,13 @@ def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str 
              "0-based, as in summary.csv; `epochs` counted by its epoch column). `weights` says whose: `EMA` for a run "
              "trained with --model-ema (train.py validates the EMA weights in place of the model's), `model` for "
              "the model's own. A cell is the runs of one recipe, model and dog_* kwargs: mean ± sample std over "
-             "its seeds (n).", "", "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
+             "its seeds (n). `*_vs_baseline`: a *_dog cell's final top-1 against its recipe's native cell, with the "
+             "run as the unit (timm_dog.stats.compare_runs on the runs' final top-1: a paired t-test by seed when "
+             "both cells have the same seeds, else Welch's t-test; the 95 % interval and p cover the variation "
+             "between runs, not over images, which summary.csv does not hold; p_improve: the share of run pairs "
+             "in which the DoG run is ahead, ties half). A cell with one run gives no p-value: whether an init "
+             "helps takes several runs per arm.", "",
+             "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
              ""]
     lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
               for recipe in results.recipes]
