@@ -86,3 +86,52 @@ def test_finder_is_installed_and_one_shot():
 def test_timm_submodule_import_first():
     out = run("import json, timm.models.convnext, timm; print(json.dumps(timm.is_model('efficientnet_b0_dog')))")
     assert out is True
+
+
+# timm.layers without a name that a family's code imports: what an older timm release looks like to that family
+WITHOUT_A_NAME = (
+    "import json, sys, warnings\n"
+    "import timm.layers\n"
+    "del timm.layers.register_notrace_function\n"
+    "warnings.simplefilter('always')\n"
+)
+
+
+def test_a_family_that_cannot_load_is_skipped_alone_with_one_warning():
+    import timm
+
+    out = run(
+        WITHOUT_A_NAME +
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import timm_dog.models\n"
+        "import timm\n"
+        "m = timm.create_model('convmixer_512_dog', num_classes=3, dog_seed=0)\n"
+        "print(json.dumps({'twins': timm.list_models('*_dog'), 'hornet': timm.list_models('hornet*'),\n"
+        "                  'skipped': timm_dog.models.SKIPPED, 'set': m.dog_init_report.kernels_set,\n"
+        "                  'warnings': [str(w.message) for w in caught if 'timm-dog' in str(w.message)]}))",
+        TIMM_DOG_AUTOLOAD="0")
+    assert out["hornet"] == [] and list(out["skipped"]) == ["hornet"]
+    assert out["twins"] == [n for n in timm.list_models("*_dog") if not n.startswith("hornet_")]
+    assert len(out["twins"]) == len(timm.list_models("*_dog")) - 6 and out["set"] > 0
+    assert len(out["warnings"]) == 1, out["warnings"]
+    assert all(s in out["warnings"][0] for s in ("hornet", f"timm {timm.__version__}", "register_notrace_function"))
+
+
+@pytest.mark.parametrize("args", [["--version"], ["list", "--table", "hornet*"]])
+def test_the_cli_says_what_was_skipped(args):
+    import timm
+
+    code = WITHOUT_A_NAME + f"from timm_dog.cli import main\nmain({args!r}, prog_name='timm-dog')"
+    environment = {**{k: v for k, v in os.environ.items() if k != "TIMM_DOG_AUTOLOAD"}, "TIMM_DOG_AUTOLOAD": "0"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            cwd=os.path.dirname(sys.executable), timeout=300)
+    skipped = f"skipped on timm {timm.__version__}: the hornet models and their twins (ImportError: "
+    if args == ["--version"]:
+        assert result.returncode == 0, result.stderr
+        first, second = result.stdout.splitlines()
+        assert first.startswith(f"timm-dog {__import__('timm_dog').__version__} (timm {timm.__version__}, torch ")
+        assert second.startswith(skipped)
+    else:
+        assert result.returncode == 1 and f"\n{skipped}" in result.stderr
+        assert result.stderr.rstrip().endswith("Error: no model matches 'hornet*'")

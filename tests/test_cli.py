@@ -186,3 +186,14 @@ def test_list_reads_the_registry_when_the_committed_scan_may_not_decide(tmp_path
     (tmp_path / "timm-dog").mkdir()
     (tmp_path / "timm-dog" / scan.data_name(timm.__version__)).write_text("{}")
     assert scan.committed_twins("*_dog", timm.__version__) is None
+
+
+def test_version_names_timm_and_torch_and_nothing_skipped(cli):
+    import timm
+    import torch
+
+    from timm_dog import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.output == f"timm-dog {__version__} (timm {timm.__version__}, torch {torch.__version__})\n"

@@ -159,3 +159,18 @@ def test_plain_timm_cannot_load_and_timm_dog_can(tmp_path):
     plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                            env={**env, "TIMM_DOG_AUTOLOAD": "0"})
     assert plain.returncode != 0 and "Unknown model" in plain.stderr
+
+
+def test_loads_on_a_timm_without_get_device_dtype():
+    """timm < 1.0.29 lacks timm.layers.get_device_dtype: HorNet's own stands in, with the same device and dtype."""
+    code = ("import timm.layers, torch\n"
+            "del timm.layers.get_device_dtype\n"
+            "import timm_dog.models, timm\n"
+            "m = timm.create_model('hornet_tiny_7x7_dog', num_classes=3, device='meta', dtype=torch.bfloat16)\n"
+            "m.reset_classifier(5)\n"
+            "print(timm_dog.models.SKIPPED, timm_dog.models.hornet.get_device_dtype.__module__, m.head.weight.device,\n"
+            "      m.head.weight.dtype, m.head.out_features)")
+    env = {**{k: v for k, v in os.environ.items() if k != "TIMM_DOG_AUTOLOAD"}, "TIMM_DOG_AUTOLOAD": "0"}
+    ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == ["{}", "timm_dog.models.hornet", "meta", "torch.bfloat16", "5"]

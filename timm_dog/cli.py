@@ -127,8 +127,33 @@ class _Main(click.Group):
                 signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+def _skipped_lines() -> list:
+    """One line per family of models that could not load on the installed timm (imports timm)."""
+    import timm
+
+    from .models import SKIPPED
+
+    return [f"skipped on timm {timm.__version__}: the {family} models and their twins ({reason})"
+            for family, reason in SKIPPED.items()]
+
+
+def _version(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    import timm
+    import torch
+
+    from . import __version__
+
+    click.echo(f"timm-dog {__version__} (timm {timm.__version__}, torch {torch.__version__})")
+    for line in _skipped_lines():
+        click.echo(line)
+    ctx.exit()
+
+
 @click.group(cls=_Main)
-@click.version_option(package_name="timm-dog")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the versions of timm-dog, timm and torch, and any family skipped, and exit.")
 def main():
     """DoG (Difference-of-Gaussians) init for depthwise convolutions in timm models."""
 
@@ -147,6 +172,8 @@ def list_models(pattern, table):
         import timm
 
         names = timm.list_models(pattern)
+        for line in _skipped_lines():
+            click.echo(line, err=True)
     if not names:
         raise click.ClickException(f"no model matches {pattern!r}")
     click.echo(scan.family_table(names) if table else "\n".join(names))

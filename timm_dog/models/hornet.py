@@ -14,10 +14,18 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, LayerNorm, LayerNorm2d, get_device_dtype, register_notrace_function, trunc_normal_
+from timm.layers import DropPath, LayerNorm, LayerNorm2d, register_notrace_function, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
+
+try:
+    from timm.layers import get_device_dtype
+except ImportError:  # timm < 1.0.29
+    def get_device_dtype(module: nn.Module) -> dict:
+        """The device and dtype of ``module``'s first parameter, as factory kwargs (None when it has none)."""
+        first = next(module.parameters(), None)
+        return {"device": getattr(first, "device", None), "dtype": getattr(first, "dtype", None)}
 
 __all__ = ["HorNet"]
 
@@ -276,22 +284,48 @@ def _cfg(**kwargs):
                                                          "with Recursive Gated Convolutions", **kwargs}
 
 
-SIZES = {"tiny": 64, "small": 96, "base": 128}
 GF = (None, None, (14, 8), (7, 4))  # the global filter's (h, w) at 224: stages 3 and 4
-default_cfgs = generate_default_cfgs({f"hornet_{size}_{kind}": _cfg() for size in SIZES for kind in ("7x7", "gf")})
+default_cfgs = generate_default_cfgs({f"hornet_{size}_{kind}": _cfg() for size in ("tiny", "small", "base")
+                                      for kind in ("7x7", "gf")})
 
 
-def _variant(size: str, kind: str):
-    def entrypoint(pretrained=False, **kwargs) -> HorNet:
-        args = dict(base_dim=SIZES[size], depths=(2, 3, 18, 2), global_filters=GF if kind == "gf" else (None,) * 4)
-        return _create(f"hornet_{size}_{kind}", pretrained, **dict(args, **kwargs))
-
-    entrypoint.__name__ = entrypoint.__qualname__ = f"hornet_{size}_{kind}"
-    entrypoint.__doc__ = f"HorNet-{size[0].upper()} ({'7×7 depthwise gnConv' if kind == '7x7' else 'global filter'})."
-    entrypoint.__module__ = __name__
-    return register_model(entrypoint)
+@register_model
+def hornet_tiny_7x7(pretrained=False, **kwargs) -> HorNet:
+    """HorNet-T (7×7 depthwise gnConv)."""
+    model_args = dict(base_dim=64)
+    return _create("hornet_tiny_7x7", pretrained, **dict(model_args, **kwargs))
 
 
-for _size in SIZES:
-    for _kind in ("7x7", "gf"):
-        _variant(_size, _kind)
+@register_model
+def hornet_tiny_gf(pretrained=False, **kwargs) -> HorNet:
+    """HorNet-T (global filter)."""
+    model_args = dict(base_dim=64, global_filters=GF)
+    return _create("hornet_tiny_gf", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def hornet_small_7x7(pretrained=False, **kwargs) -> HorNet:
+    """HorNet-S (7×7 depthwise gnConv)."""
+    model_args = dict(base_dim=96)
+    return _create("hornet_small_7x7", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def hornet_small_gf(pretrained=False, **kwargs) -> HorNet:
+    """HorNet-S (global filter)."""
+    model_args = dict(base_dim=96, global_filters=GF)
+    return _create("hornet_small_gf", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def hornet_base_7x7(pretrained=False, **kwargs) -> HorNet:
+    """HorNet-B (7×7 depthwise gnConv)."""
+    model_args = dict(base_dim=128)
+    return _create("hornet_base_7x7", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def hornet_base_gf(pretrained=False, **kwargs) -> HorNet:
+    """HorNet-B (global filter)."""
+    model_args = dict(base_dim=128, global_filters=GF)
+    return _create("hornet_base_gf", pretrained, **dict(model_args, **kwargs))
