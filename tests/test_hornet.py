@@ -164,7 +164,7 @@ def test_plain_timm_cannot_load_and_timm_dog_can(tmp_path):
 def test_loads_on_a_timm_without_get_device_dtype():
     """timm < 1.0.29 lacks timm.layers.get_device_dtype: HorNet's own stands in, with the same device and dtype."""
     code = ("import timm.layers, torch\n"
-            "del timm.layers.get_device_dtype\n"
+            "vars(timm.layers).pop('get_device_dtype', None)\n"
             "import timm_dog.models, timm\n"
             "m = timm.create_model('hornet_tiny_7x7_dog', num_classes=3, device='meta', dtype=torch.bfloat16)\n"
             "m.reset_classifier(5)\n"
