@@ -16,9 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import timm
-from timm.models import PretrainedCfg, generate_default_cfgs, register_model
-from timm.models._builder import resolve_pretrained_cfg
-from timm.models._registry import _model_pretrained_cfgs, model_entrypoint
+from timm.models import (PretrainedCfg, generate_default_cfgs, get_pretrained_cfg, model_entrypoint, register_model,
+                         resolve_pretrained_cfg)
 
 from ..init import check_dog_args, dog_init_, log_dog_init
 from ..scan import PACKAGE_DIR, SUFFIX, data_name, user_dir
@@ -88,9 +87,8 @@ def pop_dog_kwargs(kwargs: dict) -> dict:
 
 
 def _twin_cfg(base: str) -> PretrainedCfg:
-    # the base's registered default cfg (timm's default one for a plugin model registered without),
-    # read without get_pretrained_cfg's deep copy (40 ms for 549 twins at import); replace() copies
-    return replace(_model_pretrained_cfgs.get(base) or PretrainedCfg(), **_NO_WEIGHTS)
+    # the base's registered default cfg (timm's default one for a plugin model registered without)
+    return replace(get_pretrained_cfg(base) or PretrainedCfg(), **_NO_WEIGHTS)
 
 
 def create_twin(base: str, pretrained: bool = False, **kwargs):
