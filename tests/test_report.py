@@ -742,7 +742,7 @@ def test_init_is_re_created_from_a_real_train_py_runs_seed(digits_300, tmp_path,
     command = [sys.executable, train_py, "--data-dir", str(digits_300), "--model", model, "--seed", "7",
                "--output", str(tmp_path), "--experiment", "run", *REAL_RUN_RECIPE, "--img-size", "32",
                "--epochs", "1", "--device-modules", "init_weights", *extra]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     trained_from = torch.load(tmp_path / "init.pt")
     args = read_train_args(tmp_path / "run" / "args.yaml")
