@@ -69,7 +69,8 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     assert all(k["init"]["surround_antagonism"] > 0.99 for k in kernels["dog_init"])  # DoG's antagonistic surround
     md = (report_dir / "report.md").read_text()
     assert "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > 0.8 | surround antagonism |" in md
-    init_row = next(line for line in md.splitlines() if " at init |" in line)
+    init_row = next(line for line in md.splitlines() if " at init (re-created from train.py's seed 0 and dog_seed 0) |"
+                    in line)
     assert init_row.endswith(f"| {kernels['dog_init'][0]['init']['dog_fit_above']:.3f} | 1.000 |")
     assert "| model | arm | settings | runs (arm / native) | native top-1 | arm top-1 | Δ | 95 % CI | p (run-level) | " \
         "P(improve) | weights | epochs (checkpoint epoch) |" in md
@@ -195,7 +196,8 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
     assert "they cover the variation between training runs" in card
     assert "![Training curves of the DoG and native-init runs](dog_vs_native_curves.png)" in card
     assert "dog_vs_native_curves.png" in repo.files
-    assert "| surround antagonism |" in card and "| dog seed 1 at init |" in card  # no local folders on the card
+    assert "| surround antagonism |" in card  # no local folders on the card: seeds
+    assert "| dog seed 1 at init (re-created from train.py's seed 1 and dog_seed 1) |" in card
     assert str(train_runs["convnext_atto_dog", 1]) not in card and "Surround antagonism: each kernel's" in card
     native = train_runs["convnext_atto", 0] / "model_best.pth.tar"  # a native run is not published as a twin
     with pytest.raises(PushError, match="was trained as 'convnext_atto', not 'convnext_atto_dog'"):
@@ -671,3 +673,80 @@ def test_summary_over_base_models():
     single = [{**pairs[0], "comparison": _record(compare_runs([77.0], [76.0]))}, pairs[1]]
     summary = model_summary(single)
     assert summary["ci95"] is None and summary["p_holm"][0] is None and "no interval" in summary_text(summary)
+
+
+def _train_py_run(folder, **args):
+    """A report Run whose args are train.py's defaults overlaid with ``args`` (no checkpoint: init only)."""
+    from timm_dog.recipes import train_py_args
+    from timm_dog.report import Run
+
+    return Run(Path(folder), {**train_py_args()[0], **args}, {}, None)
+
+
+def test_init_without_dog_seed_is_re_created_as_train_py_creates_it(tmp_path):
+    """Without dog_seed the twin's kernels follow torch's global seed: after torch.manual_seed(seed), train.py's
+    create_model call (its model arguments, then model_kwargs) gives the model init_model re-creates, bit for bit;
+    another seed another one; the global generator is left alone. Where the first weights were not drawn after
+    train.py's seed (pretrained, --initial-checkpoint, --resume), it says why instead."""
+    import timm
+
+    from timm_dog.report import init_kernels, init_model
+
+    run = _train_py_run(tmp_path, model="convnext_atto_dog", seed=5, num_classes=10, gp="max", drop_path=0.1,
+                        model_kwargs={"dog_share": 0.5})
+    torch.manual_seed(5)
+    expected = timm.create_model("convnext_atto_dog", pretrained=False, in_chans=3, num_classes=10, drop_rate=0.0,
+                                 drop_path_rate=0.1, drop_block_rate=None, global_pool="max", bn_momentum=None,
+                                 bn_eps=None, scriptable=False, checkpoint_path="", dog_share=0.5).state_dict()
+    state = torch.random.get_rng_state()
+    recreated = init_model(run, 10).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert recreated.keys() == expected.keys() and all(torch.equal(recreated[k], expected[k]) for k in expected)
+    other = init_model(_train_py_run(tmp_path, **{**run.args, "seed": 6}), 10).state_dict()
+    kernel = "stages.0.blocks.0.conv_dw.weight"
+    assert not torch.equal(other[kernel], recreated[kernel])
+    init = init_kernels(run, 10, fused=True)
+    assert init["re_created"] == "from train.py's seed 5" and 0.4 < init["centre_surround_fraction"] < 0.6
+    with_dog_seed = _train_py_run(tmp_path, model="convnext_atto_dog", seed=5, num_classes=10,
+                                  model_kwargs={"dog_seed": 2})
+    assert init_kernels(with_dog_seed, 10, fused=True)["re_created"] == "from train.py's seed 5 and dog_seed 2"
+    for key, value, why in (("resume", "/r/last.pth.tar", "it resumed from /r/last.pth.tar: its init is that of"),
+                            ("initial_checkpoint", "/r/x.pth", "it started from --initial-checkpoint /r/x.pth"),
+                            ("pretrained", True, "it started from pretrained weights (--pretrained)")):
+        refused = init_kernels(_train_py_run(tmp_path, **{**run.args, key: value}), 10, fused=True)
+        assert refused.startswith(f"init not re-created: {why}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [("convnext_atto_dog", ["--gp", "max", "--drop-path", "0.1"]),
+                                          ("mobilenetv3_small_050_dog", ["--model-kwargs", "dog_share=0.5"])])
+def test_init_is_re_created_from_a_real_train_py_runs_seed(digits_300, tmp_path, model, extra):
+    """Real train.py ($TIMM_TRAIN_PY) without dog_seed: tests/init_weights.py saves the weights train.py initialized
+    (at the model's first training forward) and stops it; init_model, from the args.yaml train.py wrote, re-creates
+    them bit for bit (DoG kernels, the native kernels outside dog_share, and every other tensor)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REAL_RUN_RECIPE
+
+    from timm_dog.report import Run, init_model
+    from timm_dog.sources import read_train_args
+
+    train_py = os.environ.get("TIMM_TRAIN_PY")
+    if not train_py or not Path(train_py).is_file():
+        pytest.skip("set TIMM_TRAIN_PY to timm's train.py (from a clone of timm's repository) for real train.py runs")
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "INIT_WEIGHTS": str(tmp_path / "init.pt"),
+           "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)}
+    command = [sys.executable, train_py, "--data-dir", str(digits_300), "--model", model, "--seed", "7",
+               "--output", str(tmp_path), "--experiment", "run", *REAL_RUN_RECIPE, "--img-size", "32",
+               "--epochs", "1", "--device-modules", "init_weights", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained_from = torch.load(tmp_path / "init.pt")
+    args = read_train_args(tmp_path / "run" / "args.yaml")
+    assert args["seed"] == 7 and "dog_seed" not in args["model_kwargs"]
+    recreated = init_model(Run(tmp_path / "run", args, {}, None), 10).state_dict()
+    assert recreated.keys() == trained_from.keys()
+    assert all(torch.equal(recreated[k], trained_from[k]) for k in trained_from)

@@ -24,7 +24,7 @@ from .init import check_dog_args
 from .models import base_of
 from .models.dog_twins import pop_dog_kwargs
 from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, plain_value, train_py_data_config,
-                      train_py_folder, training_data, training_images, training_images_message)
+                      train_model_args, train_py_folder, training_data, training_images, training_images_message)
 from .stats import combine, compare_runs, runs_needed
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
@@ -307,22 +307,42 @@ def _kernels(model, fused: bool) -> dict:
                                    "fit_threshold", "fused")}
 
 
-def init_kernels(run: Run, num_classes: int, fused: bool):
-    """Kernel statistics of a DoG run at initialization, re-created from its model_kwargs; a string saying why
-    not when they do not fix ``dog_seed``. Kernels outside ``dog_share`` are redrawn under train.py's seed."""
+# train.py arguments under which a run's first weights are not what create_model draws after train.py's seed
+NOT_DRAWN_INIT = {"pretrained": "it started from pretrained weights (--pretrained)",
+                  "initial_checkpoint": "it started from --initial-checkpoint {}",
+                  "resume": "it resumed from {}: its init is that of the run that wrote that checkpoint"}
+
+
+def init_model(run: Run, num_classes: int):
+    """A run's model at initialization, re-created as train.py (its rank 0, whose weights DDP gives every rank)
+    created it: ``torch.manual_seed(seed)``, then ``create_model`` with the run's arguments (a twin without
+    ``dog_seed`` derives its kernels' seed from that state). A string saying why not where the run's first weights
+    were not drawn that way (``NOT_DRAWN_INIT``) or the model cannot be created."""
     import timm
     import torch
 
-    kwargs = dict(run.args.get("model_kwargs") or {})
-    if "dog_seed" not in kwargs:
-        return "init not reproducible: no dog_seed"
+    for key, why in NOT_DRAWN_INIT.items():
+        if run.args.get(key):
+            return "init not re-created: " + why.format(run.args[key])
+    if not isinstance(run.seed, int):
+        return f"init not re-created: the run's args hold no integer seed ({run.seed!r})"
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(run.seed or 0))
+        torch.manual_seed(run.seed)  # train.py: utils.random_seed(args.seed, args.rank) just before create_model
         try:
-            model = timm.create_model(run.model, num_classes=num_classes, **kwargs)
+            return timm.create_model(run.model, **{"num_classes": num_classes, **train_model_args(run.args)})
         except (TypeError, ValueError) as error:
             return f"init not re-created: {error}"
-        return _kernels(model, fused)
+
+
+def init_kernels(run: Run, num_classes: int, fused: bool):
+    """Kernel statistics of a run's model at init (:func:`init_model`), with "re_created" saying from which seeds;
+    the string of :func:`init_model` where it cannot be re-created."""
+    model = init_model(run, num_classes)
+    if isinstance(model, str):
+        return model
+    kwargs = run.args.get("model_kwargs") or {}
+    how = f"train.py's seed {run.seed}" + (f" and dog_seed {kwargs['dog_seed']}" if "dog_seed" in kwargs else "")
+    return {**_kernels(model, fused), "re_created": f"from {how}"}
 
 
 def _load(run: Run, use_ema: bool):
@@ -558,7 +578,9 @@ def kernel_table(pairs: list, folders: bool = True) -> list:
              f"{pairs[0]['kernels']['native'][0]['fit_threshold']:g} | surround antagonism |", "|---|---|---|---|---|"]
     for p in pairs:
         for i, (init, trained) in enumerate(zip(p["kernels"]["dog_init"], p["kernels"]["dog"])):
-            lines.append(_kernel_row(f"{p['arm']} {run(p, 'dog', i)} at init", init["init"]))
+            how = init["init"].get("re_created") if isinstance(init["init"], dict) else None
+            lines.append(_kernel_row(f"{p['arm']} {run(p, 'dog', i)} at init" + (f" (re-created {how})" if how else ""),
+                                     init["init"]))
             lines.append(_kernel_row(f"{p['arm']} {run(p, 'dog', i)} trained", trained))
     return lines + [_kernel_row(f"native {run(pairs[0], 'native', i)} trained", k)
                     for i, k in enumerate(pairs[0]["kernels"]["native"])]
