@@ -424,6 +424,8 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
         if detect == 0:
             raise click.BadParameter("0 cannot be detected: give the smallest Δ top-1 (points) that matters",
                                      param_hint="--detect")
+        if not abs(detect) <= 100:  # nan too
+            raise click.BadParameter(f"{detect:g}: a Δ top-1 is at most 100 points", param_hint="--detect")
 
     if benchmark:
         from .benchmark import benchmark_recipe, describe
