@@ -685,3 +685,10 @@ def test_planning_from_a_zero_delta_in_float_noise_and_the_one_run_sentence():
     assert plan["runs_per_arm"] is None
     text = _no_p({"runs_needed": plan, "comparison": {"runs": [2, 1]}})
     assert text.startswith("one run in an arm gives no p-value") and "Δ is 0 here, or so small" in text
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e9"])
+def test_report_refuses_a_run_std_that_is_not_a_finite_number_of_points(tmp_path, value):
+    """click's FloatRange lets nan and inf through: they would be planned from, after every run was evaluated."""
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--data-dir", str(tmp_path), "--run-std", value])
+    assert result.exit_code == 2 and "a run std is a finite number of points" in result.output, result.output
