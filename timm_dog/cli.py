@@ -994,7 +994,8 @@ def report_command(run_dirs, data_dir, ema, unfused, out, batch_size, workers, d
     from .report import build_report, group_runs, read_run, write_report
 
     if run_std is not None and not run_std <= 100:  # nan and inf pass click's FloatRange
-        raise click.BadParameter(f"{run_std}: a run std is a finite number of points, at most 100", param_hint="--run-std")
+        raise click.BadParameter(f"{run_std}: a run std is a finite number of points, at most 100",
+                                 param_hint="--run-std")
     try:
         rows, unpaired = group_runs([read_run(folder) for folder in run_dirs])
         for run in unpaired:
