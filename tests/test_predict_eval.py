@@ -99,6 +99,22 @@ def test_predict_on_onnx_runs_where_torch_timm_and_onnx_cannot_be_imported(onnx_
     assert done.stdout.splitlines()[0].startswith("convnext_atto on onnxruntime (CPUExecutionProvider, 1 thread")
 
 
+def test_predict_on_a_torch_source_where_torch_cannot_be_imported_says_so(digits, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    image = str(sorted((digits / "val" / "3").iterdir())[0])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])])}
+    script = Path(sys.executable).with_name("timm-dog")
+    done = subprocess.run([str(script), "predict", "convnext_atto_dog", image], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "convnext_atto_dog: loading it needs torch and timm" in done.stderr and "give an .onnx file" in done.stderr
+
+
 def test_predict_imagenet_labels_and_bad_image(tmp_path):
     runner = CliRunner()
     photo = sample_photos()[0]
