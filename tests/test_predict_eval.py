@@ -581,3 +581,12 @@ def test_eval_compare_fp32_against_amp(checkpoint, digits):
     assert "note: both sources run under bf16 autocast (--amp); --compare-amp fp32 evaluates" in output
     code, output, _ = _eval("convnext_atto_dog", "--data-dir", digits, "--compare-amp", "bf16")
     assert code == 2 and "--compare-amp needs --compare" in output
+
+
+def test_a_checkpoint_given_as_the_model_says_where_it_goes(checkpoint, digits):
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", str(checkpoint), "--data-dir", str(digits)])
+    assert result.exit_code == 1 and "a weights file goes after --checkpoint, with the" in result.output, result.output
+    result = runner.invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
+                                  str(digits), "--compare", str(checkpoint)])
+    assert result.exit_code == 1 and "goes after --compare-checkpoint, with the" in result.output, result.output
