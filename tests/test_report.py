@@ -285,7 +285,7 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
     assert "| convnext_atto | dog | input_size 3/48/48, val_interval 1 | 1 / 1, by seed |" in md
     assert "| — (1 run per arm) |" in md and "one run per arm gives no p-value" in md
     plan = single["runs_needed"]["runs_per_arm"]  # None when Δ is 0: nothing to plan from
-    assert (f"takes {plan} runs per arm" if plan else "Δ is 0 here, or so small that no number of runs can be planned") in md
+    assert (f"takes {plan} runs per arm" if plan else "Δ is 0 here, or so small that no number of runs") in md
     small = report["pairs"][0]["dog"]["runs"][0]
     with open(messy_runs["dog-s0"] / "summary.csv") as f:  # the 32 px row: train.py's own numbers
         assert small["top1"] == pytest.approx(float(list(csv.DictReader(f))[-1]["eval_top1"]), abs=0.01)
