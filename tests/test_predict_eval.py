@@ -99,6 +99,22 @@ def test_predict_on_onnx_runs_where_torch_timm_and_onnx_cannot_be_imported(onnx_
     assert done.stdout.splitlines()[0].startswith("convnext_atto on onnxruntime (CPUExecutionProvider, 1 thread")
 
 
+def test_predict_on_a_torch_source_where_torch_cannot_be_imported_says_so(digits, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    image = str(sorted((digits / "val" / "3").iterdir())[0])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])])}
+    script = Path(sys.executable).with_name("timm-dog")
+    done = subprocess.run([str(script), "predict", "convnext_atto_dog", image], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "convnext_atto_dog: loading it needs torch and timm" in done.stderr and "give an .onnx file" in done.stderr
+
+
 def test_predict_imagenet_labels_and_bad_image(tmp_path):
     runner = CliRunner()
     photo = sample_photos()[0]
@@ -565,3 +581,12 @@ def test_eval_compare_fp32_against_amp(checkpoint, digits):
     assert "note: both sources run under bf16 autocast (--amp); --compare-amp fp32 evaluates" in output
     code, output, _ = _eval("convnext_atto_dog", "--data-dir", digits, "--compare-amp", "bf16")
     assert code == 2 and "--compare-amp needs --compare" in output
+
+
+def test_a_checkpoint_given_as_the_model_says_where_it_goes(checkpoint, digits):
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", str(checkpoint), "--data-dir", str(digits)])
+    assert result.exit_code == 1 and "a weights file goes after --checkpoint, with the" in result.output, result.output
+    result = runner.invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
+                                  str(digits), "--compare", str(checkpoint)])
+    assert result.exit_code == 1 and "goes after --compare-checkpoint, with the" in result.output, result.output

@@ -667,6 +667,8 @@ def test_recipe_check_plans_the_runs_a_comparison_needs(tmp_path):
            f"{runs_needed(1, np.sqrt(0.125))} runs per arm; GPU-hours unknown" in result.output
     for args, message in ((["--detect", "0.5"], "--detect and --run-std go together"),
                           (["--detect", "0", "--run-std", "0.2"], "0 cannot be detected"),
+                          (["--detect", "nan", "--run-std", "0.2"], "a Δ top-1 is at most 100 points"),
+                          (["--detect", "1e9", "--run-std", "0.2"], "a Δ top-1 is at most 100 points"),
                           (["--detect", "0.5", "--run-std", "-1"], "a finite number of points >= 0"),
                           (["--detect", "0.5", "--run-std", str(tmp_path / "none.json")], "cannot read the run std")):
         result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "0", *args])

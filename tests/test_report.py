@@ -287,7 +287,7 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
     assert "| convnext_atto | dog | input_size 3/48/48, val_interval 1 | 1 / 1, by seed |" in md
     assert "| — (1 run per arm) |" in md and "one run per arm gives no p-value" in md
     plan = single["runs_needed"]["runs_per_arm"]  # None when Δ is 0: nothing to plan from
-    assert (f"takes {plan} runs per arm" if plan else "Δ is 0 here, so no number of runs can be planned") in md
+    assert (f"takes {plan} runs per arm" if plan else "Δ is 0 here, or so small that no number of runs") in md
     small = report["pairs"][0]["dog"]["runs"][0]
     with open(messy_runs["dog-s0"] / "summary.csv") as f:  # the 32 px row: train.py's own numbers
         assert small["top1"] == pytest.approx(float(list(csv.DictReader(f))[-1]["eval_top1"]), abs=0.01)
@@ -750,3 +750,24 @@ def test_init_is_re_created_from_a_real_train_py_runs_seed(digits_300, tmp_path,
     recreated = init_model(Run(tmp_path / "run", args, {}, None), 10).state_dict()
     assert recreated.keys() == trained_from.keys()
     assert all(torch.equal(recreated[k], trained_from[k]) for k in trained_from)
+
+
+def test_planning_from_a_zero_delta_in_float_noise_and_the_one_run_sentence():
+    """Two runs of 300 and 306 of 360 right against one of 303: Δ is 0, as floats -1.4e-14: no plan, no crash."""
+    from types import SimpleNamespace
+
+    from timm_dog.report import _no_p, _plan
+
+    delta = float(np.mean(100 * np.array([300, 306]) / 360) - 100 * 303 / 360)
+    assert delta != 0
+    plan = _plan(SimpleNamespace(delta=delta), 1.0, "the default")
+    assert plan["runs_per_arm"] is None
+    text = _no_p({"runs_needed": plan, "comparison": {"runs": [2, 1]}})
+    assert text.startswith("one run in an arm gives no p-value") and "Δ is 0 here, or so small" in text
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e9"])
+def test_report_refuses_a_run_std_that_is_not_a_finite_number_of_points(tmp_path, value):
+    """click's FloatRange lets nan and inf through: they would be planned from, after every run was evaluated."""
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--data-dir", str(tmp_path), "--run-std", value])
+    assert result.exit_code == 2 and "a run std is a finite number of points" in result.output, result.output

@@ -124,6 +124,15 @@ def test_runs_needed():
         assert bool(power >= 0.8) is reached, (runs, power)
 
 
+def test_runs_needed_at_extreme_ratios():
+    """scipy's noncentral t gives nan far in its tail (a huge Δ / run std): that is power 1, not a reason to double the
+    runs until they overflow; a tiny Δ (the float noise of two equal means) is refused, not planned forever."""
+    assert runs_needed(1e9, 0.2) == 2 and runs_needed(1e300, 1) == 2
+    for delta, run_std in ((0.5, 1e9), (-1.4210854715202004e-14, 1.0)):
+        with pytest.raises(ValueError, match="takes more than 1,048,576 runs per arm"):
+            runs_needed(delta, run_std)
+
+
 # (generative model, run scale, paired): the runs' top-1 std in points, measured in these simulations
 MODELS = {"logistic": (0.1, True), "heavy": (0.06, False)}  # top-1 std ~0.68 and ~0.9 points
 

@@ -424,6 +424,8 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
         if detect == 0:
             raise click.BadParameter("0 cannot be detected: give the smallest Δ top-1 (points) that matters",
                                      param_hint="--detect")
+        if not abs(detect) <= 100:  # nan too
+            raise click.BadParameter(f"{detect:g}: a Δ top-1 is at most 100 points", param_hint="--detect")
 
     if benchmark:
         from .benchmark import benchmark_recipe, describe
@@ -991,6 +993,9 @@ def report_command(run_dirs, data_dir, ema, unfused, out, batch_size, workers, d
     tests, curves, kernels."""
     from .report import build_report, group_runs, read_run, write_report
 
+    if run_std is not None and not run_std <= 100:  # nan and inf pass click's FloatRange
+        raise click.BadParameter(f"{run_std}: a run std is a finite number of points, at most 100",
+                                 param_hint="--run-std")
     try:
         rows, unpaired = group_runs([read_run(folder) for folder in run_dirs])
         for run in unpaired:

@@ -525,7 +525,10 @@ def _seed_pairs(row: Row, dog: np.ndarray, native: np.ndarray) -> list:
 
 def _plan(comparison, run_std: float, source: str) -> dict:
     """Runs per arm that would detect the observed Δ (80 % power, α 0.05) with a run std of ``run_std`` points."""
-    runs = runs_needed(comparison.delta, run_std) if comparison.delta != 0 else None
+    try:  # Δ is a difference of means: float noise of a true 0 is about 1e-14 points
+        runs = runs_needed(comparison.delta, run_std) if abs(comparison.delta) > 1e-9 else None
+    except ValueError:  # more runs than stats.MAX_RUNS
+        runs = None
     return {"delta": comparison.delta, "run_std": run_std, "run_std_from": source, "runs_per_arm": runs}
 
 
@@ -710,11 +713,11 @@ def markdown(report: dict) -> str:
 def _no_p(pair: dict) -> str:
     """Why an arm has no p-value, and the runs per arm that would give one a fair chance."""
     plan, c = pair["runs_needed"], pair["comparison"]
-    why = ("one run per arm" if c["runs"] == [1, 1] else "an arm has one run") + \
+    why = ("one run per arm" if c["runs"] == [1, 1] else "one run in an arm") + \
         " gives no p-value: the spread of top-1 between training runs of a recipe is unknown from one run, and " \
         "it is often as large as the effect; the interval covers the validation images only."
     if plan["runs_per_arm"] is None:
-        return why + " Δ is 0 here, so no number of runs can be planned from it."
+        return why + " Δ is 0 here, or so small that no number of runs can be planned from it."
     return why + (f" Detecting Δ = {plan['delta']:+.2f} points at 80 % power (α 0.05, two-sided) with a run std of "
                   f"{plan['run_std']:g} point{'' if plan['run_std'] == 1 else 's'} ({plan['run_std_from']}) takes {plan['runs_per_arm']} runs per arm.")
 

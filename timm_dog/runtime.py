@@ -72,7 +72,11 @@ def load_classifier(source: str, checkpoint: Optional[str] = None, device: str =
 
 def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
                      amp: Optional[str] = None, use_ema: bool = False) -> Classifier:
-    from .sources import load_model
+    try:
+        from .sources import load_model
+    except ImportError as error:  # a torch-free install: predict and eval run .onnx files only
+        raise ValueError(f"{source}: loading it needs torch and timm, which cannot be imported here ({error}); "
+                         "without them, give an .onnx file") from None
 
     device = resolve_device(device)  # before the model is loaded
     model, weights = load_model(source, checkpoint, use_ema)

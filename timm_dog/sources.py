@@ -118,7 +118,10 @@ def load_model(source: str, checkpoint: Optional[str] = None, use_ema: bool = Fa
         model = timm.create_model(source, pretrained=True, **kwargs).eval()
         return model, Weights(tensors_sha256(model.state_dict()), source, model_args=dict(kwargs))
     if not timm.is_model(source):
-        raise ValueError(f"unknown model {source!r}: give a timm model name, hf-hub:ORG/NAME or local-dir:PATH")
+        weights_file = Path(source).is_file()  # a checkpoint given where the model name goes
+        raise ValueError(f"unknown model {source!r}: give a timm model name, hf-hub:ORG/NAME or local-dir:PATH"
+                         + (" (a weights file goes after --checkpoint, with the model's name before it)"
+                            if weights_file else ""))
     if checkpoint:
         model, _, weights = load_checkpoint(source, checkpoint, use_ema)
         return model, weights

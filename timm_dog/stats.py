@@ -14,6 +14,7 @@ import numpy as np
 from scipy import optimize, stats
 
 POWER = 0.8  # the power min_detectable_delta and runs_needed are stated at
+MAX_RUNS = 2 ** 20  # runs_needed refuses to plan more runs per arm than this (about a million)
 ALPHA = 0.05
 
 
@@ -90,7 +91,9 @@ def _power(shift: float, df: float, alpha: float) -> float:
     """Power of the two-sided t-test (df) at α when the true Δ is ``shift`` standard errors (scipy's noncentral t)."""
     critical = stats.t.ppf(1 - alpha / 2, df)
     wrong_side = stats.nct.cdf(-critical, df, shift)  # scipy gives nan far in this tail, where it is < Φ(−shift)
-    return float(stats.nct.sf(critical, df, shift) + (wrong_side if np.isfinite(wrong_side) else 0.0))
+    right_side = stats.nct.sf(critical, df, shift)  # nan too where shift is huge (> ~1e9), where the power is 1
+    right_side = right_side if np.isfinite(right_side) else float(shift > critical)
+    return float(right_side + (wrong_side if np.isfinite(wrong_side) else 0.0))
 
 
 def _detectable(se: float, df: float, alpha: float = ALPHA, power: float = POWER) -> float:
@@ -184,6 +187,9 @@ def runs_needed(delta: float, run_std: float, *, alpha: float = ALPHA, power: fl
 
     low, high = 1, 2  # enough(high), not enough(low) (n = 1 has no test)
     while not enough(high):
+        if high >= MAX_RUNS:
+            raise ValueError(f"detecting Δ = {delta:g} points with a run std of {run_std:g} points takes more than "
+                             f"{MAX_RUNS:,} runs per arm")
         low, high = high, high * 2
     while high - low > 1:
         middle = (low + high) // 2
