@@ -81,7 +81,7 @@ def test_one_run_per_arm_has_no_p_value_and_an_image_interval():
     assert c.ci == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-6)
     assert c.note.startswith("One run per arm: the variation between training runs is unknown, so there is no "
                              "p-value, and the interval covers the validation images only")
-    assert c.prob_improvement in (0.0, 1.0)
+    assert c.prob_improvement is None  # one pair's 0 or 1 is no probability
     mixed = compare_runs(a, np.concatenate([b, b]))
     assert mixed.p_value is None and mixed.note.startswith("An arm has one run")
     bare = compare_runs([80.0], [79.0])
@@ -91,7 +91,7 @@ def test_one_run_per_arm_has_no_p_value_and_an_image_interval():
 def test_no_spread_between_runs():
     same = np.array([[True, False, True]] * 3)
     c = compare_runs(same, same)
-    assert (c.delta, c.p_value, c.ci, c.prob_improvement) == (0.0, 1.0, (0.0, 0.0), 0.5)
+    assert (c.delta, c.p_value, c.ci, c.prob_improvement) == (0.0, None, (None, None), 0.5)  # undefined t
 
 
 def test_compare_runs_refuses_bad_input():
@@ -179,3 +179,20 @@ def test_combine_over_models_by_simulation():
     assert covered >= 0.93 - 2 * np.sqrt(0.93 * 0.07 / 4000), covered
     one = combine([1.0, 2.0], [0.5, 0.5], [4.0, 4.0])
     assert one["delta"] == 1.5 and one["se"] == pytest.approx(np.sqrt(0.5) / 2) and one["df"] == pytest.approx(8.0)
+
+
+def test_runs_that_do_not_vary_give_no_p_value_and_one_run_no_probability_of_improvement():
+    """Coarse top-1 can make every per-seed difference equal: the t statistic is undefined (se 0), so no p-value and
+    no interval, never p = 0 with a zero-width interval; one run in an arm gives no P(improve) (one pair's 0 or 1)."""
+    import warnings
+
+    from timm_dog.stats import compare_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's precision warning is not the user's
+        c = compare_runs([81.0, 82.0, 83.0], [80.0, 81.0, 82.0], paired=True)
+    assert (c.p_value, c.ci, c.test, c.se) == (None, (None, None), None, 0.0) and c.delta == 1.0
+    assert "do not vary" in c.note and c.prob_improvement == 1.0
+    assert compare_runs([81.0, 81.0], [80.0, 80.0]).p_value is None
+    assert compare_runs([81.0], [80.0]).prob_improvement is None
+    assert compare_runs([81.0, 82.0], [80.0]).prob_improvement is None

@@ -605,8 +605,15 @@ TABLE_HEADER = ("| model | arm | settings | runs (arm / native) | native top-1 |
 def _p(comparison: dict) -> str:
     """A run-level p with its test, or why there is none."""
     if comparison["p_value"] is None:
+        if min(comparison["runs"]) > 1:
+            return "— (the runs do not vary)"
         return "— (1 run per arm)" if comparison["runs"] == [1, 1] else "— (an arm has 1 run)"
     return f"{comparison['p_value']:.3g} ({'paired t' if comparison['test'].startswith('paired') else 'Welch'})"
+
+
+def _probability(value) -> str:
+    """P(improve), or — where an arm has one run (one pair's 0 or 1 is no probability)."""
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _interval(ci) -> str:
@@ -620,7 +627,7 @@ def table_row(pair: dict) -> str:
     return (f"| {pair['model']} | {pair['arm']} | {pair['settings'] or 'as run'} | {c['runs'][0]} / {c['runs'][1]}"
             f"{', by seed' if pair['paired'] else ', unpaired'} | {_top1(pair['native']['top1'])} | "
             f"{_top1(pair['dog']['top1'])} | {pair['delta_top1']:+.2f} | {_interval(c['ci'])} | {_p(c)} | "
-            f"{c['prob_improvement']:.2f} | {weights} | {'/'.join(map(str, pair['epochs']))} "
+            f"{_probability(c['prob_improvement'])} | {weights} | {'/'.join(map(str, pair['epochs']))} "
             f"({'/'.join(map(str, pair['checkpoint_epochs']))}) |")
 
 
@@ -701,7 +708,7 @@ def markdown(report: dict) -> str:
                       "| a | b | Δ | 95 % CI | p | p (Holm) | P(a beats b) |", "|---|---|---|---|---|---|---|"]
             lines += [f"| {e['a']} | {e['b']} | {e['delta_top1']:+.2f} | {_interval(e['comparison']['ci'])} | "
                       f"{_p(e['comparison'])} | {'—' if e['p_holm'] is None else format(e['p_holm'], '.3g')} | "
-                      f"{e['comparison']['prob_improvement']:.2f} |" for e in row["pairwise"]]
+                      f"{_probability(e['comparison']['prob_improvement'])} |" for e in row["pairwise"]]
         lines += ["", f"![training curves]({row['curves']})", "",
                   "Curves: train.py's summary.csv per validated epoch (its eval of the EMA weights for runs trained "
                   "with EMA on the training device, else of the model's weights).", "",

@@ -8,6 +8,7 @@ images only. Calibration (false-positive rate, coverage, power) is tested by sim
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ class RunComparison:
     runs: tuple  # (n_a, n_b)
     top1: tuple  # (a's runs' top-1, b's runs' top-1), in the order given
     run_std: tuple  # (std of a's runs' top-1, b's), sample std; None for one run
-    prob_improvement: float  # P(a run of a beats a run of b), ties half
+    prob_improvement: float | None  # P(a run of a beats a run of b), ties half; None when an arm has one run
     min_detectable_delta: float | None  # the |Δ| detectable at 80 % power at α 0.05 with these runs and spread
     note: str  # what the numbers cover
     se: float  # standard error of delta (points)
@@ -71,7 +72,8 @@ def run_test(top1_a: np.ndarray, top1_b: np.ndarray, image_var, paired: bool, le
     {delta, se, df, p_value, low, high}: the t statistic of scipy's ttest_rel (paired) or Welch's ttest_ind, with
     its degrees of freedom, and the image variance added to its squared standard error."""
     a, b = np.asarray(top1_a, dtype=np.float64), np.asarray(top1_b, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision warning on runs of equal top-1
         if paired:
             df = np.asarray(stats.ttest_rel(a, b, axis=-1).df, dtype=np.float64)
             run_var = (a - b).var(-1, ddof=1) / a.shape[-1]
@@ -140,7 +142,7 @@ def compare_runs(a, b, *, paired: bool = False, level: float = 0.95, seed: int =
     delta = float(top1[0].mean() - top1[1].mean())
     run_std = tuple(float(np.std(x, ddof=1)) if len(x) > 1 else None for x in top1)
     common = dict(runs=(n_a, n_b), top1=tuple(tuple(float(v) for v in x) for x in top1), run_std=run_std,
-                  prob_improvement=prob)
+                  prob_improvement=prob if min(n_a, n_b) > 1 else None)  # one pair's 0 or 1 is no probability
     if min(n_a, n_b) < 2:
         which = "one run per arm" if n_a == n_b == 1 else "an arm has one run"
         if not all(images):
@@ -156,6 +158,11 @@ def compare_runs(a, b, *, paired: bool = False, level: float = 0.95, seed: int =
                              "networks on these images, not the init); whether the init helps takes at least 2 runs "
                              "per arm", **common)
     r = {k: float(v) for k, v in run_test(top1[0], top1[1], image_var, paired, level).items()}
+    if r["se"] == 0:  # every run alike (coarse top-1, no per-image results): the t statistic is undefined
+        return RunComparison(delta, (None, None), None, None, min_detectable_delta=None, se=0.0, df=r["df"],
+                             note=f"{n_a} and {n_b} runs whose {'differences' if paired else 'top-1'} do not vary: "
+                             "the t-test is undefined, so there is no p-value and no interval; more runs, or "
+                             "per-image results (timm-dog report), give them", **common)
     test = (f"paired t-test on the {n_a} per-seed differences" if paired else "Welch's t-test on the runs' top-1")
     covers = "the variation between training runs" + (" and over the validation images" if all(images) else "")
     return RunComparison(delta, (r["low"], r["high"]), r["p_value"], test,

@@ -387,7 +387,7 @@ def cell_rows(results: Results) -> list:
             "ci95_vs_baseline": "" if c is None or c.ci[0] is None else f"{c.ci[0]:+.2f} to {c.ci[1]:+.2f}",
             "p_vs_baseline": "" if c is None or c.p_value is None else float(f"{c.p_value:.3g}"),
             "test_vs_baseline": "" if c is None else c.test or "none: a cell has 1 run",
-            "p_improve_vs_baseline": "" if c is None else round(c.prob_improvement, 2),
+            "p_improve_vs_baseline": "" if c is None or c.prob_improvement is None else round(c.prob_improvement, 2),
         })
     return rows
 
