@@ -393,3 +393,18 @@ def test_cells_against_their_baseline_are_run_level(two_recipes, tmp_path):
     assert single["test_vs_baseline"] == "none: a cell has 1 run"
     assert rows["R1", ""]["delta_vs_baseline"] == ""  # the baseline itself
     assert "whether an init helps takes several runs per arm" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_a_cell_refuses_two_runs_of_one_seed(tmp_path):
+    """dog_trainable=false and =no are one arm (the twins' rule): two such runs of seed 0 are one run given twice
+    for a cell, not n = 2 with a std of 0 (report refuses the same pair)."""
+    root = tmp_path / "runs"
+    for name, value in (("a", "false"), ("b", "no")):
+        _train_py_run(root / name, {**SMALL, "seed": 0, "model_kwargs": {"dog_trainable": value}}, {0: 40.0})
+    with pytest.raises(ValueError, match=r"runs/a and .*runs/b are both convnext_atto_dog .*dog_trainable=False with "
+                                         r"seed 0 in one recipe"):
+        collect([root])
+    _train_py_run(root / "c", {**SMALL, "seed": 1, "model_kwargs": {"dog_trainable": False}}, {0: 41.0})
+    (root / "b" / "summary.csv").unlink()
+    (cell,) = collect([root]).cells
+    assert cell.n == 2

@@ -298,7 +298,13 @@ def collect(dirs) -> Results:
         for run in recipe.runs:
             dog = {k: v for k, v in run.dog.items() if k not in REPLICATE}
             key = (recipe.number, run.model, tuple(dog.items()))
-            cells.setdefault(key, Cell(recipe, run.model, dog, [])).runs.append(run)
+            cell = cells.setdefault(key, Cell(recipe, run.model, dog, []))
+            twin = next((r for r in cell.runs if (r.seed, r.dog.get("dog_seed")) == (run.seed, run.dog.get("dog_seed"))),
+                        None)
+            if twin is not None:  # report's rule: one run per arm and seed (a copy is not another seed)
+                raise ValueError(f"{twin.folder} and {run.folder} are both {run.model} {_kwargs_text(dog)} with "
+                                 f"seed {run.seed} in one recipe: a cell's runs are its seeds; give one of them")
+            cell.runs.append(run)
     return Results([run for recipe in recipes for run in recipe.runs], recipes, list(cells.values()))
 
 
@@ -322,6 +328,10 @@ def _order(value):
     if isinstance(value, tuple):
         return (1, tuple(_order(v) for v in value))
     return (2, str(value))
+
+
+def _kwargs_text(dog: dict) -> str:
+    return ", ".join(f"{k}={_show(v)}" for k, v in dog.items()) or "(no dog_* kwargs)"
 
 
 def _show(value) -> str:
