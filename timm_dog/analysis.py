@@ -8,6 +8,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from .dog import dog_bank, is_shapeable
+from .errors import TimmDogError
 from .init import depthwise_kernels
 
 CLUSTERS = ("excitatory-centre", "inhibitory-centre", "other")
@@ -39,7 +40,7 @@ def cluster(kernels: torch.Tensor, seed: int = 0, contrast: float = CONTRAST) ->
     kh, kw = kernels.shape[1:]
     data = normalise(kernels)
     if len(data) < 3:
-        raise ValueError(f"k-means with k = 3 needs at least 3 kernels; got {len(data)}")
+        raise TimmDogError(f"k-means with k = 3 needs at least 3 kernels; got {len(data)}")
     kmeans = KMeans(n_clusters=3, n_init=10, random_state=seed).fit(data)
     centre = _centre_mask(kh, kw)
     centres = kmeans.cluster_centers_
@@ -121,7 +122,7 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
             "_kernels": kernels,
         }
     if not sizes:
-        raise ValueError(f"{type(model).__name__} has no depthwise kernels to analyse")
+        raise TimmDogError(f"{type(model).__name__} has no depthwise kernels to analyse")
     total = sum(s["kernels"] for s in sizes.values())
     return {
         "kernels": total,

@@ -20,6 +20,7 @@ from timm.models import PretrainedCfg, generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._registry import _model_pretrained_cfgs, model_entrypoint
 
+from ..errors import TimmDogError
 from ..init import check_dog_args, dog_init_, log_dog_init
 from ..scan import PACKAGE_DIR, SUFFIX, data_name, user_dir
 
@@ -79,7 +80,7 @@ def pop_dog_kwargs(kwargs: dict) -> dict:
     unknown = [k for k in kwargs if k.startswith("dog_") and k not in DOG_KWARGS]
     if unknown:
         hint = difflib.get_close_matches(unknown[0], DOG_KWARGS, n=1)
-        raise ValueError(
+        raise TimmDogError(
             f"unknown DoG kwarg {unknown[0]!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
             f"allowed: {', '.join(DOG_KWARGS)}"
         )
