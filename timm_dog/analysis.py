@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from sklearn.cluster import KMeans
 from .dog import dog_bank, is_shapeable
 from .errors import TimmDogError
 from .init import depthwise_kernels
+from .sources import load_model
 
 CLUSTERS = ("excitatory-centre", "inhibitory-centre", "other")
 FIT_GAMMAS = torch.linspace(0.02, 0.98, 49)
@@ -139,3 +141,24 @@ def public(result: dict) -> dict:
     """``analyze_model``'s result without the arrays (for JSON)."""
     return {**result, "sizes": {k: {n: v for n, v in s.items() if not n.startswith("_")}
                                 for k, s in result["sizes"].items()}}
+
+
+def label(source: str, checkpoint=None) -> str:
+    """How a SOURCE is named in the table and the JSON: by its checkpoint, or by itself without one."""
+    return str(checkpoint) if checkpoint else source
+
+
+def analyze_sources(given: list, device="cpu", seed: int = 0, fit_threshold: float = 0.8,
+                    fused: bool = True) -> Iterator[tuple]:
+    """:func:`analyze_model` of each (source, checkpoint) in ``given`` (``sources.load_model``), one at a time:
+    (label, result, the JSON record of it: source, checkpoint, weights and the numbers). A refusal names its
+    source."""
+    for source, checkpoint in given:
+        try:
+            model, weights = load_model(source, checkpoint)
+            result = analyze_model(model.to(device), seed=seed, fit_threshold=fit_threshold, fused=fused)
+        except TimmDogError as error:
+            raise TimmDogError(str(error) if source in str(error) else f"{source}: {error}") from None
+        yield label(source, checkpoint), result, {"source": source, "checkpoint": checkpoint,
+                                                   "weights": weights.to_dict(), **public(result)}
+
