@@ -1,4 +1,5 @@
 """The command line's one error policy (timm_dog.cli.app): a refusal is one line, anything else is a bug."""
+import json
 import os
 import subprocess
 import sys
@@ -80,3 +81,53 @@ def test_a_refusal_outside_option_checks_is_one_line(monkeypatch):
 def test_usage_errors_keep_exit_status_2():
     result = CliRunner().invoke(main, ["show", "--no-such-option"])
     assert result.exit_code == 2 and "No such option" in result.output and "Traceback" not in result.output
+
+
+def _fresh(code: str, **env):
+    """Run ``code`` in a fresh interpreter (this checkout first on the path); its last stdout line as JSON."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).parents[1])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), **env}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+HEAVY = """
+import contextlib, io, json, sys
+from timm_dog.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main({args!r})
+    except SystemExit:
+        pass
+print(json.dumps({{"heavy": sorted(m for m in ("torch", "timm", "numpy", "matplotlib") if m in sys.modules),
+                   "output": out.getvalue()}}))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["recipe", "--help"], ["list"], ["list", "convnext_a*_dog"]])
+def test_help_and_list_import_neither_torch_nor_timm(args):
+    result = _fresh(HEAVY.format(args=args))
+    assert result["heavy"] == [], result["heavy"]
+    if args[0] == "list":
+        import timm
+
+        assert result["output"].split() == timm.list_models(args[1] if len(args) > 1 else "*_dog")
+
+
+def test_version_names_timm_and_torch_and_nothing_skipped(cli):
+    import timm
+    import torch
+
+    from timm_dog import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.output == f"timm-dog {__version__} (timm {timm.__version__}, torch {torch.__version__})\n"
