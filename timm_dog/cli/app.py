@@ -4,7 +4,6 @@ from __future__ import annotations
 import signal
 import threading
 import traceback
-from importlib.metadata import PackageNotFoundError, version
 
 import click
 
@@ -24,6 +23,7 @@ def _message(error: Exception) -> str:
 
 def versions() -> str:
     """'timm-dog V (timm V, torch V)', read from the installed distributions: no import of timm or torch."""
+    from importlib.metadata import PackageNotFoundError, version  # here: only a bug's report needs it (start-up)
 
     def of(name):
         try:
