@@ -76,7 +76,7 @@ def _is_real(value) -> bool:
 
 
 def check_unit(name: str, value) -> float:
-    """Return ``value`` as a float if it lies in [0, 1], else raise a ValueError naming it."""
+    """Return ``value`` as a float if it lies in [0, 1], else raise a TimmDogError naming it."""
     if not _is_real(value) or not 0.0 <= float(value) <= 1.0:
         raise TimmDogError(f"{name} must be a number in [0, 1]; got {value!r}")
     return float(value)

@@ -265,7 +265,7 @@ def _scaled(name: str, kernels: torch.Tensor, multiplier: float, scale: Scale, d
 
     Overflow (a value that is not finite) and underflow (a kernel whose relative L2 error exceeds
     4 epsilon of the narrower of float32 and ``dtype``, i.e. values lost to zero or to subnormals)
-    raise a ValueError naming the layer and the limit.
+    raise a TimmDogError naming the layer and the limit.
     """
     out = (kernels * multiplier if multiplier != 1.0 else kernels).to(dtype)
     narrow = dtype if torch.finfo(dtype).bits < 32 else kernels.dtype
@@ -315,7 +315,7 @@ def dog_init_(
     ``trainable=False`` keeps the kernels set here fixed during training (``timm_dog.freeze``); the
     kernels left native still train.
     Kernels a layer's dtype cannot hold once scaled (overflow, or underflow that loses the
-    pattern) raise a ValueError naming the layer and the limit, before any layer is written.
+    pattern) raise a TimmDogError naming the layer and the limit, before any layer is written.
     On the meta device nothing is written: the report says what would be set.
     """
     if not isinstance(model, nn.Module):

@@ -103,7 +103,7 @@ def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def open_image(path: Union[str, Path]) -> Image.Image:
-    """An 8-bit RGB image (see :func:`to_rgb`), or a ValueError that names the file."""
+    """An 8-bit RGB image (see :func:`to_rgb`), or a TimmDogError that names the file."""
     try:
         with Image.open(path) as image:
             return to_rgb(image)
@@ -132,7 +132,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def image_files(folder: Union[str, Path]) -> list:
-    """Image files under ``folder`` (recursively), sorted; a ValueError if there are none."""
+    """Image files under ``folder`` (recursively), sorted; a TimmDogError if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise TimmDogError(f"{folder} is not a folder of images")

@@ -17,7 +17,7 @@ INPUT, OUTPUT = "input", "logits"
 
 def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
     """metadata_props (JSON strings) -> values, checked against each other and against the graph's
-    ``outputs`` (its number of logits, when static); a ValueError that names the file and the key."""
+    ``outputs`` (its number of logits, when static); a TimmDogError that names the file and the key."""
     missing = [k for k in ("input_size", "mean", "std", "label_names") if k not in props]
     if missing:
         raise TimmDogError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
@@ -29,7 +29,7 @@ def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
             raise TimmDogError(f"{path}: metadata {key!r} is not JSON: {value[:60]!r}") from None
 
     def bad(key, allowed):
-        return ValueError(f"{path}: metadata {key}={json.dumps(meta[key])[:80]} is invalid: {allowed}")
+        return TimmDogError(f"{path}: metadata {key}={json.dumps(meta[key])[:80]} is invalid: {allowed}")
 
     def numbers(value, count):
         return (isinstance(value, list) and len(value) == count
