@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import traceback
 
 import click
 
@@ -36,7 +35,7 @@ def versions() -> str:
 
 def bug_line() -> str:
     return (f"This is a bug in timm-dog, not a problem with your input: please report it at {ISSUES} with the "
-            f"command, the traceback above and the versions: {versions()}")
+            f"command, this traceback and the versions: {versions()}")
 
 
 def _interrupt(signum, frame):
@@ -45,8 +44,8 @@ def _interrupt(signum, frame):
 
 class _Main(click.Group):
     """Every command runs here. A refusal (:class:`TimmDogError`, ``OSError``) becomes one line "Error: …" and exit
-    status 1 (click's usage errors: 2); any other exception is a bug: its traceback, a line asking to report it, exit
-    status 1. SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), so every ``finally`` runs and partial files are
+    status 1 (click's usage errors: 2); any other exception is a bug: it propagates (Python shows its traceback, exit
+    status 1) with a line asking to report it. SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), so every ``finally`` runs and partial files are
     removed."""
 
     def invoke(self, ctx):
@@ -58,10 +57,12 @@ class _Main(click.Group):
             raise
         except REFUSALS as error:
             raise click.ClickException(_message(error)) from None
-        except Exception:
-            click.echo(traceback.format_exc(), err=True, nl=False)
-            click.echo(bug_line(), err=True)
-            ctx.exit(1)
+        except Exception as error:  # a bug: Python shows its traceback, exit status 1, and this line under it
+            if hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(bug_line())
+            else:
+                click.echo(bug_line(), err=True)
+            raise
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
