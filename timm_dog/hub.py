@@ -39,7 +39,7 @@ RECIPE_KEYS = (
 )
 
 
-class PushError(ValueError):
+class PushError(TimmDogError):
     """A refusal to stage or publish, saying what was wrong."""
 
 
