@@ -307,3 +307,18 @@ def handwritten_runs(digits_300, tmp_path_factory):
             saver.save_checkpoint(epoch, metric=metrics["top1"])
         runs[name] = folder
     return runs
+
+
+@pytest.fixture
+def cli():
+    """Run `timm-dog ARGS…` in click's runner: its result (exit code, output)."""
+    from click.testing import CliRunner
+
+    from timm_dog.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke

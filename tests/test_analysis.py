@@ -207,3 +207,12 @@ def test_cli_analyze_real_train_py_checkpoints(real_runs, tmp_path):
     assert [numbers[str(p)]["weights"]["epoch"] for p in (a, b)] == [2, 2]
     assert numbers[str(a)]["weights"]["sha256"] != numbers[str(b)]["weights"]["sha256"]
     assert not numbers[str(a)]["weights"]["ema"]
+
+
+def test_analyze_sources_gives_each_source_its_label_and_json_record():
+    from timm_dog.analysis import analyze_sources
+
+    ((name, result, entry),) = analyze_sources([("convnext_atto_dog", None)], seed=0)
+    assert name == "convnext_atto_dog" and entry["source"] == "convnext_atto_dog" and entry["checkpoint"] is None
+    assert entry["kernels"] == result["kernels"] and entry["weights"]["source"] is not None
+    assert "_kernels" not in entry["sizes"]["7x7"] and json.dumps(entry)

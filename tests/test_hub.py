@@ -801,3 +801,21 @@ def test_a_real_resumed_run_card_counts_epochs_by_the_epoch_column(real_runs, tm
                        repo_id=REPO, force=True, log=lambda line: None)
     card = (staged.folder / "README.md").read_text()
     assert "Trained with timm's `train.py` for 3 epochs" in card and "saved after epoch 3 (epoch index 2" in card
+
+
+def test_staging_refuses_a_missing_token_first_and_removes_its_temporary_folder(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(hub.PushError, match="no Hugging Face token"):
+        with hub.staging():
+            raise AssertionError("staged without a token")
+    with pytest.raises(KeyboardInterrupt):
+        with hub.staging(upload=False) as folder:
+            folder.mkdir()
+            (folder / "model.safetensors").write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert not folder.parent.exists()
+    with hub.staging(tmp_path / "keep", upload=False) as kept:
+        kept.mkdir()
+    assert kept == tmp_path / "keep" and kept.is_dir()

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from timm_dog.cli import main
+from timm_dog.errors import TimmDogError
 from timm_dog.hub import PushError
 from timm_dog.onnx import ExportError
 from timm_dog.outputs import OutputError, check_output, writing
@@ -23,7 +24,7 @@ def invoke(*args):
     (PushError("--repo 'x' is not ORG/NAME"), "--repo 'x' is not ORG/NAME"),
     (ExportError("fp32 export diverges from PyTorch"), "fp32 export diverges from PyTorch"),
     (OutputError("x.txt must end in .json"), "x.txt must end in .json"),
-    (ValueError("cannot read image a.png"), "cannot read image a.png"),
+    (TimmDogError("cannot read image a.png"), "cannot read image a.png"),
     (PermissionError(13, "Permission denied", "/data/out.json"), "/data/out.json: Permission denied"),
 ])
 @pytest.mark.parametrize("group", [(), ("recipe",)])
@@ -46,6 +47,17 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
     monkeypatch.setitem(main.commands, "new", new)
     result = invoke("new")
     assert isinstance(result.exception, TypeError) and result.exit_code == 1
+
+
+def test_a_plain_value_error_is_a_bug_too(monkeypatch):
+    """Issue 24: only TimmDogError (and OSError) is a refusal; a ValueError from numpy or torch is the package's bug."""
+    @click.command()
+    def new():
+        raise ValueError("cannot read image a.png")
+
+    monkeypatch.setitem(main.commands, "new", new)
+    result = invoke("new")
+    assert isinstance(result.exception, ValueError) and result.exit_code == 1 and "Error:" not in result.output
 
 
 def test_a_closed_pipe_exits_quietly_as_click_does(monkeypatch):  # `timm-dog list | head`

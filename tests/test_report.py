@@ -580,32 +580,6 @@ def test_settings_without_effect_are_not_differences(train_runs, tmp_path):
         assert args_settings({**base, **on, key: value}) != args_settings({**base, **on}), key  # an effect
 
 
-def test_eval_compare_names_its_sides_and_says_when_seeds_differ(train_runs, digits, tmp_path, capsys):
-    """Issue 23, point 8: one checkpoint's model and EMA weights are two distinctly named sides (in McNemar's
-    sentence and the progress bars, which name the twin, not its base architecture); runs of other seeds get a
-    note saying so, and the JSON lists the seeds."""
-    from timm_dog.cli import _settings_differences
-
-    dog = train_runs["convnext_atto_dog", 0]
-    checkpoint = tmp_path / "ema.pth.tar"
-    saved = torch.load(dog / "last.pth.tar", weights_only=False)
-    saved["state_dict_ema"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
-    torch.save(saved, checkpoint)
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--compare",
-                                       "convnext_atto_dog", "--compare-checkpoint", str(checkpoint), "--compare-ema",
-                                       "--data-dir", str(digits / "val"), "--workers", "0", "--json",
-                                       str(tmp_path / "ema.json")])
-    assert result.exit_code == 0, result.output
-    assert "images right only for convnext_atto_dog (model weights), " in result.output
-    assert " only for convnext_atto_dog (EMA weights))" in result.output
-    assert "eval convnext_atto_dog (EMA weights):" in result.output and "eval convnext_atto:" not in result.output
-    assert "different seeds" not in result.output and json.loads((tmp_path / "ema.json").read_text())["seeds"] == [0, 0]
-    other = train_runs["convnext_atto", 1] / "last.pth.tar"
-    assert _settings_differences(dog / "last.pth.tar", other) == ([], [0, 1])
-    assert (f"note: {dog / 'last.pth.tar'} and {other} were trained with different seeds (0 vs 1): other data "
-            "order, augmentation and drop-path") in capsys.readouterr().err
-
-
 def test_report_is_run_level_on_real_train_py_runs(real_runs, tmp_path):
     """Real train.py runs ($TIMM_TRAIN_PY), 32 px: 3 seeds per arm give a run-level p, interval and P(improve) from
     the paired t-test on the seeds' differences; unequal seed sets (dog 0, 1; native 0, 2) are compared unpaired

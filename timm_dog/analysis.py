@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import copy
+from typing import Iterator
 
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
 from .dog import dog_bank, is_shapeable
+from .errors import TimmDogError
 from .init import depthwise_kernels
+from .sources import load_model
 
 CLUSTERS = ("excitatory-centre", "inhibitory-centre", "other")
 FIT_GAMMAS = torch.linspace(0.02, 0.98, 49)
@@ -39,7 +42,7 @@ def cluster(kernels: torch.Tensor, seed: int = 0, contrast: float = CONTRAST) ->
     kh, kw = kernels.shape[1:]
     data = normalise(kernels)
     if len(data) < 3:
-        raise ValueError(f"k-means with k = 3 needs at least 3 kernels; got {len(data)}")
+        raise TimmDogError(f"k-means with k = 3 needs at least 3 kernels; got {len(data)}")
     kmeans = KMeans(n_clusters=3, n_init=10, random_state=seed).fit(data)
     centre = _centre_mask(kh, kw)
     centres = kmeans.cluster_centers_
@@ -121,7 +124,7 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
             "_kernels": kernels,
         }
     if not sizes:
-        raise ValueError(f"{type(model).__name__} has no depthwise kernels to analyse")
+        raise TimmDogError(f"{type(model).__name__} has no depthwise kernels to analyse")
     total = sum(s["kernels"] for s in sizes.values())
     return {
         "kernels": total,
@@ -138,3 +141,24 @@ def public(result: dict) -> dict:
     """``analyze_model``'s result without the arrays (for JSON)."""
     return {**result, "sizes": {k: {n: v for n, v in s.items() if not n.startswith("_")}
                                 for k, s in result["sizes"].items()}}
+
+
+def label(source: str, checkpoint=None) -> str:
+    """How a SOURCE is named in the table and the JSON: by its checkpoint, or by itself without one."""
+    return str(checkpoint) if checkpoint else source
+
+
+def analyze_sources(given: list, device="cpu", seed: int = 0, fit_threshold: float = 0.8,
+                    fused: bool = True) -> Iterator[tuple]:
+    """:func:`analyze_model` of each (source, checkpoint) in ``given`` (``sources.load_model``), one at a time:
+    (label, result, the JSON record of it: source, checkpoint, weights and the numbers). A refusal names its
+    source."""
+    for source, checkpoint in given:
+        try:
+            model, weights = load_model(source, checkpoint)
+            result = analyze_model(model.to(device), seed=seed, fit_threshold=fit_threshold, fused=fused)
+        except TimmDogError as error:
+            raise TimmDogError(str(error) if source in str(error) else f"{source}: {error}") from None
+        yield label(source, checkpoint), result, {"source": source, "checkpoint": checkpoint,
+                                                   "weights": weights.to_dict(), **public(result)}
+

@@ -34,6 +34,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
+from .errors import TimmDogError
+
 __all__ = ["dog_kernel", "dog_kernels", "dog_bank", "dog_sigma", "kernel_hw", "is_shapeable", "check_gamma", "check_unit"]
 __all__ += ["PATTERNS", "check_pattern"]
 
@@ -55,7 +57,7 @@ def kernel_hw(kernel_size: KernelSize) -> Tuple[int, int]:
         hw = (kernel_size, kernel_size)
     ok = len(hw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_KERNEL_SIDE for v in hw)
     if not ok:
-        raise ValueError(f"kernel_size must be an int in [1, {MAX_KERNEL_SIDE}] or a pair (kh, kw) of such ints; "
+        raise TimmDogError(f"kernel_size must be an int in [1, {MAX_KERNEL_SIDE}] or a pair (kh, kw) of such ints; "
                          f"got {kernel_size!r}")
     return hw
 
@@ -63,9 +65,9 @@ def kernel_hw(kernel_size: KernelSize) -> Tuple[int, int]:
 def _check_batch(n: int, kh: int, kw: int, dtype) -> None:
     """Refuse a non-floating dtype, or a batch of more than MAX_VALUES values."""
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(map(str, DTYPES))}; got {dtype!r}")
+        raise TimmDogError(f"dtype must be one of {', '.join(map(str, DTYPES))}; got {dtype!r}")
     if n * kh * kw > MAX_VALUES:
-        raise ValueError(f"{n} kernels of {kh}x{kw} are {n * kh * kw:,} values; at most {MAX_VALUES:,} "
+        raise TimmDogError(f"{n} kernels of {kh}x{kw} are {n * kh * kw:,} values; at most {MAX_VALUES:,} "
                          f"(2**27) per call: generate them in parts")
 
 
@@ -74,9 +76,9 @@ def _is_real(value) -> bool:
 
 
 def check_unit(name: str, value) -> float:
-    """Return ``value`` as a float if it lies in [0, 1], else raise a ValueError naming it."""
+    """Return ``value`` as a float if it lies in [0, 1], else raise a TimmDogError naming it."""
     if not _is_real(value) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
+        raise TimmDogError(f"{name} must be a number in [0, 1]; got {value!r}")
     return float(value)
 
 
@@ -84,15 +86,15 @@ def check_gamma(gamma) -> Gamma:
     """Validate γ: a float in [0, 1) or a range (low, high) with 0 <= low <= high <= 1, low < 1."""
     if isinstance(gamma, (tuple, list)):
         if len(gamma) != 2 or not all(_is_real(g) for g in gamma):
-            raise ValueError(f"gamma range must be a pair (low, high) of numbers; got {gamma!r}")
+            raise TimmDogError(f"gamma range must be a pair (low, high) of numbers; got {gamma!r}")
         low, high = float(gamma[0]), float(gamma[1])
         if low > high:
-            raise ValueError(f"gamma range {tuple(gamma)!r} is reversed: give (low, high) with low <= high")
+            raise TimmDogError(f"gamma range {tuple(gamma)!r} is reversed: give (low, high) with low <= high")
         if not (0.0 <= low < 1.0 and high <= 1.0):
-            raise ValueError(f"gamma range must lie in [0, 1] with low < 1; got {tuple(gamma)!r}")
+            raise TimmDogError(f"gamma range must lie in [0, 1] with low < 1; got {tuple(gamma)!r}")
         return (low, high)
     if not _is_real(gamma) or not 0.0 <= float(gamma) < 1.0:
-        raise ValueError(
+        raise TimmDogError(
             f"gamma (centre-to-surround ratio) must be a number with 0 <= gamma < 1, "
             f"or a range (low, high); got {gamma!r}"
         )
@@ -166,7 +168,7 @@ _CHUNK_ELEMENTS = 32768  # per step: below torch's parallel grain size (no threa
 
 def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, device, pattern="dog") -> torch.Tensor:
     if not is_shapeable((kh, kw)):
-        raise ValueError(
+        raise TimmDogError(
             f"a {kh}x{kw} kernel has all its samples on one ring: no centre-surround pattern exists "
             f"(dog_init_ skips such layers)"
         )
@@ -192,9 +194,9 @@ def dog_kernel(
     _check_batch(1, kh, kw, dtype)
     gamma = check_gamma(gamma)
     if isinstance(gamma, tuple):
-        raise ValueError(f"dog_kernel takes a single gamma; for a range use dog_kernels; got {gamma!r}")
+        raise TimmDogError(f"dog_kernel takes a single gamma; for a range use dog_kernels; got {gamma!r}")
     if not isinstance(on_center, bool):
-        raise ValueError(f"on_center must be True (on-centre) or False (off-centre); got {on_center!r}")
+        raise TimmDogError(f"on_center must be True (on-centre) or False (off-centre); got {on_center!r}")
     pattern = check_pattern(pattern)
     sign = torch.tensor([1.0 if on_center else -1.0], dtype=torch.float64, device="cpu")
     return _build(torch.tensor([gamma], dtype=torch.float64, device="cpu"), sign, kh, kw, dtype, None, pattern)[0]
@@ -218,7 +220,7 @@ def dog_kernels(
     gives a control shape (:func:`check_pattern`) from the very same draws of γ and sign.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be an int >= 0; got {n!r}")
+        raise TimmDogError(f"n must be an int >= 0; got {n!r}")
     kh, kw = kernel_hw(kernel_size)
     _check_batch(n, kh, kw, dtype)
     gamma = check_gamma(gamma)
@@ -264,7 +266,7 @@ def check_pattern(pattern) -> str:
     Each control is scaled like the DoG's positive part: it sums to +0.5 on-centre, −0.5 off-centre.
     """
     if not isinstance(pattern, str) or pattern not in PATTERNS:
-        raise ValueError(f"pattern must be one of {', '.join(PATTERNS)}; got {pattern!r}")
+        raise TimmDogError(f"pattern must be one of {', '.join(PATTERNS)}; got {pattern!r}")
     return pattern
 
 

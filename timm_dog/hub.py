@@ -5,6 +5,7 @@ The staged folder is what plain timm expects (``config.json`` naming the base ar
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -12,11 +13,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import timm
 import torch
 
+from . import evalrecord
+from .errors import TimmDogError
 from .init import check_dog_args
 from .models import DOG_KWARGS
 from .outputs import writing
@@ -36,7 +39,7 @@ RECIPE_KEYS = (
 )
 
 
-class PushError(ValueError):
+class PushError(TimmDogError):
     """A refusal to stage or publish, saying what was wrong."""
 
 
@@ -105,21 +108,9 @@ def read_eval(path, weights=None, input_size=None) -> dict:
     """An eval JSON written by ``timm-dog eval --json`` (for --compare, its first source), measured on ``weights``
     (a :class:`sources.Weights`: the same tensors, EMA or not) at ``input_size`` when they are given."""
     try:
-        report = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise PushError(f"cannot read eval JSON {path}: {error}") from None
-    report = report.get("a", report) if isinstance(report, dict) else report  # --compare: its first source
-    if not isinstance(report, dict) or not isinstance(report.get("dataset", {}), dict):
-        raise PushError(f"eval JSON {path} is not a report of `timm-dog eval … --json` (a JSON object with top1, "
-                        f"top5, loss, num_images and dataset)")
-    missing = [k for k in ("top1", "top5", "loss", "num_images") if not isinstance(report.get(k), (int, float))]
-    if missing:
-        raise PushError(f"eval JSON {path} lacks {', '.join(missing)}: write it with `timm-dog eval … --json`")
-    top1, top5, loss, images = (report[k] for k in ("top1", "top5", "loss", "num_images"))
-    if not (0 <= top1 <= top5 <= 100 and 0 <= loss < float("inf") and isinstance(images, int) and images >= 1):
-        raise PushError(f"eval JSON {path} holds impossible numbers (top1 {top1}, top5 {top5}, loss {loss}, "
-                        f"num_images {images}): percentages lie in [0, 100] with top1 <= top5, the loss is finite "
-                        f"and >= 0, and at least one image was evaluated")
+        report = evalrecord.read(path)
+    except TimmDogError as error:
+        raise PushError(str(error)) from None
     if weights is not None:
         _check_measured_on(path, report, weights)
     _check_not_training_images(path, report.get("dataset", {}), weights)
@@ -185,6 +176,25 @@ class StagedRepo:
 
     def listing(self) -> str:
         return "\n".join(f"{(self.folder / f).stat().st_size:>12,}  {f}" for f in self.files)
+
+
+@contextlib.contextmanager
+def staging(stage_dir=None, upload: bool = True) -> Iterator[Path]:
+    """The folder to :func:`stage` in: ``stage_dir`` (kept), or a temporary one that is removed afterwards, on
+    success, failure or interruption alike. With ``upload``, a missing token is refused first, before the minutes of
+    staging."""
+    from huggingface_hub import get_token  # as push() does: huggingface_hub is imported when a push needs it
+
+    if upload and not get_token():
+        raise PushError(NO_TOKEN)
+    if stage_dir is not None:
+        yield Path(stage_dir)
+        return
+    parent = Path(tempfile.mkdtemp(prefix="timm-dog-push-"))
+    try:
+        yield parent / "repo"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def stage(

@@ -14,6 +14,7 @@ from torch import nn
 
 from .constants import SEED_MAX, SEED_MIN
 from .dog import Gamma, check_gamma, check_pattern, check_unit, dog_kernels, is_shapeable
+from .errors import TimmDogError
 from .freeze import freeze_kernels
 
 __all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_weights", "depthwise_kernels", "log_dog_init",
@@ -215,7 +216,7 @@ def check_trainable(trainable) -> bool:
     if isinstance(trainable, str) and trainable.lower() in BOOL_WORDS:
         return BOOL_WORDS[trainable.lower()]
     if not isinstance(trainable, bool):
-        raise ValueError(f"trainable must be True or False, or one of the words {'/'.join(BOOL_WORDS)} "
+        raise TimmDogError(f"trainable must be True or False, or one of the words {'/'.join(BOOL_WORDS)} "
                          f"(False keeps the structured kernels fixed in training); got {trainable!r}")
     return trainable
 
@@ -226,11 +227,11 @@ def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", see
     ValueError saying what is allowed. The one rule for every spelling of them: twins, report arms and sweeps."""
     if isinstance(scale, str):
         if scale not in ("paper", "match"):
-            raise ValueError(f"scale must be 'paper', 'match' or a positive number; got {scale!r}")
+            raise TimmDogError(f"scale must be 'paper', 'match' or a positive number; got {scale!r}")
     elif not isinstance(scale, Real) or isinstance(scale, bool) or not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be 'paper', 'match' or a positive finite number; got {scale!r}")
+        raise TimmDogError(f"scale must be 'paper', 'match' or a positive finite number; got {scale!r}")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not SEED_MIN <= seed <= SEED_MAX):
-        raise ValueError(f"seed must be None or an int in [-2**63, 2**64 - 1] (torch's seed range); got {seed!r}")
+        raise TimmDogError(f"seed must be None or an int in [-2**63, 2**64 - 1] (torch's seed range); got {seed!r}")
     return dict(
         gamma=check_gamma(gamma),
         on_ratio=check_unit("on_ratio", on_ratio),
@@ -252,7 +253,7 @@ def _multiplier(name: str, scale: Scale, kernels: torch.Tensor, weight: torch.Te
         native = weight.float()
         native_std = native.std().item() if weight.numel() > 1 else 0.0
         if not math.isfinite(native_std) or native.amin() == native.amax():
-            raise ValueError(f"scale='match' in layer {name}: its native weights are "
+            raise TimmDogError(f"scale='match' in layer {name}: its native weights are "
                              f"{'not finite' if not math.isfinite(native_std) else 'all equal'}, there is no std "
                              f"to match; use scale='paper' or a number")
         return native_std / dog_std if dog_std > 0 else 1.0
@@ -264,7 +265,7 @@ def _scaled(name: str, kernels: torch.Tensor, multiplier: float, scale: Scale, d
 
     Overflow (a value that is not finite) and underflow (a kernel whose relative L2 error exceeds
     4 epsilon of the narrower of float32 and ``dtype``, i.e. values lost to zero or to subnormals)
-    raise a ValueError naming the layer and the limit.
+    raise a TimmDogError naming the layer and the limit.
     """
     out = (kernels * multiplier if multiplier != 1.0 else kernels).to(dtype)
     narrow = dtype if torch.finfo(dtype).bits < 32 else kernels.dtype
@@ -274,7 +275,7 @@ def _scaled(name: str, kernels: torch.Tensor, multiplier: float, scale: Scale, d
         what += f" (DoG kernels are scaled in {narrow})"
     peak = kernels.abs().amax().item()
     if not torch.isfinite(out).all():
-        raise ValueError(f"{what} overflows {narrow} in layer {name}: the largest DoG value {peak:.3g} becomes "
+        raise TimmDogError(f"{what} overflows {narrow} in layer {name}: the largest DoG value {peak:.3g} becomes "
                          f"{peak * multiplier:.3g}, above {info.max:.4g}; this layer allows a scale of at most "
                          f"{info.max / peak:.3g}")
     exact = kernels.double()
@@ -282,7 +283,7 @@ def _scaled(name: str, kernels: torch.Tensor, multiplier: float, scale: Scale, d
     norms = exact.flatten(1).norm(dim=1)
     if (error > 4 * info.eps * norms).any():
         safe = info.tiny * math.sqrt(kernels[0].numel()) / norms.min().item()
-        raise ValueError(f"{what} underflows {narrow} in layer {name}: the kernels fall to zero or below its "
+        raise TimmDogError(f"{what} underflows {narrow} in layer {name}: the kernels fall to zero or below its "
                          f"smallest normal value {info.tiny:.3g} and lose their pattern; a scale of at least "
                          f"{safe:.3g} is safe for this layer")
     return out
@@ -314,7 +315,7 @@ def dog_init_(
     ``trainable=False`` keeps the kernels set here fixed during training (``timm_dog.freeze``); the
     kernels left native still train.
     Kernels a layer's dtype cannot hold once scaled (overflow, or underflow that loses the
-    pattern) raise a ValueError naming the layer and the limit, before any layer is written.
+    pattern) raise a TimmDogError naming the layer and the limit, before any layer is written.
     On the meta device nothing is written: the report says what would be set.
     """
     if not isinstance(model, nn.Module):

@@ -19,6 +19,7 @@ import torch
 
 from .constants import CALIBRATION_IMAGES, EXPORTER, OPSET  # noqa: F401  (EXPORTER: re-exported, timm_dog.onnx.EXPORTER)
 from .constants import SPLIT_ALIASES, SPLIT_NAMES
+from .errors import TimmDogError
 from .outputs import JSON, check_output, remove_partials, writing
 from .preprocess import Preprocess, image_files, open_image, sample_photos
 from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session, physical_cores  # noqa: F401
@@ -57,7 +58,7 @@ GATES = {
 SUFFIX = {"fp32": "", "fp16": "_fp16", "int8": "_int8"}
 
 
-class ExportError(ValueError):
+class ExportError(TimmDogError):
     """The export failed or diverged from PyTorch; no output file was left."""
 
 
@@ -246,7 +247,7 @@ def export_onnx(
     report = check_output(report, JSON) if report else None
     n_bytes = sum(p.numel() * 4 for p in model.parameters())
     if n_bytes >= MAX_BYTES:
-        raise ValueError(f"the weights take {n_bytes / 1024**3:.1f} GiB in fp32: one ONNX file holds less than 2 GiB")
+        raise TimmDogError(f"the weights take {n_bytes / 1024**3:.1f} GiB in fp32: one ONNX file holds less than 2 GiB")
     model = model.eval()
     preprocess = Preprocess.from_model(model)
     paths = image_files(verify_images) if verify_images else sample_photos()
@@ -303,7 +304,7 @@ def calibration_files(folder) -> tuple:
         return image_files(root), str(root)
     train = next((root / name for name in SPLIT_ALIASES[0] if (root / name).is_dir()), None)
     if train is None:
-        raise ValueError(f"--int8 {root} holds the split folders {', '.join(splits)} but no train/ (or training/): "
+        raise TimmDogError(f"--int8 {root} holds the split folders {', '.join(splits)} but no train/ (or training/): "
                          f"give the folder of the images to calibrate on, e.g. {root / splits[0]}")
     return image_files(train), f"{train} (its train split: {root} holds the split folders {', '.join(splits)})"
 
@@ -312,7 +313,7 @@ def calibration_sample(files: list, count: int) -> list:
     """Up to ``count`` of ``files`` drawn evenly over their folders (the classes of an ImageFolder): each folder
     gives an equal share (a smaller one all it has, the rest shared by the others), spread over its sorted files."""
     if count < 1:
-        raise ValueError(f"--calibration-images {count}: give at least 1")
+        raise TimmDogError(f"--calibration-images {count}: give at least 1")
     folders: dict = {}
     for path in sorted(files):
         folders.setdefault(path.parent, []).append(path)

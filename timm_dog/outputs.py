@@ -16,10 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from .errors import TimmDogError
+
 JSON = (".json",)
 
 
-class OutputError(ValueError):
+class OutputError(TimmDogError):
     """An output that cannot be written where it was asked for, saying why and what is allowed."""
 
 

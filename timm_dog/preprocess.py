@@ -12,6 +12,8 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
+from .errors import TimmDogError
+
 RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
@@ -37,9 +39,9 @@ class Preprocess:
 
     def __post_init__(self):
         if self.interpolation not in RESAMPLE:
-            raise ValueError(f"interpolation {self.interpolation!r} is not one of {', '.join(RESAMPLE)}")
+            raise TimmDogError(f"interpolation {self.interpolation!r} is not one of {', '.join(RESAMPLE)}")
         if self.crop_mode not in CROP_MODES:
-            raise ValueError(f"crop_mode {self.crop_mode!r} is not supported; supported: {', '.join(CROP_MODES)}")
+            raise TimmDogError(f"crop_mode {self.crop_mode!r} is not supported; supported: {', '.join(CROP_MODES)}")
 
     @classmethod
     def from_model(cls, model) -> "Preprocess":
@@ -101,12 +103,12 @@ def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def open_image(path: Union[str, Path]) -> Image.Image:
-    """An 8-bit RGB image (see :func:`to_rgb`), or a ValueError that names the file."""
+    """An 8-bit RGB image (see :func:`to_rgb`), or a TimmDogError that names the file."""
     try:
         with Image.open(path) as image:
             return to_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from None
+        raise TimmDogError(f"cannot read image {path}: {error}") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -123,20 +125,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64)
         top = 1.0 if image.mode == "F" else 65535.0
         if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
-            raise ValueError(f"mode {image.mode} image with values outside [0, {top:g}] "
+            raise TimmDogError(f"mode {image.mode} image with values outside [0, {top:g}] "
                              f"(min {values.min():g}, max {values.max():g}): cannot map them to 8 bits")
         return Image.fromarray(np.rint(values * (255.0 / top)).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
 
 
 def image_files(folder: Union[str, Path]) -> list:
-    """Image files under ``folder`` (recursively), sorted; a ValueError if there are none."""
+    """Image files under ``folder`` (recursively), sorted; a TimmDogError if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder of images")
+        raise TimmDogError(f"{folder} is not a folder of images")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+        raise TimmDogError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     return files
 
 

@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from .errors import TimmDogError
 from .preprocess import Preprocess
 
 INPUT, OUTPUT = "input", "logits"
@@ -16,19 +17,19 @@ INPUT, OUTPUT = "input", "logits"
 
 def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
     """metadata_props (JSON strings) -> values, checked against each other and against the graph's
-    ``outputs`` (its number of logits, when static); a ValueError that names the file and the key."""
+    ``outputs`` (its number of logits, when static); a TimmDogError that names the file and the key."""
     missing = [k for k in ("input_size", "mean", "std", "label_names") if k not in props]
     if missing:
-        raise ValueError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
+        raise TimmDogError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
     meta = {}
     for key, value in props.items():
         try:
             meta[key] = json.loads(value)
         except ValueError:
-            raise ValueError(f"{path}: metadata {key!r} is not JSON: {value[:60]!r}") from None
+            raise TimmDogError(f"{path}: metadata {key!r} is not JSON: {value[:60]!r}") from None
 
     def bad(key, allowed):
-        return ValueError(f"{path}: metadata {key}={json.dumps(meta[key])[:80]} is invalid: {allowed}")
+        return TimmDogError(f"{path}: metadata {key}={json.dumps(meta[key])[:80]} is invalid: {allowed}")
 
     def numbers(value, count):
         return (isinstance(value, list) and len(value) == count
@@ -48,11 +49,11 @@ def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
         raise bad("label_names", "expected a non-empty list of strings")
     for key, count in (("num_classes", meta.get("num_classes")), ("the graph's output width", outputs)):
         if count is not None and count != len(labels):
-            raise ValueError(f"{path}: metadata label_names has {len(labels)} names but {key} is {count}")
+            raise TimmDogError(f"{path}: metadata label_names has {len(labels)} names but {key} is {count}")
     try:
         Preprocess.from_config(meta)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: metadata {error}") from None
+        raise TimmDogError(f"{path}: metadata {error}") from None
     return meta
 
 
@@ -87,7 +88,7 @@ def inference_session(path, providers: Optional[list] = None, threads: Optional[
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …) derive from Exception
-        raise ValueError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0]}") from None
+        raise TimmDogError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0]}") from None
 
 
 

@@ -19,6 +19,7 @@ import timm
 from timm.models import (PretrainedCfg, generate_default_cfgs, get_pretrained_cfg, model_entrypoint, register_model,
                          resolve_pretrained_cfg)
 
+from ..errors import TimmDogError
 from ..init import check_dog_args, dog_init_, log_dog_init
 from ..scan import PACKAGE_DIR, SUFFIX, data_name, user_dir
 
@@ -78,7 +79,7 @@ def pop_dog_kwargs(kwargs: dict) -> dict:
     unknown = [k for k in kwargs if k.startswith("dog_") and k not in DOG_KWARGS]
     if unknown:
         hint = difflib.get_close_matches(unknown[0], DOG_KWARGS, n=1)
-        raise ValueError(
+        raise TimmDogError(
             f"unknown DoG kwarg {unknown[0]!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
             f"allowed: {', '.join(DOG_KWARGS)}"
         )

@@ -19,6 +19,8 @@ from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_c
 from timm.models._features import feature_take_indices
 from torch import nn
 
+from ..errors import TimmDogError
+
 try:
     from timm.layers import get_device_dtype
 except ImportError:  # timm < 1.0.29
@@ -266,7 +268,7 @@ class HorNet(nn.Module):
 
 def _check_pool(global_pool: str) -> None:
     if global_pool not in ("avg", ""):
-        raise ValueError(f"HorNet supports global_pool 'avg' or '' (none); got {global_pool!r}")
+        raise TimmDogError(f"HorNet supports global_pool 'avg' or '' (none); got {global_pool!r}")
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs) -> HorNet:

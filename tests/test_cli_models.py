@@ -1,20 +1,6 @@
-import json
-
+"""`timm-dog list`, `scan`, `inspect` and `show` (timm_dog.cli.models)."""
 import pytest
-from click.testing import CliRunner
 from PIL import Image
-
-from timm_dog.cli import main
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
 
 
 def test_list(cli):
@@ -108,69 +94,6 @@ def test_show_model_kernels(cli, tmp_path):
     assert Image.open(out).format == "PNG"
 
 
-@pytest.mark.slow
-def test_demo_one_epoch(cli, tmp_path):
-    result = cli("demo", "--out", tmp_path, "--epochs", 1, "--img-size", 32)
-    assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    runs = {run["model"]: run for run in summary["runs"]}
-    assert set(runs) == {"convnext_atto_dog", "convnext_atto"}
-    assert all(0 <= run["top1"] <= 100 and run["images"] == 360 for run in runs.values())
-    assert len(list((tmp_path / "digits" / "train").glob("*/*.png"))) == 1437
-    for name in ("convnext_atto_dog", "convnext_atto"):
-        for label in ("before", "after"):
-            assert (tmp_path / f"kernels_{name}_{label}.png").stat().st_size > 1000
-    assert "convnext_atto_dog" in result.output and "top-1 %" in result.output
-    ship = summary["ship"]
-    assert ship["eval"]["num_images"] == 360 and ship["eval"]["top1"] == pytest.approx(runs["convnext_atto_dog"]["top1"])
-    assert ship["files"] == ["README.md", "config.json", "eval_results.json", "model.safetensors", "onnx/model.onnx",
-                             "onnx/model_int8.onnx", "onnx/verification.json"]
-    hub_folder = tmp_path / "hub" / "convnext-atto-dog-digits"
-    assert json.loads((hub_folder / "config.json").read_text())["architecture"] == "convnext_atto"
-    assert [k.split("/")[1] for k in ship["predictions"]] == ["0", "3", "7"]  # val/<digit>/<file>
-    assert all(p["label"] in "0123456789" for p in ship["predictions"].values())
-    assert "fp32: 360 images" in result.output and "predict with onnxruntime" in result.output
-
-
-def _fresh(code: str, **env):
-    """Run ``code`` in a fresh interpreter (this checkout first on the path); its last stdout line as JSON."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = str(Path(__file__).parents[1])
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), **env}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-HEAVY = """
-import contextlib, io, json, sys
-from timm_dog.cli import main
-out = io.StringIO()
-with contextlib.redirect_stdout(out):
-    try:
-        main({args!r})
-    except SystemExit:
-        pass
-print(json.dumps({{"heavy": sorted(m for m in ("torch", "timm", "numpy", "matplotlib") if m in sys.modules),
-                   "output": out.getvalue()}}))
-"""
-
-
-@pytest.mark.parametrize("args", [["--help"], ["recipe", "--help"], ["list"], ["list", "convnext_a*_dog"]])
-def test_help_and_list_import_neither_torch_nor_timm(args):
-    result = _fresh(HEAVY.format(args=args))
-    assert result["heavy"] == [], result["heavy"]
-    if args[0] == "list":
-        import timm
-
-        assert result["output"].split() == timm.list_models(args[1] if len(args) > 1 else "*_dog")
-
-
 def test_list_reads_the_registry_when_the_committed_scan_may_not_decide(tmp_path, monkeypatch):
     """A user scan (its names are checked against timm), another timm version or a pattern that is not only twins:
     timm's own list decides."""
@@ -186,14 +109,3 @@ def test_list_reads_the_registry_when_the_committed_scan_may_not_decide(tmp_path
     (tmp_path / "timm-dog").mkdir()
     (tmp_path / "timm-dog" / scan.data_name(timm.__version__)).write_text("{}")
     assert scan.committed_twins("*_dog", timm.__version__) is None
-
-
-def test_version_names_timm_and_torch_and_nothing_skipped(cli):
-    import timm
-    import torch
-
-    from timm_dog import __version__
-
-    result = cli("--version")
-    assert result.exit_code == 0
-    assert result.output == f"timm-dog {__version__} (timm {timm.__version__}, torch {torch.__version__})\n"
