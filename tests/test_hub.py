@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from timm_dog import hub
 from timm_dog.cli import main
 from timm_dog.preprocess import Preprocess, open_image
-from timm_dog.sources import load_checkpoint
+from timm_dog.trainpy.checkpoints import load_checkpoint
 
 REPO = "someone/convnext-atto-dog-digits"
 TOKEN = "hf_TESTtokenNeverPrinted0123456789"
@@ -736,7 +736,7 @@ def _run_model(run) -> str:
 
 
 def yaml_args(path):
-    from timm_dog.sources import read_train_args
+    from timm_dog.trainpy.args import read_train_args
 
     return read_train_args(path)
 

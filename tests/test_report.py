@@ -298,7 +298,7 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
 
 def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path):
     """EMA runs: their own row (model_ema differs), a note without --ema, train.py's EMA eval equal with --ema."""
-    from timm_dog.sources import read_summary
+    from timm_dog.trainpy.runs import read_summary
 
     runs = [ema_train_runs["convnext_atto_dog"], ema_train_runs["convnext_atto"],
             train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]]
@@ -381,7 +381,8 @@ def test_report_on_real_train_py_runs(real_runs, tmp_path):
     resumed run (no native run with its settings) is listed and left out, every number is train.py's own for the
     same weights (to 0.01) and says its weights and checkpoint epoch."""
     from timm_dog.report import read_run
-    from timm_dog.sources import read_checkpoint, read_summary
+    from timm_dog.trainpy.checkpoints import read_checkpoint
+    from timm_dog.trainpy.runs import read_summary
 
     data = Path(yaml.safe_load((real_runs["dog-s0"] / "args.yaml").read_text())["data_dir"]) / "val"
     out = tmp_path / "out"
@@ -537,7 +538,8 @@ def test_every_setting_is_the_checkpoints_own(train_runs, digits, tmp_path):
     """Issue 23, point 3: a copy whose args.yaml was edited (lr 0.004 → 0.0004) against its checkpoint's own args is
     refused by report, sweep collect and eval, naming the key; what train.py sets after writing args.yaml (lr from
     lr_base, lr_base_scale, num_classes) is not a conflict, and the run's settings are then the checkpoint's."""
-    from timm_dog.report import group_runs, read_run, settings
+    from timm_dog.report import group_runs, read_run
+    from timm_dog.trainpy.runs import settings
 
     dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
     edited = _copy_run(native, tmp_path / "native-edited", lr=0.0004)
@@ -561,7 +563,8 @@ def test_every_setting_is_the_checkpoints_own(train_runs, digits, tmp_path):
 def test_settings_without_effect_are_not_differences(train_runs, tmp_path):
     """Issue 23, point 9: runs without EMA that differ in model_ema_decay (or without mixup in mixup_prob) are one
     row, with no difference; beside a row of EMA runs, the row without EMA is not labelled with a decay."""
-    from timm_dog.report import args_settings, group_runs, read_run, settings_differences
+    from timm_dog.report import group_runs, read_run
+    from timm_dog.trainpy.runs import args_settings, settings_differences
 
     dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
     other = _variant(native, tmp_path / "native-decay", model_ema_decay=0.5, mixup_prob=0.3, clip_mode="value")

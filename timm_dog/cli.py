@@ -426,7 +426,8 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
                                      param_hint="--detect")
 
     if benchmark:
-        from .benchmark import benchmark_recipe, describe
+        from .benchmark import describe
+        from .recipes import benchmark_recipe
         from .runtime import resolve_device
 
         try:
@@ -667,7 +668,8 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, c
     """Export SOURCE to ONNX with its preprocessing as metadata; verify it against PyTorch on real images."""
     from .onnx import ExportError, export_onnx
     from .runtime import resolve_device
-    from .sources import load_model, published_architecture
+    from .sources import load_model
+    from .trainpy.checkpoints import published_architecture
 
     if source.endswith(".onnx"):
         raise click.UsageError("SOURCE is already an ONNX file; give a model name, hf-hub: or local-dir:")
@@ -863,8 +865,7 @@ def _settings_differences(checkpoint, other):
     """(train.py settings (report's rule: not the seed, the arm, bookkeeping or settings without effect) in which the
     runs of two checkpoints differ, their seeds), each said as a note; (None, None) when either has no train.py
     args."""
-    from .report import args_settings
-    from .sources import checkpoint_args
+    from .trainpy.runs import args_settings, checkpoint_args
 
     args = [checkpoint_args(c) if c else None for c in (checkpoint, other)]
     if None in args:
@@ -892,8 +893,8 @@ def _settings_differences(checkpoint, other):
 def _check_not_training_images(info: dict, classifiers: list, split: str) -> None:
     """Refuse an ImageFolder that holds a source's training images (train.py's train split of its run), unless
     --split names a training split: then say that the numbers are training accuracy, in the output and the JSON."""
-    from .evaluate import SPLIT_ALIASES
-    from .sources import training_images, training_images_message
+    from .constants import SPLIT_ALIASES
+    from .trainpy.data import training_images, training_images_message
 
     for classifier in classifiers:
         trained_on = (classifier.weights or {}).get("trained_on") or {}
@@ -944,7 +945,7 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
     from huggingface_hub import get_token
 
     from . import hub
-    from .sources import read_train_args
+    from .trainpy.args import read_train_args
 
     if not dry_run and not get_token():  # before the minutes of staging
         raise click.ClickException(hub.NO_TOKEN)

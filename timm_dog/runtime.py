@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .errors import TimmDogError
 from .preprocess import Preprocess, to_rgb
 
 
@@ -50,7 +51,7 @@ def resolve_device(spec: str = "auto"):
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if index >= count:
         seen = f"{count} CUDA device(s), cuda:0-{count - 1}" if count else "no CUDA device"
-        raise ValueError(f"device {spec!r}: torch sees {seen}; use --device cpu or auto")
+        raise TimmDogError(f"device {spec!r}: torch sees {seen}; use --device cpu or auto")
     return torch.device("cuda", index)
 
 
@@ -61,11 +62,11 @@ def load_classifier(source: str, checkpoint: Optional[str] = None, device: str =
     ``threads`` intra-op threads (default: the physical cores); ``use_ema``: a checkpoint's state_dict_ema."""
     if source.endswith(".onnx"):
         if use_ema:
-            raise ValueError("--ema applies to a train.py checkpoint, not to an .onnx file")
+            raise TimmDogError("--ema applies to a train.py checkpoint, not to an .onnx file")
         if checkpoint:
-            raise ValueError("--checkpoint applies to a model name, not to an .onnx file")
+            raise TimmDogError("--checkpoint applies to a model name, not to an .onnx file")
         if amp:
-            raise ValueError("--amp applies to torch sources; an ONNX file's precision is fixed at export (--fp16)")
+            raise TimmDogError("--amp applies to torch sources; an ONNX file's precision is fixed at export (--fp16)")
         return _onnx_classifier(source, device, threads)
     return torch_classifier(source, checkpoint, device, amp, use_ema)
 
@@ -90,7 +91,7 @@ def model_classifier(model, source: str, weights=None, device="cpu", amp: Option
 
     device = resolve_device(str(device))
     if amp not in (None, *AMP):
-        raise ValueError(f"amp {amp!r} is not one of {', '.join(AMP)}")
+        raise TimmDogError(f"amp {amp!r} is not one of {', '.join(AMP)}")
     memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
     model = model.eval().to(device, memory_format=memory_format)
     transform = create_transform(**resolve_data_config({}, model=model))
@@ -118,8 +119,8 @@ def onnx_providers(spec: str = "auto") -> list:
     if spec == "cpu" or (spec == "auto" and not has_cuda):
         return ["CPUExecutionProvider"]
     if not has_cuda:
-        raise ValueError(f"device {spec!r}: onnxruntime lists no CUDAExecutionProvider (it needs onnxruntime-gpu); "
-                         "use --device cpu or auto")
+        raise TimmDogError(f"device {spec!r}: onnxruntime lists no CUDAExecutionProvider (it needs onnxruntime-gpu); "
+                           "use --device cpu or auto")
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
@@ -127,7 +128,7 @@ def _cuda_index(spec: str) -> int:
     """N of ``cuda:N`` (0 otherwise); a ValueError if ``spec`` is not auto, cpu, cuda or cuda:N."""
     match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", spec)
     if not match:
-        raise ValueError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N")
+        raise TimmDogError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N")
     return int(match.group(1) or 0)
 
 
@@ -145,12 +146,12 @@ def _onnx_classifier(path: str, device: str = "auto", threads: Optional[int] = N
     from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
 
     if not Path(path).is_file():
-        raise ValueError(f"ONNX file {path} does not exist")
+        raise TimmDogError(f"ONNX file {path} does not exist")
     providers = onnx_providers(device)
     session = inference_session(path, providers, threads)
     ran = session.get_providers()[0]
     if device.startswith("cuda") and ran != "CUDAExecutionProvider":
-        raise ValueError(f"device {device!r}: onnxruntime could not start its CUDA provider (it runs on {ran})")
+        raise TimmDogError(f"device {device!r}: onnxruntime could not start its CUDA provider (it runs on {ran})")
     width = session.get_outputs()[0].shape[-1]  # an int when static, a name when dynamic
     metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path,
                                width if isinstance(width, int) else None)
