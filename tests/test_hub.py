@@ -801,3 +801,27 @@ def test_a_real_resumed_run_card_counts_epochs_by_the_epoch_column(real_runs, tm
                        repo_id=REPO, force=True, log=lambda line: None)
     card = (staged.folder / "README.md").read_text()
     assert "Trained with timm's `train.py` for 3 epochs" in card and "saved after epoch 3 (epoch index 2" in card
+
+
+def test_stage_refuses_an_eval_json_of_training_images_for_a_python_caller(tmp_path):
+    """The library path holds the guard as the CLI does: an eval JSON measured on the run's training folder (written
+    by a Python caller, without eval's training_images_of record) is refused by stage, before anything is written."""
+    import argparse
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split / "a").mkdir(parents=True)
+    model = timm.create_model("convnext_atto_dog", num_classes=2)
+    args = argparse.Namespace(model="convnext_atto_dog", num_classes=2, img_size=32, data_dir=str(tmp_path / "data"),
+                              train_split="train", val_split="val")
+    checkpoint = tmp_path / "run" / "last.pth.tar"
+    checkpoint.parent.mkdir()
+    torch.save({"epoch": 0, "arch": "convnext_atto_dog", "state_dict": model.state_dict(), "args": args}, checkpoint)
+    weights = load_checkpoint("convnext_atto_dog", checkpoint)[2]
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps({"top1": 50.0, "top5": 100.0, "loss": 0.5, "num_images": 2, "input_size": [3, 32, 32],
+                                     "weights_sha256": weights.sha256,
+                                     "dataset": {"name": "imagefolder", "folder": str(tmp_path / "data" / "train")}}))
+    with pytest.raises(hub.PushError, match=f"holds the training images of {checkpoint}"):
+        hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id="someone/x", eval_json=eval_json,
+              datasets=("digits",), log=lambda line: None)
+    assert not (tmp_path / "repo").exists()

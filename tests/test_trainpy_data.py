@@ -40,3 +40,21 @@ def test_training_images_of_relative_data_dirs_and_other_datasets(tmp_path, monk
     assert training_data({"data_dir": "x", "dataset": "torch/cifar10"}) == {}
     message = training_images_message(tmp_path / "proj/data/train", relative, "run")
     assert "give its validation folder (train.py's val_split 'validation' of data: validation or val or valid" in message
+
+
+def test_one_guard_refuses_training_images_unless_a_training_split_is_asked_for(tmp_path):
+    """trainpy.data.check_not_training_images: report, eval, push and the demo's path all refuse with it."""
+    from timm_dog.errors import TimmDogError
+    from timm_dog.trainpy.data import check_not_training_images, training_data
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split / "a").mkdir(parents=True)
+    trained_on = training_data({"data_dir": str(tmp_path / "data"), "val_split": "val"})
+    train = tmp_path / "data" / "train"
+    with pytest.raises(TimmDogError, match=f"give its validation folder \\({tmp_path / 'data' / 'val'}\\)"):
+        check_not_training_images(train, trained_on, "run")
+    with pytest.raises(TimmDogError, match="or --split train to measure training accuracy on purpose"):
+        check_not_training_images(train, trained_on, "run", split="validation")
+    assert check_not_training_images(train, trained_on, "run", split="training") is True
+    assert check_not_training_images(tmp_path / "data" / "val", trained_on, "run") is False
+    assert check_not_training_images(None, trained_on, "run") is False  # not an ImageFolder

@@ -20,10 +20,12 @@ from timm.scheduler import create_scheduler_v2
 from tqdm.auto import tqdm
 
 from .evaluate import evaluate, open_dataset
+from .hub import stage
 from .init import depthwise_kernels
 from .models import base_of
 from .outputs import write_text
 from .plots import plot_kernels
+from .preprocess import open_image
 from .runtime import load_classifier, model_classifier, torch_classifier
 from .trainpy.data import check_not_training_images, training_data
 
@@ -141,9 +143,6 @@ def run_demo(out_dir, model_name: str = "convnext_atto_dog", epochs: int = 8, im
 def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epochs: int, seed: int, echo) -> dict:
     """The publishing path on the trained DoG model: checkpoint → eval JSON → staged Hub folder (ONNX exported and
     verified, fp32 + int8) → predictions from that folder's ONNX file, with onnxruntime alone."""
-    from .hub import stage
-    from .preprocess import open_image
-
     checkpoint = out / "checkpoint" / "model_best.pth.tar"
     checkpoint.parent.mkdir(exist_ok=True)
     args = argparse.Namespace(model=model_name, model_kwargs={"dog_seed": seed}, num_classes=10, img_size=img_size,

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 import numpy as np
+from PIL import Image
 from PIL.Image import DecompressionBombError
 
 from .errors import TimmDogError
+from .progress import progress as progress_bar
 from .runtime import Classifier
 from .trainpy.data import DATASET_PREFIXES, FOLDER_DATASETS, split_folder
 
@@ -39,8 +41,7 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
     """(dataset of (PIL image, target), info) with timm's ``create_dataset``: an ImageFolder (``dataset=''``) or any
     timm dataset name. Images keep their mode (``preprocess.to_rgb`` converts them); ``info['folder']`` says
     which folder an ImageFolder's split resolved to."""
-    from PIL import Image
-    from timm.data import create_dataset
+    from timm.data import create_dataset  # torch: not for `predict` of an ONNX file
 
     prefix, sep, _ = dataset.partition("/")
     if dataset.lower() not in FOLDER_DATASETS and not (sep and prefix.lower() in DATASET_PREFIXES):
@@ -77,8 +78,6 @@ class StrictImageFolder:
         return len(self.reader)
 
     def __getitem__(self, index: int):
-        from PIL import Image
-
         path, target = self.reader.samples[index]
         try:
             with Image.open(path) as image:
@@ -126,7 +125,7 @@ def _named(labels: list) -> bool:
 
 def _by_name(labels: list, folders: list) -> dict:
     """{folder: model class index} by label name (and WordNet id for ImageNet labels); a ValueError for unknowns."""
-    from timm.data import ImageNetInfo, infer_imagenet_subset
+    from timm.data import ImageNetInfo, infer_imagenet_subset  # torch: not for `predict` of an ONNX file
 
     index = {name: i for i, name in enumerate(labels)}
     subset = infer_imagenet_subset({"num_classes": len(labels)})
@@ -147,10 +146,8 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
     runs in ``workers`` loader processes (default: one per CPU core this process may use). Dataset classes
     become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier).
     The progress bar names ``name``, else the classifier's source (a twin's name, not its base architecture)."""
-    import torch
+    import torch  # torch and scipy: not for `predict` of an ONNX file
     from scipy.special import log_softmax
-
-    from .progress import progress as progress_bar
 
     if len(dataset) == 0:
         raise TimmDogError("the dataset has no images")
@@ -232,8 +229,6 @@ def predict(classifier: Classifier, paths, batch_size: int = 32, top_k: int = 5)
 
 def read_image(path, preprocess) -> tuple:
     """(path, ``preprocess`` of its image, its EXIF Orientation or 1), or a ValueError that names the file."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             orientation = image.getexif().get(ORIENTATION, 1)
@@ -244,7 +239,7 @@ def read_image(path, preprocess) -> tuple:
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     """McNemar's exact test on paired right/wrong: two-sided binomial p-value on the discordant pairs."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # scipy.stats: for --compare only
 
     if len(correct_a) != len(correct_b):
         raise TimmDogError(f"paired test needs the same images: {len(correct_a)} vs {len(correct_b)} predictions")

@@ -228,7 +228,7 @@ def run_notes(run: Run, use_ema: bool) -> list:
         notes.append(f"{run.folder} trained with EMA (model_ema_decay {run.args.get('model_ema_decay')}): train.py "
                      "validated its EMA weights (its summary.csv and curves) and picked model_best by them, while this "
                      "report evaluates its state_dict; --ema evaluates the EMA weights")
-    if use_ema and run.args.get("model_ema") and run.args.get("model_ema_force_cpu"):
+    if use_ema and run.args.get("model_ema") and not run.summary_ema:  # the EMA kept on the CPU
         notes.append(f"{run.folder} kept its EMA on the CPU (model_ema_force_cpu): train.py validated the model's own "
                      "weights (its summary.csv and curves), while this report evaluates the EMA weights")
     return notes

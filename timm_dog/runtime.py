@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import TimmDogError
 from .preprocess import Preprocess, to_rgb
+from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Classifier:
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list:
         """[(label, probability), ...] for each row, best first."""
-        from scipy.special import softmax
+        from scipy.special import softmax  # scipy: when probabilities are asked for only
 
         probs = softmax(np.asarray(logits, dtype=np.float64), axis=1)
         k = min(k, probs.shape[1])
@@ -41,7 +42,7 @@ AMP = {"bf16": "bfloat16", "fp16": "float16"}
 def resolve_device(spec: str = "auto"):
     """``auto`` (CUDA when torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a ``torch.device``
     (``cuda`` -> ``cuda:0``); a ValueError for anything else or a CUDA device torch does not see."""
-    import torch
+    import torch  # not for ONNX files: the command line resolves devices before it loads a source
 
     index = _cuda_index(spec)
     if spec == "auto":
@@ -73,7 +74,7 @@ def load_classifier(source: str, checkpoint: Optional[str] = None, device: str =
 
 def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
                      amp: Optional[str] = None, use_ema: bool = False) -> Classifier:
-    from .sources import load_model
+    from .sources import load_model  # torch and timm: not for ONNX files
 
     device = resolve_device(device)  # before the model is loaded
     model, weights = load_model(source, checkpoint, use_ema)
@@ -84,7 +85,7 @@ def model_classifier(model, source: str, weights=None, device="cpu", amp: Option
     """A classifier around an in-memory timm model (put in eval mode, on ``device``; channels_last on CUDA),
     preprocessing from its ``pretrained_cfg``; ``amp`` ('bf16' or 'fp16') runs it under autocast. ``weights``:
     the model's :class:`sources.Weights` (what it was loaded from), when known."""
-    import torch
+    import torch  # torch, timm and onnx: not for ONNX files
     from timm.data import create_transform, resolve_data_config
 
     from .onnx import label_names
@@ -112,7 +113,7 @@ def model_classifier(model, source: str, weights=None, device="cpu", amp: Option
 def onnx_providers(spec: str = "auto") -> list:
     """onnxruntime providers for a ``--device``: CUDA (device N) when asked, or for ``auto`` when onnxruntime
     lists it; the CPU otherwise. A ValueError for a CUDA device onnxruntime cannot use."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # not for torch sources
 
     index = _cuda_index(spec)
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -143,8 +144,6 @@ class TorchPreprocess:
 
 
 def _onnx_classifier(path: str, device: str = "auto", threads: Optional[int] = None) -> Classifier:
-    from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
-
     if not Path(path).is_file():
         raise TimmDogError(f"ONNX file {path} does not exist")
     providers = onnx_providers(device)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
 import statistics
@@ -16,7 +17,7 @@ from .errors import TimmDogError
 from .models import DOG_KWARGS, base_of
 from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
-from .plots import bars_png, heatmap_png
+from . import plots
 from .recipes import RecipeError, check_keys_and_values, load_recipe
 from .stats import compare_runs
 from .trainpy import runs
@@ -409,7 +410,7 @@ def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") 
             wrapped = "\n".join(textwrap.fill(line, 110) for line in title.splitlines())
             if not two_axes:
                 shown = panel + baselines
-                figures.append(("bars", title, bars_png(
+                figures.append(("bars", title, plots.bars_png(
                     [c.stats("final")[0] for c in shown], [c.stats("final")[1] for c in shown],
                     [_cell_text(c).replace("\n", ", ") for c in shown], _bar_labels(shown),
                     [not c.dog for c in shown], f"final top-1 % ({weights})", wrapped)))
@@ -420,7 +421,7 @@ def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") 
             values = [[grid[r, c].stats("final")[0] if (r, c) in grid else math.nan for c in col_values]
                       for r in row_values]
             texts = [[_cell_text(grid[r, c]) if (r, c) in grid else "" for c in col_values] for r in row_values]
-            figures.append(("heatmap", title, heatmap_png(values, texts, [_show(v) for v in row_values],
+            figures.append(("heatmap", title, plots.heatmap_png(values, texts, [_show(v) for v in row_values],
                                                           [_show(v) for v in col_values], rows, cols, wrapped,
                                                           f"final top-1 % ({weights})")))
     return figures
@@ -450,8 +451,6 @@ def _markdown_table(rows: list) -> list:
 
 
 def _csv_text(rows: list) -> str:
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
