@@ -36,3 +36,32 @@ def test_report_refuses_dog_kwargs_the_twin_refuses(tmp_path):
     run = Run(tmp_path, {"model": "convnext_atto_dog", "model_kwargs": {"dog_trainable": "maybe"}}, {}, tmp_path)
     with pytest.raises(TimmDogError, match="args.yaml: model_kwargs: trainable must be True or False"):
         run.arm
+
+
+def test_checkpoint_differences_are_settings_with_absent_ones_and_seeds(tmp_path):
+    """eval --compare's rule, in the library: settings that differ (a setting without effect in one run is
+    "(absent)" there), the seeds, and what each means for the comparison; nothing to compare without args."""
+    import argparse
+
+    import torch
+
+    from timm_dog.trainpy.runs import checkpoint_differences
+
+    def saved(name, **args):
+        (tmp_path / name).mkdir()
+        torch.save({"state_dict": {}, "args": argparse.Namespace(model="convnext_atto", **args)},
+                   tmp_path / name / "last.pth.tar")
+        return tmp_path / name / "last.pth.tar"
+
+    a = saved("a", seed=0, lr=0.004, model_ema=True, model_ema_decay=0.99)
+    b = saved("b", seed=1, lr=0.001)
+    differ, seeds, notes = checkpoint_differences(a, b)
+    assert differ == ["lr", "model_ema", "model_ema_decay", "model_ema_force_cpu", "model_ema_warmup"]
+    assert seeds == [0, 1]
+    assert "different seeds (0 vs 1)" in notes[0]
+    assert "lr (0.004 vs 0.001), model_ema (True vs False), model_ema_decay (0.99 vs (absent))" in notes[1]
+    assert checkpoint_differences(a, saved("c", seed=0, lr=0.004, model_ema=True, model_ema_decay=0.99)) == ([], [0, 0], [])
+    (tmp_path / "bare").mkdir()
+    torch.save({"w": torch.zeros(1)}, tmp_path / "bare" / "w.pth")
+    differ, seeds, (note,) = checkpoint_differences(a, tmp_path / "bare" / "w.pth")
+    assert (differ, seeds) == (None, None) and "cannot be compared" in note and "bare/w.pth carries no" in note

@@ -29,7 +29,7 @@ class EvalResult:
     loss: float
     images_per_second: float
     weights_sha256: Optional[str] = None  # of the tensors evaluated (an ONNX file: of the file)
-    weights: Optional[dict] = None  # what they are: checkpoint, EMA or not, epoch, model args (sources.Weights)
+    weights: Optional[dict] = None  # what they are: checkpoint, EMA or not, epoch, model args (checkpoints.Weights)
     input_size: Optional[list] = None  # what the images were resized/cropped to, [C, H, W]
     correct: np.ndarray = field(default=None, repr=False)  # per image, for paired tests
 

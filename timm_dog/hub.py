@@ -58,7 +58,7 @@ def plugin_only(architecture: str) -> bool:
 def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Optional[dict] = None,
                  trained_with: Optional[str] = None):
     """The published-architecture model with the checkpoint's weights, the DoG/recipe record, and the weights'
-    :class:`sources.Weights` (their tensor fingerprint, EMA or not, epoch, model args). ``trained_with``: how the
+    :class:`checkpoints.Weights` (their tensor fingerprint, EMA or not, epoch, model args). ``trained_with``: how the
     weights were trained, when not by timm's train.py (e.g. the demo's own loop)."""
     if not model_name.endswith("_dog") or not timm.is_model(model_name):
         raise PushError(f"--model {model_name!r} is not a *_dog model (see `timm-dog list`)")
@@ -99,7 +99,7 @@ def _is_json(value) -> bool:
 
 def read_eval(path, weights=None, input_size=None) -> dict:
     """An eval JSON written by ``timm-dog eval --json`` (for --compare, its first source), measured on ``weights``
-    (a :class:`sources.Weights`: the same tensors, EMA or not) at ``input_size`` when they are given."""
+    (a :class:`checkpoints.Weights`: the same tensors, EMA or not) at ``input_size`` when they are given."""
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:

@@ -26,8 +26,8 @@ from .outputs import writing
 from .preprocess import image_files, open_image, sample_photos
 from .runtime import resolve_device
 from .stats import runs_needed
-from .trainpy.args import (ALIASES, IMAGENET_TRAIN_IMAGES, RecipeError, _is_int, bad_values, check_schedule,  # noqa: F401
-                           default_train_images, train_py_args, train_py_model_args, unknown_keys)
+from .trainpy.args import (IMAGENET_TRAIN_IMAGES, RecipeError, is_int, bad_values, check_schedule, default_train_images,
+                           train_py_args, train_py_model_args, unknown_keys)
 
 
 def load_recipe(path) -> dict:
@@ -81,7 +81,7 @@ def check_keys_and_values(path, recipe: dict, known: Optional[dict] = None) -> N
     full = {**known, **recipe}
     mixing = any(isinstance(full.get(k), (int, float)) and full.get(k) > 0 for k in ("mixup", "cutmix")) or \
         full.get("cutmix_minmax") is not None
-    if mixing and _is_int(full.get("batch_size")) and full["batch_size"] % 2:
+    if mixing and is_int(full.get("batch_size")) and full["batch_size"] % 2:
         problems.append(f"batch_size: {full['batch_size']} is odd, but with mixup/cutmix timm's Mixup needs an even "
                         "batch per GPU (train.py stops at its first step)")
     if problems:

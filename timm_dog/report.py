@@ -143,7 +143,8 @@ def _row(model: str, label: str, members: list, others: list, own: dict) -> tupl
             nearest = min(candidates, key=lambda g: len(differences(own, g[0])))
             named = next(filter(partner, nearest[1]), nearest[1][0])
             why += f"; the nearest other runs of {model} ({named.folder}) differ in " + \
-                   ", ".join(f"{k} ({text(own.get(k))} vs {text(nearest[0].get(k))})" for k in differences(own, nearest[0]))
+                   ", ".join(f"{k} ({text(own.get(k))} vs {text(nearest[0].get(k))})"
+                             for k in differences(own, nearest[0]))
         return None, [leave(run, why) for run in members]
     seeds = sorted(set().union(*arms.values()), key=str)
     same = all(set(arm) == set(arms[NATIVE]) for arm in arms.values())
@@ -212,7 +213,7 @@ def init_kernels(run: Run, num_classes: int, fused: bool):
 
 
 def _load(run: Run, use_ema: bool):
-    """(model, sources.Weights) of a run's checkpoint."""
+    """(model, trainpy.checkpoints.Weights) of a run's checkpoint."""
     try:
         model, _, weights = load_checkpoint(run.model, run.checkpoint, use_ema, args=run.args,
                                             args_name=str(run.folder / "args.yaml"))

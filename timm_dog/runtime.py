@@ -23,9 +23,9 @@ class Classifier:
     labels: list
     preprocess: Callable  # PIL image (any mode, see preprocess.to_rgb) -> float32 array [3, H, W]; picklable
     run: Callable  # float32 array [N, 3, H, W] -> logits [N, classes]
-    weights_sha256: Optional[str] = None  # torch: sources.tensors_sha256 of the weights; ONNX: the file's SHA-256
+    weights_sha256: Optional[str] = None  # torch: checkpoints.tensors_sha256 of the weights; ONNX: the file's SHA-256
     device: str = "cpu"  # where the batches go: "cpu" or "cuda:N"
-    weights: Optional[dict] = None  # torch: sources.Weights.to_dict() (checkpoint, EMA or not, epoch, model args)
+    weights: Optional[dict] = None  # torch: checkpoints.Weights.to_dict() (checkpoint, EMA or not, epoch, model args)
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list:
         """[(label, probability), ...] for each row, best first."""
@@ -84,7 +84,7 @@ def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str 
 def model_classifier(model, source: str, weights=None, device="cpu", amp: Optional[str] = None) -> Classifier:
     """A classifier around an in-memory timm model (put in eval mode, on ``device``; channels_last on CUDA),
     preprocessing from its ``pretrained_cfg``; ``amp`` ('bf16' or 'fp16') runs it under autocast. ``weights``:
-    the model's :class:`sources.Weights` (what it was loaded from), when known."""
+    the model's :class:`checkpoints.Weights` (what it was loaded from), when known."""
     import torch  # torch, timm and onnx: not for ONNX files
     from timm.data import create_transform, resolve_data_config
 

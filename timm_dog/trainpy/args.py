@@ -88,7 +88,7 @@ def effective_args(args: dict) -> dict:
     return {k: v for k, v in args.items() if k not in INERT_UNLESS or INERT_UNLESS[k][1](args)}
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -104,8 +104,8 @@ def _pair(low_ok, what):
     """[min, max] with min <= max, each passing ``low_ok``."""
     return (lambda v: _numbers(2, low_ok)(v) and v[0] <= v[1], f"[min, max] with min <= max, {what}")
 
-_POSITIVE_INT = (lambda v: _is_int(v) and v >= 1, "an int >= 1")
-_NON_NEGATIVE_INT = (lambda v: _is_int(v) and v >= 0, "an int >= 0")
+_POSITIVE_INT = (lambda v: is_int(v) and v >= 1, "an int >= 1")
+_NON_NEGATIVE_INT = (lambda v: is_int(v) and v >= 0, "an int >= 0")
 _POSITIVE = (lambda v: _is_number(v) and v > 0, "a number > 0")
 _NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a number >= 0")
 _FRACTION = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
@@ -135,9 +135,9 @@ VALUE_RULES = {
                     _BELOW_ONE),
     **dict.fromkeys(("aa", "gp", "data_dir", "data", "dataset", "train_split", "val_split", "interpolation",
                      "crop_mode", "amp_dtype", "torchcompile"), _TEXT),
-    "seed": (_is_int, "an int"),
+    "seed": (is_int, "an int"),
     "head_init_bias": (_is_number, "a number"),
-    "aug_splits": (lambda v: _is_int(v) and (v == 0 or v >= 2), "0 or an int >= 2"),
+    "aug_splits": (lambda v: is_int(v) and (v == 0 or v >= 2), "0 or an int >= 2"),
     "input_size": (_numbers(3, _POSITIVE_INT[0]), "[channels, height, width], ints >= 1"),
     "cutmix_minmax": _pair(_FRACTION[0], "numbers in [0, 1]"),
     "scale": _pair(lambda v: _is_number(v) and 0 < v <= 1, "numbers in (0, 1]"),
