@@ -223,7 +223,8 @@ def ema_train_runs(train_runs, tmp_path_factory):
 
     from timm_dog.evaluate import evaluate, open_dataset
     from timm_dog.runtime import model_classifier
-    from timm_dog.sources import load_checkpoint, read_summary
+    from timm_dog.trainpy.checkpoints import load_checkpoint
+    from timm_dog.trainpy.runs import read_summary
 
     root, runs = tmp_path_factory.mktemp("ema_runs"), {}
     for model_name in ("convnext_atto_dog", "convnext_atto"):

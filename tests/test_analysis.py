@@ -194,7 +194,7 @@ def test_cli_analyze_measures_reparameterizable_models_fused(tmp_path):
 
 def test_cli_analyze_real_train_py_checkpoints(real_runs, tmp_path):
     """Two real train.py checkpoints of one model: an entry each, with the epoch and tensors they hold."""
-    from timm_dog.sources import read_train_args
+    from timm_dog.trainpy.args import read_train_args
 
     model = read_train_args(real_runs["dog-s0"] / "args.yaml")["model"]
     a, b = real_runs["dog-s0"] / "last.pth.tar", real_runs["dog-s1"] / "last.pth.tar"

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from timm_dog import hub
 from timm_dog.cli import main
 from timm_dog.preprocess import Preprocess, open_image
-from timm_dog.sources import load_checkpoint
+from timm_dog.trainpy.checkpoints import load_checkpoint
 
 REPO = "someone/convnext-atto-dog-digits"
 TOKEN = "hf_TESTtokenNeverPrinted0123456789"
@@ -736,7 +736,7 @@ def _run_model(run) -> str:
 
 
 def yaml_args(path):
-    from timm_dog.sources import read_train_args
+    from timm_dog.trainpy.args import read_train_args
 
     return read_train_args(path)
 
@@ -819,3 +819,27 @@ def test_staging_refuses_a_missing_token_first_and_removes_its_temporary_folder(
     with hub.staging(tmp_path / "keep", upload=False) as kept:
         kept.mkdir()
     assert kept == tmp_path / "keep" and kept.is_dir()
+
+
+def test_stage_refuses_an_eval_json_of_training_images_for_a_python_caller(tmp_path):
+    """The library path holds the guard as the CLI does: an eval JSON measured on the run's training folder (written
+    by a Python caller, without eval's training_images_of record) is refused by stage, before anything is written."""
+    import argparse
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split / "a").mkdir(parents=True)
+    model = timm.create_model("convnext_atto_dog", num_classes=2)
+    args = argparse.Namespace(model="convnext_atto_dog", num_classes=2, img_size=32, data_dir=str(tmp_path / "data"),
+                              train_split="train", val_split="val")
+    checkpoint = tmp_path / "run" / "last.pth.tar"
+    checkpoint.parent.mkdir()
+    torch.save({"epoch": 0, "arch": "convnext_atto_dog", "state_dict": model.state_dict(), "args": args}, checkpoint)
+    weights = load_checkpoint("convnext_atto_dog", checkpoint)[2]
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps({"top1": 50.0, "top5": 100.0, "loss": 0.5, "num_images": 2, "input_size": [3, 32, 32],
+                                     "weights_sha256": weights.sha256,
+                                     "dataset": {"name": "imagefolder", "folder": str(tmp_path / "data" / "train")}}))
+    with pytest.raises(hub.PushError, match=f"holds the training images of {checkpoint}"):
+        hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id="someone/x", eval_json=eval_json,
+              datasets=("digits",), log=lambda line: None)
+    assert not (tmp_path / "repo").exists()

@@ -199,36 +199,6 @@ def _train_py_model_kwargs(*pairs) -> dict:
     return parser.parse_args(["--model-kwargs", *pairs]).model_kwargs
 
 
-@pytest.mark.parametrize("pairs,arm", [
-    *[((f"dog_trainable={text}",), "dog frozen") for text in ("False", "false", "FALSE", "'false'", "no", "Off")],
-    *[((f"dog_trainable={text}",), "dog") for text in ("True", "true", "yes", "on")],
-    (("dog_share=1", "dog_gamma=0,0.5", "dog_scale=paper", "dog_on_ratio=.5", "dog_seed=3"), "dog"),
-    (("dog_gamma=[0.0,0.5]", "dog_share=1.0"), "dog"),
-    (("dog_scale=2", "dog_pattern=box", "dog_trainable=false"), "box frozen scale 2.0"),
-    (("dog_scale=2.0", "dog_pattern='box'", "dog_trainable=False"), "box frozen scale 2.0"),
-])
-def test_every_spelling_that_train_py_writes_and_the_twin_takes_names_one_arm(pairs, arm, tmp_path):
-    """The twin gets the kwargs as parsed; report reads them from args.yaml (train.py's yaml.safe_dump)."""
-    import yaml
-
-    from timm_dog.report import Run
-
-    kwargs = _train_py_model_kwargs(*pairs)
-    model = timm.create_model("mobilenetv3_small_050_dog", num_classes=10, **kwargs)
-    assert model.dog_init_report.frozen == (model.dog_init_report.kernels_set if "frozen" in arm else 0)
-    args = yaml.safe_load(yaml.safe_dump({"model": "mobilenetv3_small_050_dog", "model_kwargs": kwargs}))
-    run = Run(tmp_path, args, {}, tmp_path / "last.pth.tar")
-    assert run.arm == arm
-
-
-def test_report_refuses_dog_kwargs_the_twin_refuses(tmp_path):
-    from timm_dog.report import ReportError, Run
-
-    run = Run(tmp_path, {"model": "convnext_atto_dog", "model_kwargs": {"dog_trainable": "maybe"}}, {}, tmp_path)
-    with pytest.raises(ReportError, match="args.yaml: model_kwargs: trainable must be True or False"):
-        run.arm
-
-
 @pytest.mark.parametrize("text", ["no", "No", "OFF", "yes", "on", "true", "False", "fAlse", "0", "1", "y", "n",
                                   "null", "~", "None", "maybe"])
 def test_sweep_and_the_twin_read_dog_trainable_by_one_rule(text):
@@ -254,3 +224,25 @@ def test_sweep_refuses_two_spellings_of_one_value():
     with pytest.raises(ValueError, match="the value 'fAlse' is given twice \\(the twins read it as False\\)"):
         parse_grid(["dog_trainable=false,fAlse"])
     assert parse_grid(["dog_trainable=no,yes"]) == {"dog_trainable": [False, True]}
+
+
+@pytest.mark.parametrize("pairs,arm", [
+    *[((f"dog_trainable={text}",), "dog frozen") for text in ("False", "false", "FALSE", "'false'", "no", "Off")],
+    *[((f"dog_trainable={text}",), "dog") for text in ("True", "true", "yes", "on")],
+    (("dog_share=1", "dog_gamma=0,0.5", "dog_scale=paper", "dog_on_ratio=.5", "dog_seed=3"), "dog"),
+    (("dog_gamma=[0.0,0.5]", "dog_share=1.0"), "dog"),
+    (("dog_scale=2", "dog_pattern=box", "dog_trainable=false"), "box frozen scale 2.0"),
+    (("dog_scale=2.0", "dog_pattern='box'", "dog_trainable=False"), "box frozen scale 2.0"),
+])
+def test_every_spelling_that_train_py_writes_and_the_twin_takes_names_one_arm(pairs, arm, tmp_path):
+    """The twin gets the kwargs as parsed; report reads them from args.yaml (train.py's yaml.safe_dump)."""
+    import yaml
+
+    from timm_dog.trainpy.runs import Run
+
+    kwargs = _train_py_model_kwargs(*pairs)
+    model = timm.create_model("mobilenetv3_small_050_dog", num_classes=10, **kwargs)
+    assert model.dog_init_report.frozen == (model.dog_init_report.kernels_set if "frozen" in arm else 0)
+    args = yaml.safe_load(yaml.safe_dump({"model": "mobilenetv3_small_050_dog", "model_kwargs": kwargs}))
+    run = Run(tmp_path, args, {}, tmp_path / "last.pth.tar")
+    assert run.arm == arm

@@ -21,7 +21,7 @@ from timm_dog.onnx import (EXPORTER, GATES, OPSET, ExportError, Verification, ca
                            export_onnx, inference_session, physical_cores, read_metadata)
 from timm_dog.outputs import OutputError
 from timm_dog.preprocess import Preprocess, open_image, sample_photos
-from timm_dog.sources import load_checkpoint
+from timm_dog.trainpy.checkpoints import load_checkpoint
 
 
 def _photos(model):

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from timm_dog.benchmark import benchmark_recipe, train_steps
+from timm_dog.benchmark import train_steps
 from timm_dog.cli import main
-from timm_dog.recipes import RecipeError, check_recipe, extract_train_args, train_py_args, unknown_keys
+from timm_dog.recipes import RecipeError, benchmark_recipe, check_recipe, train_py_args, unknown_keys
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").rglob("*.yaml"))
 BASELINES = {"convnext_tiny_dog": "convnext_tiny", "convmixer_512_dog": "convmixer_512",
@@ -126,26 +126,6 @@ def test_small_recipe_summary(tmp_path):
     assert s["lr"]["start"] < s["lr"]["peak"] <= 1e-3
     assert s["data_config"]["input_size"] == (3, 64, 64)
     assert "DoG init: 12 depthwise layers" in s["dog_init"] and len(s["cpu_steps"]) == 2
-
-
-def test_kept_train_py_args_and_extraction(tmp_path):
-    kept, source = train_py_args()
-    assert "timm" in source and {"model_kwargs", "device_modules", "aa", "clip_grad", "lr_base"} <= set(kept)
-    assert kept["ratio"] == pytest.approx([0.75, 4 / 3])
-    train_py = tmp_path / "train.py"
-    train_py.write_text(
-        "import argparse\nparser = argparse.ArgumentParser()\n"
-        "parser.add_argument('--new-knob', type=float, default=0.5)\n"
-        "parser.add_argument('--flag', action='store_true')\n"
-        "parser.add_argument('--ratio', nargs=2, default=(3. / 4., 4. / 3.))\n"
-        "parser.add_argument('-x', '--other', dest='renamed', default=None)\n"
-    )
-    assert extract_train_args(train_py.read_text()) == {"new_knob": 0.5, "flag": False, "ratio": (0.75, 4 / 3),
-                                                        "renamed": None}
-    assert train_py_args(train_py)[1] == str(train_py)
-    train_py.write_text("not python ((")
-    with pytest.raises(RecipeError, match="cannot read train.py's arguments"):
-        train_py_args(train_py)
 
 
 def test_cli_recipe_check(tmp_path):
@@ -475,7 +455,7 @@ def test_recipe_check_passes_on_one_generated_pair_per_family(tmp_path, model):
 
 
 def test_model_ema_decay_and_every_numeric_key_have_a_range(tmp_path):
-    from timm_dog.recipes import VALUE_RULES
+    from timm_dog.trainpy.args import VALUE_RULES
 
     with pytest.raises(RecipeError) as error:
         check_recipe(_recipe(tmp_path, model_ema_decay=1.5, drop_path=1.0, workers=2.5, aug_splits=1,

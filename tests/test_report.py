@@ -300,7 +300,7 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
 
 def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path):
     """EMA runs: their own row (model_ema differs), a note without --ema, train.py's EMA eval equal with --ema."""
-    from timm_dog.sources import read_summary
+    from timm_dog.trainpy.runs import read_summary
 
     runs = [ema_train_runs["convnext_atto_dog"], ema_train_runs["convnext_atto"],
             train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]]
@@ -383,7 +383,8 @@ def test_report_on_real_train_py_runs(real_runs, tmp_path):
     resumed run (no native run with its settings) is listed and left out, every number is train.py's own for the
     same weights (to 0.01) and says its weights and checkpoint epoch."""
     from timm_dog.report import read_run
-    from timm_dog.sources import read_checkpoint, read_summary
+    from timm_dog.trainpy.checkpoints import read_checkpoint
+    from timm_dog.trainpy.runs import read_summary
 
     data = Path(yaml.safe_load((real_runs["dog-s0"] / "args.yaml").read_text())["data_dir"]) / "val"
     out = tmp_path / "out"
@@ -539,7 +540,8 @@ def test_every_setting_is_the_checkpoints_own(train_runs, digits, tmp_path):
     """Issue 23, point 3: a copy whose args.yaml was edited (lr 0.004 → 0.0004) against its checkpoint's own args is
     refused by report, sweep collect and eval, naming the key; what train.py sets after writing args.yaml (lr from
     lr_base, lr_base_scale, num_classes) is not a conflict, and the run's settings are then the checkpoint's."""
-    from timm_dog.report import group_runs, read_run, settings
+    from timm_dog.report import group_runs, read_run
+    from timm_dog.trainpy.runs import settings
 
     dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
     edited = _copy_run(native, tmp_path / "native-edited", lr=0.0004)
@@ -563,7 +565,8 @@ def test_every_setting_is_the_checkpoints_own(train_runs, digits, tmp_path):
 def test_settings_without_effect_are_not_differences(train_runs, tmp_path):
     """Issue 23, point 9: runs without EMA that differ in model_ema_decay (or without mixup in mixup_prob) are one
     row, with no difference; beside a row of EMA runs, the row without EMA is not labelled with a decay."""
-    from timm_dog.report import args_settings, group_runs, read_run, settings_differences
+    from timm_dog.report import group_runs, read_run
+    from timm_dog.trainpy.runs import args_settings, settings_differences
 
     dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
     other = _variant(native, tmp_path / "native-decay", model_ema_decay=0.5, mixup_prob=0.3, clip_mode="value")
@@ -604,7 +607,7 @@ def test_report_is_run_level_on_real_train_py_runs(real_runs, tmp_path):
     assert c["p_value"] >= stats.ttest_rel(dog, native).pvalue - 1e-12  # the image term only widens
     assert c["ci"][0] <= c["delta"] <= c["ci"][1] and c["min_detectable_delta"] > 0
     assert c["prob_improvement"] == np.mean([(a > b) + 0.5 * (a == b) for a, b in zip(dog, native)])
-    assert f"| 3 / 3, by seed |" in md and f"| {c['p_value']:.3g} (paired t) | {c['prob_improvement']:.2f} |" in md
+    assert "| 3 / 3, by seed |" in md and f"| {c['p_value']:.3g} (paired t) | {c['prob_improvement']:.2f} |" in md
     pair, md = report("dog-s0", "dog-s1", "native-s0", "native-s2")
     c = pair["comparison"]
     assert not pair["paired"] and c["runs"] == [2, 2] and c["test"] == "Welch's t-test on the runs' top-1"
@@ -705,7 +708,7 @@ def test_init_is_re_created_from_a_real_train_py_runs_seed(digits_300, tmp_path,
     from conftest import REAL_RUN_RECIPE
 
     from timm_dog.report import Run, init_model
-    from timm_dog.sources import read_train_args
+    from timm_dog.trainpy.args import read_train_args
 
     train_py = os.environ.get("TIMM_TRAIN_PY")
     if not train_py or not Path(train_py).is_file():

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import resource
 import time
-from types import SimpleNamespace
 from typing import Optional
 
-import timm
 import torch
+from timm.utils import dispatch_clip_grad
 
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -34,8 +33,6 @@ def train_steps(model, batch_size: int, img_size: int, *, device: torch.device, 
     peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the growth of the process's peak RSS
     (ru_maxrss) over its RSS before, which undercounts if the process had already peaked higher.
     """
-    from timm.utils import dispatch_clip_grad
-
     model = model.to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -99,39 +96,6 @@ def train_steps(model, batch_size: int, img_size: int, *, device: torch.device, 
             "amp": amp_dtype or "off", "channels_last": channels_last, "compile": compile_backend or "off",
             "steps": steps, "warmup": warmup, "first_step_seconds": first,
             "images_per_second": batch_size * steps / seconds, "peak_memory_bytes": int(peak), "peak_memory": how}
-
-
-def benchmark_recipe(path, gpus: int = 1, num_images: Optional[int] = None, device: str = "auto",
-                     batch_size: Optional[int] = None, steps: int = 10, warmup: int = 2) -> dict:
-    """Train-step throughput of a recipe's model with its batch size, AMP, memory layout and torch.compile setting,
-    and the projected hours of the whole recipe on ``gpus`` such devices (linear scaling, steps only)."""
-    from timm.data import resolve_data_config
-    from timm.optim import create_optimizer_v2, optimizer_kwargs
-
-    from .recipes import default_train_images, load_recipe, train_py_args
-    from .runtime import resolve_device
-
-    known, _ = train_py_args()
-    recipe = load_recipe(path)
-    args = SimpleNamespace(**{**known, **{k: v for k, v in recipe.items() if k in known}})
-    torch_device = resolve_device(device)
-    model = timm.create_model(args.model, num_classes=args.num_classes, drop_rate=args.drop,
-                              drop_path_rate=args.drop_path, **(args.model_kwargs or {}))
-    img_size = resolve_data_config(vars(args), model=model)["input_size"][-1]
-    args.lr = args.lr or args.lr_base  # the value does not change the speed
-    optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **(args.opt_kwargs or {}))
-    result = train_steps(
-        model, batch_size or args.batch_size, img_size, device=torch_device,
-        amp_dtype=args.amp_dtype if args.amp else None, channels_last=bool(args.channels_last),
-        compile_backend=args.torchcompile, compile_mode=args.torchcompile_mode, optimizer=optimizer,
-        smoothing=args.smoothing or 0.0, clip_grad=args.clip_grad, clip_mode=args.clip_mode, steps=steps,
-        warmup=warmup,
-    )
-    epochs = args.epochs + (args.cooldown_epochs or 0)
-    images = num_images or default_train_images(args, path)
-    result.update(model=args.model, epochs=epochs, train_images=images, gpus=gpus,
-                  projected_hours=epochs * images / (result["images_per_second"] * gpus) / 3600)
-    return result
 
 
 def describe(result: dict) -> str:

@@ -20,11 +20,14 @@ from timm.scheduler import create_scheduler_v2
 from tqdm.auto import tqdm
 
 from .evaluate import evaluate, open_dataset
+from .hub import stage
 from .init import depthwise_kernels
 from .models import base_of
 from .outputs import write_text
 from .plots import plot_kernels
+from .preprocess import open_image
 from .runtime import load_classifier, model_classifier, torch_classifier
+from .trainpy.data import check_not_training_images, training_data
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 # how the demo's weights were trained, for the staged card (its checkpoint's args are a record, not train.py's)
@@ -140,17 +143,16 @@ def run_demo(out_dir, model_name: str = "convnext_atto_dog", epochs: int = 8, im
 def ship(out: Path, model, model_name: str, data_root: Path, img_size: int, epochs: int, seed: int, echo) -> dict:
     """The publishing path on the trained DoG model: checkpoint → eval JSON → staged Hub folder (ONNX exported and
     verified, fp32 + int8) → predictions from that folder's ONNX file, with onnxruntime alone."""
-    from .hub import stage
-    from .preprocess import open_image
-
     checkpoint = out / "checkpoint" / "model_best.pth.tar"
     checkpoint.parent.mkdir(exist_ok=True)
     args = argparse.Namespace(model=model_name, model_kwargs={"dog_seed": seed}, num_classes=10, img_size=img_size,
                               mean=MEAN, std=STD, interpolation="bilinear", crop_pct=1.0, epochs=epochs, lr=4e-3,
                               opt="adamw", weight_decay=0.05, sched="cosine", warmup_epochs=1, smoothing=0.1,
-                              batch_size=64, seed=seed)
+                              batch_size=64, seed=seed, data_dir=str(data_root.resolve()), train_split="train",
+                              val_split="val")
     torch.save({"epoch": epochs - 1, "arch": model_name, "state_dict": model.state_dict(), "args": args}, checkpoint)
     data, info = open_dataset(str(data_root))
+    check_not_training_images(info.get("folder"), training_data(vars(args)), checkpoint)
     report = evaluate(torch_classifier(model_name, str(checkpoint)), data, progress=False, dataset_info=info)
     write_text(out / "eval.json", json.dumps(report.to_dict(), indent=2))
     echo(f"eval {model_name} checkpoint: top-1 {report.top1:.2f} %, top-5 {report.top5:.2f} % on "

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Callable, Optional
 
-from .constants import SPLIT_ALIASES
 from .errors import TimmDogError
 from .evaluate import mcnemar
-from .report import args_settings
-from .sources import checkpoint_args, training_images, training_images_message
+from .trainpy.data import check_not_training_images as guard
+from .trainpy.runs import checkpoint_differences
 
 NUMBERS = ("top1", "top5", "loss", "num_images")  # what every eval JSON (and each side of a --compare one) holds
 
@@ -38,27 +37,12 @@ def side_names(sources: list) -> list:
 
 
 def settings_differences(checkpoint, other, log: Callable[[str], None] = _quiet):
-    """(train.py settings (report's rule: not the seed, the arm, bookkeeping or settings without effect) in which the
-    runs of two checkpoints differ, their seeds), each said as a note to ``log``; (None, None) when either has no
-    train.py args."""
-    args = [checkpoint_args(c) if c else None for c in (checkpoint, other)]
-    if None in args:
-        if checkpoint and other:
-            lacking = " and ".join(str(c) for c, a in zip((checkpoint, other), args) if a is None)
-            log(f"note: the train.py settings of the two runs cannot be compared: {lacking} carries no train.py args "
-                "(none inside, no args.yaml beside it); the difference below may not be the init's alone")
-        return None, None
-    seeds = [x.get("seed") for x in args]
-    if seeds[0] != seeds[1]:
-        log(f"note: {checkpoint} and {other} were trained with different seeds ({seeds[0]} vs {seeds[1]}): other "
-            "data order, augmentation and drop-path, so the difference below includes the variation between runs, "
-            "not the init's alone (timm-dog report pairs runs by equal seed)")
-    a, b = (args_settings(x) for x in args)
-    differ = sorted(k for k in {**a, **b} if a.get(k, "(absent)") != b.get(k, "(absent)"))
-    if differ:
-        log(f"note: {checkpoint} and {other} were trained with different settings: "
-            + ", ".join(f"{k} ({a.get(k, '(absent)')} vs {b.get(k, '(absent)')})" for k in differ)
-            + ": the difference below is not the init's alone (timm-dog report pairs runs only when these agree)")
+    """(train.py settings in which the runs of two checkpoints differ, their seeds) by trainpy's one rule
+    (:func:`timm_dog.trainpy.runs.checkpoint_differences`), each of its notes said to ``log``; (None, None) when
+    either has no train.py args."""
+    differ, seeds, notes = checkpoint_differences(checkpoint, other)
+    for note in notes:
+        log(note)
     return differ, seeds
 
 
@@ -68,15 +52,11 @@ def check_not_training_images(info: dict, classifiers: list, split: str, log: Ca
     (the eval JSON's dataset: ``training_images_of``)."""
     for classifier in classifiers:
         trained_on = (classifier.weights or {}).get("trained_on") or {}
-        if not info.get("folder") or not training_images(info["folder"], trained_on):
-            continue
-        message = training_images_message(info["folder"], trained_on, classifier.weights["source"])
-        if split not in (*SPLIT_ALIASES[0], trained_on["train_split"]):
-            raise TimmDogError(f"{message} (or --split {trained_on['train_split']} to measure training accuracy on "
-                               f"purpose)")
-        log(f"note: --split {split}: {info['folder']} holds the training images of {classifier.weights['source']}: "
-            "the numbers are training accuracy")
-        info.setdefault("training_images_of", []).append(classifier.weights["source"])
+        source = (classifier.weights or {}).get("source")
+        if guard(info.get("folder"), trained_on, source, split):  # refuses unless split names a training split
+            log(f"note: --split {split}: {info['folder']} holds the training images of {source}: the numbers are "
+                "training accuracy")
+            info.setdefault("training_images_of", []).append(source)
 
 
 def record(results: list, differences: tuple = (None, None)) -> dict:

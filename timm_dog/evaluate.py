@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
+from PIL import Image
 from PIL.Image import DecompressionBombError
 
-from .constants import SPLIT_ALIASES, SPLIT_NAMES
+from .errors import TimmDogError
+from .progress import progress as progress_bar
 from .runtime import Classifier
+from .trainpy.data import DATASET_PREFIXES, FOLDER_DATASETS, split_folder
 
 
 @dataclass
@@ -27,7 +29,7 @@ class EvalResult:
     loss: float
     images_per_second: float
     weights_sha256: Optional[str] = None  # of the tensors evaluated (an ONNX file: of the file)
-    weights: Optional[dict] = None  # what they are: checkpoint, EMA or not, epoch, model args (sources.Weights)
+    weights: Optional[dict] = None  # what they are: checkpoint, EMA or not, epoch, model args (checkpoints.Weights)
     input_size: Optional[list] = None  # what the images were resized/cropped to, [C, H, W]
     correct: np.ndarray = field(default=None, repr=False)  # per image, for paired tests
 
@@ -35,22 +37,17 @@ class EvalResult:
         return {k: v for k, v in self.__dict__.items() if k != "correct"}
 
 
-FOLDER_DATASETS = ("", "folder", "torch/image_folder", "torch/folder")  # class sub-folders of --data-dir
-DATASET_PREFIXES = ("torch", "tfds", "hfds", "hfids", "wds")  # what timm's create_dataset understands
-
-
 def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", download: bool = False):
     """(dataset of (PIL image, target), info) with timm's ``create_dataset``: an ImageFolder (``dataset=''``) or any
     timm dataset name. Images keep their mode (``preprocess.to_rgb`` converts them); ``info['folder']`` says
     which folder an ImageFolder's split resolved to."""
-    from PIL import Image
-    from timm.data import create_dataset
+    from timm.data import create_dataset  # torch: not for `predict` of an ONNX file
 
     prefix, sep, _ = dataset.partition("/")
     if dataset.lower() not in FOLDER_DATASETS and not (sep and prefix.lower() in DATASET_PREFIXES):
-        raise ValueError(f"unknown --dataset {dataset!r}: give a timm dataset name starting with "
-                         f"{', '.join(p + '/' for p in DATASET_PREFIXES)} (e.g. torch/cifar10), or none for an "
-                         f"ImageFolder")  # timm would read any other name as an ImageFolder, quietly
+        raise TimmDogError(f"unknown --dataset {dataset!r}: give a timm dataset name starting with "
+                           f"{', '.join(p + '/' for p in DATASET_PREFIXES)} (e.g. torch/cifar10), or none for an "
+                           f"ImageFolder")  # timm would read any other name as an ImageFolder, quietly
     info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
     kwargs = {"input_img_mode": None}
     if dataset.lower() in FOLDER_DATASETS:
@@ -63,10 +60,10 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
         opened = create_dataset(dataset, root=data_dir, split=split, is_training=False, download=download, **kwargs)
     except (AssertionError, FileNotFoundError, RuntimeError, ValueError) as error:
         kind = f"dataset {dataset!r}" if dataset else "an ImageFolder"
-        raise ValueError(f"cannot open {kind} at {data_dir} (split {split!r}): {error}") from None
+        raise TimmDogError(f"cannot open {kind} at {data_dir} (split {split!r}): {error}") from None
     if "" in (class_names(opened) or []):
-        raise ValueError(f"{data_dir} has images directly inside it: an ImageFolder keeps each class's images in a "
-                         f"sub-folder named after the class")
+        raise TimmDogError(f"{data_dir} has images directly inside it: an ImageFolder keeps each class's images in a "
+                           f"sub-folder named after the class")
     return (StrictImageFolder(opened.reader) if not dataset else opened), info
 
 
@@ -81,30 +78,13 @@ class StrictImageFolder:
         return len(self.reader)
 
     def __getitem__(self, index: int):
-        from PIL import Image
-
         path, target = self.reader.samples[index]
         try:
             with Image.open(path) as image:
                 image.load()  # decode here, so that a truncated file is named too
         except (OSError, ValueError, Image.DecompressionBombError) as error:
-            raise ValueError(f"cannot read image {path}: {error}") from None
+            raise TimmDogError(f"cannot read image {path}: {error}") from None
         return (self.transform(image) if self.transform else image), target
-
-
-def split_folder(data_dir, split: str) -> tuple:
-    """(folder, how it was chosen): DATA_DIR/SPLIT or a timm synonym of it (validation: val, valid, eval, …);
-    DATA_DIR itself when it has no split sub-folder at all; else a ValueError listing the splits found."""
-    root = Path(data_dir)
-    names = next((aliases for aliases in SPLIT_ALIASES if split in aliases), (split,))
-    for name in dict.fromkeys((split, *names)):
-        if (root / name).is_dir():
-            return str(root / name), f"split {split!r}: {root / name}"
-    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if SPLIT_NAMES.isdisjoint(subfolders):
-        return str(root), f"no split sub-folders in {root}: its class folders are used as they are"
-    synonyms = f" (nor {', '.join(name for name in names if name != split)})" if len(names) > 1 else ""
-    raise ValueError(f"no split {split!r} in {root}{synonyms}; splits found: {', '.join(subfolders)}")
 
 
 def class_mapping(dataset, *label_lists) -> tuple:
@@ -122,12 +102,12 @@ def class_mapping(dataset, *label_lists) -> tuple:
         return [np.array([_by_name(labels, folders)[f] for f in folders]) for labels in label_lists], rule
     for labels in label_lists:
         if len(labels) != len(folders):
-            raise ValueError(f"the data has {len(folders)} class folders but the model has {len(labels)} classes: "
-                             "a model without class names (class_0 …) takes the folders by position, "
-                             "which needs as many folders as classes")
+            raise TimmDogError(f"the data has {len(folders)} class folders but the model has {len(labels)} classes: "
+                               "a model without class names (class_0 …) takes the folders by position, "
+                               "which needs as many folders as classes")
         if _named(labels) and list(_by_name(labels, folders).values()) != list(range(len(folders))):
-            raise ValueError("a model with class names is compared with one without, and its names are not the "
-                             "folders in sorted order: the two cannot be matched alike")
+            raise TimmDogError("a model with class names is compared with one without, and its names are not the "
+                               "folders in sorted order: the two cannot be matched alike")
     rule = f"by position: the {len(folders)} class folders in sorted order are the model's classes 0-{len(folders) - 1}"
     return [np.arange(len(folders))] * len(label_lists), rule
 
@@ -145,7 +125,7 @@ def _named(labels: list) -> bool:
 
 def _by_name(labels: list, folders: list) -> dict:
     """{folder: model class index} by label name (and WordNet id for ImageNet labels); a ValueError for unknowns."""
-    from timm.data import ImageNetInfo, infer_imagenet_subset
+    from timm.data import ImageNetInfo, infer_imagenet_subset  # torch: not for `predict` of an ONNX file
 
     index = {name: i for i, name in enumerate(labels)}
     subset = infer_imagenet_subset({"num_classes": len(labels)})
@@ -153,9 +133,9 @@ def _by_name(labels: list, folders: list) -> dict:
         index.update({name: i for i, name in enumerate(ImageNetInfo(subset).label_names())})
     unknown = [f for f in folders if f not in index]
     if unknown:
-        raise ValueError(f"{len(unknown)} of {len(folders)} class folders match none of the model's {len(labels)} "
-                         f"class names: {', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''} "
-                         f"(the model's are e.g. {', '.join(repr(name) for name in labels[:3])})")
+        raise TimmDogError(f"{len(unknown)} of {len(folders)} class folders match none of the model's {len(labels)} "
+                           f"class names: {', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''} "
+                           f"(the model's are e.g. {', '.join(repr(name) for name in labels[:3])})")
     return {f: index[f] for f in folders}
 
 
@@ -166,13 +146,11 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
     runs in ``workers`` loader processes (default: one per CPU core this process may use). Dataset classes
     become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier).
     The progress bar names ``name``, else the classifier's source (a twin's name, not its base architecture)."""
-    import torch
+    import torch  # torch and scipy: not for `predict` of an ONNX file
     from scipy.special import log_softmax
 
-    from .progress import progress as progress_bar
-
     if len(dataset) == 0:
-        raise ValueError("the dataset has no images")
+        raise TimmDogError("the dataset has no images")
     if rule is None:
         (class_index,), rule = class_mapping(dataset, classifier.labels)
     dataset_info = {**(dataset_info or {}), "class_mapping": rule}
@@ -188,7 +166,7 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
                                        total=len(loader), disable=not progress):
         target = target.numpy() if class_index is None else class_index[target.numpy()]
         if int(target.max()) >= num_classes:
-            raise ValueError(f"the dataset has class index {int(target.max())} but the model has {num_classes} classes")
+            raise TimmDogError(f"the dataset has class index {int(target.max())} but the model has {num_classes} classes")
         start = time.perf_counter()
         logits.append(np.asarray(classifier.run(images), dtype=np.float64))
         seconds += time.perf_counter() - start
@@ -215,7 +193,7 @@ def _batches(loader):
         except StopIteration:
             return
         except (OSError, ValueError, DecompressionBombError) as error:  # a worker's error: keep its last line
-            raise ValueError(f"cannot read an image of the dataset: {str(error).strip().splitlines()[-1]}") from None
+            raise TimmDogError(f"cannot read an image of the dataset: {str(error).strip().splitlines()[-1]}") from None
 
 
 ORIENTATION = 0x0112  # the EXIF Orientation tag: how a viewer turns the stored pixels to show them
@@ -251,22 +229,20 @@ def predict(classifier: Classifier, paths, batch_size: int = 32, top_k: int = 5)
 
 def read_image(path, preprocess) -> tuple:
     """(path, ``preprocess`` of its image, its EXIF Orientation or 1), or a ValueError that names the file."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             orientation = image.getexif().get(ORIENTATION, 1)
             return path, preprocess(image), orientation
     except (OSError, ValueError, DecompressionBombError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from None
+        raise TimmDogError(f"cannot read image {path}: {error}") from None
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     """McNemar's exact test on paired right/wrong: two-sided binomial p-value on the discordant pairs."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # scipy.stats: for --compare only
 
     if len(correct_a) != len(correct_b):
-        raise ValueError(f"paired test needs the same images: {len(correct_a)} vs {len(correct_b)} predictions")
+        raise TimmDogError(f"paired test needs the same images: {len(correct_a)} vs {len(correct_b)} predictions")
     only_a = int(np.sum(correct_a & ~correct_b))
     only_b = int(np.sum(~correct_a & correct_b))
     p = 1.0 if only_a + only_b == 0 else float(binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue)

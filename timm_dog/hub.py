@@ -17,13 +17,22 @@ from typing import Iterator, Optional
 
 import timm
 import torch
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData, get_session, get_token
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from timm.data import resolve_data_config
+from timm.models import get_arch_name, model_entrypoint, save_for_hf
+from torch.utils.flop_counter import FlopCounterMode
 
 from . import evalrecord
 from .errors import TimmDogError
 from .init import check_dog_args
 from .models import DOG_KWARGS
 from .outputs import writing
-from .sources import load_checkpoint
+from .report import ReportError, card_section
+from .trainpy.args import is_train_py_args
+from .trainpy.checkpoints import load_checkpoint
+from .trainpy.data import check_not_training_images
+from .trainpy.runs import epochs_trained, read_summary
 
 TAGS = ["image-classification", "timm", "transformers", "onnx", "dog-init"]  # first three: as timm's push tags
 PAPER = "https://arxiv.org/abs/2401.10178"
@@ -45,15 +54,13 @@ class PushError(TimmDogError):
 
 def plugin_only(architecture: str) -> bool:
     """True for architectures that only timm-dog registers (plain timm cannot build them)."""
-    from timm.models import get_arch_name, model_entrypoint
-
     return timm.is_model(architecture) and model_entrypoint(get_arch_name(architecture)).__module__.startswith("timm_dog")
 
 
 def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Optional[dict] = None,
                  trained_with: Optional[str] = None):
     """The published-architecture model with the checkpoint's weights, the DoG/recipe record, and the weights'
-    :class:`sources.Weights` (their tensor fingerprint, EMA or not, epoch, model args). ``trained_with``: how the
+    :class:`checkpoints.Weights` (their tensor fingerprint, EMA or not, epoch, model args). ``trained_with``: how the
     weights were trained, when not by timm's train.py (e.g. the demo's own loop)."""
     if not model_name.endswith("_dog") or not timm.is_model(model_name):
         raise PushError(f"--model {model_name!r} is not a *_dog model (see `timm-dog list`)")
@@ -79,21 +86,9 @@ def _recipe_record(recipe: Optional[dict], model_name: str, trained_with: Option
             "trained_with": trained_with or (TRAIN_PY if is_train_py_args(recipe) else None)}
 
 
-def is_train_py_args(args: dict) -> bool:
-    """True for the arguments train.py saved (its whole argparse namespace: in a checkpoint and args.yaml), not a
-    hand-made record of a few settings: they hold at least 3/4 of the names of train.py's arguments (3/4, not all:
-    another timm version's train.py adds and drops a few)."""
-    from .recipes import train_py_args
-
-    known = train_py_args()[0]
-    return len(known.keys() & args.keys()) >= 0.75 * len(known)
-
-
 def _epochs_run(summary) -> Optional[int]:
-    """Epochs train.py ran by the summary.csv beside the checkpoint (its last epoch + 1), None without one."""
-    from .sources import read_summary
-
-    return max(read_summary(summary)) + 1 if summary.is_file() else None
+    """Epochs train.py ran by the summary.csv beside the checkpoint, None without one."""
+    return epochs_trained(read_summary(summary)) if summary.is_file() else None
 
 
 def _is_json(value) -> bool:
@@ -106,7 +101,7 @@ def _is_json(value) -> bool:
 
 def read_eval(path, weights=None, input_size=None) -> dict:
     """An eval JSON written by ``timm-dog eval --json`` (for --compare, its first source), measured on ``weights``
-    (a :class:`sources.Weights`: the same tensors, EMA or not) at ``input_size`` when they are given."""
+    (a :class:`checkpoints.Weights`: the same tensors, EMA or not) at ``input_size`` when they are given."""
     try:
         report = evalrecord.read(path)
     except TimmDogError as error:
@@ -129,16 +124,18 @@ def read_eval(path, weights=None, input_size=None) -> dict:
 
 
 def _check_not_training_images(path, dataset: dict, weights) -> None:
-    """Refuse an eval JSON measured on training images (eval --split train, or the run's training folder)."""
-    from .sources import training_images, training_images_message
-
+    """Refuse an eval JSON measured on training images (eval --split train, or the run's training folder:
+    :func:`trainpy.data.check_not_training_images`)."""
     if dataset.get("training_images_of"):
         raise PushError(f"eval JSON {path} was measured on training images ({dataset.get('folder')}, the training "
                         f"split of {', '.join(dataset['training_images_of'])}): the card publishes validation accuracy; "
                         f"evaluate on the validation folder")
     folder = dataset.get("folder")  # absolute since eval writes it so; a relative one is not checked against here
-    if weights is not None and folder and Path(folder).is_absolute() and training_images(folder, weights.trained_on):
-        raise PushError(f"eval JSON {path}: {training_images_message(folder, weights.trained_on, weights.source)}")
+    if weights is not None and folder and Path(folder).is_absolute():
+        try:
+            check_not_training_images(folder, weights.trained_on, weights.source)
+        except TimmDogError as error:
+            raise PushError(f"eval JSON {path}: {error}") from None
 
 
 def _json(value):
@@ -219,10 +216,7 @@ def stage(
     """Write the repository folder; refuse (PushError) on a missing/failing eval or ONNX check unless ``force``.
     ``report``: a ``timm-dog report`` report.json covering this checkpoint, for the card's "DoG vs native init".
     ``trained_with``: how the weights were trained when not by timm's train.py, for the card (e.g. the demo's loop)."""
-    from timm.data import resolve_data_config
-    from timm.models import save_for_hf
-
-    from .onnx import ExportError, export_onnx
+    from .onnx import ExportError, export_onnx  # onnx and onnxscript: imported when a repo is staged only
 
     check_repo_id(repo_id)
     folder = Path(folder)
@@ -247,8 +241,6 @@ def stage(
                         "--force publishes anyway)")
     comparison = None
     if report:
-        from .report import ReportError, card_section
-
         try:
             comparison = card_section(report, weights_sha, checkpoint, model_name, use_ema)
         except ReportError as error:
@@ -312,8 +304,6 @@ def weights_facts(weights, recipe: dict) -> dict:
 
 def model_facts(model) -> dict:
     """Parameters (M), GMACs at the model's input size, input size."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     size = model.pretrained_cfg["input_size"]
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, *size))
@@ -332,9 +322,7 @@ def card_template() -> Path:
 def render_card(model, repo_id, record, evaluation, onnx_files, license, datasets, comparison=None,
                 weights=None) -> str:
     """README.md: front matter (library_name timm, tags, model-index) + the hub_cards template."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    from .onnx import label_names
+    from .onnx import label_names  # onnx and onnxscript: imported when a card is written only
 
     architecture = model.pretrained_cfg["architecture"]
     results, dataset_id = [], None
@@ -367,9 +355,6 @@ def check_repo_id(repo_id: str) -> None:
 def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, private: bool = False,
          revision: Optional[str] = None, create_pr: bool = False, message: Optional[str] = None) -> str:
     """Upload every staged file in one ``create_commit``; return the commit (or PR) URL."""
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-
     check_repo_id(repo_id)
     token = token or get_token()
     if not token:
@@ -406,8 +391,6 @@ def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, priva
 
 def _http():
     """The HTTP library under huggingface_hub's client (httpx, or httpx2 since huggingface_hub 2)."""
-    from huggingface_hub import get_session
-
     return importlib.import_module(type(get_session()).__module__.split(".")[0])
 
 

@@ -1,14 +1,10 @@
 """Recipes for timm's train.py: key validation and a CPU dry run of what train.py would build."""
 from __future__ import annotations
 
-import ast
 import difflib
-import json
-import math
 import random
 import re
 import textwrap
-from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
@@ -23,159 +19,15 @@ from timm.optim import create_optimizer_v2, optimizer_kwargs
 from timm.scheduler import create_scheduler_v2, scheduler_kwargs
 from timm.utils import dispatch_clip_grad
 
-from .preprocess import open_image, sample_photos
-
-# kwargs train.py passes to create_model itself; the same key in model_kwargs is a TypeError there
-TRAIN_PY_MODEL_ARGS = ("pretrained", "in_chans", "num_classes", "drop_rate", "drop_path_rate", "drop_block_rate",
-                       "global_pool", "bn_momentum", "bn_eps", "scriptable", "checkpoint_path")
-IMAGENET_TRAIN_IMAGES = 1_281_167
-# names people reach for that train.py spells differently
-ALIASES = {"learning_rate": "lr", "optimizer": "opt", "scheduler": "sched", "label_smoothing": "smoothing",
-           "wd": "weight_decay", "drop_rate": "drop", "drop_path_rate": "drop_path", "auto_augment": "aa",
-           "random_erasing": "reprob", "grad_clip": "clip_grad", "num_epochs": "epochs"}
-
-
-class RecipeError(ValueError):
-    """A recipe train.py would choke on (or silently misread); the message lists every problem."""
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _numbers(n: int, test=_is_number):
-    return lambda value: isinstance(value, (list, tuple)) and len(value) == n and all(map(test, value))
-
-
-def _pair(low_ok, what):
-    """[min, max] with min <= max, each passing ``low_ok``."""
-    return (lambda v: _numbers(2, low_ok)(v) and v[0] <= v[1], f"[min, max] with min <= max, {what}")
-
-
-_POSITIVE_INT = (lambda v: _is_int(v) and v >= 1, "an int >= 1")
-_NON_NEGATIVE_INT = (lambda v: _is_int(v) and v >= 0, "an int >= 0")
-_POSITIVE = (lambda v: _is_number(v) and v > 0, "a number > 0")
-_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a number >= 0")
-_FRACTION = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
-_BELOW_ONE = (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
-_TEXT = (lambda v: isinstance(v, str), "a string")
-# (test, what is allowed) beyond the type of train.py's default, for every numeric key of train.py: keys whose
-# default is None are checked only here (and may be left None); mean and std are checked against the input channels
-VALUE_RULES = {
-    **dict.fromkeys(("epochs", "batch_size", "grad_accum_steps", "lr_base_size", "validation_batch_size",
-                     "num_classes", "in_chans", "img_size", "checkpoint_hist", "log_interval", "val_interval",
-                     "recount", "lr_cycle_limit", "naflex_max_seq_len", "kd_student_feature_dim",
-                     "kd_teacher_feature_dim", "train_num_samples", "val_num_samples", "train_batches_per_epoch"),
-                    _POSITIVE_INT),
-    **dict.fromkeys(("warmup_epochs", "cooldown_epochs", "patience_epochs", "mixup_off_epoch", "recovery_interval",
-                     "tta", "local_rank", "start_epoch", "workers"), _NON_NEGATIVE_INT),
-    **dict.fromkeys(("lr", "lr_base", "crop_pct", "clip_grad", "bn_eps", "opt_eps", "decay_rate", "lr_cycle_mul",
-                     "lr_k_decay", "kd_temperature", "bce_pos_weight", "head_init_scale"), _POSITIVE),
-    **dict.fromkeys(("weight_decay", "warmup_lr", "min_lr", "decay_epochs", "mixup", "cutmix", "color_jitter",
-                     "epoch_repeats", "aug_repeats", "lr_noise_std", "lr_cycle_decay", "distill_loss_weight",
-                     "task_loss_weight", "layer_decay_min_scale", "layer_decay_no_opt_scale",
-                     "train_size_schedule_spread"), _NON_NEGATIVE),
-    **dict.fromkeys(("reprob", "mixup_prob", "mixup_switch_prob", "hflip", "vflip", "bn_momentum", "layer_decay",
-                     "color_jitter_prob", "gaussian_blur_prob", "grayscale_prob", "bce_target_thresh",
-                     "lr_noise_pct", "train_size_random_mix"), _FRACTION),
-    **dict.fromkeys(("drop", "drop_path", "drop_block", "drop_connect", "smoothing", "model_ema_decay", "momentum"),
-                    _BELOW_ONE),
-    **dict.fromkeys(("aa", "gp", "data_dir", "amp_dtype", "torchcompile"), _TEXT),
-    "seed": (_is_int, "an int"),
-    "head_init_bias": (_is_number, "a number"),
-    "aug_splits": (lambda v: _is_int(v) and (v == 0 or v >= 2), "0 or an int >= 2"),
-    "input_size": (_numbers(3, _POSITIVE_INT[0]), "[channels, height, width], ints >= 1"),
-    "cutmix_minmax": _pair(_FRACTION[0], "numbers in [0, 1]"),
-    "scale": _pair(lambda v: _is_number(v) and 0 < v <= 1, "numbers in (0, 1]"),
-    "ratio": _pair(_POSITIVE[0], "numbers > 0"),
-    "lr_noise": (lambda v: _FRACTION[0](v) or (isinstance(v, list) and 1 <= len(v) <= 2 and all(map(_FRACTION[0], v))),
-                 "a fraction of the epochs in [0, 1], or a list of one or two"),
-    "opt_betas": (lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(map(_BELOW_ONE[0], v)),
-                  "a list of 1 to 3 numbers in [0, 1)"),
-    "decay_milestones": (lambda v: isinstance(v, list) and all(map(_NON_NEGATIVE_INT[0], v)), "a list of ints >= 0"),
-    "device_modules": (lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v), "a list of module names"),
-}
-
-
-def _type_rule(default):
-    """(test, what is allowed) from the type of a train.py default, None for a None default."""
-    if isinstance(default, bool):
-        return lambda v: isinstance(v, bool), "true or false"
-    if isinstance(default, (int, float)):
-        return _is_number, "a number"
-    if isinstance(default, str):
-        return _TEXT
-    if isinstance(default, (list, tuple)):
-        return lambda v: isinstance(v, list), "a list"
-    if isinstance(default, dict):
-        return lambda v: isinstance(v, dict), "a mapping"
-    return None
-
-
-def bad_values(recipe: dict, known: dict) -> list:
-    """One message per value of a known key with the wrong type or range, naming the key."""
-    problems = []
-    for key, value in recipe.items():
-        if key not in known or key in ("mean", "std"):
-            continue
-        rule = VALUE_RULES.get(key) or _type_rule(known[key])
-        if rule is None or (value is None and known[key] is None) or rule[0](value):
-            continue
-        default = f" (train.py's default: {known[key]!r})" if known[key] is not None else ""
-        problems.append(f"{key}: {value!r} is not {rule[1]}{default}")
-    in_chans, input_size = recipe.get("in_chans"), recipe.get("input_size")
-    channels = in_chans if _POSITIVE_INT[0](in_chans) else \
-        input_size[0] if VALUE_RULES["input_size"][0](input_size) else 3
-    for key, test in (("mean", _is_number), ("std", _POSITIVE[0])):
-        value = recipe.get(key)
-        if value is not None and not _numbers(channels, test)(value):
-            what = "numbers" if key == "mean" else "numbers > 0"
-            problems.append(f"{key}: {value!r} is not a list of {channels} {what} (one per input channel)")
-    return problems
-
-
-def extract_train_args(source: str) -> dict:
-    """{dest: default} of every ``add_argument`` in a train.py source text (parsed, not run)."""
-    found = {}
-    for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "add_argument"):
-            continue
-        options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        keywords = {k.arg: k.value for k in node.keywords}
-        if "dest" in keywords:
-            dest = ast.literal_eval(keywords["dest"])
-        elif options:
-            longs = [o for o in options if o.startswith("--")]
-            dest = (longs[0] if longs else options[0]).lstrip("-").replace("-", "_")
-        else:
-            continue
-        action = keywords.get("action")
-        action = action.value if isinstance(action, ast.Constant) else None
-        if "default" in keywords:
-            try:
-                default = ast.literal_eval(keywords["default"])
-            except ValueError:  # an expression such as (3. / 4., 4. / 3.)
-                default = eval(compile(ast.Expression(keywords["default"]), "<default>", "eval"), {"__builtins__": {}})
-        else:
-            default = {"store_true": False, "store_false": True}.get(action)
-        found[dest] = default
-    return found
-
-
-def train_py_args(train_py: Optional[Path] = None) -> tuple:
-    """({dest: default}, where the list comes from): the user's train.py, or the list kept here."""
-    if train_py is not None:
-        try:
-            return extract_train_args(Path(train_py).read_text()), str(train_py)
-        except (OSError, SyntaxError, UnicodeDecodeError) as error:
-            raise RecipeError(f"cannot read train.py's arguments from {train_py}: {error}") from None
-    kept = json.loads(files("timm_dog").joinpath("data/train_py_args.json").read_text())
-    return kept["args"], kept["source"]
+from . import __version__
+from .benchmark import train_steps
+from .models import BASES, base_of
+from .outputs import writing
+from .preprocess import image_files, open_image, sample_photos
+from .runtime import resolve_device
+from .stats import runs_needed
+from .trainpy.args import (IMAGENET_TRAIN_IMAGES, RecipeError, is_int, bad_values, check_schedule, default_train_images,
+                           train_py_args, train_py_model_args, unknown_keys)
 
 
 def load_recipe(path) -> dict:
@@ -189,26 +41,6 @@ def load_recipe(path) -> dict:
     if not isinstance(recipe, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping of train.py arguments; got {type(recipe).__name__}")
     return recipe
-
-
-def unknown_keys(recipe: dict, known: dict) -> list:
-    """One message per key train.py does not have (it would silently ignore them)."""
-    problems = []
-    for key in recipe:
-        if key in known:
-            continue
-        guess = key.replace("-", "_") if key.replace("-", "_") in known else ALIASES.get(key.replace("-", "_"))
-        guess = guess or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.6)), None)
-        hint = f" (did you mean '{guess}'?)" if guess else ""
-        problems.append(f"unknown key '{key}'{hint}: train.py has no such argument and would ignore it")
-    return problems
-
-
-def default_train_images(args, path=None) -> int:
-    """Training images per epoch when not given: 45,000 (the 45k/5k split) for a CIFAR recipe (named so by its
-    dataset, data_dir or file path), else ImageNet-1k's."""
-    cifar = any("cifar" in str(v).lower() for v in (args.dataset, args.data_dir, path))
-    return 45_000 if cifar else IMAGENET_TRAIN_IMAGES
 
 
 def _lr_schedule(scheduler, epochs: int, updates_per_epoch: int) -> dict:
@@ -245,34 +77,15 @@ def check_keys_and_values(path, recipe: dict, known: Optional[dict] = None) -> N
     problems = unknown_keys(recipe, known) + bad_values(recipe, known)
     model_kwargs = recipe.get("model_kwargs") if isinstance(recipe.get("model_kwargs"), dict) else {}
     problems += [f"model_kwargs '{k}' collides with the argument train.py passes to create_model itself"
-                 for k in sorted(set(model_kwargs) & set(TRAIN_PY_MODEL_ARGS))]
+                 for k in sorted(set(model_kwargs) & set(train_py_model_args()))]
     full = {**known, **recipe}
     mixing = any(isinstance(full.get(k), (int, float)) and full.get(k) > 0 for k in ("mixup", "cutmix")) or \
         full.get("cutmix_minmax") is not None
-    if mixing and _is_int(full.get("batch_size")) and full["batch_size"] % 2:
+    if mixing and is_int(full.get("batch_size")) and full["batch_size"] % 2:
         problems.append(f"batch_size: {full['batch_size']} is odd, but with mixup/cutmix timm's Mixup needs an even "
                         "batch per GPU (train.py stops at its first step)")
     if problems:
         raise RecipeError(f"{path}:\n  " + "\n  ".join(problems))
-
-
-def check_schedule(args, gpus: int, train_images: int) -> float:
-    """The lr train.py derives from ``args`` (a namespace of train.py's arguments) on ``gpus`` GPUs; a RecipeError
-    when it is not above min_lr (the schedule would rise) or ``train_images`` make no full batch."""
-    lr, lr_from = args.lr, "the recipe's lr"
-    if lr is None:  # as train.py decides
-        global_batch = args.batch_size * gpus * (args.grad_accum_steps or 1)
-        scale = args.lr_base_scale or ("sqrt" if any(o in args.opt.lower() for o in ("ada", "lamb")) else "linear")
-        ratio = global_batch / args.lr_base_size
-        lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
-        lr_from = f"lr_base {args.lr_base:g} scaled to the global batch {global_batch}"
-    if args.sched and args.sched != "none" and args.min_lr and lr <= args.min_lr:
-        raise RecipeError(f"lr {lr:.3g} ({lr_from}) is not above min_lr {args.min_lr:g}: the {args.sched} schedule "
-                          f"would not decay (it would rise); use a larger lr or batch, or a lower min_lr")
-    if train_images // (args.batch_size * gpus) == 0:  # train.py's loader drops the last partial batch
-        raise RecipeError(f"{train_images:,} training images make no full batch of {args.batch_size} × "
-                          f"{gpus} GPU(s): train.py would run no training step (it drops the last partial batch)")
-    return lr
 
 
 def check_static(path, recipe: dict, gpus: int = 8, train_images: Optional[int] = None,
@@ -466,8 +279,6 @@ def plan_runs(path, delta: float, run_std: float) -> dict:
     """Runs per arm that detect ``delta`` points (80 % power, α 0.05; stats.runs_needed) when one run's top-1 has
     std ``run_std`` points, and the GPU-hours of that many runs of the recipe and as many of its baseline, from the
     recipe's Cost line (None when it states none)."""
-    from .stats import runs_needed
-
     runs = runs_needed(delta, run_std)
     cost = cost_of(Path(path).read_text(encoding="utf-8"))
     gpu_hours = None if cost is None else 2 * runs * cost["hours"] * cost["gpus"]
@@ -512,8 +323,6 @@ DATASETS = {
 
 def _image_folder(path: Path) -> dict:
     """num_classes, image count and splits of an ImageFolder PATH with train/<class>/ and val(idation)/<class>/."""
-    from .preprocess import image_files
-
     train = path / "train"
     val = next((path / name for name in ("validation", "val") if (path / name).is_dir()), None)
     classes = sorted(p.name for p in train.iterdir() if p.is_dir()) if train.is_dir() else []
@@ -528,8 +337,6 @@ def _image_folder(path: Path) -> dict:
 
 def twin_base(model: str) -> str:
     """The base of the *_dog twin ``model``; a RecipeError with a did-you-mean when it is not one."""
-    from .models import BASES, base_of
-
     twins = [base + "_dog" for base in BASES]
     if model in twins:
         return base_of(model)
@@ -575,8 +382,6 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
     ImageNet recipes' protocol (:data:`PROTOCOL`); nothing is written. With ``benchmark_device``, the headers'
     cost is measured there (``recipe check --benchmark``), else "not measured". Refuses (RecipeError) a name that
     is not a twin, a base train.py cannot train as is, and an ``out_dir`` that holds either file already."""
-    from . import __version__
-
     base = twin_base(model)
     folder = dataset not in DATASETS
     data = _image_folder(Path(dataset)) if folder else DATASETS[dataset]
@@ -670,24 +475,45 @@ def new_recipes(model: str, out_dir, dataset: str = "imagenet", epochs: int = 50
 
 def _measured_cost(recipe: dict, gpus: int, images: int, device: str) -> str:
     """The header's cost line: ``recipe check --benchmark`` of ``recipe`` on ``device``, projected to ``gpus``."""
-    import tempfile
-
-    from .benchmark import benchmark_recipe
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "recipe.yaml"
-        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-        result = benchmark_recipe(path, gpus=gpus, num_images=images, device=device)
+    result = benchmark_recipe(recipe, gpus=gpus, num_images=images, device=device)
     return (f"{result['projected_hours']:.3g} h on {gpus} x {result['device']} for the {result['epochs']} epochs "
             f"(measured by recipe check --benchmark: {result['images_per_second']:,.1f} img/s per device at batch "
             f"{result['batch_size']}, {result['img_size']}², AMP {result['amp']}, torch {result['torch']}; peak "
             f"{result['peak_memory_bytes'] / 2**30:.1f} GiB; training steps only)")
 
 
+def benchmark_recipe(recipe, gpus: int = 1, num_images: Optional[int] = None, device: str = "auto",
+                     batch_size: Optional[int] = None, steps: int = 10, warmup: int = 2) -> dict:
+    """Train-step throughput of a recipe's model with its batch size, AMP, memory layout and torch.compile setting,
+    and the projected hours of the whole recipe on ``gpus`` such devices (linear scaling, steps only). ``recipe``:
+    a recipe file, or its mapping."""
+    path = None if isinstance(recipe, dict) else recipe
+    recipe = recipe if path is None else load_recipe(path)
+    known, _ = train_py_args()
+    args = SimpleNamespace(**{**known, **{k: v for k, v in recipe.items() if k in known}})
+    torch_device = resolve_device(device)
+    model = timm.create_model(args.model, num_classes=args.num_classes, drop_rate=args.drop,
+                              drop_path_rate=args.drop_path, **(args.model_kwargs or {}))
+    img_size = resolve_data_config(vars(args), model=model)["input_size"][-1]
+    args.lr = args.lr or args.lr_base  # the value does not change the speed
+    optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **(args.opt_kwargs or {}))
+    result = train_steps(
+        model, batch_size or args.batch_size, img_size, device=torch_device,
+        amp_dtype=args.amp_dtype if args.amp else None, channels_last=bool(args.channels_last),
+        compile_backend=args.torchcompile, compile_mode=args.torchcompile_mode, optimizer=optimizer,
+        smoothing=args.smoothing or 0.0, clip_grad=args.clip_grad, clip_mode=args.clip_mode, steps=steps,
+        warmup=warmup,
+    )
+    epochs = args.epochs + (args.cooldown_epochs or 0)
+    images = num_images or default_train_images(args, path)
+    result.update(model=args.model, epochs=epochs, train_images=images, gpus=gpus,
+                  projected_hours=epochs * images / (result["images_per_second"] * gpus) / 3600)
+    return result
+
+
+
 def write_new_recipes(texts: dict) -> list:
     """Write both files (all or none), through partial files."""
-    from .outputs import writing
-
     with writing(*texts) as partials:
         for partial, text in zip(partials, texts.values()):
             partial.write_text(text, encoding="utf-8")

@@ -20,121 +20,43 @@ from pathlib import Path
 
 import numpy as np
 
-from .init import check_dog_args
-from .models import base_of
-from .models.dog_twins import pop_dog_kwargs
-from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, plain_value, train_py_data_config,
-                      train_model_args, train_py_folder, training_data, training_images, training_images_message)
-from .stats import combine, compare_runs, runs_needed
+import timm
+import torch
 
-RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
-CURVE_COLUMNS = ("train_loss", "eval_top1")
+from .analysis import analyze_model
+from .errors import TimmDogError
+from .evaluate import evaluate, mcnemar, open_dataset
+from .models import base_of
+from .outputs import writing
+from .plots import plot_curves
+from .runtime import model_classifier
+from .stats import combine, compare_runs, runs_needed
+from .trainpy import runs as trainpy_runs
+from .trainpy.args import train_model_args
+from .trainpy.checkpoints import load_checkpoint
+from .trainpy.data import check_not_training_images, train_py_folder, training_data
+from .trainpy.runs import (BOOKKEEPING, CURVE_COLUMNS, NATIVE, Run, differences, settings, settings_differences,
+                           text, varying)
+
 BOOTSTRAP = {"resamples": 10_000, "seed": 0, "level": 0.95}
-# train.py arguments that do not change what is trained or how it is measured: runs differing in them are compared
-BOOKKEEPING = {**BOOKKEEPING_ARGS, "seed": "the pairing key: runs of a row differ in it by design"}
-NATIVE = "native"
 RUN_STD = 1.0  # points: the run std runs_needed assumes without --run-std (a conservative guess)
 
 
-class ReportError(ValueError):
+class ReportError(TimmDogError):
     """Input that cannot give a fair comparison; the message says what is wrong."""
 
 
-@dataclass(eq=False)
-class Run:
-    """One train.py output folder (hashed by identity)."""
-
-    folder: Path
-    args: dict
-    summary: dict  # sources.read_summary: {epoch: {column: float}}
-    checkpoint: Path
-
-    @property
-    def model(self) -> str:
-        return self.args["model"]
-
-    @property
-    def seed(self):
-        return self.args.get("seed")
-
-    @property
-    def epochs(self) -> int:
-        """Epochs trained: the last epoch in summary.csv's epoch column (0-based) + 1 (train.py validates the last)."""
-        return max(self.summary) + 1
-
-    @property
-    def curves(self) -> dict:
-        epochs = sorted(self.summary)
-        return {"epoch": epochs, **{c: [self.summary[e][c] for e in epochs] for c in CURVE_COLUMNS}}
-
-    @property
-    def summary_ema(self) -> bool:
-        """Whether summary.csv's eval columns are the EMA weights': train.py validates the EMA in place of the model
-        when it keeps one (--model-ema) on the training device (not --model-ema-force-cpu)."""
-        return bool(self.args.get("model_ema")) and not self.args.get("model_ema_force_cpu")
-
-    @property
-    def arm_kwargs(self) -> dict:
-        """The non-seed dog_* kwargs that differ from the twins' defaults, read by the twins' own rule (every
-        spelling of a value that the twin takes is that value): what makes this run's arm."""
-        if not self.model.endswith("_dog"):
-            return {}
-        given = {k: v for k, v in (self.args.get("model_kwargs") or {}).items() if k.startswith("dog_")}
-        try:
-            kwargs = pop_dog_kwargs(given)
-        except ValueError as error:
-            raise ReportError(f"{self.folder / 'args.yaml'}: model_kwargs: {error}") from None
-        defaults = check_dog_args()
-        return {f"dog_{k}": plain_value(v) for k, v in sorted(kwargs.items()) if k != "seed" and v != defaults[k]}
-
-    @property
-    def arm(self) -> str:
-        """The arm's name: native, or the pattern (dog unless dog_pattern says), "frozen" for dog_trainable False,
-        then every other non-default dog_* kwarg, e.g. "dog", "dog frozen", "gaussian", "dog share 0.7"."""
-        if not self.model.endswith("_dog"):
-            return NATIVE
-        kwargs = dict(self.arm_kwargs)
-        parts = [str(kwargs.pop("dog_pattern", "dog"))] + (["frozen"] if kwargs.pop("dog_trainable", True) is False
-                                                           else [])
-        return " ".join(parts + [f"{k[len('dog_'):]} {_text(v)}" for k, v in kwargs.items()])
-
-    @property
-    def label(self) -> str:
-        return f"{self.arm} seed {self.seed} ({self.folder.name})"
-
-
-def _text(value) -> str:
-    return "/".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def settings(run: Run) -> dict:
-    """What a run was trained and validated with (:func:`args_settings`), and the epochs it trained."""
-    # an interrupted run is not the same recipe as the finished ones
-    return {**args_settings(run.args), "epochs trained": run.epochs}
-
-
-def args_settings(args: dict) -> dict:
-    """train.py args over train.py's defaults, without the bookkeeping keys, the seed, the arm (model name → base
-    model; model_kwargs without dog_* kwargs) and the args that have no effect given the others
-    (sources.effective_args); the data config as train.py resolved it."""
-    from .recipes import train_py_args
-
-    full = {**train_py_args()[0], **args}
-    out = {k: plain_value(v) for k, v in effective_args(full).items()
-           if k not in BOOKKEEPING and k not in ("model", "model_kwargs", *DATA_KEYS)}
-    out.update(train_py_data_config(full, args["model"]))  # what train.py resolved: img_size 40 = input_size 3 40 40
-    out["model"] = base_of(args["model"])
-    out["model_kwargs"] = {k: plain_value(v) for k, v in (args.get("model_kwargs") or {}).items()
-                           if not k.startswith("dog_")}
-    return out
-
-
-def settings_differences(runs: list) -> list:
-    """Settings (see :func:`settings`) that differ between ``runs``."""
-    all_settings = [settings(run) for run in runs]
-    keys = set().union(*all_settings)
-    return sorted(k for k in keys if any(s.get(k, "(absent)") != all_settings[0].get(k, "(absent)")
-                                         for s in all_settings))
+def read_run(folder) -> Run:
+    """A train.py output folder (:func:`trainpy.runs.read_run`) whose summary.csv has the report's curves."""
+    try:
+        run = trainpy_runs.read_run(folder)
+    except TimmDogError as error:
+        raise ReportError(str(error)) from None
+    lacking = [f"{c} (epoch {e})" for e, row in run.summary.items() for c in CURVE_COLUMNS if c not in row]
+    if lacking:
+        raise ReportError(f"{run.folder / 'summary.csv'} lacks {lacking[0]}: the report's curves need "
+                          f"{', '.join(CURVE_COLUMNS)} per validated epoch (train.py writes them when it validates)")
+    return run
 
 
 @dataclass
@@ -153,31 +75,6 @@ class Row:
     @property
     def runs(self) -> list:
         return [run for runs in self.arms.values() for run in runs]
-
-
-def read_run(folder) -> Run:
-    """A train.py output folder: its args (sources.run_args: the best checkpoint's own, args.yaml checked against
-    them), summary.csv (sources.read_summary) and its best checkpoint."""
-    from .sources import read_summary, run_args, run_checkpoint
-
-    folder = Path(folder)
-    missing = [name for name in ("args.yaml", "summary.csv") if not (folder / name).is_file()]
-    checkpoint = run_checkpoint(folder)
-    if checkpoint is None:
-        missing.append("model_best.pth.tar or last.pth.tar")
-    if missing:
-        raise ReportError(f"{folder} is not a train.py output folder: no {', '.join(missing)} "
-                          f"(train.py writes {RUN_FILES})")
-    try:
-        args = run_args(folder / "args.yaml", checkpoint)  # the checkpoint's own, args.yaml checked against them
-        summary = read_summary(folder / "summary.csv")
-    except ValueError as error:
-        raise ReportError(str(error)) from None
-    lacking = [f"{c} (epoch {e})" for e, row in summary.items() for c in CURVE_COLUMNS if c not in row]
-    if lacking:
-        raise ReportError(f"{folder / 'summary.csv'} lacks {lacking[0]}: the report's curves need "
-                          f"{', '.join(CURVE_COLUMNS)} per validated epoch (train.py writes them when it validates)")
-    return Run(folder, args, summary, checkpoint)
 
 
 def check_unique(runs: list) -> None:
@@ -209,11 +106,10 @@ def group_runs(runs: list) -> tuple:
                 groups.append((s, [run]))
             else:
                 group[1].append(run)
-        varying = sorted(k for k in set().union(*(g[0] for g in groups)) if len({json.dumps(g[0][k], default=str)
-                                                                                  for g in groups if k in g[0]}) > 1)
+        differ = varying([g[0] for g in groups])
         for s, members in groups:
             # a setting that only some groups have has no effect in the others: the setting that turns it on differs
-            label = ", ".join(f"{k} {_text(s[k])}" for k in varying if k in s)
+            label = ", ".join(f"{k} {text(s[k])}" for k in differ if k in s)
             row, left = _row(model, label, members, [g for g in groups if g[0] is not s], s)
             unpaired += left
             if row is not None:
@@ -245,10 +141,11 @@ def _row(model: str, label: str, members: list, others: list, own: dict) -> tupl
 
         candidates = [g for g in others if any(map(partner, g[1]))] or others
         if candidates:
-            nearest = min(candidates, key=lambda g: len(_differ(own, g[0])))
+            nearest = min(candidates, key=lambda g: len(differences(own, g[0])))
             named = next(filter(partner, nearest[1]), nearest[1][0])
             why += f"; the nearest other runs of {model} ({named.folder}) differ in " + \
-                   ", ".join(f"{k} ({_text(own.get(k))} vs {_text(nearest[0].get(k))})" for k in _differ(own, nearest[0]))
+                   ", ".join(f"{k} ({text(own.get(k))} vs {text(nearest[0].get(k))})"
+                             for k in differences(own, nearest[0]))
         return None, [leave(run, why) for run in members]
     seeds = sorted(set().union(*arms.values()), key=str)
     same = all(set(arm) == set(arms[NATIVE]) for arm in arms.values())
@@ -261,10 +158,6 @@ def _row(model: str, label: str, members: list, others: list, own: dict) -> tupl
     by_seed = {a: [arm[s] for s in sorted(arm, key=str)] for a, arm in arms.items()}
     row = Row(model, model + "_dog", label, seeds, by_seed, same, pairing)
     return row, []
-
-
-def _differ(a: dict, b: dict) -> list:
-    return sorted(k for k in set(a) | set(b) if a.get(k, "(absent)") != b.get(k, "(absent)"))
 
 
 def paired_bootstrap(dog: np.ndarray, native: np.ndarray, resamples: int = BOOTSTRAP["resamples"],
@@ -300,8 +193,6 @@ def _mean_std(values: list) -> dict:
 
 
 def _kernels(model, fused: bool) -> dict:
-    from .analysis import analyze_model
-
     result = analyze_model(model, fused=fused)
     return {k: result[k] for k in ("kernels", "centre_surround_fraction", "dog_fit_above", "surround_antagonism",
                                    "fit_threshold", "fused")}
@@ -318,9 +209,6 @@ def init_model(run: Run, num_classes: int):
     created it: ``torch.manual_seed(seed)``, then ``create_model`` with the run's arguments (a twin without
     ``dog_seed`` derives its kernels' seed from that state). A string saying why not where the run's first weights
     were not drawn that way (``NOT_DRAWN_INIT``) or the model cannot be created."""
-    import timm
-    import torch
-
     for key, why in NOT_DRAWN_INIT.items():
         if run.args.get(key):
             return "init not re-created: " + why.format(run.args[key])
@@ -346,9 +234,7 @@ def init_kernels(run: Run, num_classes: int, fused: bool):
 
 
 def _load(run: Run, use_ema: bool):
-    """(model, sources.Weights) of a run's checkpoint."""
-    from .sources import load_checkpoint
-
+    """(model, trainpy.checkpoints.Weights) of a run's checkpoint."""
     try:
         model, _, weights = load_checkpoint(run.model, run.checkpoint, use_ema, args=run.args,
                                             args_name=str(run.folder / "args.yaml"))
@@ -364,7 +250,7 @@ def run_notes(run: Run, use_ema: bool) -> list:
         notes.append(f"{run.folder} trained with EMA (model_ema_decay {run.args.get('model_ema_decay')}): train.py "
                      "validated its EMA weights (its summary.csv and curves) and picked model_best by them, while this "
                      "report evaluates its state_dict; --ema evaluates the EMA weights")
-    if use_ema and run.args.get("model_ema") and run.args.get("model_ema_force_cpu"):
+    if use_ema and run.args.get("model_ema") and not run.summary_ema:  # the EMA kept on the CPU
         notes.append(f"{run.folder} kept its EMA on the CPU (model_ema_force_cpu): train.py validated the model's own "
                      "weights (its summary.csv and curves), while this report evaluates the EMA weights")
     return notes
@@ -396,14 +282,12 @@ def build_report(rows: list, unpaired: list, data_dir, use_ema: bool = False, ba
     """Evaluate every run of ``rows`` on ``data_dir`` (an ImageFolder) and compute the numbers of report.json.
     ``run_std`` (points): the spread of one run's top-1 that the runs needed are planned with where an arm has one
     run (default :data:`RUN_STD`)."""
-    from .evaluate import evaluate, open_dataset
-    from .runtime import model_classifier
-
     dataset, info = open_dataset(str(data_dir))
     for run in (run for row in rows for run in row.runs):
-        trained_on = training_data(run.args)
-        if training_images(info["folder"], trained_on):
-            raise ReportError(training_images_message(info["folder"], trained_on, run.folder))
+        try:
+            check_not_training_images(info.get("folder"), training_data(run.args), run.folder)
+        except TimmDogError as error:
+            raise ReportError(str(error)) from None
     classes = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
     models = {run: _load(run, use_ema) for row in rows for run in row.runs}  # every check before the evaluations
     for row in rows:  # a copied run folder is not another seed of its arm
@@ -516,8 +400,6 @@ def run_std_of(report_json) -> tuple:
 def _seed_pairs(row: Row, dog: np.ndarray, native: np.ndarray) -> list:
     """Per seed pair, what these two networks do on these images (not a statement about the init): Δ, a bootstrap
     interval over the images and McNemar's exact test."""
-    from .evaluate import mcnemar
-
     return [{"seed": seed, "delta_top1": 100.0 * float(dog[i].mean() - native[i].mean()),
              "ci95_images": paired_bootstrap(dog[i:i + 1], native[i:i + 1]), "mcnemar": mcnemar(dog[i], native[i])}
             for i, seed in enumerate(row.seeds)]
@@ -743,9 +625,6 @@ def summary_text(summary: dict) -> str:
 
 def write_report(report: dict, rows: list, out: Path) -> list:
     """One curve figure per row, then report.json and report.md, in ``out``; each written through a partial file."""
-    from .outputs import writing
-    from .plots import plot_curves
-
     out = Path(out)
     figures = []
     records = {r["folder"]: r for p in report["pairs"] for arm in ("dog", "native") for r in p[arm]["runs"]}

@@ -10,7 +10,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .errors import TimmDogError
 from .preprocess import Preprocess, to_rgb
+from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
 
 
 @dataclass
@@ -21,13 +23,13 @@ class Classifier:
     labels: list
     preprocess: Callable  # PIL image (any mode, see preprocess.to_rgb) -> float32 array [3, H, W]; picklable
     run: Callable  # float32 array [N, 3, H, W] -> logits [N, classes]
-    weights_sha256: Optional[str] = None  # torch: sources.tensors_sha256 of the weights; ONNX: the file's SHA-256
+    weights_sha256: Optional[str] = None  # torch: checkpoints.tensors_sha256 of the weights; ONNX: the file's SHA-256
     device: str = "cpu"  # where the batches go: "cpu" or "cuda:N"
-    weights: Optional[dict] = None  # torch: sources.Weights.to_dict() (checkpoint, EMA or not, epoch, model args)
+    weights: Optional[dict] = None  # torch: checkpoints.Weights.to_dict() (checkpoint, EMA or not, epoch, model args)
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list:
         """[(label, probability), ...] for each row, best first."""
-        from scipy.special import softmax
+        from scipy.special import softmax  # scipy: when probabilities are asked for only
 
         probs = softmax(np.asarray(logits, dtype=np.float64), axis=1)
         k = min(k, probs.shape[1])
@@ -40,7 +42,7 @@ AMP = {"bf16": "bfloat16", "fp16": "float16"}
 def resolve_device(spec: str = "auto"):
     """``auto`` (CUDA when torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a ``torch.device``
     (``cuda`` -> ``cuda:0``); a ValueError for anything else or a CUDA device torch does not see."""
-    import torch
+    import torch  # not for ONNX files: the command line resolves devices before it loads a source
 
     index = _cuda_index(spec)
     if spec == "auto":
@@ -50,7 +52,7 @@ def resolve_device(spec: str = "auto"):
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if index >= count:
         seen = f"{count} CUDA device(s), cuda:0-{count - 1}" if count else "no CUDA device"
-        raise ValueError(f"device {spec!r}: torch sees {seen}; use --device cpu or auto")
+        raise TimmDogError(f"device {spec!r}: torch sees {seen}; use --device cpu or auto")
     return torch.device("cuda", index)
 
 
@@ -61,11 +63,11 @@ def load_classifier(source: str, checkpoint: Optional[str] = None, device: str =
     ``threads`` intra-op threads (default: the physical cores); ``use_ema``: a checkpoint's state_dict_ema."""
     if source.endswith(".onnx"):
         if use_ema:
-            raise ValueError("--ema applies to a train.py checkpoint, not to an .onnx file")
+            raise TimmDogError("--ema applies to a train.py checkpoint, not to an .onnx file")
         if checkpoint:
-            raise ValueError("--checkpoint applies to a model name, not to an .onnx file")
+            raise TimmDogError("--checkpoint applies to a model name, not to an .onnx file")
         if amp:
-            raise ValueError("--amp applies to torch sources; an ONNX file's precision is fixed at export (--fp16)")
+            raise TimmDogError("--amp applies to torch sources; an ONNX file's precision is fixed at export (--fp16)")
         return _onnx_classifier(source, device, threads)
     return torch_classifier(source, checkpoint, device, amp, use_ema)
 
@@ -74,8 +76,8 @@ def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str 
                      amp: Optional[str] = None, use_ema: bool = False) -> Classifier:
     try:
         from .sources import load_model
-    except ImportError as error:  # a torch-free install: predict and eval run .onnx files only
-        raise ValueError(f"{source}: loading it needs torch and timm, which cannot be imported here ({error}); "
+    except ImportError as error:  # torch and timm: not for ONNX files; a torch-free install: predict and eval run .onnx files only
+        raise TimmDogError(f"{source}: loading it needs torch and timm, which cannot be imported here ({error}); "
                          "without them, give an .onnx file") from None
 
     device = resolve_device(device)  # before the model is loaded
@@ -86,15 +88,15 @@ def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str 
 def model_classifier(model, source: str, weights=None, device="cpu", amp: Optional[str] = None) -> Classifier:
     """A classifier around an in-memory timm model (put in eval mode, on ``device``; channels_last on CUDA),
     preprocessing from its ``pretrained_cfg``; ``amp`` ('bf16' or 'fp16') runs it under autocast. ``weights``:
-    the model's :class:`sources.Weights` (what it was loaded from), when known."""
-    import torch
+    the model's :class:`checkpoints.Weights` (what it was loaded from), when known."""
+    import torch  # torch, timm and onnx: not for ONNX files
     from timm.data import create_transform, resolve_data_config
 
     from .onnx import label_names
 
     device = resolve_device(str(device))
     if amp not in (None, *AMP):
-        raise ValueError(f"amp {amp!r} is not one of {', '.join(AMP)}")
+        raise TimmDogError(f"amp {amp!r} is not one of {', '.join(AMP)}")
     memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
     model = model.eval().to(device, memory_format=memory_format)
     transform = create_transform(**resolve_data_config({}, model=model))
@@ -115,15 +117,15 @@ def model_classifier(model, source: str, weights=None, device="cpu", amp: Option
 def onnx_providers(spec: str = "auto") -> list:
     """onnxruntime providers for a ``--device``: CUDA (device N) when asked, or for ``auto`` when onnxruntime
     lists it; the CPU otherwise. A ValueError for a CUDA device onnxruntime cannot use."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # not for torch sources
 
     index = _cuda_index(spec)
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     if spec == "cpu" or (spec == "auto" and not has_cuda):
         return ["CPUExecutionProvider"]
     if not has_cuda:
-        raise ValueError(f"device {spec!r}: onnxruntime lists no CUDAExecutionProvider (it needs onnxruntime-gpu); "
-                         "use --device cpu or auto")
+        raise TimmDogError(f"device {spec!r}: onnxruntime lists no CUDAExecutionProvider (it needs onnxruntime-gpu); "
+                           "use --device cpu or auto")
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
@@ -131,7 +133,7 @@ def _cuda_index(spec: str) -> int:
     """N of ``cuda:N`` (0 otherwise); a ValueError if ``spec`` is not auto, cpu, cuda or cuda:N."""
     match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", spec)
     if not match:
-        raise ValueError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N")
+        raise TimmDogError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N")
     return int(match.group(1) or 0)
 
 
@@ -146,15 +148,13 @@ class TorchPreprocess:
 
 
 def _onnx_classifier(path: str, device: str = "auto", threads: Optional[int] = None) -> Classifier:
-    from .sessions import INPUT, OUTPUT, decode_metadata, describe_session, inference_session
-
     if not Path(path).is_file():
-        raise ValueError(f"ONNX file {path} does not exist")
+        raise TimmDogError(f"ONNX file {path} does not exist")
     providers = onnx_providers(device)
     session = inference_session(path, providers, threads)
     ran = session.get_providers()[0]
     if device.startswith("cuda") and ran != "CUDAExecutionProvider":
-        raise ValueError(f"device {device!r}: onnxruntime could not start its CUDA provider (it runs on {ran})")
+        raise TimmDogError(f"device {device!r}: onnxruntime could not start its CUDA provider (it runs on {ran})")
     width = session.get_outputs()[0].shape[-1]  # an int when static, a name when dynamic
     metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path,
                                width if isinstance(width, int) else None)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+from .errors import TimmDogError
+
 POWER = 0.8  # the power min_detectable_delta and runs_needed are stated at
 MAX_RUNS = 2 ** 20  # runs_needed refuses to plan more runs per arm than this (about a million)
 ALPHA = 0.05
@@ -40,8 +42,8 @@ class RunComparison:
 def _correct(x, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2 or x.dtype != bool or x.shape[0] < 1 or x.shape[1] < 2:
-        raise ValueError(f"{name} must be a boolean array [runs, images] (each run's right/wrong on the same images, "
-                         f"at least 1 run and 2 images), not {x.dtype} of shape {x.shape}")
+        raise TimmDogError(f"{name} must be a boolean array [runs, images] (each run's right/wrong on the same images, "
+                           f"at least 1 run and 2 images), not {x.dtype} of shape {x.shape}")
     return x
 
 
@@ -115,24 +117,24 @@ def compare_runs(a, b, *, paired: bool = False, level: float = 0.95, seed: int =
     differences; otherwise Welch's t-test. ``seed`` is accepted for a stable signature (nothing here is random)."""
     del seed  # the methods are deterministic
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), not {level}")
+        raise TimmDogError(f"level must be in (0, 1), not {level}")
     top1, image_var = [], 0.0
     images = [np.ndim(x) == 2 for x in (a, b)]
     if all(images):
         a, b = _correct(a, "a"), _correct(b, "b")
         if a.shape[1] != b.shape[1]:
-            raise ValueError(f"a and b must be right/wrong on the same images: a has {a.shape[1]} images, b "
-                             f"{b.shape[1]}")
+            raise TimmDogError(f"a and b must be right/wrong on the same images: a has {a.shape[1]} images, b "
+                               f"{b.shape[1]}")
         top1 = [100.0 * x.mean(1) for x in (a, b)]
     elif any(images) or any(np.ndim(x) != 1 or len(x) < 1 for x in (a, b)):
-        raise ValueError("a and b must both be boolean arrays [runs, images] or both 1-D arrays of runs' top-1 (%)")
+        raise TimmDogError("a and b must both be boolean arrays [runs, images] or both 1-D arrays of runs' top-1 (%)")
     else:
         top1 = [np.asarray(x, dtype=np.float64) for x in (a, b)]
         if not all(np.isfinite(x).all() for x in top1):
-            raise ValueError("runs' top-1 must be finite numbers (%)")
+            raise TimmDogError("runs' top-1 must be finite numbers (%)")
     n_a, n_b = len(top1[0]), len(top1[1])
     if paired and n_a != n_b:
-        raise ValueError(f"paired=True needs the same seeds in a and b (row i of each): a has {n_a} runs, b {n_b}")
+        raise TimmDogError(f"paired=True needs the same seeds in a and b (row i of each): a has {n_a} runs, b {n_b}")
     if all(images):
         image_var = float(image_variance(a, b, paired)) * 1e4  # fraction² → points²
     diff = top1[0][:, None] - top1[1][None, :]
@@ -179,13 +181,13 @@ def runs_needed(delta: float, run_std: float, *, alpha: float = ALPHA, power: fl
     equal runs per arm, so enough for Welch's too. At least 2 (one run per arm gives no test)."""
     for name, value in (("delta", delta), ("run_std", run_std)):
         if not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number of points, not {value}")
+            raise TimmDogError(f"{name} must be a finite number of points, not {value}")
     if delta == 0:
-        raise ValueError("delta must not be 0: no number of runs detects no difference")
+        raise TimmDogError("delta must not be 0: no number of runs detects no difference")
     if run_std < 0:
-        raise ValueError(f"run_std must be >= 0 points, not {run_std}")
+        raise TimmDogError(f"run_std must be >= 0 points, not {run_std}")
     if not (0 < alpha < 1 and alpha < power < 1):
-        raise ValueError(f"need 0 < alpha < power < 1, not alpha {alpha}, power {power}")
+        raise TimmDogError(f"need 0 < alpha < power < 1, not alpha {alpha}, power {power}")
     if run_std == 0:
         return 2
 

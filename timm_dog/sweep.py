@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
 import statistics
@@ -12,13 +13,15 @@ from pathlib import Path
 
 import yaml
 
+from .errors import TimmDogError
 from .models import DOG_KWARGS, base_of
 from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
-from .recipes import RecipeError, check_keys_and_values, load_recipe, train_py_args
-from .sources import (BOOKKEEPING_ARGS, DATA_KEYS, effective_args, read_summary, run_args, run_checkpoint,
-                      train_py_data_config)
+from . import plots
+from .recipes import RecipeError, check_keys_and_values, load_recipe
 from .stats import compare_runs
+from .trainpy import runs
+from .trainpy.runs import BOOKKEEPING, args_settings, varying
 
 # The CIFAR-10 study's grid
 DEFAULT_GRID = {"dog_gamma": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "dog_share": [0.3, 0.45, 0.6, 0.75, 0.9]}
@@ -30,9 +33,9 @@ def parse_grid(specs) -> dict:
     for spec in specs:
         key, sep, values = spec.partition("=")
         if not sep or key not in DOG_KWARGS:
-            raise ValueError(f"grid entry {spec!r}: give KEY=V1,V2,… with KEY one of {', '.join(DOG_KWARGS)}")
+            raise TimmDogError(f"grid entry {spec!r}: give KEY=V1,V2,… with KEY one of {', '.join(DOG_KWARGS)}")
         if key in grid:
-            raise ValueError(f"grid entry {spec!r}: {key} is given twice; put all its values in one entry")
+            raise TimmDogError(f"grid entry {spec!r}: {key} is given twice; put all its values in one entry")
         grid[key] = [_value(spec, text) for text in values.split(",")]
     check_grid(grid)
     return grid
@@ -40,11 +43,11 @@ def parse_grid(specs) -> dict:
 
 def _value(spec: str, text: str):
     if not text.strip():
-        raise ValueError(f"grid entry {spec!r}: empty value; give KEY=V1,V2,… with no empty entry")
+        raise TimmDogError(f"grid entry {spec!r}: empty value; give KEY=V1,V2,… with no empty entry")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
-        raise ValueError(f"grid entry {spec!r}: values must be numbers or names") from None
+        raise TimmDogError(f"grid entry {spec!r}: values must be numbers or names") from None
     if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
         try:
             return float(value)
@@ -57,18 +60,18 @@ def check_grid(grid: dict) -> None:
     """Refuse an axis that is not a dog_* kwarg or is empty, a value the model would refuse, a repeated value."""
     for key, values in grid.items():
         if key not in DOG_KWARGS:
-            raise ValueError(f"grid axis {key!r}: not one of {', '.join(DOG_KWARGS)}")
+            raise TimmDogError(f"grid axis {key!r}: not one of {', '.join(DOG_KWARGS)}")
         if not values:
-            raise ValueError(f"grid axis {key}: no values")
+            raise TimmDogError(f"grid axis {key}: no values")
         seen = []
         for value in values:
             try:
                 normal = pop_dog_kwargs({key: value})[DOG_KWARGS[key]]  # the twins' rule: 'no' is False
             except ValueError as error:
-                raise ValueError(f"grid value {key}={value!r}: {error}") from None
+                raise TimmDogError(f"grid value {key}={value!r}: {error}") from None
             if normal in seen:
-                raise ValueError(f"grid axis {key}: the value {value!r} is given twice"
-                                 + ("" if value == normal else f" (the twins read it as {normal!r})"))
+                raise TimmDogError(f"grid axis {key}: the value {value!r} is given twice"
+                                   + ("" if value == normal else f" (the twins read it as {normal!r})"))
             seen.append(normal)
 
 
@@ -118,38 +121,47 @@ def train_commands(paths, gpus: int = 1) -> list:
     return [f"{launcher} --config {p} --data-dir DATA_DIR" for p in paths]
 
 
-# train.py arguments that do not decide what a run learns or how it is validated, each with the reason; every other
-# argument that differs between two runs (besides the model, its dog_* kwargs and the seeds) puts them in
-# different recipes: separate heatmaps, never one cell
-BOOKKEEPING = BOOKKEEPING_ARGS
 # what differs between the runs of one cell (their mean ± std is the cell's number)
 REPLICATE = ("seed", "dog_seed")
 METRIC = "train.py's eval_top1 (summary.csv)"
 
 
 @dataclass(eq=False)
-class Run:
-    """One train.py run, as collect reads it from its args.yaml and summary.csv."""
+class Run(runs.Run):
+    """A train.py run as collect reads it (:class:`trainpy.runs.Run`), with its validated top-1 per epoch."""
 
-    folder: Path
-    model: str
-    dog: dict  # {dog_* kwarg: value}, the model's defaults filled in (γ ranges as tuples); {} for a native run
-    given: tuple  # the dog_* kwargs its args.yaml sets
-    seed: object
-    image_size: str
-    ema: bool  # summary.csv's eval_* are the EMA weights' (train.py validates EMA in their place)
-    settings: tuple  # ((key, value), …): everything else that decides the numbers, train.py's defaults filled in
-    top1: dict  # {epoch: eval_top1}, by summary.csv's epoch column (0-based)
-    planned_epochs: object  # args.yaml's epochs
+    top1: dict = field(default_factory=dict)  # {epoch: eval_top1}, by summary.csv's epoch column (0-based)
     name: str = ""
 
     @property
-    def baseline(self) -> bool:
-        return not self.model.endswith("_dog")
+    def dog(self) -> dict:
+        """{dog_* kwarg: value}, the model's defaults filled in (γ ranges as tuples); {} for a native run."""
+        return self.dog_kwargs
 
     @property
-    def architecture(self) -> str:
-        return base_of(self.model)
+    def given(self) -> tuple:
+        """The dog_* kwargs its args set."""
+        return tuple(k for k in self.args.get("model_kwargs") or {} if k.startswith("dog_"))
+
+    @property
+    def ema(self) -> bool:
+        """Whether summary.csv's eval_* are the EMA weights' (train.py validates EMA in their place)."""
+        return self.summary_ema
+
+    @property
+    def planned_epochs(self):
+        """args.yaml's epochs."""
+        return self.args.get("epochs")
+
+    @property
+    def settings(self) -> tuple:
+        """((key, value), …): everything else that decides the numbers (:func:`trainpy.runs.args_settings` without
+        the model), train.py's defaults filled in."""
+        return tuple(sorted((k, _hashable(v)) for k, v in args_settings(self.args).items() if k != "model"))
+
+    @property
+    def image_size(self) -> str:
+        return _image_size(args_settings(self.args)["input_size"])
 
     @property
     def best(self) -> tuple:
@@ -162,55 +174,28 @@ class Run:
         return max(self.top1.items())
 
     @property
-    def epochs(self) -> int:
-        """Epochs trained, from the epoch column (train.py always validates the last epoch)."""
-        return self.final[0] + 1
-
-    @property
     def weights(self) -> str:
         return "EMA" if self.ema else "model"
 
 
 def read_run(summary_csv) -> Run:
-    """One train.py run: its model, kwargs and settings (sources.run_args: its best checkpoint's own args, args.yaml
-    beside summary.csv checked against them; settings without those that have no effect) and top-1 per epoch."""
+    """One train.py run (:func:`trainpy.runs.read_run`: its best checkpoint's own args, args.yaml beside summary.csv
+    checked against them) and its top-1 per epoch."""
     summary_csv = Path(summary_csv)
-    args_file = summary_csv.with_name("args.yaml")
-    if not args_file.is_file():
-        raise FileNotFoundError(f"{args_file} is missing: train.py writes it next to summary.csv")
-    args = run_args(args_file, run_checkpoint(summary_csv.parent))  # the checkpoint's own args, where it has them
+    run = runs.read_run(summary_csv.parent, checkpoint=False)
     top1 = {}
-    for epoch, row in read_summary(summary_csv).items():
+    for epoch, row in run.summary.items():
         value = row.get("eval_top1")
         if value is None:
-            raise ValueError(f"{summary_csv}: no eval_top1 at epoch {epoch}: collect reads validated runs "
-                             "(train.py writes eval_top1 for every validated epoch)")
+            raise TimmDogError(f"{summary_csv}: no eval_top1 at epoch {epoch}: collect reads validated runs "
+                               "(train.py writes eval_top1 for every validated epoch)")
         if not math.isfinite(value):
-            raise ValueError(f"{summary_csv}: eval_top1 is {value} at epoch {epoch} (a diverged run?): collect reads "
-                             "finite numbers only; move the run out of the folders collected")
+            raise TimmDogError(f"{summary_csv}: eval_top1 is {value} at epoch {epoch} (a diverged run?): collect reads "
+                               "finite numbers only; move the run out of the folders collected")
         top1[epoch] = value
-    model = args["model"]
-    kwargs = args.get("model_kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"{args_file}: model_kwargs {kwargs!r} is not a mapping")
-    given = tuple(k for k in kwargs if k.startswith("dog_"))
-    dog = {}
-    if model.endswith("_dog"):
-        try:
-            normal = pop_dog_kwargs({k: kwargs[k] for k in given})
-        except ValueError as error:
-            raise ValueError(f"{args_file}: model_kwargs: {error}") from None
-        dog = {k: normal[DOG_KWARGS[k]] for k in DOG_KWARGS}
-    elif given:
-        raise ValueError(f"{args_file}: {model} is not a *_dog model, yet its model_kwargs set {given[0]}")
-    full = {**train_py_args()[0], **args, "model_kwargs": {k: v for k, v in kwargs.items() if k not in given}}
-    data = train_py_data_config(full, model)
-    full = {**{k: v for k, v in effective_args(full).items() if k not in DATA_KEYS}, **data}
-    settings = tuple(sorted((k, _hashable(v)) for k, v in full.items()
-                            if k not in BOOKKEEPING and k not in ("model", *REPLICATE)))
-    ema = bool(args.get("model_ema")) and not args.get("model_ema_force_cpu")
-    return Run(summary_csv.parent, model, dog, given, args.get("seed"), _image_size(data["input_size"]), ema,
-               settings, top1, args.get("epochs"))
+    run = Run(run.folder, run.args, run.summary, run.checkpoint, top1)
+    run.dog  # refuses dog_* kwargs the twins refuse, and those of a native run
+    return run
 
 
 def _hashable(value):
@@ -310,11 +295,7 @@ def collect(dirs) -> Results:
 
 def _label(recipes: list) -> None:
     """Name each recipe by the architecture and the settings in which the recipes collected differ."""
-    keys = {}
-    for recipe in recipes:
-        for key, value in recipe.settings:
-            keys.setdefault(key, set()).add(value)
-    differ = [key for key, values in keys.items() if len(values) > 1]
+    differ = varying([dict(recipe.settings) for recipe in recipes])
     for recipe in recipes:  # a key a recipe lacks has no effect there (effective_args): the key turning it on differs
         settings = dict(recipe.settings)
         recipe.label = ", ".join([recipe.architecture] + [f"{key} {_show(settings[key])}" for key in differ
@@ -414,8 +395,6 @@ def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") 
     one per value of any other dog_* kwarg that varies in it) when both vary in the recipe, else one bar chart of
     all its cells, the baseline's too (kind 'bars': a grid of one axis, or of patterns only, has no second axis).
     Each number is a cell's mean final top-1 over its seeds; the recipe's baseline is in the title."""
-    from .plots import bars_png, heatmap_png
-
     figures = []
     for recipe in results.recipes:
         cells = [c for c in results.cells if c.recipe is recipe and c.dog]
@@ -441,7 +420,7 @@ def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") 
             wrapped = "\n".join(textwrap.fill(line, 110) for line in title.splitlines())
             if not two_axes:
                 shown = panel + baselines
-                figures.append(("bars", title, bars_png(
+                figures.append(("bars", title, plots.bars_png(
                     [c.stats("final")[0] for c in shown], [c.stats("final")[1] for c in shown],
                     [_cell_text(c).replace("\n", ", ") for c in shown], _bar_labels(shown),
                     [not c.dog for c in shown], f"final top-1 % ({weights})", wrapped)))
@@ -452,7 +431,7 @@ def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") 
             values = [[grid[r, c].stats("final")[0] if (r, c) in grid else math.nan for c in col_values]
                       for r in row_values]
             texts = [[_cell_text(grid[r, c]) if (r, c) in grid else "" for c in col_values] for r in row_values]
-            figures.append(("heatmap", title, heatmap_png(values, texts, [_show(v) for v in row_values],
+            figures.append(("heatmap", title, plots.heatmap_png(values, texts, [_show(v) for v in row_values],
                                                           [_show(v) for v in col_values], rows, cols, wrapped,
                                                           f"final top-1 % ({weights})")))
     return figures
@@ -482,8 +461,6 @@ def _markdown_table(rows: list) -> list:
 
 
 def _csv_text(rows: list) -> str:
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -515,7 +492,7 @@ def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str 
              ""]
     lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
               for recipe in results.recipes]
-    lines += ["", f"Not compared (bookkeeping): {', '.join(BOOKKEEPING)}."]
+    lines += ["", f"Not compared (bookkeeping): {', '.join(k for k in BOOKKEEPING if k not in REPLICATE)}."]
     if drawn:
         lines += ["", "## Figures", ""] + [f"- {name}: {title.splitlines()[0]}" for name, (_, title, _) in
                                           zip(names, drawn)]

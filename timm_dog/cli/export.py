@@ -44,7 +44,8 @@ def export(source, out, checkpoint, opset, exporter, simplify, fp16, int8_dir, c
     """Export SOURCE to ONNX with its preprocessing as metadata; verify it against PyTorch on real images."""
     from ..onnx import ExportError, export_onnx
     from ..runtime import resolve_device
-    from ..sources import load_model, published_architecture
+    from ..sources import load_model
+    from ..trainpy.checkpoints import published_architecture
 
     if source.endswith(".onnx"):
         raise click.UsageError("SOURCE is already an ONNX file; give a model name, hf-hub: or local-dir:")

@@ -39,7 +39,7 @@ def push(checkpoint, model_name, repo_id, eval_json, recipe, ema, fp16, int8_dir
          stage_dir, dry_run, private, revision, create_pr, force, report_json):
     """Stage CHECKPOINT as a Hub repository (safetensors, config, ONNX, eval, card) and upload it in one commit."""
     from .. import hub  # here, not at the top: hub imports torch and timm
-    from ..sources import read_train_args
+    from ..trainpy.args import read_train_args
 
     with hub.staging(stage_dir, upload=not dry_run) as folder:  # a temporary one is removed, whatever happens
         record = read_train_args(recipe) if recipe else None

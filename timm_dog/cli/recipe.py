@@ -113,7 +113,8 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
             raise click.BadParameter(f"{detect:g}: a Δ top-1 is at most 100 points", param_hint="--detect")
 
     if benchmark:
-        from ..benchmark import benchmark_recipe, describe
+        from ..benchmark import describe  # torch: only for --benchmark
+        from ..recipes import benchmark_recipe
 
         checked_device(device)
     failed = 0
