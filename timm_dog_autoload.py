@@ -5,6 +5,7 @@ Run at interpreter start by ``timm_dog.pth``. It only puts a small finder on ``s
 and then imports ``timm_dog.models``, which registers the models. ``TIMM_DOG_AUTOLOAD=0`` turns
 it off.
 """
+
 import os
 import sys
 
@@ -28,7 +29,7 @@ class _RegisterAfterLoad:
         except Exception as error:  # never break `import timm`
             import warnings
 
-            warnings.warn(f"timm-dog: the *_dog models could not be registered: {error!r}")
+            warnings.warn(f"timm-dog: the *_dog models could not be registered: {error!r}", stacklevel=2)
 
 
 class TimmFinder:

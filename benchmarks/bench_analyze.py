@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/bench_analyze.py [--model convnext_base] [--repeats 3]
 """
+
 import argparse
 import statistics
 import time
@@ -22,9 +23,11 @@ def main():
         start = time.perf_counter()
         result = analyze_model(model)
         times.append(time.perf_counter() - start)
-    print(f"analyze {args.model}: {result['kernels']:,} depthwise kernels in {statistics.median(times):.2f} s "
-          f"(median of {args.repeats}); centre-surround fraction {result['centre_surround_fraction']:.3f}, "
-          f"DoG fit > 0.8: {result['dog_fit_above']:.3f}")
+    print(
+        f"analyze {args.model}: {result['kernels']:,} depthwise kernels in {statistics.median(times):.2f} s "
+        f"(median of {args.repeats}); centre-surround fraction {result['centre_surround_fraction']:.3f}, "
+        f"DoG fit > 0.8: {result['dog_fit_above']:.3f}"
+    )
 
 
 if __name__ == "__main__":

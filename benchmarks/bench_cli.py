@@ -7,6 +7,7 @@ folder holding a `timm_dog` package, put first on PYTHONPATH) is timed with the 
     python benchmarks/bench_cli.py /tmp/before .
 Usage: python benchmarks/bench_cli.py [--repeats 7] [TREE ...]   (default TREE: this checkout)
 """
+
 import argparse
 import os
 import statistics
@@ -16,8 +17,10 @@ import tempfile
 import time
 
 FLOOR = ["-c", "import click"]
-COMMANDS = {"--help": ["-c", "from timm_dog.cli import main; main()", "--help"],
-            "list": ["-c", "from timm_dog.cli import main; main()", "list"]}
+COMMANDS = {
+    "--help": ["-c", "from timm_dog.cli import main; main()", "--help"],
+    "list": ["-c", "from timm_dog.cli import main; main()", "list"],
+}
 
 
 def once(args, tree) -> float:
@@ -44,15 +47,19 @@ def main():
         for (name, tree), values in times.items():
             values.append(once(FLOOR if name == "floor" else COMMANDS[name], tree))
     floor = statistics.median(times["floor", None])
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end; {args.repeats} runs each, "
-          f"interleaved; medians")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end; {args.repeats} runs each, "
+        f"interleaved; medians"
+    )
     print(f"python -c 'import click': {floor:.3f} s (the floor)")
     for (name, tree), values in times.items():
         if name != "floor":
             median = statistics.median(values)
             own = median - floor
-            print(f"{tree}: timm-dog {name}: {median:.3f} s, {median / floor:.2f}x the floor, plugin's own "
-                  f"{own:.3f} s ({'under' if own < 1 else 'OVER'} the 1 s target)")
+            print(
+                f"{tree}: timm-dog {name}: {median:.3f} s, {median / floor:.2f}x the floor, plugin's own "
+                f"{own:.3f} s ({'under' if own < 1 else 'OVER'} the 1 s target)"
+            )
 
 
 if __name__ == "__main__":

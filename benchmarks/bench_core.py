@@ -6,6 +6,7 @@ of every torch op included), which also gives the peak RSS.
 Everything is measured interleaved in one run and reported as medians and ratios (the machine is
 noisy; nothing here is a test). Usage: python benchmarks/bench_core.py [--repeats 5] [--quick]
 """
+
 import argparse
 import statistics
 import subprocess
@@ -63,8 +64,9 @@ def startup(repeats: int) -> tuple:
     walls, hook = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True, check=True
+        )
         walls.append(time.perf_counter() - start)
         line = next(x for x in out.stderr.splitlines() if x.rstrip().endswith("timm_dog_autoload"))
         hook.append(int(line.split("|")[1]) / 1e6)
@@ -81,12 +83,16 @@ def main():
     print(f"dog_kernels, 7x7 fp32: {rate:,.0f} kernels/s (median of {args.repeats} x 1,000,000)")
 
     wall, hook = startup(max(args.repeats, 20))
-    print(f"python -c pass: {wall * 1000:.1f} ms, of which the autoload hook {hook * 1000:.2f} ms "
-          f"({100 * hook / wall:.1f} %)")
+    print(
+        f"python -c pass: {wall * 1000:.1f} ms, of which the autoload hook {hook * 1000:.2f} ms "
+        f"({100 * hook / wall:.1f} %)"
+    )
 
     print("\ncreate_model(X_dog) vs create_model(X), interleaved, medians")
-    print(f"{'model':<18} {'warm X s':>9} {'warm ratio':>10} {'cold X s':>9} {'cold ratio':>10} "
-          f"{'X MiB':>7} {'RSS ratio':>9}")
+    print(
+        f"{'model':<18} {'warm X s':>9} {'warm ratio':>10} {'cold X s':>9} {'cold ratio':>10} "
+        f"{'X MiB':>7} {'RSS ratio':>9}"
+    )
     for name in MODELS[:-1] if args.quick else MODELS:
         create_warm(name), create_warm(name + "_dog")  # warm-up
         warm, cold = {name: [], name + "_dog": []}, {name: [], name + "_dog": []}

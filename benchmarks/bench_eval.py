@@ -5,13 +5,14 @@ validate.py is not in the timm wheel: give a copy of it from timm's repository w
 of the clone, so that the clone's timm/ folder does not shadow the installed timm). Both commands run as
 subprocesses, alternately, --repeats times each; the figure is images / wall-clock seconds of the whole command
 (start-up, model load, data loading and the forward passes), best of the repeats. validate.py gets
---use-train-size, so that both use the model's eval data config (not its larger test_input_size). By default the model is
-convnext_atto with a fresh 10-class init saved as a checkpoint, on scikit-learn's digits (360 val images).
+--use-train-size, so that both use the model's eval data config (not its larger test_input_size). By default the
+model is convnext_atto with a fresh 10-class init saved as a checkpoint, on scikit-learn's digits (360 val images).
 
 Usage: python benchmarks/bench_eval.py --validate-py PATH [--data-dir DIR] [--model convnext_atto]
                                        [--checkpoint FILE] [--batch-size 64] [--workers N] [--device cpu]
                                        [--repeats 3]
 """
+
 import argparse
 import os
 import subprocess
@@ -57,11 +58,32 @@ def main():
         images = sum(1 for p in (args.data_dir / "val").rglob("*") if p.is_file())
         common = ["--batch-size", str(args.batch_size), "--workers", str(args.workers), "--device", args.device]
         commands = {
-            "timm-dog eval": [str(Path(sys.executable).parent / "timm-dog"), "eval", args.model, "--checkpoint",
-                              str(args.checkpoint), "--data-dir", str(args.data_dir), *common],
-            "timm validate.py": [sys.executable, str(args.validate_py), "--data-dir", str(args.data_dir), "--model",
-                                 args.model, "--checkpoint", str(args.checkpoint), "--split", "val",
-                                 "--num-classes", "10", "--use-train-size", *common],  # timm-dog's input size
+            "timm-dog eval": [
+                str(Path(sys.executable).parent / "timm-dog"),
+                "eval",
+                args.model,
+                "--checkpoint",
+                str(args.checkpoint),
+                "--data-dir",
+                str(args.data_dir),
+                *common,
+            ],
+            "timm validate.py": [
+                sys.executable,
+                str(args.validate_py),
+                "--data-dir",
+                str(args.data_dir),
+                "--model",
+                args.model,
+                "--checkpoint",
+                str(args.checkpoint),
+                "--split",
+                "val",
+                "--num-classes",
+                "10",
+                "--use-train-size",
+                *common,
+            ],  # timm-dog's input size
         }
         seconds = {name: [] for name in commands}
         for _ in range(args.repeats):
@@ -70,8 +92,10 @@ def main():
     rates = {name: images / min(times) for name, times in seconds.items()}
     import torch
 
-    print(f"{args.model}, {images} images, batch {args.batch_size}, {args.workers} workers, device {args.device}, "
-          f"torch {torch.__version__}, best of {args.repeats}")
+    print(
+        f"{args.model}, {images} images, batch {args.batch_size}, {args.workers} workers, device {args.device}, "
+        f"torch {torch.__version__}, best of {args.repeats}"
+    )
     for name, rate in rates.items():
         print(f"{name:<18} {rate:8.1f} images/s (wall-clock, whole command)")
     print(f"ratio timm-dog / validate.py: {rates['timm-dog eval'] / rates['timm validate.py']:.2f}x")

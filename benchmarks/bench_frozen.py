@@ -8,6 +8,7 @@ and reported as medians (the machine is noisy; nothing here is a test).
 
 Usage: python benchmarks/bench_frozen.py [--model convnext_atto_dog] [--steps 30] [--batch 16] [--img 64]
 """
+
 import argparse
 import statistics
 import time
@@ -40,8 +41,12 @@ def main():
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--img", type=int, default=64)
     args = parser.parse_args()
-    variants = {"trainable, share 0.5": (0.5, True), "frozen, share 0.5": (0.5, False),
-                "trainable, share 1": (1.0, True), "frozen, share 1": (1.0, False)}
+    variants = {
+        "trainable, share 0.5": (0.5, True),
+        "frozen, share 0.5": (0.5, False),
+        "trainable, share 1": (1.0, True),
+        "frozen, share 1": (1.0, False),
+    }
     runs = {name: make(args.model, *spec) for name, spec in variants.items()}
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(args.batch, 3, args.img, args.img, generator=g), torch.randint(0, 10, (args.batch,), generator=g)
@@ -52,8 +57,10 @@ def main():
             if index >= 3:
                 times[name].append(seconds)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    print(f"{args.model}, batch {args.batch}, {args.img}x{args.img}, {args.steps} steps, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads (CPU)")
+    print(
+        f"{args.model}, batch {args.batch}, {args.img}x{args.img}, {args.steps} steps, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads (CPU)"
+    )
     print(f"{'variant':<22} {'ms/step':>8} {'ratio':>7}")
     for name, median in medians.items():
         twin = medians[name.replace("frozen", "trainable")]

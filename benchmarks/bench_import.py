@@ -8,6 +8,7 @@ Usage: python benchmarks/bench_import.py [--repeats 10] TREE [TREE ...]
 Before/after a change: git archive HEAD~1 timm_dog | tar -x -C /tmp/before && \\
     python benchmarks/bench_import.py /tmp/before .
 """
+
 import argparse
 import os
 import statistics
@@ -15,10 +16,14 @@ import subprocess
 import sys
 import tempfile
 
-WHOLE = ("import time; t = time.perf_counter(); import timm; n = len(timm.list_models('*_dog')); "
-         "print(1000 * (time.perf_counter() - t), n)")
-PLUGIN = ("import time, timm; t = time.perf_counter(); import timm_dog; n = len(timm.list_models('*_dog')); "
-          "print(1000 * (time.perf_counter() - t), n)")
+WHOLE = (
+    "import time; t = time.perf_counter(); import timm; n = len(timm.list_models('*_dog')); "
+    "print(1000 * (time.perf_counter() - t), n)"
+)
+PLUGIN = (
+    "import time, timm; t = time.perf_counter(); import timm_dog; n = len(timm.list_models('*_dog')); "
+    "print(1000 * (time.perf_counter() - t), n)"
+)
 
 
 def once(code: str, tree, autoload: bool) -> tuple:
@@ -48,13 +53,17 @@ def main():
         for tree in plugin:
             plugin[tree].append(once(PLUGIN, tree, False)[0])
     floor = statistics.median(whole[None])
-    print(f"{'source':<32} {'twins':>6} {'whole median ms':>16} {'min':>7} {'- plain timm':>13} "
-          f"{'plugin median ms':>17} {'min':>6}")
+    print(
+        f"{'source':<32} {'twins':>6} {'whole median ms':>16} {'min':>7} {'- plain timm':>13} "
+        f"{'plugin median ms':>17} {'min':>6}"
+    )
     for tree, times in whole.items():
         median = statistics.median(times)
         own = f"{statistics.median(plugin[tree]):>17.1f} {min(plugin[tree]):>6.1f}" if tree else ""
-        print(f"{tree or 'plain timm':<32} {counts[tree]:>6} {median:>16.1f} {min(times):>7.1f} "
-              f"{median - floor:>13.1f} {own}")
+        print(
+            f"{tree or 'plain timm':<32} {counts[tree]:>6} {median:>16.1f} {min(times):>7.1f} "
+            f"{median - floor:>13.1f} {own}"
+        )
 
 
 if __name__ == "__main__":

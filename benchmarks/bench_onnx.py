@@ -12,9 +12,10 @@ a large torch sgemm on the same threads.
   int8     a demo-trained model (digits at --img-size): int8 variants against fp32 onnxruntime at batch 8,
            top-1 agreement with fp32 and McNemar's exact test on the digits' validation images
 
-Usage: python benchmarks/bench_onnx.py routes|engines|int8 [--models ...] [--routes dynamo-20 ...] [--repeats 10] [--rounds 3]
-       [--threads N] [--no-compile] [--img-size 64] [--epochs 20]
+Usage: python benchmarks/bench_onnx.py routes|engines|int8 [--models ...] [--routes dynamo-20 ...] [--repeats 10]
+       [--rounds 3] [--threads N] [--no-compile] [--img-size 64] [--epochs 20]
 """
+
 import argparse
 import os
 import statistics
@@ -26,14 +27,32 @@ import numpy as np
 import timm
 import torch
 
-from timm_dog.onnx import (EXPORTER, INPUT, OPSET, OUTPUT, export_onnx, inference_session, model_metadata,
-                           physical_cores, quantize_int8)
+from timm_dog.onnx import (
+    EXPORTER,
+    INPUT,
+    OPSET,
+    OUTPUT,
+    export_onnx,
+    inference_session,
+    model_metadata,
+    physical_cores,
+    quantize_int8,
+)
 from timm_dog.preprocess import Preprocess, image_files, open_image
 
-FAMILIES = ["convnext_tiny_dog", "convmixer_512_dog", "mobilenetv3_large_100_dog", "efficientnet_b0_dog",
-            "hornet_tiny_7x7_dog"]
-ROUTES = {f"{exporter}-{opset}{'' if simplify else '-nosimplify'}": (exporter, opset, simplify)
-          for exporter in ("dynamo", "torchscript") for opset in (18, 20) for simplify in (True, False)}
+FAMILIES = [
+    "convnext_tiny_dog",
+    "convmixer_512_dog",
+    "mobilenetv3_large_100_dog",
+    "efficientnet_b0_dog",
+    "hornet_tiny_7x7_dog",
+]
+ROUTES = {
+    f"{exporter}-{opset}{'' if simplify else '-nosimplify'}": (exporter, opset, simplify)
+    for exporter in ("dynamo", "torchscript")
+    for opset in (18, 20)
+    for simplify in (True, False)
+}
 
 
 def timed(blocks: dict, repeats: int, rounds: int, warmup: int = 3) -> dict:
@@ -74,11 +93,14 @@ def create(name: str, **kwargs):
 
 
 def routes(args, work: Path):
-    print(f"onnxruntime {__import__('onnxruntime').__version__} fp32, batch 1, {args.threads} threads, median ms of "
-          f"{args.rounds} rounds × {args.repeats}; (default) = what `timm-dog export` writes\n")
+    print(
+        f"onnxruntime {__import__('onnxruntime').__version__} fp32, batch 1, {args.threads} threads, median ms of "
+        f"{args.rounds} rounds × {args.repeats}; (default) = what `timm-dog export` writes\n"
+    )
     routes = [ROUTES[r] for r in args.routes]
-    print("| model | " + " | ".join(f"{e} {o}{'' if s else ' no-simplify'}" for e, o, s in routes)
-          + " | default / best |")
+    print(
+        "| model | " + " | ".join(f"{e} {o}{'' if s else ' no-simplify'}" for e, o, s in routes) + " | default / best |"
+    )
     print("|---" * (len(routes) + 2) + "|")
     for name in args.models:
         model = create(name)
@@ -87,26 +109,36 @@ def routes(args, work: Path):
         for route in routes:
             exporter, opset, simplify = route
             path = work / f"{name}_{exporter}_{opset}_{simplify}.onnx"
-            result = export_onnx(model, path, opset=opset, dynamo=exporter == "dynamo", simplify=simplify,
-                                 log=lambda line: None)
+            result = export_onnx(
+                model, path, opset=opset, dynamo=exporter == "dynamo", simplify=simplify, log=lambda line: None
+            )
             if result.exporter != exporter:
                 fell_back.add(route)
             blocks[route] = session_fn(inference_session(path, threads=args.threads), x)
         ms = timed(blocks, args.repeats, args.rounds)
         default = (EXPORTER, OPSET, True)
-        cells = [f"{ms[r]:.1f}{' (default)' * (r == default)}{' (fell back to torchscript)' * (r in fell_back)}"
-                 for r in routes]
+        cells = [
+            f"{ms[r]:.1f}{' (default)' * (r == default)}{' (fell back to torchscript)' * (r in fell_back)}"
+            for r in routes
+        ]
         print(f"| {name} | " + " | ".join(cells) + f" | {ms.get(default, float('nan')) / min(ms.values()):.3f} |")
 
 
 def engines(args, work: Path):
     peak = sgemm_peak_gflops()
-    print(f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, {args.threads} threads; "
-          f"median ms of {args.rounds} rounds × {args.repeats}; achieved GFLOP/s in brackets; "
-          f"fp32 sgemm 2048³ on these threads: {peak:.0f} GFLOP/s\n")
+    print(
+        f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, {args.threads} threads; "
+        f"median ms of {args.rounds} rounds × {args.repeats}; achieved GFLOP/s in brackets; "
+        f"fp32 sgemm 2048³ on these threads: {peak:.0f} GFLOP/s\n"
+    )
     names = ["torch eager"] + ["torch.compile"] * (not args.no_compile) + ["onnxruntime fp32"]
-    print("| model | GFLOP/img | " + " | ".join(f"{n} b{b}" for b in (1, 8) for n in names) + " | "
-          + " | ".join(f"ORT vs {n} b{b}" for b in (1, 8) for n in names[:-1]) + " |")
+    print(
+        "| model | GFLOP/img | "
+        + " | ".join(f"{n} b{b}" for b in (1, 8) for n in names)
+        + " | "
+        + " | ".join(f"ORT vs {n} b{b}" for b in (1, 8) for n in names[:-1])
+        + " |"
+    )
     print("|---" * (2 + 2 * len(names) + 2 * len(names[:-1])) + "|")
     for name in args.models:
         model = create(name)
@@ -115,14 +147,13 @@ def engines(args, work: Path):
         session = inference_session(path, threads=args.threads)
         row, flops = {}, None
         for batch in (1, 8):
-            x = np.random.default_rng(0).standard_normal((batch, *model.pretrained_cfg["input_size"]),
-                                                         dtype=np.float32)
+            x = np.random.default_rng(0).standard_normal((batch, *model.pretrained_cfg["input_size"]), dtype=np.float32)
             xt = torch.from_numpy(x)
             flops = flops or gflop(model, xt[:1])
-            blocks = {"torch eager": lambda: model(xt)}
+            blocks = {"torch eager": lambda model=model, xt=xt: model(xt)}
             if not args.no_compile:
                 compiled = torch.compile(model, backend="inductor", dynamic=False)
-                blocks["torch.compile"] = lambda: compiled(xt)
+                blocks["torch.compile"] = lambda compiled=compiled, xt=xt: compiled(xt)
             blocks["onnxruntime fp32"] = session_fn(session, x)
             with torch.inference_mode():
                 for engine, ms in timed(blocks, args.repeats, args.rounds).items():
@@ -137,12 +168,14 @@ def int8(args, work: Path):
     from timm_dog.evaluate import mcnemar
 
     root = write_digits_imagefolder(work / "digits")
-    calibration = image_files(root / "train")[:: 8][: args.calibration]
+    calibration = image_files(root / "train")[::8][: args.calibration]
     val = image_files(root / "val")
     labels = np.array([int(Path(p).parent.name) for p in val])
-    print(f"demo-trained models ({args.epochs} epochs on digits at {args.img_size}×{args.img_size}); int8 calibrated "
-          f"on {len(calibration)} training digits; {len(val)} validation digits; batch 8, {args.threads} threads, "
-          f"median ms of {args.rounds} rounds × {args.repeats}\n")
+    print(
+        f"demo-trained models ({args.epochs} epochs on digits at {args.img_size}×{args.img_size}); int8 calibrated "
+        f"on {len(calibration)} training digits; {len(val)} validation digits; batch 8, {args.threads} threads, "
+        f"median ms of {args.rounds} rounds × {args.repeats}\n"
+    )
     print("| model | variant | fp32 ms | int8 ms | int8 speed-up | top-1 fp32 | top-1 int8 | agreement | McNemar p |")
     print("|---" * 9 + "|")
     for name in args.models:
@@ -160,18 +193,32 @@ def int8(args, work: Path):
                 for exclude in (False, True):
                     variant = f"{fmt}, pre-process {'on' if pre else 'off'}, stem+head {'fp32' if exclude else 'int8'}"
                     path = work / f"{name}_{fmt}_{pre}_{exclude}.onnx"
-                    quantize_int8(fp32, path, calibration, preprocess, metadata, quant_format=fmt, pre_process=pre,
-                                  exclude_stem_head=exclude)
+                    quantize_int8(
+                        fp32,
+                        path,
+                        calibration,
+                        preprocess,
+                        metadata,
+                        quant_format=fmt,
+                        pre_process=pre,
+                        exclude_stem_head=exclude,
+                    )
                     sessions[variant] = inference_session(path, threads=args.threads)
         batch = images[:8]
         ms = timed({k: session_fn(s, batch) for k, s in sessions.items()}, args.repeats, args.rounds)
-        top1 = {k: np.concatenate([s.run([OUTPUT], {INPUT: images[i:i + 32]})[0]
-                                   for i in range(0, len(images), 32)]).argmax(1) for k, s in sessions.items()}
+        top1 = {
+            k: np.concatenate(
+                [s.run([OUTPUT], {INPUT: images[i : i + 32]})[0] for i in range(0, len(images), 32)]
+            ).argmax(1)
+            for k, s in sessions.items()
+        }
         for variant in list(sessions)[1:]:
             test = mcnemar(top1["fp32"] == labels, top1[variant] == labels)
-            print(f"| {name} | {variant} | {ms['fp32']:.1f} | {ms[variant]:.1f} | {ms['fp32'] / ms[variant]:.2f}x "
-                  f"| {(top1['fp32'] == labels).mean():.2%} | {(top1[variant] == labels).mean():.2%} "
-                  f"| {(top1[variant] == top1['fp32']).mean():.2%} | {test['p_value']:.3g} |")
+            print(
+                f"| {name} | {variant} | {ms['fp32']:.1f} | {ms[variant]:.1f} | {ms['fp32'] / ms[variant]:.2f}x "
+                f"| {(top1['fp32'] == labels).mean():.2%} | {(top1[variant] == labels).mean():.2%} "
+                f"| {(top1[variant] == top1['fp32']).mean():.2%} | {test['p_value']:.3g} |"
+            )
 
 
 def main():
@@ -187,8 +234,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=20, help="int8: demo training epochs")
     parser.add_argument("--calibration", type=int, default=64, help="int8: calibration images")
     args = parser.parse_args()
-    args.models = args.models or (["convnext_atto_dog", "mobilenetv3_large_100_dog"] if args.table == "int8"
-                                  else FAMILIES)
+    args.models = args.models or (
+        ["convnext_atto_dog", "mobilenetv3_large_100_dog"] if args.table == "int8" else FAMILIES
+    )
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} at start; ", end="")
     with tempfile.TemporaryDirectory() as tmp:

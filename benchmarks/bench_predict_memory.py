@@ -11,6 +11,7 @@ TREE (default: the installed package) is put first on PYTHONPATH, to measure ano
 Usage: python benchmarks/bench_predict_memory.py [--counts 100 1000] [--model mobilenetv3_small_050_dog]
        [--batch-size 32] [--onnx] [--tree TREE]
 """
+
 import argparse
 import os
 import subprocess
@@ -21,9 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-WRAPPER = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True, "
-           "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t)")
+WRAPPER = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True, "
+    "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t)"
+)
 CLI = "from timm_dog.cli import main; main()"
 BLOCKER = """import sys
 
@@ -43,8 +46,7 @@ def peak_mib(files: list, model: str, batch_size, path: list) -> tuple:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*path, os.environ.get("PYTHONPATH")])))
     command = [sys.executable, "-c", CLI, "predict", model, *map(str, files)]
     command += ["--batch-size", str(batch_size)] if batch_size else []  # none: a version without the option
-    out = subprocess.run([sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, env=env, check=True)
     kib, seconds = out.stdout.split()
     return int(kib) / 1024, float(seconds)  # ru_maxrss is in KiB on Linux
 
@@ -67,8 +69,12 @@ def main():
         if args.onnx:
             model = str(Path(folder) / f"{args.model}.onnx")
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
-            subprocess.run([sys.executable, "-c", CLI, "export", args.model, "--out", model], check=True, env=env,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-c", CLI, "export", args.model, "--out", model],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
             (Path(folder) / "sitecustomize.py").write_text(BLOCKER)
             path = [folder, tree]
             print(f"{Path(model).name}: {Path(model).stat().st_size / 2**20:.1f} MiB; torch, timm, onnx blocked")
@@ -77,8 +83,10 @@ def main():
             peaks[count], seconds = peak_mib(files[:count], model, args.batch_size, path)
             print(f"{count:>6} images: peak RSS {peaks[count]:,.0f} MiB, {seconds:.2f} s", flush=True)
     low, high = min(args.counts), max(args.counts)
-    print(f"{args.model}{' (ONNX)' * args.onnx}, batch {args.batch_size or 'all'}: peak at {high} images / "
-          f"peak at {low} = {peaks[high] / peaks[low]:.2f}")
+    print(
+        f"{args.model}{' (ONNX)' * args.onnx}, batch {args.batch_size or 'all'}: peak at {high} images / "
+        f"peak at {low} = {peaks[high] / peaks[low]:.2f}"
+    )
 
 
 if __name__ == "__main__":

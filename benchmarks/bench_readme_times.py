@@ -7,6 +7,7 @@ all threads: less sensitive to other work than the wall time), the CPU count and
 (other work on the machine slows the wall time).
 Usage: python benchmarks/bench_readme_times.py [--tests] [--skip-demo]
 """
+
 import argparse
 import os
 import resource
@@ -27,9 +28,11 @@ def timed(label: str, args, cwd) -> None:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
     tail = (result.stdout.strip().splitlines() or [""])[-1]
-    print(f"{label}: {seconds:.0f} s wall, {cpu_seconds:.0f} CPU-s, exit {result.returncode}; {os.cpu_count()} CPUs, "
-          f"load average "
-          f"{before:.2f} before, {os.getloadavg()[0]:.2f} after; last line: {tail}")
+    print(
+        f"{label}: {seconds:.0f} s wall, {cpu_seconds:.0f} CPU-s, exit {result.returncode}; {os.cpu_count()} CPUs, "
+        f"load average "
+        f"{before:.2f} before, {os.getloadavg()[0]:.2f} after; last line: {tail}"
+    )
     if result.returncode:
         print(result.stderr[-2000:], file=sys.stderr)
 
@@ -42,12 +45,25 @@ def main():
     print(f"python {sys.version.split()[0]}, {sys.executable}")
     if not args.skip_demo:
         with tempfile.TemporaryDirectory() as folder:
-            timed("timm-dog demo", [sys.executable, "-c", "from timm_dog.cli import main; main()", "demo",
-                                    "--out", str(Path(folder) / "timm-dog-demo")], folder)
+            timed(
+                "timm-dog demo",
+                [
+                    sys.executable,
+                    "-c",
+                    "from timm_dog.cli import main; main()",
+                    "demo",
+                    "--out",
+                    str(Path(folder) / "timm-dog-demo"),
+                ],
+                folder,
+            )
     if args.tests:
         timed("pytest -q", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], ROOT)
-        timed('pytest -q -m "not slow"', [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
-                                          "not slow"], ROOT)
+        timed(
+            'pytest -q -m "not slow"',
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"],
+            ROOT,
+        )
 
 
 if __name__ == "__main__":

@@ -23,11 +23,15 @@ def main(models):
         model = timm.create_model(name)
         dog_init_(model, seed=0)
         result = analyze_model(reparameterize_model(model.eval()))
-        share = {k: sum(s["fractions"][k] * s["kernels"] for s in result["sizes"].values()) / result["kernels"]
-                 for k in ("excitatory-centre", "inhibitory-centre", "other")}
-        print(f"{name:<16} {result['kernels']:>7} {share['excitatory-centre']:>7.3f} "
-              f"{share['inhibitory-centre']:>7.3f} {share['other']:>7.3f} "
-              f"{result['centre_surround_fraction']:>8.3f} {result['dog_fit_above']:>11.3f}")
+        share = {
+            k: sum(s["fractions"][k] * s["kernels"] for s in result["sizes"].values()) / result["kernels"]
+            for k in ("excitatory-centre", "inhibitory-centre", "other")
+        }
+        print(
+            f"{name:<16} {result['kernels']:>7} {share['excitatory-centre']:>7.3f} "
+            f"{share['inhibitory-centre']:>7.3f} {share['other']:>7.3f} "
+            f"{result['centre_surround_fraction']:>8.3f} {result['dog_fit_above']:>11.3f}"
+        )
 
 
 if __name__ == "__main__":

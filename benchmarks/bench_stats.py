@@ -8,6 +8,7 @@ model, pairing and runs per arm. Every rate with its Monte-Carlo std (sqrt(r(1 �
 
 Usage: python benchmarks/bench_stats.py [--experiments 2000] [--images 5000]
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -31,13 +32,16 @@ def _rate(hits: np.ndarray) -> str:
 
 def _experiments(model, experiments, runs, delta, scale, paired, images, seed):
     for start in range(0, experiments, CHUNK):
-        yield simulate(model, min(CHUNK, experiments - start), runs, delta, scale, paired, seed=seed + start,
-                       images=images)
+        yield simulate(
+            model, min(CHUNK, experiments - start), runs, delta, scale, paired, seed=seed + start, images=images
+        )
 
 
 def old_vs_new(experiments: int, images: int) -> None:
-    print(f"Null experiments ({experiments} per cell, {images} validation images, logistic model, runs paired by seed):"
-          " p < 0.05 / 95 % interval excluding 0, old method → run-level (compare_runs)\n")
+    print(
+        f"Null experiments ({experiments} per cell, {images} validation images, logistic model, runs paired by seed):"
+        " p < 0.05 / 95 % interval excluding 0, old method → run-level (compare_runs)\n"
+    )
     print("| spread of top-1 between runs (std) | 1 run per arm | 3 runs per arm | 5 runs per arm |\n|---|---|---|---|")
     for scale in (0.0, 0.06, 0.2):
         cells, stds = [], []
@@ -56,18 +60,27 @@ def old_vs_new(experiments: int, images: int) -> None:
                 new_p += list(r["p_value"] < 0.05)
                 new_ci += list((r["low"] > 0) | (r["high"] < 0))
                 stds += list(top1_a.var(-1, ddof=1))
-            cells.append(f"{_rate(np.array(old_p))} / {_rate(np.array(old_ci))} → "
-                         + ("no p" if runs == 1 else _rate(np.array(new_p))) + f" / {_rate(np.array(new_ci))}")
+            cells.append(
+                f"{_rate(np.array(old_p))} / {_rate(np.array(old_ci))} → "
+                + ("no p" if runs == 1 else _rate(np.array(new_p)))
+                + f" / {_rate(np.array(new_ci))}"
+            )
         print(f"| ~{np.sqrt(np.mean(stds)):.2f} points | " + " | ".join(cells) + " |")
-    print("\nWith one run per arm compare_runs gives no p-value; its interval covers the validation images only "
-          "(the same question as McNemar's: these two networks on these images).\n")
+    print(
+        "\nWith one run per arm compare_runs gives no p-value; its interval covers the validation images only "
+        "(the same question as McNemar's: these two networks on these images).\n"
+    )
 
 
 def calibration(experiments: int, images: int) -> None:
-    print(f"compare_runs by simulation ({experiments} experiments per cell, {images} images): false-positive rate at "
-          "α 0.05, coverage of the true Δ by the 95 % interval (at Δ 0 and 1 point), power at Δ = 1 point\n")
-    print("| model | pairing | top-1 std between runs | runs per arm | false positives | coverage (Δ 0) | "
-          "coverage (Δ 1) | power (Δ 1) |\n|---|---|---|---|---|---|---|---|")
+    print(
+        f"compare_runs by simulation ({experiments} experiments per cell, {images} images): false-positive rate at "
+        "α 0.05, coverage of the true Δ by the 95 % interval (at Δ 0 and 1 point), power at Δ = 1 point\n"
+    )
+    print(
+        "| model | pairing | top-1 std between runs | runs per arm | false positives | coverage (Δ 0) | "
+        "coverage (Δ 1) | power (Δ 1) |\n|---|---|---|---|---|---|---|---|"
+    )
     for model, scale in (("logistic", 0.1), ("logistic", 0.15), ("heavy", 0.01), ("heavy", 0.06)):
         for paired in (True, False):
             for runs in (2, 3, 5):
@@ -82,9 +95,11 @@ def calibration(experiments: int, images: int) -> None:
                         std.append(top1_a.var(-1, ddof=1))
                     out[delta] = np.concatenate(rejected), np.concatenate(covered)
                 pairing = "by seed" if paired else "unpaired"
-                print(f"| {model} | {pairing} | {np.sqrt(np.mean(np.concatenate(std))):.2f} | {runs} | "
-                      f"{_rate(out[0.0][0])} | {_rate(out[0.0][1])} | {_rate(out[1.0][1])} | "
-                      f"{_rate(out[1.0][0])} |")
+                print(
+                    f"| {model} | {pairing} | {np.sqrt(np.mean(np.concatenate(std))):.2f} | {runs} | "
+                    f"{_rate(out[0.0][0])} | {_rate(out[0.0][1])} | {_rate(out[1.0][1])} | "
+                    f"{_rate(out[1.0][0])} |"
+                )
 
 
 def main():

@@ -11,6 +11,7 @@ environment's interpreter (the installed package is tested, as in CI), and print
 installed versions and pytest's closing line as Markdown rows for docs/compatibility.md.
 Exit status: pytest's, or 2 when an installed version is not its floor.
 """
+
 import argparse
 import datetime
 import json
@@ -41,8 +42,9 @@ def floors(path: Path = FLOORS) -> dict:
 
 
 def installed(python: Path) -> dict:
-    listing = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], check=True,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format", "json"], check=True, capture_output=True, text=True
+    ).stdout
     return {canonical(entry["name"]): entry["version"] for entry in json.loads(listing)}
 
 
@@ -53,11 +55,11 @@ def main() -> int:
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(args.venv)], check=True)
     python = args.venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-c", str(FLOORS), f"{ROOT}[onnxruntime,dev]"],
-                   check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-c", str(FLOORS), f"{ROOT}[onnxruntime,dev]"], check=True)
     versions, pins = installed(python), floors()
-    wrong = {name: versions.get(name) for name, floor in pins.items()
-             if (versions.get(name) or "").split("+")[0] != floor}
+    wrong = {
+        name: versions.get(name) for name, floor in pins.items() if (versions.get(name) or "").split("+")[0] != floor
+    }
     if wrong:
         print(f"not installed at their floors: {wrong}", file=sys.stderr)
         return 2
@@ -70,10 +72,12 @@ def main() -> int:
         last = line.strip() or last
     run.wait()
     shown = [f"{name} {versions[name]}" for name in (*pins, *SHOWN) if name in versions]
-    print(f"\n| checked | {start:%Y-%m-%d}, Python {platform.python_version()}, {platform.system()} "
-          f"{platform.machine()} |\n| installed | {', '.join(shown)} |\n"
-          f"| `pytest {' '.join(args.pytest_args or ['-m', repr('not slow')])}` | {last.strip('= ')} "
-          f"(exit status {run.returncode}) |")
+    print(
+        f"\n| checked | {start:%Y-%m-%d}, Python {platform.python_version()}, {platform.system()} "
+        f"{platform.machine()} |\n| installed | {', '.join(shown)} |\n"
+        f"| `pytest {' '.join(args.pytest_args or ['-m', repr('not slow')])}` | {last.strip('= ')} "
+        f"(exit status {run.returncode}) |"
+    )
     return run.returncode
 
 

@@ -16,6 +16,7 @@ Without CUDA every step is skipped and it says why (exit 0); --cpu-smoke runs th
 at toy sizes, to check the script itself. Exit status 1 when a step fails.
 Usage: python benchmarks/gpu_check.py [--train-py PATH] [--log gpu_check.log] [--no-install] [--cpu-smoke]
 """
+
 import argparse
 import glob
 import subprocess
@@ -55,8 +56,9 @@ class Check:
     def run(self, command: list, timeout: int):
         """Run a command; its output goes to the log; a non-zero exit raises."""
         self.log("$ " + " ".join(map(str, command)))
-        result = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=timeout,
-                                cwd=tempfile.gettempdir())
+        result = subprocess.run(
+            list(map(str, command)), capture_output=True, text=True, timeout=timeout, cwd=tempfile.gettempdir()
+        )
         output = (result.stdout + result.stderr).strip().splitlines()
         for line in output[-40:]:
             self.log("  " + line)
@@ -77,8 +79,10 @@ def throughput(check: Check, device, batch: int, size: int, steps: int, pairs):
 
     from timm_dog.benchmark import device_name, train_steps
 
-    check.log(f"{device_name(device)}, torch {torch.__version__}, timm {timm.__version__}: batch {batch}, {size}², "
-              f"AdamW, grad clip 1.0, {steps} timed steps after 3 warm-up, synthetic data")
+    check.log(
+        f"{device_name(device)}, torch {torch.__version__}, timm {timm.__version__}: batch {batch}, {size}², "
+        f"AdamW, grad clip 1.0, {steps} timed steps after 3 warm-up, synthetic data"
+    )
     check.log(f"{'model':<24} {'AMP':<9} {'layout':<14} {'img/s':>8} {'peak GiB':>9} {'dog/base':>9}")
     failures = 0
     for base in pairs:
@@ -87,8 +91,17 @@ def throughput(check: Check, device, batch: int, size: int, steps: int, pairs):
             for name in (base, base + "_dog"):
                 try:
                     model = timm.create_model(name)
-                    r = train_steps(model, batch, size, device=device, amp_dtype=amp, channels_last=channels_last,
-                                    clip_grad=1.0, steps=steps, warmup=3)
+                    r = train_steps(
+                        model,
+                        batch,
+                        size,
+                        device=device,
+                        amp_dtype=amp,
+                        channels_last=channels_last,
+                        clip_grad=1.0,
+                        steps=steps,
+                        warmup=3,
+                    )
                 except Exception as error:  # e.g. out of memory: the row says so
                     failures += 1
                     check.log(f"{name:<24} {amp:<9} {'':<14} FAIL {str(error).splitlines()[0][:80]}")
@@ -99,18 +112,51 @@ def throughput(check: Check, device, batch: int, size: int, steps: int, pairs):
                         torch.cuda.empty_cache()
                 speeds[name] = r["images_per_second"]
                 ratio = f"{speeds[name] / speeds[base]:.3f}" if name != base and base in speeds else ""
-                check.log(f"{name:<24} {amp:<9} {'channels_last' if channels_last else 'NCHW':<14} "
-                          f"{r['images_per_second']:>8,.0f} {r['peak_memory_bytes'] / 2**30:>9.2f} {ratio:>9}")
+                check.log(
+                    f"{name:<24} {amp:<9} {'channels_last' if channels_last else 'NCHW':<14} "
+                    f"{r['images_per_second']:>8,.0f} {r['peak_memory_bytes'] / 2**30:>9.2f} {ratio:>9}"
+                )
     if failures:
         raise RuntimeError(f"{failures} measurements failed")
 
 
-def train_py(check: Check, train_script: Path, digits: Path, out: Path, device: str, size: int, epochs: int,
-             compile_: bool):
-    command = [sys.executable, train_script, "--config", RECIPE, "--data-dir", digits, "--train-split", "train",
-               "--val-split", "val", "--num-classes", 10, "--img-size", size, "--epochs", epochs, "--warmup-epochs", 0,
-               "-b", 64, "--workers", 4, "--log-interval", 10, "--device", device, "--output", out,
-               "--experiment", "compiled" if compile_ else "eager", "--model-kwargs", "dog_seed=0"]
+def train_py(
+    check: Check, train_script: Path, digits: Path, out: Path, device: str, size: int, epochs: int, compile_: bool
+):
+    command = [
+        sys.executable,
+        train_script,
+        "--config",
+        RECIPE,
+        "--data-dir",
+        digits,
+        "--train-split",
+        "train",
+        "--val-split",
+        "val",
+        "--num-classes",
+        10,
+        "--img-size",
+        size,
+        "--epochs",
+        epochs,
+        "--warmup-epochs",
+        0,
+        "-b",
+        64,
+        "--workers",
+        4,
+        "--log-interval",
+        10,
+        "--device",
+        device,
+        "--output",
+        out,
+        "--experiment",
+        "compiled" if compile_ else "eager",
+        "--model-kwargs",
+        "dog_seed=0",
+    ]
     if device == "cpu":
         command += ["--amp-dtype", "bfloat16"]  # CPU autocast: bf16
     # the recipe sets torchcompile: inductor; an empty backend turns it off for the eager run
@@ -131,13 +177,17 @@ def main():
     import torch
 
     if not torch.cuda.is_available() and not args.cpu_smoke:
-        check.log(f"SKIP: torch {torch.__version__} sees no CUDA device; this check needs one GPU "
-                  "(--cpu-smoke runs it on the CPU at toy sizes)")
+        check.log(
+            f"SKIP: torch {torch.__version__} sees no CUDA device; this check needs one GPU "
+            "(--cpu-smoke runs it on the CPU at toy sizes)"
+        )
         return 0
     cuda = torch.cuda.is_available() and not args.cpu_smoke
     device = torch.device("cuda" if cuda else "cpu")
-    check.log(f"GPU check of timm-dog on {torch.cuda.get_device_name(0) if cuda else 'the CPU (smoke test)'}, "
-              f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    check.log(
+        f"GPU check of timm-dog on {torch.cuda.get_device_name(0) if cuda else 'the CPU (smoke test)'}, "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
+    )
     if args.no_install:
         check.log("\n== install: skipped (--no-install)")
     else:
@@ -155,24 +205,81 @@ def main():
         check.failed.append("train.py")
     else:
         size, epochs = (64, 2) if cuda else (32, 1)
-        check.step(f"train.py {RECIPE.name}, digits, {epochs} epochs", train_py, check, args.train_py, digits,
-                   work / "runs", device.type, size, epochs, False)
+        check.step(
+            f"train.py {RECIPE.name}, digits, {epochs} epochs",
+            train_py,
+            check,
+            args.train_py,
+            digits,
+            work / "runs",
+            device.type,
+            size,
+            epochs,
+            False,
+        )
         if cuda:
-            check.step(f"train.py {RECIPE.name} --torchcompile inductor", train_py, check, args.train_py, digits,
-                       work / "runs", device.type, size, epochs, True)
+            check.step(
+                f"train.py {RECIPE.name} --torchcompile inductor",
+                train_py,
+                check,
+                args.train_py,
+                digits,
+                work / "runs",
+                device.type,
+                size,
+                epochs,
+                True,
+            )
         else:
             check.log("\n== train.py --torchcompile: SKIP on the CPU smoke test")
     checkpoint = work / "runs" / "eager" / "model_best.pth.tar"
-    check.step(f"timm-dog eval --device {device.type}", check.run,
-               [sys.executable, "-c", CLI, "eval", "convnext_tiny_dog", "--checkpoint", checkpoint, "--data-dir",
-                digits, "--device", device.type], 120)
+    check.step(
+        f"timm-dog eval --device {device.type}",
+        check.run,
+        [
+            sys.executable,
+            "-c",
+            CLI,
+            "eval",
+            "convnext_tiny_dog",
+            "--checkpoint",
+            checkpoint,
+            "--data-dir",
+            digits,
+            "--device",
+            device.type,
+        ],
+        120,
+    )
     # on the CPU: the CIFAR recipe (ConvNeXt's compiles for minutes there, and CPU fp16 autocast crawls)
     recipe, bench = (RECIPE, []) if cuda else (SMOKE_RECIPE, ["--benchmark-steps", 2])
-    check.step(f"timm-dog recipe check {recipe.name} --benchmark", check.run,
-               [sys.executable, "-c", CLI, "recipe", "check", recipe, "--benchmark", "--gpus", 8, "--device",
-                device.type, "--aug-samples", 8, "--steps", 1, *bench], 240)
-    check.log(f"\n{len(check.failed)} failed ({', '.join(check.failed) or 'none'}); "
-              f"total {time.perf_counter() - start:.0f} s; log: {check.log_path}")
+    check.step(
+        f"timm-dog recipe check {recipe.name} --benchmark",
+        check.run,
+        [
+            sys.executable,
+            "-c",
+            CLI,
+            "recipe",
+            "check",
+            recipe,
+            "--benchmark",
+            "--gpus",
+            8,
+            "--device",
+            device.type,
+            "--aug-samples",
+            8,
+            "--steps",
+            1,
+            *bench,
+        ],
+        240,
+    )
+    check.log(
+        f"\n{len(check.failed)} failed ({', '.join(check.failed) or 'none'}); "
+        f"total {time.perf_counter() - start:.0f} s; log: {check.log_path}"
+    )
     return 1 if check.failed else 0
 
 

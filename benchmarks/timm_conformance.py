@@ -20,6 +20,7 @@ base has too is timm's, listed as such, unless the base is one of timm-dog's own
 then it is ours. Exit status: 0 when no failure is ours, 1 otherwise, 3 when the test file cannot
 be had.
 """
+
 import argparse
 import json
 import os
@@ -39,6 +40,7 @@ NO_TESTS = 3
 
 
 # ---- pytest plugin (loaded in the pytest process with -p timm_conformance) ----
+
 
 def _arch(model_name: str) -> str:
     return model_name.split(".")[0]  # timm's default-cfg tests list tagged names: convnext_atto.d2_in1k
@@ -88,8 +90,13 @@ def pytest_runtest_logreport(report):
         return
     test = report.nodeid.split("::")[-1].partition("[")[0]
     message = str(report.longrepr).strip().splitlines()[-1][:200] if report.longrepr else ""
-    record = dict(test=test, model=_MODEL_OF[report.nodeid], outcome=report.outcome, message=message,
-                  seconds=round(report.duration, 2))
+    record = dict(
+        test=test,
+        model=_MODEL_OF[report.nodeid],
+        outcome=report.outcome,
+        message=message,
+        seconds=round(report.duration, 2),
+    )
     with open(os.environ[RESULTS], "a") as out:  # line by line: an interrupted run keeps what it ran
         out.write(json.dumps(record) + "\n")
 
@@ -98,6 +105,7 @@ _MODEL_OF = {}
 
 
 # ---- the script ----
+
 
 def default_models() -> list:
     """Per family of the committed scan the twin of the smallest base, plus the twins of timm-dog's own models."""
@@ -117,8 +125,23 @@ def default_models() -> list:
 
 def fetch_tests(version: str, folder: Path) -> Path:
     """timm's tests/test_models.py from the sdist of ``version`` (downloaded with pip into ``folder``)."""
-    run = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
-                          f"timm=={version}", "-d", str(folder)], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-q",
+            f"timm=={version}",
+            "-d",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+    )
     archives = list(folder.glob(f"timm-{version}.tar.gz"))
     if run.returncode or not archives:
         last = (run.stderr.strip().splitlines() or ["no archive"])[-1]
@@ -135,9 +158,27 @@ def run_pytest(test_file: Path, models, tests, pairs, results: Path) -> list:
     selection = dict(models=sorted(models), tests=tests, pairs=pairs)
     env = dict(os.environ, **{SELECTION: json.dumps(selection), RESULTS: str(results)})
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "benchmarks"), env.get("PYTHONPATH", "")])
-    subprocess.run([sys.executable, "-m", "pytest", str(test_file), "-p", "timm_conformance", "-p", "no:cacheprovider",
-                    "-q", "--tb=no", "--no-header", "-W", "ignore", f"--rootdir={test_file.parents[1]}"],
-                   env=env, cwd=test_file.parents[1], stdout=sys.stderr)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(test_file),
+            "-p",
+            "timm_conformance",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--tb=no",
+            "--no-header",
+            "-W",
+            "ignore",
+            f"--rootdir={test_file.parents[1]}",
+        ],
+        env=env,
+        cwd=test_file.parents[1],
+        stdout=sys.stderr,
+    )
     return [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
 
 
@@ -210,8 +251,10 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(dict(twins=twin_records, bases=base_records), indent=1))
     rows, failures = table(twin_records, base_records, {b for b in BASES if is_own(b)})
-    print(f"| test (timm {timm.__version__} tests/test_models.py) | passed | failed | ours: failed where the base "
-          f"passes, or on timm-dog's own models | skipped |\n|---|---|---|---|---|")
+    print(
+        f"| test (timm {timm.__version__} tests/test_models.py) | passed | failed | ours: failed where the base "
+        f"passes, or on timm-dog's own models | skipped |\n|---|---|---|---|---|"
+    )
     for test, (passed, fail, ours, skipped) in sorted(rows.items()):
         print(f"| {test} | {passed} | {fail} | {ours} | {skipped} |")
     total = [sum(r[i] for r in rows.values()) for i in range(4)]

@@ -1,5 +1,6 @@
 """Imported by train.py through ``--device-modules batch_hashes``: appends a hash of every training batch that the
 timm model sees (images after augmentation, in order) to the file named by $BATCH_HASHES, one line each."""
+
 import hashlib
 import os
 

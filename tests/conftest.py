@@ -1,4 +1,5 @@
 """Shared fixtures for the export / predict / eval / push tests: real digits, a trained checkpoint, a staged repo."""
+
 import argparse
 import json
 
@@ -6,9 +7,18 @@ import pytest
 import torch
 
 DIGITS_ARGS = dict(
-    model="convnext_atto_dog", model_kwargs={"dog_seed": 0, "dog_share": 0.7}, num_classes=10, img_size=32,
-    mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], interpolation="bilinear", crop_pct=1.0, epochs=2, lr=4e-3,
-    data_dir="/private/data/digits", output="/private/runs",
+    model="convnext_atto_dog",
+    model_kwargs={"dog_seed": 0, "dog_share": 0.7},
+    num_classes=10,
+    img_size=32,
+    mean=[0.5, 0.5, 0.5],
+    std=[0.5, 0.5, 0.5],
+    interpolation="bilinear",
+    crop_pct=1.0,
+    epochs=2,
+    lr=4e-3,
+    data_dir="/private/data/digits",
+    output="/private/runs",
 )
 
 
@@ -27,8 +37,16 @@ def checkpoint(digits, tmp_path_factory):
 
     model, _, _ = train_and_evaluate("convnext_atto_dog", digits, epochs=2, dog_seed=0, dog_share=0.7)
     path = tmp_path_factory.mktemp("run") / "model_best.pth.tar"
-    torch.save({"epoch": 0, "arch": "convnext_atto_dog", "state_dict": model.state_dict(),
-                "args": argparse.Namespace(**DIGITS_ARGS), "version": 2}, path)
+    torch.save(
+        {
+            "epoch": 0,
+            "arch": "convnext_atto_dog",
+            "state_dict": model.state_dict(),
+            "args": argparse.Namespace(**DIGITS_ARGS),
+            "version": 2,
+        },
+        path,
+    )
     return path
 
 
@@ -39,8 +57,10 @@ def eval_json(checkpoint, digits, tmp_path_factory):
     from timm_dog.cli import main
 
     path = tmp_path_factory.mktemp("eval") / "eval.json"
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint),
-                                       "--data-dir", str(digits), "--json", str(path)])
+    result = CliRunner().invoke(
+        main,
+        ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir", str(digits), "--json", str(path)],
+    )
     assert result.exit_code == 0, result.output
     return path
 
@@ -50,12 +70,19 @@ def staged(checkpoint, eval_json, digits, tmp_path_factory):
     from timm_dog.hub import stage
 
     folder = tmp_path_factory.mktemp("stage") / "repo"
-    repo = stage(checkpoint, "convnext_atto_dog", folder, repo_id="someone/convnext-atto-dog-digits",
-                 eval_json=eval_json, verify_images=digits / "val" / "3", datasets=("digits",), fp16=True,
-                 log=lambda line: None)
+    repo = stage(
+        checkpoint,
+        "convnext_atto_dog",
+        folder,
+        repo_id="someone/convnext-atto-dog-digits",
+        eval_json=eval_json,
+        verify_images=digits / "val" / "3",
+        datasets=("digits",),
+        fp16=True,
+        log=lambda line: None,
+    )
     assert json.loads((folder / "config.json").read_text())["architecture"] == "convnext_atto"
     return repo
-
 
 
 @pytest.fixture
@@ -119,25 +146,85 @@ def train_runs(digits_300, tmp_path_factory):
             net, metrics, _ = train_and_evaluate(model, data, epochs=2, seed=seed, eval_each_epoch=True, **kwargs)
             folder = root / f"{model}-s{seed}"
             folder.mkdir()
-            args = argparse.Namespace(**{**train_py_defaults, **DIGITS_ARGS, "model": model, "model_kwargs": kwargs,
-                                         "seed": seed, "data_dir": str(data), "model_ema": False,
-                                         "experiment": f"{model}-s{seed}"})
+            args = argparse.Namespace(
+                **{
+                    **train_py_defaults,
+                    **DIGITS_ARGS,
+                    "model": model,
+                    "model_kwargs": kwargs,
+                    "seed": seed,
+                    "data_dir": str(data),
+                    "model_ema": False,
+                    "experiment": f"{model}-s{seed}",
+                }
+            )
             (folder / "args.yaml").write_text(yaml.safe_dump(args.__dict__, default_flow_style=False))
             for row in metrics["history"]:
-                update_summary(row["epoch"], {"loss": row["train_loss"]}, row["eval"], str(folder / "summary.csv"),
-                               lr=row["lr"], write_header=row["epoch"] == 0)
-            torch.save({"epoch": 1, "arch": model, "optimizer": torch.optim.AdamW(net.parameters()).state_dict(),
-                        "version": 2, "args": args, "state_dict": net.state_dict(), "metric": float(metrics["top1"])},
-                       folder / "last.pth.tar")
+                update_summary(
+                    row["epoch"],
+                    {"loss": row["train_loss"]},
+                    row["eval"],
+                    str(folder / "summary.csv"),
+                    lr=row["lr"],
+                    write_header=row["epoch"] == 0,
+                )
+            torch.save(
+                {
+                    "epoch": 1,
+                    "arch": model,
+                    "optimizer": torch.optim.AdamW(net.parameters()).state_dict(),
+                    "version": 2,
+                    "args": args,
+                    "state_dict": net.state_dict(),
+                    "metric": float(metrics["top1"]),
+                },
+                folder / "last.pth.tar",
+            )
             shutil.copyfile(folder / "last.pth.tar", folder / "model_best.pth.tar")
             runs[model, seed] = folder
     return runs
 
 
-REAL_RUN_RECIPE = ["--num-classes", "10", "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5",
-                   "--interpolation", "bilinear", "--crop-pct", "1.0", "-b", "32", "--lr", "0.004", "--opt", "adamw",
-                   "--sched", "cosine", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0", "--no-prefetcher",
-                   "--scale", "0.7", "1", "--hflip", "0", "--color-jitter", "0", "--smoothing", "0"]  # digits: no flips
+REAL_RUN_RECIPE = [
+    "--num-classes",
+    "10",
+    "--mean",
+    "0.5",
+    "0.5",
+    "0.5",
+    "--std",
+    "0.5",
+    "0.5",
+    "0.5",
+    "--interpolation",
+    "bilinear",
+    "--crop-pct",
+    "1.0",
+    "-b",
+    "32",
+    "--lr",
+    "0.004",
+    "--opt",
+    "adamw",
+    "--sched",
+    "cosine",
+    "--warmup-epochs",
+    "0",
+    "--device",
+    "cpu",
+    "--workers",
+    "0",
+    "--no-prefetcher",
+    "--scale",
+    "0.7",
+    "1",
+    "--hflip",
+    "0",
+    "--color-jitter",
+    "0",
+    "--smoothing",
+    "0",
+]  # digits: no flips
 EMA = ["--img-size", "32", "--gp", "max", "--model-ema", "--model-ema-decay", "0.9", "--epochs", "3"]
 REAL_RUNS_VERSION = "convnext-atto-2"  # the kept runs' sub-folder: change it whenever REAL_RUNS changes
 # name: (model, seed, extra train.py args); each trains on 30 digits per class and validates on digits/val
@@ -192,12 +279,27 @@ def _make_real_runs(root, train_py, digits_300):
     shutil.copytree(digits_300, data, symlinks=False)
 
     def train(model, seed, extra, name):
-        command = [sys.executable, train_py, "--data-dir", str(data), "--model", model, "--seed", str(seed),
-                   "--output", str(root), "--experiment", name, *REAL_RUN_RECIPE, *extra]
+        command = [
+            sys.executable,
+            train_py,
+            "--data-dir",
+            str(data),
+            "--model",
+            model,
+            "--seed",
+            str(seed),
+            "--output",
+            str(root),
+            "--experiment",
+            name,
+            *REAL_RUN_RECIPE,
+            *extra,
+        ]
         if model.endswith("_dog"):
             command += ["--model-kwargs", f"dog_seed={seed}"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
         assert done.returncode == 0, done.stderr[-3000:]
 
     for name, (model, seed, extra) in REAL_RUNS.items():
@@ -232,8 +334,7 @@ def ema_train_runs(train_runs, tmp_path_factory):
         folder = root / f"{model_name}-ema-s0"
         folder.mkdir()
         model, args, _ = load_checkpoint(model_name, source / "last.pth.tar")
-        args = argparse.Namespace(**{**args, "model_ema": True, "model_ema_decay": 0.5,
-                                     "experiment": folder.name})
+        args = argparse.Namespace(**{**args, "model_ema": True, "model_ema_decay": 0.5, "experiment": folder.name})
         torch.manual_seed(0)
         ema = ModelEmaV3(model, decay=0.5)
         ema.update(timm.create_model("convnext_atto", num_classes=10))  # the architecture of both runs
@@ -244,10 +345,24 @@ def ema_train_runs(train_runs, tmp_path_factory):
             metrics = {"loss": row["eval_loss"], "top1": row["eval_top1"], "top5": row["eval_top5"]}
             if epoch == 1:
                 metrics = {"loss": result.loss, "top1": result.top1, "top5": result.top5}
-            update_summary(epoch, {"loss": row["train_loss"]}, metrics, str(folder / "summary.csv"), lr=row["lr"],
-                           write_header=epoch == 0)
-        saver = CheckpointSaver(model, torch.optim.AdamW(model.parameters()), args=args, model_ema=ema,
-                                checkpoint_dir=str(folder), recovery_dir=str(folder), decreasing=False, max_history=1)
+            update_summary(
+                epoch,
+                {"loss": row["train_loss"]},
+                metrics,
+                str(folder / "summary.csv"),
+                lr=row["lr"],
+                write_header=epoch == 0,
+            )
+        saver = CheckpointSaver(
+            model,
+            torch.optim.AdamW(model.parameters()),
+            args=args,
+            model_ema=ema,
+            checkpoint_dir=str(folder),
+            recovery_dir=str(folder),
+            decreasing=False,
+            max_history=1,
+        )
         saver.save_checkpoint(1, metric=float(result.top1))
         shutil.copyfile(source / "summary.csv", folder / "model-summary.csv")  # the model's own evals, for tests
         runs[model_name] = folder
@@ -274,21 +389,57 @@ def handwritten_runs(digits_300, tmp_path_factory):
     for name, size, epochs, ema in (("ema", 32, 3, True), ("48px", 48, 2, False)):
         folder = root / name
         folder.mkdir()
-        args = argparse.Namespace(**{**train_py_args()[0], **dict(
-            model=model_name, model_kwargs={"dog_seed": 0}, num_classes=10, img_size=size, gp="max",
-            mean=[0.5] * 3, std=[0.5] * 3, interpolation="bilinear", crop_pct=1.0, epochs=epochs, batch_size=50,
-            lr=5e-3, opt="adamw", seed=0, model_ema=ema, model_ema_decay=0.9, data_dir=str(digits_300),
-            output=str(root), experiment=name)})
+        args = argparse.Namespace(
+            **{
+                **train_py_args()[0],
+                **dict(
+                    model=model_name,
+                    model_kwargs={"dog_seed": 0},
+                    num_classes=10,
+                    img_size=size,
+                    gp="max",
+                    mean=[0.5] * 3,
+                    std=[0.5] * 3,
+                    interpolation="bilinear",
+                    crop_pct=1.0,
+                    epochs=epochs,
+                    batch_size=50,
+                    lr=5e-3,
+                    opt="adamw",
+                    seed=0,
+                    model_ema=ema,
+                    model_ema_decay=0.9,
+                    data_dir=str(digits_300),
+                    output=str(root),
+                    experiment=name,
+                ),
+            }
+        )
         (folder / "args.yaml").write_text(yaml.safe_dump(args.__dict__, default_flow_style=False))
         torch.manual_seed(0)
         model = __import__("timm").create_model(model_name, num_classes=10, global_pool="max", dog_seed=0)
         model_ema = ModelEmaV3(model, decay=0.9) if ema else None
         optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
-        loader = create_loader(create_dataset("", root=str(digits_300), split="train", is_training=True),
-                               input_size=(3, size, size), batch_size=50, is_training=True, use_prefetcher=False,
-                               num_workers=0, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bilinear")
-        saver = CheckpointSaver(model, optimizer, args=args, model_ema=model_ema, checkpoint_dir=str(folder),
-                                recovery_dir=str(folder), max_history=2)
+        loader = create_loader(
+            create_dataset("", root=str(digits_300), split="train", is_training=True),
+            input_size=(3, size, size),
+            batch_size=50,
+            is_training=True,
+            use_prefetcher=False,
+            num_workers=0,
+            mean=(0.5,) * 3,
+            std=(0.5,) * 3,
+            interpolation="bilinear",
+        )
+        saver = CheckpointSaver(
+            model,
+            optimizer,
+            args=args,
+            model_ema=model_ema,
+            checkpoint_dir=str(folder),
+            recovery_dir=str(folder),
+            max_history=2,
+        )
         for epoch in range(epochs):
             model.train()
             for images, targets in loader:
@@ -299,12 +450,19 @@ def handwritten_runs(digits_300, tmp_path_factory):
                 if model_ema is not None:
                     model_ema.update(model)
             validated = model_ema.module if model_ema is not None else model
-            validated.pretrained_cfg = {**validated.pretrained_cfg, "input_size": (3, size, size), "mean": (0.5,) * 3,
-                                        "std": (0.5,) * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+            validated.pretrained_cfg = {
+                **validated.pretrained_cfg,
+                "input_size": (3, size, size),
+                "mean": (0.5,) * 3,
+                "std": (0.5,) * 3,
+                "interpolation": "bilinear",
+                "crop_pct": 1.0,
+            }
             result = evaluate(model_classifier(validated.eval(), model_name), val, progress=False, dataset_info=info)
             metrics = {"loss": float(result.loss), "top1": float(result.top1), "top5": float(result.top5)}
-            update_summary(epoch, {"loss": loss.item()}, metrics, str(folder / "summary.csv"), lr=5e-3,
-                           write_header=epoch == 0)
+            update_summary(
+                epoch, {"loss": loss.item()}, metrics, str(folder / "summary.csv"), lr=5e-3, write_header=epoch == 0
+            )
             saver.save_checkpoint(epoch, metric=metrics["top1"])
         runs[name] = folder
     return runs

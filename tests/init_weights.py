@@ -1,6 +1,7 @@
 """Imported by train.py through ``--device-modules init_weights``: at the first training forward of the timm model
 (before any optimizer step: the weights train.py initialized) saves its state_dict to $INIT_WEIGHTS and ends
 train.py (args.yaml is written by then)."""
+
 import os
 
 import torch

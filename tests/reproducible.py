@@ -12,6 +12,7 @@ float16 one rounding at it), times the kernel's conditioning where its two Gauss
 at γ = 0.99 MKL's exp under MKL_CBWR (an Intel Xeon) moved dog_bank's values by 166 ulp of their kernel's
 peak, 1.7 ulp of the terms subtracted (see dog_conditioning).
 """
+
 import math
 import random
 

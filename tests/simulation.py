@@ -13,6 +13,7 @@ Two generative models:
 
 The true Δ is the arms' difference in expected top-1 over runs and over the images' population (points).
 """
+
 import numpy as np
 from scipy import optimize, special
 
@@ -50,8 +51,16 @@ def heavy_shift(delta: float, run_scale: float) -> float:
     return optimize.brentq(lambda s: _heavy_truth(s, run_scale) - delta, -0.5, 0.5, xtol=1e-9)
 
 
-def simulate(model: str, experiments: int, runs: int, delta: float, run_scale: float, paired: bool,
-             seed: int = 0, images: int = IMAGES):
+def simulate(
+    model: str,
+    experiments: int,
+    runs: int,
+    delta: float,
+    run_scale: float,
+    paired: bool,
+    seed: int = 0,
+    images: int = IMAGES,
+):
     """(a, b): boolean [experiments, runs, images] right/wrong of each arm's runs, with true Δ ``delta`` points;
     ``run_scale`` sets the spread between runs (logit std of ability for "logistic", std of P(right) for
     "heavy")."""
@@ -66,22 +75,28 @@ def simulate(model: str, experiments: int, runs: int, delta: float, run_scale: f
         else:
             ability = [rng.normal(size=shape) * run_scale for _ in "ab"]
         shift = logistic_shift(delta, run_scale, spread)
-        p = [special.expit((ability[0] + shift - difficulty).astype(np.float32)),
-             special.expit((ability[1] - difficulty).astype(np.float32))]
+        p = [
+            special.expit((ability[0] + shift - difficulty).astype(np.float32)),
+            special.expit((ability[1] - difficulty).astype(np.float32)),
+        ]
     elif model == "heavy":  # the images always right or wrong are the same for every run: drawn once
         uncertain = round(UNCERTAIN * images)
-        always = np.broadcast_to(rng.random((experiments, 1, images - uncertain)) < 0.8,
-                                 (experiments, runs, images - uncertain))
+        always = np.broadcast_to(
+            rng.random((experiments, 1, images - uncertain)) < 0.8, (experiments, runs, images - uncertain)
+        )
         easiness = rng.uniform(0.25, 0.75, size=(experiments, 1, uncertain))
         interaction = rng.normal(0, 0.1, size=(experiments, 1, uncertain))
         effect = [rng.standard_t(3, size=shape) * run_scale / np.sqrt(3) for _ in "ab"]
         if paired:
             effect[1] = (effect[0] + effect[1]) / np.sqrt(2)
         shift = heavy_shift(delta, run_scale)
-        p = [np.clip(easiness + effect[0] + shift + interaction, 0, 1).astype(np.float32),
-             np.clip(easiness + effect[1], 0, 1).astype(np.float32)]
-        return tuple(np.concatenate([rng.random((experiments, runs, uncertain), dtype=np.float32) < x, always], -1)
-                     for x in p)
+        p = [
+            np.clip(easiness + effect[0] + shift + interaction, 0, 1).astype(np.float32),
+            np.clip(easiness + effect[1], 0, 1).astype(np.float32),
+        ]
+        return tuple(
+            np.concatenate([rng.random((experiments, runs, uncertain), dtype=np.float32) < x, always], -1) for x in p
+        )
     else:
         raise ValueError(model)
     return tuple(rng.random((experiments, runs, images), dtype=np.float32) < x for x in p)

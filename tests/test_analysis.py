@@ -4,12 +4,11 @@ import pytest
 import timm
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from timm_dog import dog_kernels
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from timm_dog.analysis import analyze_model, cluster, dog_fit, normalise, surround_antagonism
 from timm_dog.cli import main
 from timm_dog.init import depthwise_kernels
@@ -40,8 +39,13 @@ def test_dog_fit_separates_dog_from_noise():
 
 
 @settings(max_examples=60, deadline=None)
-@given(kh=st.integers(1, 11), kw=st.integers(2, 11), gamma=st.floats(0.0, 0.999), on=st.booleans(),
-       scale=st.floats(1e-4, 10.0))
+@given(
+    kh=st.integers(1, 11),
+    kw=st.integers(2, 11),
+    gamma=st.floats(0.0, 0.999),
+    on=st.booleans(),
+    scale=st.floats(1e-4, 10.0),
+)
 def test_surround_antagonism_is_1_for_dog_and_0_for_the_controls(kh, kw, gamma, on, scale):
     """An antagonistic surround: every DoG (either polarity, any γ, size and scale) scores 1; the controls, which
     share its centre but have no surround of the other sign, score 0."""
@@ -49,22 +53,29 @@ def test_surround_antagonism_is_1_for_dog_and_0_for_the_controls(kh, kw, gamma, 
 
     if not is_shapeable((kh, kw)):
         return
-    kernels = {p: scale * dog_kernels(4, (kh, kw), gamma, on_ratio=float(on), pattern=p, dtype=torch.float64)
-               for p in ("dog", "gaussian", "impulse", "box")}
+    kernels = {
+        p: scale * dog_kernels(4, (kh, kw), gamma, on_ratio=float(on), pattern=p, dtype=torch.float64)
+        for p in ("dog", "gaussian", "impulse", "box")
+    }
     assert surround_antagonism(kernels["dog"]).tolist() == pytest.approx([1.0] * 4, abs=1e-9)
     for pattern in ("gaussian", "impulse", "box"):
         assert surround_antagonism(kernels[pattern]).tolist() == [0.0] * 4
 
 
 def test_surround_antagonism_of_a_mix_and_of_edge_cases():
-    kernels = torch.cat([dog_kernels(30, 7, generator=torch.Generator().manual_seed(0)),
-                         dog_kernels(70, 7, generator=torch.Generator().manual_seed(1), pattern="gaussian")])
+    kernels = torch.cat(
+        [
+            dog_kernels(30, 7, generator=torch.Generator().manual_seed(0)),
+            dog_kernels(70, 7, generator=torch.Generator().manual_seed(1), pattern="gaussian"),
+        ]
+    )
     assert surround_antagonism(kernels).mean().item() == pytest.approx(0.3, abs=1e-6)
     assert surround_antagonism(torch.zeros(2, 3, 3)).tolist() == [0.0, 0.0]  # no centre sign: no antagonism
     ring = torch.ones(1, 3, 3)
     ring[0, 1, 1] = 0.1  # a weak centre inside a strong same-sign surround: none; the other sign: capped at 1
-    assert surround_antagonism(ring).tolist() == [0.0] and surround_antagonism(ring * torch.where(
-        torch.arange(9).reshape(1, 3, 3) == 4, 1.0, -1.0)).tolist() == [1.0]
+    assert surround_antagonism(ring).tolist() == [0.0] and surround_antagonism(
+        ring * torch.where(torch.arange(9).reshape(1, 3, 3) == 4, 1.0, -1.0)
+    ).tolist() == [1.0]
 
 
 @pytest.mark.parametrize("model", ["convnext_atto_dog", "mobilenetv3_small_050_dog"])
@@ -76,15 +87,17 @@ def test_only_surround_antagonism_tells_dog_from_the_controls_at_init(model):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # k-means finds fewer distinct kernels than clusters for impulse
-        results = {p: analyze_model(timm.create_model(model, dog_seed=0, dog_pattern=p))
-                   for p in ("dog", "gaussian", "impulse", "box")}
+        results = {
+            p: analyze_model(timm.create_model(model, dog_seed=0, dog_pattern=p))
+            for p in ("dog", "gaussian", "impulse", "box")
+        }
     assert results["dog"]["surround_antagonism"] > 0.99
     for pattern in ("gaussian", "impulse", "box"):
         assert results[pattern]["surround_antagonism"] < 0.01
         assert results[pattern]["centre_surround_fraction"] > 0.99  # what the older measures cannot tell apart
     for size in results["dog"]["sizes"].values():
         assert size["surround_antagonism"] > 0.99
-    assert analyze_model(timm.create_model(model[:-len("_dog")]))["surround_antagonism"] > 0.5
+    assert analyze_model(timm.create_model(model[: -len("_dog")]))["surround_antagonism"] > 0.5
 
 
 def test_normalise():
@@ -112,8 +125,9 @@ def test_no_depthwise_is_an_error():
 
 def test_cli_analyze_side_by_side(tmp_path):
     out, js = tmp_path / "clusters.png", tmp_path / "analysis.json"
-    result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "convnext_atto", "--json", str(js),
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["analyze", "convnext_atto_dog", "convnext_atto", "--json", str(js), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     numbers = json.loads(js.read_text())
     assert numbers["convnext_atto_dog"]["centre_surround_fraction"] >= 0.9
@@ -159,8 +173,22 @@ def test_cli_analyze_two_checkpoints_of_one_model(tmp_path):
     torch.save(timm.create_model("convnext_atto_dog", dog_seed=0).state_dict(), a)
     torch.save(timm.create_model("convnext_atto").state_dict(), b)  # native init, trained as the same model
     js, out = tmp_path / "analysis.json", tmp_path / "clusters.png"
-    result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "convnext_atto_dog", "--checkpoint", str(a),
-                                       "--checkpoint", str(b), "--json", str(js), "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            "convnext_atto_dog",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(a),
+            "--checkpoint",
+            str(b),
+            "--json",
+            str(js),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     numbers = json.loads(js.read_text())
     assert list(numbers) == [str(a), str(b)]
@@ -170,8 +198,9 @@ def test_cli_analyze_two_checkpoints_of_one_model(tmp_path):
     rows = [line for line in result.output.splitlines() if " 7x7 " in line]
     assert len(rows) == 2 and rows[0].startswith(str(a)) and rows[1].startswith(str(b))
     assert out.is_file() and (tmp_path / "clusters_1.png").is_file()
-    result = CliRunner().invoke(main, ["analyze", "convnext_atto_dog", "convnext_atto_dog", "--checkpoint", str(a),
-                                       "--checkpoint", str(a)])
+    result = CliRunner().invoke(
+        main, ["analyze", "convnext_atto_dog", "convnext_atto_dog", "--checkpoint", str(a), "--checkpoint", str(a)]
+    )
     assert result.exit_code == 2 and f"{a} is given twice" in result.output and "Traceback" not in result.output
 
 
@@ -199,8 +228,9 @@ def test_cli_analyze_real_train_py_checkpoints(real_runs, tmp_path):
     model = read_train_args(real_runs["dog-s0"] / "args.yaml")["model"]
     a, b = real_runs["dog-s0"] / "last.pth.tar", real_runs["dog-s1"] / "last.pth.tar"
     js = tmp_path / "a.json"
-    result = CliRunner().invoke(main, ["analyze", model, model, "--checkpoint", str(a), "--checkpoint", str(b),
-                                       "--json", str(js)])
+    result = CliRunner().invoke(
+        main, ["analyze", model, model, "--checkpoint", str(a), "--checkpoint", str(b), "--json", str(js)]
+    )
     assert result.exit_code == 0, result.output
     numbers = json.loads(js.read_text())
     assert list(numbers) == [str(a), str(b)]

@@ -1,4 +1,5 @@
 """The layers of ARCHITECTURE.md hold (import-linter, function-level imports included) and the code is ruff-clean."""
+
 import shutil
 import subprocess
 import sys

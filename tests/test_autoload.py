@@ -1,4 +1,5 @@
 """The autoload, tested in fresh interpreters of the installed package."""
+
 import json
 import os
 import subprocess
@@ -10,8 +11,14 @@ import pytest
 def run(code: str, **env) -> dict:
     environment = {k: v for k, v in os.environ.items() if k != "TIMM_DOG_AUTOLOAD"}
     environment.update(env)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
-                            cwd=os.path.dirname(sys.executable), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=os.path.dirname(sys.executable),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -48,8 +55,7 @@ def test_env_var_turns_it_off(value):
 
 
 def test_explicit_import_still_works_with_autoload_off():
-    out = run("import json, timm_dog, timm; print(json.dumps(len(timm.list_models('*_dog'))))",
-              TIMM_DOG_AUTOLOAD="0")
+    out = run("import json, timm_dog, timm; print(json.dumps(len(timm.list_models('*_dog'))))", TIMM_DOG_AUTOLOAD="0")
     assert out > 120
 
 
@@ -101,8 +107,7 @@ def test_a_family_that_cannot_load_is_skipped_alone_with_one_warning():
     import timm
 
     out = run(
-        WITHOUT_A_NAME +
-        "with warnings.catch_warnings(record=True) as caught:\n"
+        WITHOUT_A_NAME + "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
         "    import timm_dog.models\n"
         "import timm\n"
@@ -110,7 +115,8 @@ def test_a_family_that_cannot_load_is_skipped_alone_with_one_warning():
         "print(json.dumps({'twins': timm.list_models('*_dog'), 'hornet': timm.list_models('hornet*'),\n"
         "                  'skipped': timm_dog.models.SKIPPED, 'set': m.dog_init_report.kernels_set,\n"
         "                  'warnings': [str(w.message) for w in caught if 'timm-dog' in str(w.message)]}))",
-        TIMM_DOG_AUTOLOAD="0")
+        TIMM_DOG_AUTOLOAD="0",
+    )
     assert out["hornet"] == [] and list(out["skipped"]) == ["hornet"]
     assert out["twins"] == [n for n in timm.list_models("*_dog") if not n.startswith("hornet_")]
     assert len(out["twins"]) == len(timm.list_models("*_dog")) - 6 and out["set"] > 0
@@ -124,8 +130,14 @@ def test_the_cli_says_what_was_skipped(args):
 
     code = WITHOUT_A_NAME + f"from timm_dog.cli import main\nmain({args!r}, prog_name='timm-dog')"
     environment = {**{k: v for k, v in os.environ.items() if k != "TIMM_DOG_AUTOLOAD"}, "TIMM_DOG_AUTOLOAD": "0"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
-                            cwd=os.path.dirname(sys.executable), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=os.path.dirname(sys.executable),
+        timeout=300,
+    )
     skipped = f"skipped on timm {timm.__version__}: the hornet models and their twins (ImportError: "
     if args == ["--version"]:
         assert result.returncode == 0, result.stderr

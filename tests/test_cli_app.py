@@ -1,4 +1,5 @@
 """The command line's one error policy (timm_dog.cli.app): a refusal is one line, anything else is a bug."""
+
 import json
 import os
 import subprocess
@@ -32,11 +33,13 @@ def test_a_value_error_inside_the_package_is_a_bug_not_a_bad_option(monkeypatch,
 
 
 def test_a_bug_in_a_real_process_shows_its_traceback_and_the_report_line(tmp_path):
-    code = ("import timm_dog.plots as p\n"
-            "def broken(*a, **k):\n    raise ValueError('inside the package')\n"
-            "p.dog_kernel = broken\n"
-            "from timm_dog.cli import main\n"
-            f"main(['show', '-k', '7', '-o', {str(tmp_path / 'k.png')!r}], prog_name='timm-dog')")
+    code = (
+        "import timm_dog.plots as p\n"
+        "def broken(*a, **k):\n    raise ValueError('inside the package')\n"
+        "p.dog_kernel = broken\n"
+        "from timm_dog.cli import main\n"
+        f"main(['show', '-k', '7', '-o', {str(tmp_path / 'k.png')!r}], prog_name='timm-dog')"
+    )
     root = str(Path(__file__).parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
@@ -47,11 +50,14 @@ def test_a_bug_in_a_real_process_shows_its_traceback_and_the_report_line(tmp_pat
     assert result.stderr.strip().splitlines()[-2] == "ValueError: inside the package"  # the line under the traceback
 
 
-@pytest.mark.parametrize("error,line", [
-    (TimmDogError("k must be odd; got 4"), "Error: k must be odd; got 4"),
-    (OutputError("out.txt: the output must end in .png"), "Error: out.txt: the output must end in .png"),
-    (PermissionError(13, "Permission denied", "/root/x.png"), "Error: /root/x.png: Permission denied"),
-])
+@pytest.mark.parametrize(
+    "error,line",
+    [
+        (TimmDogError("k must be odd; got 4"), "Error: k must be odd; got 4"),
+        (OutputError("out.txt: the output must end in .png"), "Error: out.txt: the output must end in .png"),
+        (PermissionError(13, "Permission denied", "/root/x.png"), "Error: /root/x.png: Permission denied"),
+    ],
+)
 def test_a_refusal_is_one_line_and_exit_status_1(monkeypatch, tmp_path, error, line):
     def refuse(*args, **kwargs):
         raise error
@@ -90,8 +96,7 @@ def _fresh(code: str, **env):
 
     root = str(Path(__file__).parents[1])
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), **env}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=300)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

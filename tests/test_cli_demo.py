@@ -1,4 +1,5 @@
 """`timm-dog demo` (timm_dog.cli.demo)."""
+
 import json
 
 import pytest
@@ -18,9 +19,18 @@ def test_demo_one_epoch(cli, tmp_path):
             assert (tmp_path / f"kernels_{name}_{label}.png").stat().st_size > 1000
     assert "convnext_atto_dog" in result.output and "top-1 %" in result.output
     ship = summary["ship"]
-    assert ship["eval"]["num_images"] == 360 and ship["eval"]["top1"] == pytest.approx(runs["convnext_atto_dog"]["top1"])
-    assert ship["files"] == ["README.md", "config.json", "eval_results.json", "model.safetensors", "onnx/model.onnx",
-                             "onnx/model_int8.onnx", "onnx/verification.json"]
+    assert ship["eval"]["num_images"] == 360 and ship["eval"]["top1"] == pytest.approx(
+        runs["convnext_atto_dog"]["top1"]
+    )
+    assert ship["files"] == [
+        "README.md",
+        "config.json",
+        "eval_results.json",
+        "model.safetensors",
+        "onnx/model.onnx",
+        "onnx/model_int8.onnx",
+        "onnx/verification.json",
+    ]
     hub_folder = tmp_path / "hub" / "convnext-atto-dog-digits"
     assert json.loads((hub_folder / "config.json").read_text())["architecture"] == "convnext_atto"
     assert [k.split("/")[1] for k in ship["predictions"]] == ["0", "3", "7"]  # val/<digit>/<file>

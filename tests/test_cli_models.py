@@ -1,4 +1,5 @@
 """`timm-dog list`, `scan`, `inspect` and `show` (timm_dog.cli.models)."""
+
 import pytest
 from PIL import Image
 
@@ -66,12 +67,15 @@ def test_inspect_refuses_an_overflowing_scale(cli):
     assert "scale=1e+308 overflows torch.float32 in layer stages.0.blocks.0.conv_dw" in result.output
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--share", "1.5", "share must be a number in [0, 1]"),
-    ("--on-ratio", "-1", "on_ratio must be a number in [0, 1]"),
-    ("--scale", "huge", "'paper', 'match'"),
-    ("--scale", "inf", "positive finite"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--share", "1.5", "share must be a number in [0, 1]"),
+        ("--on-ratio", "-1", "on_ratio must be a number in [0, 1]"),
+        ("--scale", "huge", "'paper', 'match'"),
+        ("--scale", "inf", "positive finite"),
+    ],
+)
 def test_show_checks_dog_options_without_model(cli, tmp_path, option, value, message):
     out = tmp_path / "fig.png"
     result = cli("show", option, value, "-o", out)
@@ -87,8 +91,9 @@ def test_show_parameters(cli, tmp_path):
 
 def test_show_model_kernels(cli, tmp_path):
     out = tmp_path / "kernels.png"
-    result = cli("show", "--model", "convnext_atto_dog", "--num", 50, "--share", 0.7, "--gamma", 0.5,
-                 "--seed", 0, "-o", out)
+    result = cli(
+        "show", "--model", "convnext_atto_dog", "--num", 50, "--share", 0.7, "--gamma", 0.5, "--seed", 0, "-o", out
+    )
     assert result.exit_code == 0, result.output
     assert "50 random depthwise 7x7 kernels (share 0.7, γ 0.5)" in result.output
     assert Image.open(out).format == "PNG"
@@ -101,8 +106,11 @@ def test_list_reads_the_registry_when_the_committed_scan_may_not_decide(tmp_path
 
     from timm_dog import scan
 
-    assert scan.committed_twins("convnext_at*_dog", timm.__version__) == ["convnext_atto_dog", "convnext_atto_ols_dog",
-                                                                          "convnext_atto_rms_dog"]
+    assert scan.committed_twins("convnext_at*_dog", timm.__version__) == [
+        "convnext_atto_dog",
+        "convnext_atto_ols_dog",
+        "convnext_atto_rms_dog",
+    ]
     assert scan.committed_twins("convnext_*", timm.__version__) is None
     assert scan.committed_twins("*_dog", "0.0.1") is None
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -1,4 +1,5 @@
 """dog_init_ on every kind of depthwise conv timm has: real timm layers and blocks, no stand-ins."""
+
 import pytest
 import timm
 import torch
@@ -6,7 +7,7 @@ import torch.nn.functional as F
 from timm.layers import BlurPool2d, CondConv2d, Conv2dSame, MixedConv2d
 from timm.models.byobnet import MobileOneBlock
 from timm.models.fastvit import MobileOneBlock as FastVitMobileOneBlock
-from timm.models.fastvit import RepConditionalPosEnc, ReparamLargeKernelConv
+from timm.models.fastvit import ReparamLargeKernelConv, RepConditionalPosEnc
 from timm.models.ghostnet import GhostBottleneckV3, GhostModuleV3
 from timm.models.inception_next import InceptionDWConv2d
 from timm.models.repghost import RepGhostModule
@@ -28,19 +29,23 @@ from timm_dog.init import depthwise_kernels
 def is_dog(kernels, atol=1e-5):
     """Each kernel [n, kh, kw] sums to 0 with its positive part summing to 0.5."""
     flat = kernels.detach().double().flatten(1)
-    return bool(torch.allclose(flat.sum(1), torch.zeros(len(flat), dtype=torch.float64), atol=atol)
-                and torch.allclose(flat.clamp(min=0).sum(1), torch.full((len(flat),), 0.5, dtype=torch.float64),
-                                   atol=atol))
+    return bool(
+        torch.allclose(flat.sum(1), torch.zeros(len(flat), dtype=torch.float64), atol=atol)
+        and torch.allclose(flat.clamp(min=0).sum(1), torch.full((len(flat),), 0.5, dtype=torch.float64), atol=atol)
+    )
 
 
 def polarity(kernels):
     kh, kw = kernels.shape[-2:]
-    return kernels[:, (kh - 1) // 2: kh // 2 + 1, (kw - 1) // 2: kw // 2 + 1].sum((1, 2)).sign()
+    return kernels[:, (kh - 1) // 2 : kh // 2 + 1, (kw - 1) // 2 : kw // 2 + 1].sum((1, 2)).sign()
 
 
 def shaped_convs(module):
-    return [m for m in module.modules() if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1
-            and is_shapeable(tuple(m.kernel_size))]
+    return [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1 and is_shapeable(tuple(m.kernel_size))
+    ]
 
 
 def condconv(channels=8, experts=4, multiplier=1):
@@ -111,8 +116,15 @@ def test_mixed_same_band_and_multiplier_convs():
     )
     report = dog_init_(model, seed=0)
     sizes = {layer.name: (layer.kernel_size, layer.kernels) for layer in report.layers}
-    assert sizes == {"0.0": ((3, 3), 4), "0.1": ((5, 5), 4), "0.2": ((7, 7), 4), "1": ((5, 5), 24),
-                     "2.dwconv_hw": ((3, 3), 8), "2.dwconv_w": ((1, 11), 8), "2.dwconv_h": ((11, 1), 8)}
+    assert sizes == {
+        "0.0": ((3, 3), 4),
+        "0.1": ((5, 5), 4),
+        "0.2": ((7, 7), 4),
+        "1": ((5, 5), 24),
+        "2.dwconv_hw": ((3, 3), 8),
+        "2.dwconv_w": ((1, 11), 8),
+        "2.dwconv_h": ((11, 1), 8),
+    }
     assert all(is_dog(conv.weight[:, 0]) for conv in shaped_convs(model))
     band = model[2].dwconv_w.weight[:, 0, 0]  # 1-D DoG profiles, peak or trough in the middle
     assert torch.equal(band.abs().argmax(1), torch.full((8,), 5))
@@ -141,9 +153,12 @@ BLOCKS = {  # the re-parameterizable blocks timm fuses with reparameterize_model
 if RepDepthwiseSeparable is None:
     del BLOCKS["RepDepthwiseSeparable"]
 ZEROED = {
-    "MobileOneBlock": ["0.conv_scale.bn.weight"], "fastvit.MobileOneBlock": ["0.conv_scale.bn.weight"],
-    "RepVggDw": ["0.conv1.weight"], "RepVggDw-legacy": ["0.conv1.bn.weight"],
-    "GhostModuleV3": ["0.cheap_rpr_scale.bn1.weight"], "RepDepthwiseSeparable": ["0.dw_conv_list.2.bn.weight"],
+    "MobileOneBlock": ["0.conv_scale.bn.weight"],
+    "fastvit.MobileOneBlock": ["0.conv_scale.bn.weight"],
+    "RepVggDw": ["0.conv1.weight"],
+    "RepVggDw-legacy": ["0.conv1.bn.weight"],
+    "GhostModuleV3": ["0.cheap_rpr_scale.bn1.weight"],
+    "RepDepthwiseSeparable": ["0.dw_conv_list.2.bn.weight"],
 }
 
 
@@ -167,8 +182,11 @@ def test_ghostnetv3_bottleneck_and_its_ghost_modules_are_separate_blocks():
     model = nn.Sequential(GhostBottleneckV3(16, 32, 24, stride=2)).eval()
     report = dog_init_(model, seed=0)
     block = model[0]
-    assert report.zeroed == ["0.dw_rpr_scale.bn1.weight", "0.ghost1.cheap_rpr_scale.bn1.weight",
-                             "0.ghost2.cheap_rpr_scale.bn1.weight"]
+    assert report.zeroed == [
+        "0.dw_rpr_scale.bn1.weight",
+        "0.ghost1.cheap_rpr_scale.bn1.weight",
+        "0.ghost2.cheap_rpr_scale.bn1.weight",
+    ]
     for branches in (block.dw_rpr_conv, block.ghost1.cheap_rpr_conv, block.ghost2.cheap_rpr_conv):
         kernels = [b.conv.weight[:, 0] for b in branches]
         assert all(is_dog(k) and torch.equal(polarity(k), polarity(kernels[0])) for k in kernels)

@@ -1,4 +1,5 @@
 """Control patterns (gaussian, impulse, box) and frozen structured kernels (dog_trainable=False)."""
+
 import os
 import socket
 import subprocess
@@ -73,15 +74,23 @@ def test_control_properties(size, gamma, on, pattern):
     signed = kernel if on else -kernel
     assert (signed >= 0).all()
     assert torch.equal(kernel, kernel.flip(0)) and torch.equal(kernel, kernel.flip(1))
-    centre = signed[(kh - 1) // 2: kh // 2 + 1, (kw - 1) // 2: kw // 2 + 1]
+    centre = signed[(kh - 1) // 2 : kh // 2 + 1, (kw - 1) // 2 : kw // 2 + 1]
     assert (centre > 0).all() and (centre == signed.max()).all()
     assert torch.allclose(kernel, _expected(pattern, kh, kw, gamma, on), rtol=1e-9, atol=1e-15)
 
 
-@pytest.mark.parametrize("size,centre", [
-    (7, [(3, 3)]), (9, [(4, 4)]), (4, [(1, 1), (1, 2), (2, 1), (2, 2)]), ((1, 7), [(0, 3)]), ((1, 4), [(0, 1), (0, 2)]),
-    ((7, 1), [(3, 0)]), ((3, 4), [(1, 1), (1, 2)]),
-])
+@pytest.mark.parametrize(
+    "size,centre",
+    [
+        (7, [(3, 3)]),
+        (9, [(4, 4)]),
+        (4, [(1, 1), (1, 2), (2, 1), (2, 2)]),
+        ((1, 7), [(0, 3)]),
+        ((1, 4), [(0, 1), (0, 2)]),
+        ((7, 1), [(3, 0)]),
+        ((3, 4), [(1, 1), (1, 2)]),
+    ],
+)
 def test_impulse_puts_all_mass_on_the_centre(size, centre):
     kernel = dog_kernel(size, 0.3, dtype=torch.float64, pattern="impulse")
     expected = torch.zeros_like(kernel)
@@ -91,8 +100,21 @@ def test_impulse_puts_all_mass_on_the_centre(size, centre):
     assert torch.equal(dog_kernel(size, 0.3, on_center=False, pattern="impulse"), -expected.float())
 
 
-@pytest.mark.parametrize("k,gamma,taps", [(7, 0.0, 1), (7, 0.2, 1), (7, 0.3, 5), (7, 0.45, 9), (9, 0.5, 21),
-                                          (4, 0.0, 4), (4, 0.3, 4), (4, 0.8, 12), (3, 0.9, 5), (3, 0.99, 9)])
+@pytest.mark.parametrize(
+    "k,gamma,taps",
+    [
+        (7, 0.0, 1),
+        (7, 0.2, 1),
+        (7, 0.3, 5),
+        (7, 0.45, 9),
+        (9, 0.5, 21),
+        (4, 0.0, 4),
+        (4, 0.3, 4),
+        (4, 0.8, 12),
+        (3, 0.9, 5),
+        (3, 0.99, 9),
+    ],
+)
 def test_box_is_uniform_inside_radius_k_gamma_over_2(k, gamma, taps):
     """Taps with x² + y² <= (kγ/2)², at least the centre tap(s), each 0.5 / taps."""
     kernel = dog_kernel(k, gamma, dtype=torch.float64, pattern="box")
@@ -190,17 +212,32 @@ def test_show_draws_the_patterns(tmp_path):
     from timm_dog.cli import main
 
     out = tmp_path / "patterns.png"
-    result = CliRunner().invoke(main, ["show", "--pattern", "dog,gaussian,impulse,box", "--gammas", "0.1,0.3,0.5",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["show", "--pattern", "dog,gaussian,impulse,box", "--gammas", "0.1,0.3,0.5", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "dog, gaussian, impulse, box" in result.output and out.stat().st_size > 1000
     result = CliRunner().invoke(main, ["show", "--pattern", "box", "--out", str(tmp_path / "box.png")])
     assert result.exit_code == 0 and "box kernels" in result.output
-    result = CliRunner().invoke(main, ["show", "--model", "convnext_atto_dog", "--pattern", "gaussian", "--num", "8",
-                                       "--out", str(tmp_path / "m.png")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "show",
+            "--model",
+            "convnext_atto_dog",
+            "--pattern",
+            "gaussian",
+            "--num",
+            "8",
+            "--out",
+            str(tmp_path / "m.png"),
+        ],
+    )
     assert result.exit_code == 0 and "pattern gaussian" in result.output, result.output
-    for args, match in ((["--pattern", "ring"], "pattern must be one of dog, gaussian, impulse, box"),
-                        (["--model", "convnext_atto_dog", "--pattern", "dog,box"], "one pattern with --model")):
+    for args, match in (
+        (["--pattern", "ring"], "pattern must be one of dog, gaussian, impulse, box"),
+        (["--model", "convnext_atto_dog", "--pattern", "dog,box"], "one pattern with --model"),
+    ):
         result = CliRunner().invoke(main, ["show", *args, "--out", str(tmp_path / "x.png")])
         assert result.exit_code == 2 and match in result.output and "Traceback" not in result.output
 
@@ -209,8 +246,9 @@ def test_show_draws_the_patterns(tmp_path):
 
 
 def _frozen_model(share=0.5, trainable=False, **kwargs):
-    return timm.create_model("convnext_atto_dog", num_classes=10, dog_seed=0, dog_share=share,
-                             dog_trainable=trainable, **kwargs)
+    return timm.create_model(
+        "convnext_atto_dog", num_classes=10, dog_seed=0, dog_share=share, dog_trainable=trainable, **kwargs
+    )
 
 
 def _masks(model):
@@ -348,10 +386,24 @@ def test_frozen_under_ddp(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    procs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r),
-                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"})
-             for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "RANK": str(r),
+                "WORLD_SIZE": "2",
+                "LOCAL_RANK": str(r),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "OMP_NUM_THREADS": "1",
+            },
+        )
+        for r in range(2)
+    ]
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
@@ -371,12 +423,57 @@ def test_frozen_kernels_through_train_py(tmp_path):
             for extra in sorted(folder.iterdir())[keep:]:
                 extra.unlink()
     kwargs = ["dog_trainable=False", "dog_seed=0", "dog_share=0.5"]
-    cmd = [sys.executable, os.environ["TIMM_TRAIN_PY"], "--data-dir", str(root), "--val-split", "val",
-           "--model", "convnext_atto_dog", "--model-kwargs", *kwargs, "--num-classes", "10",
-           "--input-size", "3", "32", "32", "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5",
-           "--epochs", "1", "-b", "16", "--opt", "adamw", "--weight-decay", "0.05", "--lr", "1e-2",
-           "--warmup-epochs", "0", "--clip-grad", "1.0", "--model-ema", "--device", "cpu", "--workers", "0",
-           "--output", str(tmp_path / "out"), "--experiment", "frozen", "--seed", "1"]
+    cmd = [
+        sys.executable,
+        os.environ["TIMM_TRAIN_PY"],
+        "--data-dir",
+        str(root),
+        "--val-split",
+        "val",
+        "--model",
+        "convnext_atto_dog",
+        "--model-kwargs",
+        *kwargs,
+        "--num-classes",
+        "10",
+        "--input-size",
+        "3",
+        "32",
+        "32",
+        "--mean",
+        "0.5",
+        "0.5",
+        "0.5",
+        "--std",
+        "0.5",
+        "0.5",
+        "0.5",
+        "--epochs",
+        "1",
+        "-b",
+        "16",
+        "--opt",
+        "adamw",
+        "--weight-decay",
+        "0.05",
+        "--lr",
+        "1e-2",
+        "--warmup-epochs",
+        "0",
+        "--clip-grad",
+        "1.0",
+        "--model-ema",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--output",
+        str(tmp_path / "out"),
+        "--experiment",
+        "frozen",
+        "--seed",
+        "1",
+    ]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "out" / "frozen" / "last.pth.tar", map_location="cpu", weights_only=False)
@@ -409,8 +506,22 @@ def test_show_refuses_a_repeated_pattern_and_titles_share_0_as_native(tmp_path):
 
     result = CliRunner().invoke(main, ["show", "--pattern", "dog,box,dog", "--out", str(tmp_path / "x.png")])
     assert result.exit_code == 2 and "'dog,box,dog': dog is given twice; give each pattern once" in result.output
-    result = CliRunner().invoke(main, ["show", "--model", "convnext_atto_dog", "--share", "0", "--pattern", "impulse",
-                                       "--num", "8", "--out", str(tmp_path / "m.png")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "show",
+            "--model",
+            "convnext_atto_dog",
+            "--share",
+            "0",
+            "--pattern",
+            "impulse",
+            "--num",
+            "8",
+            "--out",
+            str(tmp_path / "m.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "8 random depthwise 7x7 kernels (share 0: all native, no impulse kernels)" in result.output
     assert "pattern impulse" not in result.output

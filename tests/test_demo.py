@@ -1,4 +1,5 @@
 """demo: its publishing path goes through the guards a user's path goes through."""
+
 import numpy as np
 import pytest
 import timm

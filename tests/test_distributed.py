@@ -1,4 +1,5 @@
 """The plugin under torch.distributed: 2 CPU processes (gloo), launched as torchrun and SLURM do."""
+
 import os
 import socket
 import subprocess
@@ -63,8 +64,11 @@ def _launch(tmp_path, env_for_rank):
     for rank in range(2):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "RANK", "WORLD_SIZE", "LOCAL_"))}
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1", **env_for_rank(rank))
-        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
@@ -83,8 +87,9 @@ def _check(results):
 
 @pytest.mark.slow
 def test_torchrun_style_launch(tmp_path):
-    _check(_launch(tmp_path, lambda rank: dict(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                                               LOCAL_WORLD_SIZE="2")))
+    _check(
+        _launch(tmp_path, lambda rank: dict(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2"))
+    )
 
 
 @pytest.mark.slow

@@ -8,10 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reproducible import TOLERANCE, assert_close, assert_matches_recorded, dog_conditioning
 
 from timm_dog import dog_kernel, dog_kernels
 from timm_dog.dog import _rings, dog_bank, dog_sigma, is_shapeable
-from reproducible import TOLERANCE, assert_close, assert_matches_recorded, dog_conditioning
 
 # DESIGN.md §1: (k, γ, σ, centre, corner, middle of top edge), tolerance 1e-5
 REFERENCE = [
@@ -262,8 +262,10 @@ def _seeded(size, dtype=torch.float64):
 SIZES = [3, 7, 9, (1, 7), (5, 3)]
 BANK_GAMMAS = [0.0, 0.1, 0.3, 0.6, 0.99]  # up to 0.99, where the two Gaussians nearly cancel (see dog_conditioning)
 SEEDED = {
-    **{"x".join(map(str, size)) if isinstance(size, tuple) else str(size): lambda size=size: _seeded(size)
-       for size in SIZES},
+    **{
+        "x".join(map(str, size)) if isinstance(size, tuple) else str(size): lambda size=size: _seeded(size)
+        for size in SIZES
+    },
     "7 float32": lambda: _seeded(7, torch.float32),
     "7 float16": lambda: _seeded(7, torch.float16),
     "bank": lambda: dog_bank(7, BANK_GAMMAS),
@@ -303,8 +305,10 @@ def test_lower_precision_is_the_float64_kernels_rounded(size, dtype):
 
 def test_recorded_values():
     kernels = dog_kernels(2, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    recorded = [float.fromhex(h) for h in ("-0x1.e6cc1b44d7cf6p-9", "-0x1.05f49b1de5816p-7",
-                                           "0x1.a442a4a0a648bp-10", "0x1.14f923dd85ffep-8")]
+    recorded = [
+        float.fromhex(h)
+        for h in ("-0x1.e6cc1b44d7cf6p-9", "-0x1.05f49b1de5816p-7", "0x1.a442a4a0a648bp-10", "0x1.14f923dd85ffep-8")
+    ]
     assert kernels[:, 0, :2].flatten().tolist() == pytest.approx(recorded, rel=0, abs=TOLERANCE[torch.float64] * 0.5)
 
 
@@ -346,8 +350,15 @@ def _in_subprocesses(tmp_path, settings: dict) -> dict:
     procs = {}
     for name, extra in settings.items():
         out = tmp_path / f"{name}.pt"
-        procs[name] = out, subprocess.Popen([sys.executable, "-c", _SUBPROCESS, str(Path(__file__).parent), str(out)],
-                                            env={**env, **extra}, stderr=subprocess.PIPE, text=True)
+        procs[name] = (
+            out,
+            subprocess.Popen(
+                [sys.executable, "-c", _SUBPROCESS, str(Path(__file__).parent), str(out)],
+                env={**env, **extra},
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
     results = {}
     for name, (out, proc) in procs.items():
         _, err = proc.communicate(timeout=300)
@@ -362,8 +373,15 @@ def test_seeded_kernels_across_processes_and_cpu_capabilities(tmp_path):
     and log come from MKL (they do not go through torch's vector code then); within the tolerance where
     torch has no MKL, and where MKL's reproducibility mode (MKL_CBWR) picks another code path."""
     here = seeded_kernels()
-    runs = _in_subprocesses(tmp_path, {"same": {}, "default": {"ATEN_CPU_CAPABILITY": "default"},
-                                       "avx2": {"ATEN_CPU_CAPABILITY": "avx2"}, "cbwr": {"MKL_CBWR": "COMPATIBLE"}})
+    runs = _in_subprocesses(
+        tmp_path,
+        {
+            "same": {},
+            "default": {"ATEN_CPU_CAPABILITY": "default"},
+            "avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
+            "cbwr": {"MKL_CBWR": "COMPATIBLE"},
+        },
+    )
     assert runs["default"]["capability"] == "DEFAULT"
     bitwise = ["same"] + (["default", "avx2"] if torch.backends.mkl.is_available() else [])
     for run, result in runs.items():

@@ -1,5 +1,6 @@
 """timm_dog.evalrecord: eval --compare's rules (its sides' precision and names, the settings and seeds of two runs),
 the guard against training images, and the eval JSON (writer and reader)."""
+
 import json
 import sys
 from types import SimpleNamespace
@@ -21,8 +22,10 @@ def test_compare_precision_is_amps_unless_compare_amp_says_otherwise():
 
 def test_side_names_say_what_sets_equal_sources_apart():
     assert side_names([("a", None, False, None), ("b", None, False, None)]) == ["a", "b"]
-    assert side_names([("m", "c.pth", False, None), ("m", "c.pth", True, None)]) == ["m (model weights)",
-                                                                                     "m (EMA weights)"]
+    assert side_names([("m", "c.pth", False, None), ("m", "c.pth", True, None)]) == [
+        "m (model weights)",
+        "m (EMA weights)",
+    ]
     assert side_names([("m", "x", False, "bf16"), ("m", "y", False, None)]) == ["m (x, bf16)", "m (y, fp32)"]
     assert side_names([("m", None, False, None)] * 2) == ["m", "m"]
 
@@ -42,9 +45,11 @@ def test_the_eval_json_written_is_the_one_read(tmp_path):
     assert (both["mcnemar"]["only_a_correct"], both["mcnemar"]["only_b_correct"]) == (2, 0)
     path.write_text(json.dumps(both))
     assert read(path) == both["a"]  # --compare: its first source
-    for bad, message in (({**one, "top1": 101.0, "top5": 101.0}, "impossible numbers"),
-                         ({k: v for k, v in one.items() if k != "loss"}, "lacks loss"),
-                         ([one], "is not a report")):
+    for bad, message in (
+        ({**one, "top1": 101.0, "top5": 101.0}, "impossible numbers"),
+        ({k: v for k, v in one.items() if k != "loss"}, "lacks loss"),
+        ([one], "is not a report"),
+    ):
         path.write_text(json.dumps(bad))
         with pytest.raises(TimmDogError, match=message):
             read(path)
@@ -59,10 +64,26 @@ def test_eval_compare_names_its_sides_and_says_when_seeds_differ(train_runs, dig
     saved = torch.load(dog / "last.pth.tar", weights_only=False)
     saved["state_dict_ema"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
     torch.save(saved, checkpoint)
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--compare",
-                                       "convnext_atto_dog", "--compare-checkpoint", str(checkpoint), "--compare-ema",
-                                       "--data-dir", str(digits / "val"), "--workers", "0", "--json",
-                                       str(tmp_path / "ema.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--compare",
+            "convnext_atto_dog",
+            "--compare-checkpoint",
+            str(checkpoint),
+            "--compare-ema",
+            "--data-dir",
+            str(digits / "val"),
+            "--workers",
+            "0",
+            "--json",
+            str(tmp_path / "ema.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "images right only for convnext_atto_dog (model weights), " in result.output
     assert " only for convnext_atto_dog (EMA weights))" in result.output
@@ -71,5 +92,7 @@ def test_eval_compare_names_its_sides_and_says_when_seeds_differ(train_runs, dig
     other = train_runs["convnext_atto", 1] / "last.pth.tar"
     to_stderr = lambda line: print(line, file=sys.stderr)  # noqa: E731  (as the command prints its notes)
     assert settings_differences(dog / "last.pth.tar", other, log=to_stderr) == ([], [0, 1])
-    assert (f"note: {dog / 'last.pth.tar'} and {other} were trained with different seeds (0 vs 1): other data "
-            "order, augmentation and drop-path") in capsys.readouterr().err
+    assert (
+        f"note: {dog / 'last.pth.tar'} and {other} were trained with different seeds (0 vs 1): other data "
+        "order, augmentation and drop-path"
+    ) in capsys.readouterr().err

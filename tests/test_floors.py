@@ -1,5 +1,6 @@
 """The constraints file of floors (benchmarks/floors.txt, installed and tested by benchmarks/check_floors.py) is
 pyproject.toml's floors, and the timm releases known to be wrong are excluded."""
+
 import sys
 import tomllib
 from pathlib import Path

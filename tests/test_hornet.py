@@ -13,8 +13,14 @@ from torch.utils.flop_counter import FlopCounterMode
 import timm_dog  # noqa: F401
 
 # Rao et al. 2022, Table 1 / 2: parameters (M) and GFLOPs at 224
-PAPER = {"hornet_tiny_7x7": (22, 4.0), "hornet_tiny_gf": (23, 3.9), "hornet_small_7x7": (50, 8.8),
-         "hornet_small_gf": (50, 8.7), "hornet_base_7x7": (87, 15.6), "hornet_base_gf": (88, 15.5)}
+PAPER = {
+    "hornet_tiny_7x7": (22, 4.0),
+    "hornet_tiny_gf": (23, 3.9),
+    "hornet_small_7x7": (50, 8.8),
+    "hornet_small_gf": (50, 8.7),
+    "hornet_base_7x7": (87, 15.6),
+    "hornet_base_gf": (88, 15.5),
+}
 
 
 @pytest.mark.parametrize("name", PAPER)
@@ -86,8 +92,9 @@ def test_forward_intermediates_and_pruning():
         final, intermediates = model.forward_intermediates(x)
         assert torch.equal(final, model.forward_features(x))
         assert [f.shape[1:] for f in intermediates] == [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
-        assert torch.equal(model.forward_intermediates(x, indices=[1], stop_early=True, intermediates_only=True)[0],
-                           intermediates[1])
+        assert torch.equal(
+            model.forward_intermediates(x, indices=[1], stop_early=True, intermediates_only=True)[0], intermediates[1]
+        )
         assert model.prune_intermediate_layers([1]) == [1]
         assert len(model.stages) == 2 and model.num_features == 128 and model.num_classes == 0
         assert torch.equal(model.forward_features(x), intermediates[1])
@@ -128,8 +135,16 @@ def test_onnx_export_parity(name, tmp_path):
 
     model = timm.create_model(name, num_classes=10).eval()
     path = tmp_path / "model.onnx"
-    torch.onnx.export(model, (torch.randn(2, 3, 64, 64),), str(path), dynamo=True, input_names=["input"],
-                      dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False, verbose=False)
+    torch.onnx.export(
+        model,
+        (torch.randn(2, 3, 64, 64),),
+        str(path),
+        dynamo=True,
+        input_names=["input"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        external_data=False,
+        verbose=False,
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(3, 3, 64, 64)  # another batch size than exported with
     onnx_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
@@ -148,28 +163,33 @@ def test_plain_timm_cannot_load_and_timm_dog_can(tmp_path):
     np.save(tmp_path / "x.npy", x.numpy())
     with torch.no_grad():
         np.save(tmp_path / "ref.npy", model(x).numpy())
-    code = (f"import numpy as np, timm, torch\n"
-            f"m = timm.create_model('local-dir:{tmp_path}', pretrained=True).eval()\n"
-            f"y = m(torch.from_numpy(np.load('{tmp_path}/x.npy'))).detach().numpy()\n"
-            f"print(float(np.abs(y - np.load('{tmp_path}/ref.npy')).max()))")
+    code = (
+        f"import numpy as np, timm, torch\n"
+        f"m = timm.create_model('local-dir:{tmp_path}', pretrained=True).eval()\n"
+        f"y = m(torch.from_numpy(np.load('{tmp_path}/x.npy'))).detach().numpy()\n"
+        f"print(float(np.abs(y - np.load('{tmp_path}/ref.npy')).max()))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TIMM_DOG_AUTOLOAD"}
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert float(ok.stdout.strip().splitlines()[-1]) < 1e-5
-    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                           env={**env, "TIMM_DOG_AUTOLOAD": "0"})
+    plain = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**env, "TIMM_DOG_AUTOLOAD": "0"}
+    )
     assert plain.returncode != 0 and "Unknown model" in plain.stderr
 
 
 def test_loads_on_a_timm_without_get_device_dtype():
     """timm < 1.0.29 lacks timm.layers.get_device_dtype: HorNet's own stands in, with the same device and dtype."""
-    code = ("import timm.layers, torch\n"
-            "vars(timm.layers).pop('get_device_dtype', None)\n"
-            "import timm_dog.models, timm\n"
-            "m = timm.create_model('hornet_tiny_7x7_dog', num_classes=3, device='meta', dtype=torch.bfloat16)\n"
-            "m.reset_classifier(5)\n"
-            "print(timm_dog.models.SKIPPED, timm_dog.models.hornet.get_device_dtype.__module__, m.head.weight.device,\n"
-            "      m.head.weight.dtype, m.head.out_features)")
+    code = (
+        "import timm.layers, torch\n"
+        "vars(timm.layers).pop('get_device_dtype', None)\n"
+        "import timm_dog.models, timm\n"
+        "m = timm.create_model('hornet_tiny_7x7_dog', num_classes=3, device='meta', dtype=torch.bfloat16)\n"
+        "m.reset_classifier(5)\n"
+        "print(timm_dog.models.SKIPPED, timm_dog.models.hornet.get_device_dtype.__module__, m.head.weight.device,\n"
+        "      m.head.weight.dtype, m.head.out_features)"
+    )
     env = {**{k: v for k, v in os.environ.items() if k != "TIMM_DOG_AUTOLOAD"}, "TIMM_DOG_AUTOLOAD": "0"}
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stderr

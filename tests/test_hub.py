@@ -1,5 +1,6 @@
 """push: the staged repository loads with plain timm (local-dir:, hf-hub: from a real cache layout) and with
 onnxruntime alone; the upload is one commit, tested against huggingface_hub's HTTP client with a transport double."""
+
 import ast
 import base64
 import gzip
@@ -30,8 +31,15 @@ TOKEN = "hf_TESTtokenNeverPrinted0123456789"
 
 
 def test_staged_files_and_config(staged, checkpoint):
-    assert staged.files == ["README.md", "config.json", "eval_results.json", "model.safetensors",
-                            "onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/verification.json"]
+    assert staged.files == [
+        "README.md",
+        "config.json",
+        "eval_results.json",
+        "model.safetensors",
+        "onnx/model.onnx",
+        "onnx/model_fp16.onnx",
+        "onnx/verification.json",
+    ]
     config = json.loads((staged.folder / "config.json").read_text())
     assert config["architecture"] == "convnext_atto" and config["num_classes"] == 10
     assert not any(k.startswith("dog_") for k in config.get("model_args", {}))
@@ -41,8 +49,15 @@ def test_staged_files_and_config(staged, checkpoint):
     assert "tag" not in cfg and "test_input_size" not in cfg and "num_classes" not in config["model_args"]
     record = config["timm_dog"]
     assert record["dog_model"] == "convnext_atto_dog"
-    assert record["dog_init"] == {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 0.7, "scale": "paper", "seed": 0,
-                                  "pattern": "dog", "trainable": True}
+    assert record["dog_init"] == {
+        "gamma": [0.0, 0.5],
+        "on_ratio": 0.5,
+        "share": 0.7,
+        "scale": "paper",
+        "seed": 0,
+        "pattern": "dog",
+        "trainable": True,
+    }
     assert record["recipe"]["epochs"] == 2 and "data_dir" not in record["recipe"] and "output" not in record["recipe"]
     assert not any(f.endswith((".bin", ".pth", ".pt", ".pkl")) for f in staged.files)  # no pickles
     model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)
@@ -61,8 +76,17 @@ def test_card_front_matter_and_sections(staged, eval_json):
     top1 = json.loads(eval_json.read_text())["top1"]
     (result,) = data["model-index"][0]["results"]
     assert result["metrics"][0]["value"] == pytest.approx(top1, abs=1e-3) and result["dataset"]["type"] == "digits"
-    for heading in ("## Model details", "### With timm", "### With transformers", "### With onnxruntime alone",
-                    "### With timm-dog", "## DoG initialization", "## Training", "## Evaluation", "## Citation"):
+    for heading in (
+        "## Model details",
+        "### With timm",
+        "### With transformers",
+        "### With onnxruntime alone",
+        "### With timm-dog",
+        "## DoG initialization",
+        "## Training",
+        "## Evaluation",
+        "## Citation",
+    ):
         assert heading in card.text
     assert "**Parameters (M):** 3.38" in card.text and "GMACs:** " in card.text and "32×32" in card.text
     assert "2401.10178" in card.text and "| share of kernels with DoG | 0.7 |" in card.text
@@ -74,8 +98,11 @@ def test_card_of_a_plugin_only_architecture_says_so():
     assert hub.plugin_only("convmixer_512") and hub.plugin_only("hornet_tiny_7x7")
     assert not hub.plugin_only("convnext_atto") and not hub.plugin_only("convmixer_768_32")
     model = timm.create_model("convmixer_512").eval()
-    record = {"dog_model": "convmixer_512_dog", "dog_init": {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 1.0,
-                                                            "scale": "paper", "seed": None}, "recipe": {}}
+    record = {
+        "dog_model": "convmixer_512_dog",
+        "dog_init": {"gamma": [0.0, 0.5], "on_ratio": 0.5, "share": 1.0, "scale": "paper", "seed": None},
+        "recipe": {},
+    }
     text = hub.render_card(model, "someone/convmixer-512-dog", record, None, [], "apache-2.0", ["imagenet-1k"])
     assert "defined by the timm-dog plugin, not by timm itself" in text and "pip install timm-dog" in text
     assert "**Parameters (M):** 4.27" in text and "No evaluation was published" in text
@@ -97,8 +124,9 @@ def _expected_logits(checkpoint, images):
 def _plain_timm(code, env_extra, tmp_path):
     """Run ``code`` in a fresh interpreter where timm-dog is off (as if not installed)."""
     env = {**os.environ, "TIMM_DOG_AUTOLOAD": "0", **env_extra}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -117,16 +145,23 @@ LOAD_AND_RUN = """
 
 
 def _digit_images(digits, tmp_path):
-    images = np.stack([Preprocess(input_size=(3, 32, 32), interpolation="bilinear", mean=(0.5,) * 3, std=(0.5,) * 3,
-                                  crop_pct=1.0)(open_image(p)) for p in sorted((digits / "val" / "4").iterdir())[:6]])
+    images = np.stack(
+        [
+            Preprocess(input_size=(3, 32, 32), interpolation="bilinear", mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0)(
+                open_image(p)
+            )
+            for p in sorted((digits / "val" / "4").iterdir())[:6]
+        ]
+    )
     np.save(tmp_path / "images.npy", images)
     return images
 
 
 def test_plain_timm_loads_the_staged_folder_via_local_dir(staged, checkpoint, digits, tmp_path):
     images = _digit_images(digits, tmp_path)
-    out = _plain_timm(LOAD_AND_RUN.format(source=f"local-dir:{staged.folder}", images=str(tmp_path / "images.npy")),
-                      {}, tmp_path)
+    out = _plain_timm(
+        LOAD_AND_RUN.format(source=f"local-dir:{staged.folder}", images=str(tmp_path / "images.npy")), {}, tmp_path
+    )
     assert out.split()[0] == "convnext_atto"
     np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), _expected_logits(checkpoint, images), atol=1e-5)
 
@@ -150,8 +185,12 @@ def test_plain_timm_loads_a_staged_new_family_twin(tmp_path):
     from timm_dog.preprocess import sample_photos
 
     base = "convformer_s18"
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(STAGE_TWIN.format(twin=base + "_dog", base=base))],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(STAGE_TWIN.format(twin=base + "_dog", base=base))],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "repo"
     assert json.loads((folder / "config.json").read_text())["architecture"] == base
@@ -165,8 +204,9 @@ def test_plain_timm_loads_a_staged_new_family_twin(tmp_path):
     preprocess = Preprocess.from_model(model)
     images = np.stack([preprocess(open_image(p)) for p in sample_photos()])
     np.save(tmp_path / "images.npy", images)
-    out = _plain_timm(LOAD_AND_RUN.format(source=f"local-dir:{folder}", images=str(tmp_path / "images.npy")), {},
-                      tmp_path)
+    out = _plain_timm(
+        LOAD_AND_RUN.format(source=f"local-dir:{folder}", images=str(tmp_path / "images.npy")), {}, tmp_path
+    )
     assert out.split()[0] == base
     with torch.inference_mode():
         want = model(torch.from_numpy(images)).numpy()
@@ -205,8 +245,9 @@ def hf_cache(staged, tmp_path_factory):
 
 def test_plain_timm_loads_from_the_hub_cache_offline(hf_cache, checkpoint, digits, tmp_path):
     images = _digit_images(digits, tmp_path)
-    out = _plain_timm(LOAD_AND_RUN.format(source=f"hf-hub:{REPO}", images=str(tmp_path / "images.npy")), hf_cache,
-                      tmp_path)
+    out = _plain_timm(
+        LOAD_AND_RUN.format(source=f"hf-hub:{REPO}", images=str(tmp_path / "images.npy")), hf_cache, tmp_path
+    )
     assert out.split()[0] == "convnext_atto"
     np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), _expected_logits(checkpoint, images), atol=1e-5)
 
@@ -215,9 +256,12 @@ def test_onnx_from_the_cache_runs_in_onnxruntime_with_the_cards_code(hf_cache, s
     card = (staged.folder / "README.md").read_text()
     snippet = re.search(r"### With onnxruntime alone.*?```python\n(.*?)```", card, re.S).group(1)
     image = sorted((digits / "val" / "4").iterdir())[0]
-    code = "import sys\n" + snippet.replace('"image.jpg"', repr(str(image))) + \
-        "\nassert not {'torch', 'timm'} & set(sys.modules), 'the card promises no torch or timm'\n" \
+    code = (
+        "import sys\n"
+        + snippet.replace('"image.jpg"', repr(str(image)))
+        + "\nassert not {'torch', 'timm'} & set(sys.modules), 'the card promises no torch or timm'\n"
         "np.save('onnx_logits.npy', logits)\n"
+    )
     out = _plain_timm(code, hf_cache, tmp_path)
     images = _digit_images(digits, tmp_path)[:1]
     expected = _expected_logits(checkpoint, images)[0]
@@ -230,15 +274,17 @@ NO_PLUGIN = "assert 'timm_dog' not in __import__('sys').modules, 'plain timm mus
 
 def _card_code(card: str, heading: str, image) -> str:
     """The card's Python block under ``heading``, as written, with its image.jpg replaced by ``image``."""
-    return re.search(rf"### {heading}.*?```python\n(.*?)```", card, re.S).group(1).replace('"image.jpg"',
-                                                                                         repr(str(image)))
+    return (
+        re.search(rf"### {heading}.*?```python\n(.*?)```", card, re.S).group(1).replace('"image.jpg"', repr(str(image)))
+    )
 
 
 def test_the_cards_timm_code_runs_from_the_cache_in_plain_timm(hf_cache, staged, checkpoint, digits, tmp_path):
     image = sorted((digits / "val" / "4").iterdir())[0]
     code = _card_code((staged.folder / "README.md").read_text(), "With timm", image)
-    _plain_timm(code + NO_PLUGIN + "__import__('numpy').save('probabilities.npy', probabilities.numpy())\n", hf_cache,
-                tmp_path)
+    _plain_timm(
+        code + NO_PLUGIN + "__import__('numpy').save('probabilities.npy', probabilities.numpy())\n", hf_cache, tmp_path
+    )
     expected = torch.from_numpy(_expected_logits(checkpoint, _digit_images(digits, tmp_path)[:1])).softmax(-1)
     np.testing.assert_allclose(np.load(tmp_path / "probabilities.npy"), expected.numpy(), atol=1e-5)
 
@@ -290,8 +336,7 @@ def test_transformers_loads_the_staged_folder_like_timm(staged, checkpoint, digi
     each class, and scikit-learn's two photos)."""
     from timm_dog.preprocess import sample_photos
 
-    paths = [str(sorted((digits / "val" / str(k)).iterdir())[0]) for k in range(10)] + \
-        [str(p) for p in sample_photos()]
+    paths = [str(sorted((digits / "val" / str(k)).iterdir())[0]) for k in range(10)] + [str(p) for p in sample_photos()]
     out = _plain_timm(TRANSFORMERS_AND_TIMM.format(folder=str(staged.folder), paths=paths), {}, tmp_path)
     result = json.loads(out.splitlines()[-1])
     names = json.loads((staged.folder / "config.json").read_text())["label_names"]
@@ -307,11 +352,19 @@ def test_transformers_loads_the_staged_folder_like_timm(staged, checkpoint, digi
     assert sum(label == str(k) for k, label in enumerate(result["pipeline"][:10])) >= 5  # a model that reads digits
 
 
-@pytest.mark.parametrize("problem", ["no eval", "eval of other weights", "wrong model", "not a dog model",
-                                     "bad repo id", "stage dir not empty"])
+@pytest.mark.parametrize(
+    "problem",
+    ["no eval", "eval of other weights", "wrong model", "not a dog model", "bad repo id", "stage dir not empty"],
+)
 def test_refusals_write_nothing(problem, checkpoint, eval_json, tmp_path):
-    args = dict(checkpoint=checkpoint, model_name="convnext_atto_dog", folder=tmp_path / "repo", repo_id=REPO,
-                eval_json=eval_json, log=lambda line: None)
+    args = dict(
+        checkpoint=checkpoint,
+        model_name="convnext_atto_dog",
+        folder=tmp_path / "repo",
+        repo_id=REPO,
+        eval_json=eval_json,
+        log=lambda line: None,
+    )
     if problem == "no eval":
         args["eval_json"], message = None, "refusing to publish: no eval JSON"
     elif problem == "eval of other weights":
@@ -345,8 +398,9 @@ def test_mismatched_weights_are_named(tmp_path):
 
 
 def test_force_publishes_without_eval(checkpoint, tmp_path):
-    repo = hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, force=True,
-                     log=lambda line: None)
+    repo = hub.stage(
+        checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, force=True, log=lambda line: None
+    )
     assert "eval_results.json" not in repo.files and "onnx/model.onnx" in repo.files
     assert "No evaluation was published" in (repo.folder / "README.md").read_text()
 
@@ -369,8 +423,11 @@ class FakeHub:
                 return r(404, headers={"X-Error-Code": "RepoNotFound"}, json={"error": "Repository not found"})
             return r(200, json={"id": REPO, "sha": "b" * 40, "siblings": [{"rfilename": "config.json"}]})
         if "/resolve/" in path:
-            headers = {"x-repo-commit": "b" * 40, "etag": f'"{_git_blob_sha1(config)}"',
-                       "content-length": str(len(config))}
+            headers = {
+                "x-repo-commit": "b" * 40,
+                "etag": f'"{_git_blob_sha1(config)}"',
+                "content-length": str(len(config)),
+            }
             return r(200, headers=headers, content=b"" if request.method == "HEAD" else config)
         if path == "/api/repos/create":
             self.created.append(json.loads(request.content))
@@ -382,14 +439,35 @@ class FakeHub:
             return r(200, json={})
         if "/preupload/" in path:
             files = json.loads(request.content)["files"]
-            return r(200, json={"files": [{"path": f["path"], "shouldIgnore": False, "uploadMode":
-                                           "lfs" if f["path"].endswith((".safetensors", ".onnx")) else "regular"}
-                                          for f in files]})
+            return r(
+                200,
+                json={
+                    "files": [
+                        {
+                            "path": f["path"],
+                            "shouldIgnore": False,
+                            "uploadMode": "lfs" if f["path"].endswith((".safetensors", ".onnx")) else "regular",
+                        }
+                        for f in files
+                    ]
+                },
+            )
         if path.endswith(".git/info/lfs/objects/batch"):
             objects = json.loads(request.content)["objects"]
-            return r(200, json={"transfer": "basic", "objects": [
-                {"oid": o["oid"], "size": o["size"], "actions": {"upload": {"href": f"https://lfs.test/{o['oid']}"}}}
-                for o in objects]})
+            return r(
+                200,
+                json={
+                    "transfer": "basic",
+                    "objects": [
+                        {
+                            "oid": o["oid"],
+                            "size": o["size"],
+                            "actions": {"upload": {"href": f"https://lfs.test/{o['oid']}"}},
+                        }
+                        for o in objects
+                    ],
+                },
+            )
         if request.url.host == "lfs.test":
             self.uploads[path.strip("/")] = request.read()
             return r(200)
@@ -402,8 +480,14 @@ class FakeHub:
             self.commits.append([json.loads(line) for line in body.decode().splitlines() if line.strip()])
             self.commit_urls.append(str(request.url))
             pr = f"https://huggingface.co/{REPO}/discussions/1" if request.url.params.get("create_pr") else None
-            return r(200, json={"commitUrl": f"https://huggingface.co/{REPO}/commit/{'c' * 40}", "commitOid": "c" * 40,
-                                "pullRequestUrl": pr})
+            return r(
+                200,
+                json={
+                    "commitUrl": f"https://huggingface.co/{REPO}/commit/{'c' * 40}",
+                    "commitOid": "c" * 40,
+                    "pullRequestUrl": pr,
+                },
+            )
         return r(404, json={"error": f"not served by the test double: {request.method} {path}"})
 
 
@@ -437,7 +521,9 @@ def test_push_is_one_commit_with_every_staged_file(staged, fake_hub):
     for name, line in committed.items():
         data = (staged.folder / name).read_bytes()
         if line["key"] == "lfsFile":
-            assert line["value"]["oid"] == hashlib.sha256(data).hexdigest() and fake.uploads[line["value"]["oid"]] == data
+            assert (
+                line["value"]["oid"] == hashlib.sha256(data).hexdigest() and fake.uploads[line["value"]["oid"]] == data
+            )
         else:
             assert base64.b64decode(line["value"]["content"]) == data
     assert any(r.startswith("POST https://huggingface.co/api/repos/create") for r in fake.requests)
@@ -456,23 +542,66 @@ def test_push_private_to_a_new_branch_as_a_pull_request(staged, fake_hub):
 
 def test_cli_push_prints_no_token(checkpoint, eval_json, fake_hub, tmp_path):
     fake = fake_hub()
-    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
-                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "s"),
-                                       "--dataset", "digits"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(checkpoint),
+            "--model",
+            "convnext_atto_dog",
+            "--repo",
+            REPO,
+            "--eval-json",
+            str(eval_json),
+            "--stage-dir",
+            str(tmp_path / "s"),
+            "--dataset",
+            "digits",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "pushed 6 files in one commit: https://huggingface.co/" in result.output and len(fake.commits) == 1
-    assert TOKEN not in result.output and not any(TOKEN in p.read_text(errors="ignore")
-                                                    for p in (tmp_path / "s").rglob("*") if p.is_file())
+    assert TOKEN not in result.output and not any(
+        TOKEN in p.read_text(errors="ignore") for p in (tmp_path / "s").rglob("*") if p.is_file()
+    )
 
 
 def test_dry_run_and_refusals_push_nothing(checkpoint, eval_json, staged, fake_hub, monkeypatch, tmp_path):
     fake = fake_hub()
-    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
-                                       "--eval-json", str(eval_json), "--dry-run"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(checkpoint),
+            "--model",
+            "convnext_atto_dog",
+            "--repo",
+            REPO,
+            "--eval-json",
+            str(eval_json),
+            "--dry-run",
+        ],
+    )
     assert result.exit_code == 1 and "was measured on an ImageFolder" in result.output and "--dataset" in result.output
-    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
-                                       "--eval-json", str(eval_json), "--dry-run", "--dataset", "digits"])
-    assert result.exit_code == 0 and "dry run: nothing uploaded" in result.output and "model.safetensors" in result.output
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(checkpoint),
+            "--model",
+            "convnext_atto_dog",
+            "--repo",
+            REPO,
+            "--eval-json",
+            str(eval_json),
+            "--dry-run",
+            "--dataset",
+            "digits",
+        ],
+    )
+    assert (
+        result.exit_code == 0 and "dry run: nothing uploaded" in result.output and "model.safetensors" in result.output
+    )
     result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO])
     assert result.exit_code == 1 and "refusing to publish: no eval JSON" in result.output
     assert fake.requests == []
@@ -493,9 +622,23 @@ def test_dry_run_and_refusals_push_nothing(checkpoint, eval_json, staged, fake_h
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
     with pytest.raises(hub.PushError, match="no Hugging Face token: set HF_TOKEN"):
         hub.push(staged, REPO)
-    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
-                                       "--eval-json", str(eval_json), "--stage-dir", str(tmp_path / "never"),
-                                       "--dataset", "digits"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(checkpoint),
+            "--model",
+            "convnext_atto_dog",
+            "--repo",
+            REPO,
+            "--eval-json",
+            str(eval_json),
+            "--stage-dir",
+            str(tmp_path / "never"),
+            "--dataset",
+            "digits",
+        ],
+    )
     assert result.exit_code == 1 and "no Hugging Face token" in result.output and not (tmp_path / "never").exists()
     assert silent.requests == []
 
@@ -510,16 +653,30 @@ def test_failing_onnx_check_refuses_to_stage(checkpoint, eval_json, digits, tmp_
     # with stem and head in fp32 the int8 file can pass the usual gate even then: ask for bit-exactness
     monkeypatch.setitem(GATES, "int8", Gate(rel_max_abs=1e-9, min_cosine=1.0, min_top1_agreement=1.0))
     with pytest.raises(hub.PushError, match="refusing to publish: ONNX verification failed: int8 export diverges"):
-        hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id=REPO, eval_json=eval_json,
-                  int8_calibration=tmp_path / "calib", verify_images=digits / "val" / "2", datasets=("digits",),
-                  log=lambda line: None)
+        hub.stage(
+            checkpoint,
+            "convnext_atto_dog",
+            tmp_path / "repo",
+            repo_id=REPO,
+            eval_json=eval_json,
+            int8_calibration=tmp_path / "calib",
+            verify_images=digits / "val" / "2",
+            datasets=("digits",),
+            log=lambda line: None,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
 
 
 def test_an_eval_json_with_impossible_numbers_is_refused(eval_json, tmp_path):
     report = json.loads(eval_json.read_text())
-    for bad in ({"top1": 150.0, "top5": 150.0}, {"top1": 60.0, "top5": 50.0}, {"top1": -1.0}, {"loss": -0.5},
-                {"num_images": 0}, {"num_images": 2.5}):
+    for bad in (
+        {"top1": 150.0, "top5": 150.0},
+        {"top1": 60.0, "top5": 50.0},
+        {"top1": -1.0},
+        {"loss": -0.5},
+        {"num_images": 0},
+        {"num_images": 2.5},
+    ):
         (tmp_path / "e.json").write_text(json.dumps({**report, **bad}))
         with pytest.raises(hub.PushError, match="holds impossible numbers"):
             hub.read_eval(tmp_path / "e.json", None)
@@ -530,8 +687,20 @@ def test_an_eval_json_that_is_not_a_report_is_refused(checkpoint, tmp_path):
         (tmp_path / "e.json").write_text(content)
         with pytest.raises(hub.PushError, match=r"e.json is not a report of `timm-dog eval … --json`"):
             hub.read_eval(tmp_path / "e.json", None)
-    result = CliRunner().invoke(main, ["push", str(checkpoint), "--model", "convnext_atto_dog", "--repo", REPO,
-                                       "--eval-json", str(tmp_path / "e.json"), "--dry-run"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(checkpoint),
+            "--model",
+            "convnext_atto_dog",
+            "--repo",
+            REPO,
+            "--eval-json",
+            str(tmp_path / "e.json"),
+            "--dry-run",
+        ],
+    )
     assert result.exit_code == 1 and result.output.startswith("Error: eval JSON ") and result.output.count("\n") == 1
 
 
@@ -543,13 +712,22 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("answer,message", [
-    ("closed port", "cannot reach the Hub at http://127.0.0.1:{port}: connection refused; nothing was committed"),
-    ("timeout", "cannot reach the Hub at https://huggingface.co: timed out; nothing was committed"),
-    (401, "failed, nothing was committed: https://huggingface.co rejected the token (401 Unauthorized): set HF_TOKEN"),
-    (403, f"failed, nothing was committed: the token may not write to {REPO} (403 Forbidden)"),
-    (503, "failed, nothing was committed: https://huggingface.co answered 503 Service Unavailable (a server error)"),
-])
+@pytest.mark.parametrize(
+    "answer,message",
+    [
+        ("closed port", "cannot reach the Hub at http://127.0.0.1:{port}: connection refused; nothing was committed"),
+        ("timeout", "cannot reach the Hub at https://huggingface.co: timed out; nothing was committed"),
+        (
+            401,
+            "failed, nothing was committed: https://huggingface.co rejected the token (401 Unauthorized): set HF_TOKEN",
+        ),
+        (403, f"failed, nothing was committed: the token may not write to {REPO} (403 Forbidden)"),
+        (
+            503,
+            "failed, nothing was committed: https://huggingface.co answered 503 Service Unavailable (a server error)",
+        ),
+    ],
+)
 def test_an_unreachable_or_refusing_hub_is_one_line(answer, message, staged, fake_hub, monkeypatch):
     fake_hub()  # the token, the HTTP library, and the client factory reset afterwards
     httpx = importlib.import_module(type(get_session()).__module__.split(".")[0])
@@ -558,6 +736,7 @@ def test_an_unreachable_or_refusing_hub_is_one_line(answer, message, staged, fak
         monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{port}")
         set_client_factory(lambda: httpx.Client())
     else:
+
         def handler(request):
             if answer == "timeout":
                 raise httpx.ReadTimeout("timed out", request=request)
@@ -595,8 +774,22 @@ PLAIN_TIMM_EVAL = """
 
 def _eval_json(tmp_path, model, checkpoint, data, *extra):
     path = tmp_path / f"eval{'-'.join(extra)}.json"
-    result = CliRunner().invoke(main, ["eval", model, "--checkpoint", str(checkpoint), "--data-dir", str(data),
-                                       "--json", str(path), "--workers", "0", *extra])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            model,
+            "--checkpoint",
+            str(checkpoint),
+            "--data-dir",
+            str(data),
+            "--json",
+            str(path),
+            "--workers",
+            "0",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return path
 
@@ -605,8 +798,16 @@ def _plain_timm_rebuilds(run, model, tmp_path, val, ema):
     """Stage ``run``'s last.pth.tar; plain timm (no plugin) loads the folder: same logits as timm-dog's load of the
     checkpoint, and its top-1 on ``val``; returns (config.json, plain timm's top-1, the eval JSON's top-1)."""
     eval_path = _eval_json(tmp_path, model, run / "last.pth.tar", val, *(["--ema"] if ema else []))
-    staged = hub.stage(run / "last.pth.tar", model, tmp_path / "repo", repo_id=REPO, eval_json=eval_path,
-                       use_ema=ema, datasets=("digits",), log=lambda line: None)
+    staged = hub.stage(
+        run / "last.pth.tar",
+        model,
+        tmp_path / "repo",
+        repo_id=REPO,
+        eval_json=eval_path,
+        use_ema=ema,
+        datasets=("digits",),
+        log=lambda line: None,
+    )
     config = json.loads((staged.folder / "config.json").read_text())
     assert config["model_args"]["global_pool"] == "max" and not any(k.startswith("dog_") for k in config["model_args"])
     out = _plain_timm(PLAIN_TIMM_EVAL.format(source=f"local-dir:{staged.folder}", val=str(val)), {}, tmp_path)
@@ -621,8 +822,9 @@ def _plain_timm_rebuilds(run, model, tmp_path, val, ema):
 
 def test_plain_timm_rebuilds_a_handwritten_run_with_its_model_args(handwritten_runs, digits_300, tmp_path):
     """--gp max reaches config.json's model_args: plain timm rebuilds max pooling, same logits and top-1."""
-    config, top1, evaluated = _plain_timm_rebuilds(handwritten_runs["ema"], HANDWRITTEN, tmp_path,
-                                                   digits_300 / "val", ema=True)
+    config, top1, evaluated = _plain_timm_rebuilds(
+        handwritten_runs["ema"], HANDWRITTEN, tmp_path, digits_300 / "val", ema=True
+    )
     assert config["pretrained_cfg"]["input_size"] == [3, 32, 32] and top1 == pytest.approx(evaluated, abs=1e-6)
     assert config["timm_dog"]["ema"] is True and config["timm_dog"]["epoch"] == 2
 
@@ -645,8 +847,9 @@ def test_export_and_onnx_metadata_use_the_runs_image_size(handwritten_runs, tmp_
     checkpoint = handwritten_runs["48px"] / "last.pth.tar"
     staged = hub.stage(checkpoint, HANDWRITTEN, tmp_path / "repo", repo_id=REPO, force=True, log=lambda line: None)
     assert json.loads((staged.folder / "config.json").read_text())["pretrained_cfg"]["input_size"] == [3, 48, 48]
-    result = CliRunner().invoke(main, ["export", HANDWRITTEN, "--checkpoint", str(checkpoint), "--out",
-                                       str(tmp_path / "m.onnx")])
+    result = CliRunner().invoke(
+        main, ["export", HANDWRITTEN, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx")]
+    )
     assert result.exit_code == 0, result.output
     for path in (staged.folder / "onnx" / "model.onnx", tmp_path / "m.onnx"):
         meta = {p.key: json.loads(p.value) for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -657,15 +860,29 @@ def test_export_and_onnx_metadata_use_the_runs_image_size(handwritten_runs, tmp_
 def test_an_eval_of_the_other_weights_is_refused_naming_both(published_ema, handwritten_runs, digits_300, tmp_path):
     """push --ema with an eval of state_dict (and the reverse): refused, naming which weights each is, no stage."""
     run = handwritten_runs["ema"]
-    eval_path = _eval_json(tmp_path, HANDWRITTEN, run / "last.pth.tar", digits_300,
-                           *([] if published_ema else ["--ema"]))
+    eval_path = _eval_json(
+        tmp_path, HANDWRITTEN, run / "last.pth.tar", digits_300, *([] if published_ema else ["--ema"])
+    )
     flag = "drop --ema" if published_ema else "add --ema"
     measured, published = ("model's own weights (state_dict, not the EMA)", "EMA weights (state_dict_ema)")[
-        ::1 if published_ema else -1]
-    with pytest.raises(hub.PushError, match=re.escape(f"measured the {measured} but the {published} would be "
-                                                      f"published: {flag} to publish the weights it measured")):
-        hub.stage(run / "last.pth.tar", HANDWRITTEN, tmp_path / "repo", repo_id=REPO, eval_json=eval_path,
-                  use_ema=published_ema, datasets=("digits",), log=lambda line: None)
+        :: 1 if published_ema else -1
+    ]
+    with pytest.raises(
+        hub.PushError,
+        match=re.escape(
+            f"measured the {measured} but the {published} would be published: {flag} to publish the weights it measured"
+        ),
+    ):
+        hub.stage(
+            run / "last.pth.tar",
+            HANDWRITTEN,
+            tmp_path / "repo",
+            repo_id=REPO,
+            eval_json=eval_path,
+            use_ema=published_ema,
+            datasets=("digits",),
+            log=lambda line: None,
+        )
     assert not (tmp_path / "repo").exists()
 
 
@@ -673,16 +890,27 @@ def test_the_card_says_which_weights_and_epoch_are_published(handwritten_runs, d
     run = handwritten_runs["ema"]
     eval_path = _eval_json(tmp_path, HANDWRITTEN, run / "model_best.pth.tar", digits_300, "--ema")
     epoch = torch.load(run / "model_best.pth.tar", weights_only=False)["epoch"]
-    staged = hub.stage(run / "model_best.pth.tar", HANDWRITTEN, tmp_path / "repo", repo_id=REPO, eval_json=eval_path,
-                       use_ema=True, datasets=("digits",), log=lambda line: None)
+    staged = hub.stage(
+        run / "model_best.pth.tar",
+        HANDWRITTEN,
+        tmp_path / "repo",
+        repo_id=REPO,
+        eval_json=eval_path,
+        use_ema=True,
+        datasets=("digits",),
+        log=lambda line: None,
+    )
     card = (staged.folder / "README.md").read_text()
-    assert ("**Weights:** the EMA of the training weights (`state_dict_ema`, decay 0.9) of `model_best.pth.tar`,\n"
-            f"  saved after epoch {epoch + 1} (epoch index {epoch}, counted from 0)") in card
+    assert (
+        "**Weights:** the EMA of the training weights (`state_dict_ema`, decay 0.9) of `model_best.pth.tar`,\n"
+        f"  saved after epoch {epoch + 1} (epoch index {epoch}, counted from 0)"
+    ) in card
     assert "Trained with timm's `train.py` for 3 epochs (by the `summary.csv` beside the checkpoint)" in card
     assert "| `gp` | `max` |" in card and "| `model_ema_decay` | `0.9` |" in card
     assert json.loads((staged.folder / "eval_results.json").read_text())["weights"]["ema"] is True
-    plain = hub.stage(run / "last.pth.tar", HANDWRITTEN, tmp_path / "plain", repo_id=REPO, force=True,
-                      log=lambda line: None)
+    plain = hub.stage(
+        run / "last.pth.tar", HANDWRITTEN, tmp_path / "plain", repo_id=REPO, force=True, log=lambda line: None
+    )
     card = (plain.folder / "README.md").read_text()
     assert "the model's own weights (`state_dict`) of `last.pth.tar`,\n  saved after epoch 3 (epoch index 2" in card
     assert "the run also kept EMA weights, which these are not" in card
@@ -691,19 +919,46 @@ def test_the_card_says_which_weights_and_epoch_are_published(handwritten_runs, d
 def test_push_recipe_of_another_size_is_refused_naming_the_key(handwritten_runs, tmp_path):
     """push --recipe with the args.yaml of a 32 px run for a checkpoint trained at 48 px: exit 1, one line naming
     img_size, nothing staged."""
-    result = CliRunner().invoke(main, ["push", str(handwritten_runs["48px"] / "last.pth.tar"), "--model", HANDWRITTEN,
-                                       "--repo", REPO, "--recipe", str(handwritten_runs["ema"] / "args.yaml"),
-                                       "--force", "--dry-run", "--stage-dir", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(handwritten_runs["48px"] / "last.pth.tar"),
+            "--model",
+            HANDWRITTEN,
+            "--repo",
+            REPO,
+            "--recipe",
+            str(handwritten_runs["ema"] / "args.yaml"),
+            "--force",
+            "--dry-run",
+            "--stage-dir",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert "--recipe says img_size: 32 but" in result.output and "trained with img_size: 48" in result.output
     assert result.output.count("\n") == 1 and not (tmp_path / "s").exists()
 
 
 def test_push_recipe_of_another_size_is_refused_on_real_runs(real_runs, tmp_path):
-    result = CliRunner().invoke(main, ["push", str(real_runs["dog-s0-48px"] / "last.pth.tar"), "--model",
-                                       _run_model(real_runs["dog-s0-48px"]), "--repo", REPO, "--recipe",
-                                       str(real_runs["dog-s0"] / "args.yaml"), "--force", "--dry-run",
-                                       "--stage-dir", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(real_runs["dog-s0-48px"] / "last.pth.tar"),
+            "--model",
+            _run_model(real_runs["dog-s0-48px"]),
+            "--repo",
+            REPO,
+            "--recipe",
+            str(real_runs["dog-s0"] / "args.yaml"),
+            "--force",
+            "--dry-run",
+            "--stage-dir",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == 1 and "--recipe says img_size: 32 but" in result.output
     assert not (tmp_path / "s").exists()
 
@@ -718,16 +973,23 @@ def test_an_eval_at_another_size_or_with_other_model_args_is_refused(handwritten
     (tmp_path / "w").mkdir()
     save_file(model.state_dict(), str(tmp_path / "w" / "model.safetensors"))
     eval_path = _eval_json(tmp_path, HANDWRITTEN, tmp_path / "w" / "model.safetensors", digits_300)
-    kwargs = dict(repo_id=REPO, datasets=("digits",), log=lambda line: None,
-                  recipe=yaml_args(run / "args.yaml"))
+    kwargs = dict(repo_id=REPO, datasets=("digits",), log=lambda line: None, recipe=yaml_args(run / "args.yaml"))
     with pytest.raises(hub.PushError, match=r"measured at 3x224x224 but the published data config says 3x48x48"):
         hub.stage(tmp_path / "w" / "model.safetensors", HANDWRITTEN, tmp_path / "repo", eval_json=eval_path, **kwargs)
     report = json.loads(eval_path.read_text())
     (tmp_path / "e.json").write_text(json.dumps({**report, "input_size": [3, 48, 48]}))
-    with pytest.raises(hub.PushError, match=r"measured with the model args \{\} but the weights are published with "
-                                            r"\{.*'global_pool': 'max'.*\} \(.*global_pool.* differ\)"):
-        hub.stage(tmp_path / "w" / "model.safetensors", HANDWRITTEN, tmp_path / "repo", eval_json=tmp_path / "e.json",
-                  **kwargs)
+    with pytest.raises(
+        hub.PushError,
+        match=r"measured with the model args \{\} but the weights are published with "
+        r"\{.*'global_pool': 'max'.*\} \(.*global_pool.* differ\)",
+    ):
+        hub.stage(
+            tmp_path / "w" / "model.safetensors",
+            HANDWRITTEN,
+            tmp_path / "repo",
+            eval_json=tmp_path / "e.json",
+            **kwargs,
+        )
     assert not (tmp_path / "repo").exists()
 
 
@@ -741,13 +1003,27 @@ def yaml_args(path):
     return read_train_args(path)
 
 
-@pytest.mark.parametrize("content", ["- model: mobilenetv3_small_050_dog\n- epochs: 2\n",
-                                     "epoch,train_loss,eval_top1\n0,2.3,10.0\n", "\x00\x01binary"])
+@pytest.mark.parametrize(
+    "content",
+    ["- model: mobilenetv3_small_050_dog\n- epochs: 2\n", "epoch,train_loss,eval_top1\n0,2.3,10.0\n", "\x00\x01binary"],
+)
 def test_push_recipe_that_is_not_an_args_yaml_is_one_line(content, handwritten_runs, tmp_path):
     (tmp_path / "recipe.yaml").write_text(content)
-    result = CliRunner().invoke(main, ["push", str(handwritten_runs["48px"] / "last.pth.tar"), "--model", HANDWRITTEN,
-                                       "--repo", REPO, "--recipe", str(tmp_path / "recipe.yaml"), "--force",
-                                       "--dry-run"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "push",
+            str(handwritten_runs["48px"] / "last.pth.tar"),
+            "--model",
+            HANDWRITTEN,
+            "--repo",
+            REPO,
+            "--recipe",
+            str(tmp_path / "recipe.yaml"),
+            "--force",
+            "--dry-run",
+        ],
+    )
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert result.output.startswith(f"Error: {tmp_path / 'recipe.yaml'}: not ") and result.output.count("\n") == 1
 
@@ -758,8 +1034,11 @@ def test_the_report_hint_says_the_right_flag(published_ema, tmp_path):
 
     evaluated = "state_dict" if published_ema else "EMA (state_dict_ema)"
     (tmp_path / "report.json").write_text(json.dumps({"weights": evaluated, "pairs": []}))
-    hint = ("drop --ema to publish the weights it evaluated, or remake the report with --ema" if published_ema else
-            "add --ema to publish the weights it evaluated, or remake the report without --ema")
+    hint = (
+        "drop --ema to publish the weights it evaluated, or remake the report with --ema"
+        if published_ema
+        else "add --ema to publish the weights it evaluated, or remake the report without --ema"
+    )
     with pytest.raises(ReportError, match=re.escape(hint)):
         card_section(tmp_path / "report.json", "0" * 64, "c.pth.tar", "convnext_atto_dog", use_ema=published_ema)
 
@@ -772,18 +1051,40 @@ def test_a_card_claims_train_py_only_with_train_py_args(handwritten_runs, tmp_pa
     from timm_dog.demo import TRAINED_WITH
 
     run = handwritten_runs["48px"] / "last.pth.tar"
-    record = argparse.Namespace(model=HANDWRITTEN, model_kwargs={"dog_seed": 0}, num_classes=10, img_size=48,
-                                mean=[0.5] * 3, std=[0.5] * 3, interpolation="bilinear", crop_pct=1.0, epochs=2,
-                                lr=4e-3, opt="adamw", seed=0)  # what demo.ship saves
+    record = argparse.Namespace(
+        model=HANDWRITTEN,
+        model_kwargs={"dog_seed": 0},
+        num_classes=10,
+        img_size=48,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+        interpolation="bilinear",
+        crop_pct=1.0,
+        epochs=2,
+        lr=4e-3,
+        opt="adamw",
+        seed=0,
+    )  # what demo.ship saves
     demo_style = tmp_path / "checkpoint" / "model_best.pth.tar"
     demo_style.parent.mkdir()
-    torch.save({"epoch": 1, "arch": HANDWRITTEN, "state_dict": torch.load(run, weights_only=False)["state_dict"],
-                "args": record}, demo_style)
+    torch.save(
+        {
+            "epoch": 1,
+            "arch": HANDWRITTEN,
+            "state_dict": torch.load(run, weights_only=False)["state_dict"],
+            "args": record,
+        },
+        demo_style,
+    )
     cards = {}
-    for name, source, kwargs in (("record", demo_style, {}), ("demo", demo_style, {"trained_with": TRAINED_WITH}),
-                                 ("train.py", run, {})):
-        staged = hub.stage(source, HANDWRITTEN, tmp_path / name, repo_id=REPO, force=True, log=lambda line: None,
-                           **kwargs)
+    for name, source, kwargs in (
+        ("record", demo_style, {}),
+        ("demo", demo_style, {"trained_with": TRAINED_WITH}),
+        ("train.py", run, {}),
+    ):
+        staged = hub.stage(
+            source, HANDWRITTEN, tmp_path / name, repo_id=REPO, force=True, log=lambda line: None, **kwargs
+        )
         cards[name] = (staged.folder / "README.md").read_text()
     for name in ("record", "demo"):
         assert "Trained with timm's `train.py`" not in cards[name] and "timm's train.py" not in cards[name]
@@ -797,8 +1098,9 @@ def test_a_card_claims_train_py_only_with_train_py_args(handwritten_runs, tmp_pa
 def test_a_real_resumed_run_card_counts_epochs_by_the_epoch_column(real_runs, tmp_path):
     """dog-s3-resumed (--val-interval 2, then --resume to 3 epochs): summary.csv has 2 rows, the card says 3 epochs."""
     run = real_runs["dog-s3-resumed"]
-    staged = hub.stage(run / "last.pth.tar", _run_model(run), tmp_path / "r",
-                       repo_id=REPO, force=True, log=lambda line: None)
+    staged = hub.stage(
+        run / "last.pth.tar", _run_model(run), tmp_path / "r", repo_id=REPO, force=True, log=lambda line: None
+    )
     card = (staged.folder / "README.md").read_text()
     assert "Trained with timm's `train.py` for 3 epochs" in card and "saved after epoch 3 (epoch index 2" in card
 
@@ -829,17 +1131,40 @@ def test_stage_refuses_an_eval_json_of_training_images_for_a_python_caller(tmp_p
     for split in ("train", "val"):
         (tmp_path / "data" / split / "a").mkdir(parents=True)
     model = timm.create_model("convnext_atto_dog", num_classes=2)
-    args = argparse.Namespace(model="convnext_atto_dog", num_classes=2, img_size=32, data_dir=str(tmp_path / "data"),
-                              train_split="train", val_split="val")
+    args = argparse.Namespace(
+        model="convnext_atto_dog",
+        num_classes=2,
+        img_size=32,
+        data_dir=str(tmp_path / "data"),
+        train_split="train",
+        val_split="val",
+    )
     checkpoint = tmp_path / "run" / "last.pth.tar"
     checkpoint.parent.mkdir()
     torch.save({"epoch": 0, "arch": "convnext_atto_dog", "state_dict": model.state_dict(), "args": args}, checkpoint)
     weights = load_checkpoint("convnext_atto_dog", checkpoint)[2]
     eval_json = tmp_path / "eval.json"
-    eval_json.write_text(json.dumps({"top1": 50.0, "top5": 100.0, "loss": 0.5, "num_images": 2, "input_size": [3, 32, 32],
-                                     "weights_sha256": weights.sha256,
-                                     "dataset": {"name": "imagefolder", "folder": str(tmp_path / "data" / "train")}}))
+    eval_json.write_text(
+        json.dumps(
+            {
+                "top1": 50.0,
+                "top5": 100.0,
+                "loss": 0.5,
+                "num_images": 2,
+                "input_size": [3, 32, 32],
+                "weights_sha256": weights.sha256,
+                "dataset": {"name": "imagefolder", "folder": str(tmp_path / "data" / "train")},
+            }
+        )
+    )
     with pytest.raises(hub.PushError, match=f"holds the training images of {checkpoint}"):
-        hub.stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id="someone/x", eval_json=eval_json,
-              datasets=("digits",), log=lambda line: None)
+        hub.stage(
+            checkpoint,
+            "convnext_atto_dog",
+            tmp_path / "repo",
+            repo_id="someone/x",
+            eval_json=eval_json,
+            datasets=("digits",),
+            log=lambda line: None,
+        )
     assert not (tmp_path / "repo").exists()

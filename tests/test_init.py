@@ -3,12 +3,12 @@ import math
 import pytest
 import timm
 import torch
+from reproducible import assert_matches_recorded
 from timm.layers import Conv2dSame, MixedConv2d, create_conv2d
 from torch import nn
 
 from timm_dog import DogInitReport, DogLayer, dog_init_, is_depthwise
 from timm_dog.init import depthwise_kernels, depthwise_weights
-from reproducible import assert_matches_recorded
 
 
 def test_is_depthwise():
@@ -190,14 +190,17 @@ def test_seeded_init_matches_recorded():
     """Existing users' seeds keep their weights: recorded on an AMD EPYC (AVX-512, torch 2.14.1 with MKL),
     compared within tests/reproducible.py's tolerance (on that machine the bits have not moved since
     before the scale checks and the gather rewrite)."""
-    model = nn.Sequential(nn.Conv2d(64, 64, 7, groups=64), nn.Conv2d(64, 64, 3, groups=64),
-                          nn.Conv2d(64, 128, 5, groups=64))
+    model = nn.Sequential(
+        nn.Conv2d(64, 64, 7, groups=64), nn.Conv2d(64, 64, 3, groups=64), nn.Conv2d(64, 128, 5, groups=64)
+    )
     dog_init_(model, seed=0, scale=2.0)
     assert_matches_recorded(torch.cat([m.weight.detach().flatten() for m in model]), 4.071896722493355)
 
 
-@pytest.mark.parametrize("share,scale,recorded", [(1.0, "paper", 2.294645373576294), (0.6, "paper", 0.6656042750010258),
-                                                  (0.6, "match", 0.3248451319717674)])
+@pytest.mark.parametrize(
+    "share,scale,recorded",
+    [(1.0, "paper", 2.294645373576294), (0.6, "paper", 0.6656042750010258), (0.6, "match", 0.3248451319717674)],
+)
 def test_seeded_twin_matches_recorded(share, scale, recorded):
     """A twin's depthwise weights (with share < 1 timm's native init of the rest, from torch.manual_seed),
     recorded like the test above."""
@@ -216,14 +219,21 @@ def _unchanged(model, before):
     return all(torch.equal(m.weight, b) for m, b in zip(model, before))
 
 
-@pytest.mark.parametrize("dtype,scale,match", [
-    (torch.float32, 1e308, r"scale=1e\+308 overflows torch.float32 in layer 0: .* at most 6.81e\+38"),
-    (torch.float16, 1e6, r"scale=1000000.0 overflows torch.float16 in layer 1: .* above 6.55e\+04; .* at most 1.31e\+05"),
-    (torch.float64, 1e300, r"overflows torch.float32 in layer 0"),
-    (torch.float32, 1e-320, r"scale=1e-320 underflows torch.float32 in layer 0: .* smallest normal value 1.18e-38"),
-    (torch.float32, 1e-40, r"underflows torch.float32 in layer 0"),
-    (torch.float16, 1e-6, r"underflows torch.float16 in layer 1: .* 6.1e-05"),
-])
+@pytest.mark.parametrize(
+    "dtype,scale,match",
+    [
+        (torch.float32, 1e308, r"scale=1e\+308 overflows torch.float32 in layer 0: .* at most 6.81e\+38"),
+        (
+            torch.float16,
+            1e6,
+            r"scale=1000000.0 overflows torch.float16 in layer 1: .* above 6.55e\+04; .* at most 1.31e\+05",
+        ),
+        (torch.float64, 1e300, r"overflows torch.float32 in layer 0"),
+        (torch.float32, 1e-320, r"scale=1e-320 underflows torch.float32 in layer 0: .* smallest normal value 1.18e-38"),
+        (torch.float32, 1e-40, r"underflows torch.float32 in layer 0"),
+        (torch.float16, 1e-6, r"underflows torch.float16 in layer 1: .* 6.1e-05"),
+    ],
+)
 def test_scale_out_of_the_dtype_range_is_refused_and_nothing_written(dtype, scale, match):
     model, before = _two_layers(dtype)
     if dtype == torch.float64:
@@ -234,8 +244,17 @@ def test_scale_out_of_the_dtype_range_is_refused_and_nothing_written(dtype, scal
     assert _unchanged(model, before)  # the first layer, which fits, is not written either
 
 
-@pytest.mark.parametrize("dtype,scale", [(torch.float32, 1e-36), (torch.float32, 1e38), (torch.float16, 1e-3),
-                                         (torch.float16, 1e5), (torch.float16, "match"), (torch.bfloat16, 1e-30)])
+@pytest.mark.parametrize(
+    "dtype,scale",
+    [
+        (torch.float32, 1e-36),
+        (torch.float32, 1e38),
+        (torch.float16, 1e-3),
+        (torch.float16, 1e5),
+        (torch.float16, "match"),
+        (torch.bfloat16, 1e-30),
+    ],
+)
 def test_scales_the_dtype_holds_are_kept(dtype, scale):
     model, _ = _two_layers(dtype)
     model.to(dtype)
@@ -273,15 +292,19 @@ def test_dog_model_creation_logs_one_line_under_train_py_logging(tmp_path):
     lines = [line for line in (tmp_path / "train.log").read_text().splitlines() if "timm_dog" in line]
     assert len(lines) == 1, lines
     assert "[    INFO]" in lines[0]
-    assert lines[0].endswith("convnext_atto_dog: DoG init set 12/12 depthwise layers, 920/1,840 kernels "
-                             "(γ U(0, 0.5), on-ratio 0.5, share 0.5, scale paper, seed 3)")
+    assert lines[0].endswith(
+        "convnext_atto_dog: DoG init set 12/12 depthwise layers, 920/1,840 kernels "
+        "(γ U(0, 0.5), on-ratio 0.5, share 0.5, scale paper, seed 3)"
+    )
 
 
 # --- patterns and frozen kernels (issue 19; the rest is in test_controls.py) ---------------------
 
 
-@pytest.mark.parametrize("value,expected", [(False, False), (True, True), ("false", False), ("True", True),
-                                            ("no", False), ("Off", False), ("yes", True)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [(False, False), (True, True), ("false", False), ("True", True), ("no", False), ("Off", False), ("yes", True)],
+)
 def test_trainable_takes_bools_and_their_command_line_spelling(value, expected):
     conv = nn.Conv2d(8, 8, 5, groups=8)
     report = dog_init_(nn.Sequential(conv), seed=0, trainable=value)
@@ -290,17 +313,24 @@ def test_trainable_takes_bools_and_their_command_line_spelling(value, expected):
 
 @pytest.mark.parametrize("value", [0, 1, "n", None, "False "])
 def test_trainable_refuses_anything_else(value):
-    with pytest.raises(ValueError, match=r"trainable must be True or False, or one of the words "
-                                         r"true/yes/on/false/no/off \(False keeps the structured kernels "
-                                         r"fixed in training\); got"):
+    with pytest.raises(
+        ValueError,
+        match=r"trainable must be True or False, or one of the words "
+        r"true/yes/on/false/no/off \(False keeps the structured kernels "
+        r"fixed in training\); got",
+    ):
         dog_init_(nn.Sequential(nn.Conv2d(8, 8, 5, groups=8)), trainable=value)
 
 
 def test_report_and_log_name_a_control_pattern_and_frozen_kernels(caplog):
     with caplog.at_level("INFO", logger="timm_dog"):
-        model = timm.create_model("convnext_atto_dog", dog_seed=3, dog_share=0.5, dog_pattern="box", dog_trainable=False)
+        model = timm.create_model(
+            "convnext_atto_dog", dog_seed=3, dog_share=0.5, dog_pattern="box", dog_trainable=False
+        )
     assert model.dog_init_report.summary() == "DoG init: 12 depthwise layers, 920/1840 kernels set, 920 frozen"
-    assert caplog.messages[-1].endswith("(γ U(0, 0.5), on-ratio 0.5, share 0.5, scale paper, seed 3, pattern box, frozen)")
+    assert caplog.messages[-1].endswith(
+        "(γ U(0, 0.5), on-ratio 0.5, share 0.5, scale paper, seed 3, pattern box, frozen)"
+    )
 
 
 def test_freezing_twice_keeps_both_sets_frozen():

@@ -1,5 +1,6 @@
 """The judging path on real train.py runs ($TIMM_TRAIN_PY; skipped without it): every number equals what
 train.py measured on the same weights, and says what it was measured on."""
+
 import csv
 import json
 
@@ -17,9 +18,22 @@ def _last_row(folder) -> dict:
 
 def _eval(tmp_path, run, *extra):
     out = tmp_path / f"{run.name}.json"
-    result = CliRunner().invoke(main, ["eval", _model(run), "--checkpoint", str(run / "last.pth.tar"),
-                                       "--data-dir", _data(run),
-                                       "--json", str(out), "--workers", "0", *extra])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            _model(run),
+            "--checkpoint",
+            str(run / "last.pth.tar"),
+            "--data-dir",
+            _data(run),
+            "--json",
+            str(out),
+            "--workers",
+            "0",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(out.read_text())
 

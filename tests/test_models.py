@@ -19,9 +19,17 @@ def _is_dog_kernel_set(kernels: torch.Tensor) -> bool:
 def test_every_base_has_a_twin():
     assert "convmixer_512" in BASES  # the paper's model, defined by this package
     assert {f"{b}_dog" for b in BASES} == set(timm.list_models("*_dog"))
-    for name in ("convnext_tiny_dog", "convnextv2_atto_dog", "convmixer_512_dog", "mobilenetv2_100_dog",
-                 "mobilenetv3_large_100_dog", "mobilenetv4_conv_small_dog", "efficientnet_b0_dog",
-                 "tf_efficientnet_b0_dog", "tf_efficientnetv2_s_dog"):
+    for name in (
+        "convnext_tiny_dog",
+        "convnextv2_atto_dog",
+        "convmixer_512_dog",
+        "mobilenetv2_100_dog",
+        "mobilenetv3_large_100_dog",
+        "mobilenetv4_conv_small_dog",
+        "efficientnet_b0_dog",
+        "tf_efficientnet_b0_dog",
+        "tf_efficientnetv2_s_dog",
+    ):
         assert timm.is_model(name)
 
 
@@ -33,8 +41,17 @@ def test_twins_have_no_weights_and_keep_the_data_config():
         assert base == twin
 
 
-@pytest.mark.parametrize("name", ["convnext_atto_dog", "convmixer_512_dog", "mobilenetv3_small_050_dog",
-                                  "efficientnet_b0_dog", "mobilenetv4_conv_small_dog", "mobilenetv2_035_dog"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "convnext_atto_dog",
+        "convmixer_512_dog",
+        "mobilenetv3_small_050_dog",
+        "efficientnet_b0_dog",
+        "mobilenetv4_conv_small_dog",
+        "mobilenetv2_035_dog",
+    ],
+)
 def test_twin_is_dog_initialized_with_base_architecture(name):
     base = name[:-4]
     twin, plain = timm.create_model(name), timm.create_model(base)
@@ -55,8 +72,15 @@ def test_convmixer_512_matches_the_paper():
 
 
 def test_dog_kwargs_reach_dog_init():
-    model = timm.create_model("convnext_atto_dog", dog_share=0.5, dog_gamma=0.3, dog_on_ratio=1.0, dog_seed=0,
-                              num_classes=10, drop_path_rate=0.1)
+    model = timm.create_model(
+        "convnext_atto_dog",
+        dog_share=0.5,
+        dog_gamma=0.3,
+        dog_on_ratio=1.0,
+        dog_seed=0,
+        num_classes=10,
+        drop_path_rate=0.1,
+    )
     report = model.dog_init_report
     assert report.kernels_set == sum(round(0.5 * layer.kernels) for layer in report.layers)
     assert model.num_classes == 10
@@ -78,8 +102,9 @@ def test_dog_gamma_as_list_and_scale_string_like_train_py_passes_them():
     assert model.dog_init_report.layers[0].scale != 1.0
 
 
-@pytest.mark.parametrize("name", ["convnext_atto_dog", "efficientnet_b0_dog", "convmixer_512_dog",
-                                  "mobilenetv3_small_050_dog"])
+@pytest.mark.parametrize(
+    "name", ["convnext_atto_dog", "efficientnet_b0_dog", "convmixer_512_dog", "mobilenetv3_small_050_dog"]
+)
 def test_features_only(name):
     model = timm.create_model(name, features_only=True, out_indices=(1, 2))
     features = model(torch.randn(1, 3, 64, 64))
@@ -89,7 +114,9 @@ def test_features_only(name):
 
 
 def test_pretrained_is_refused_with_alternatives():
-    with pytest.raises(RuntimeError, match=r"no pretrained weights.*timm.create_model\('convnext_tiny', pretrained=True\)"):
+    with pytest.raises(
+        RuntimeError, match=r"no pretrained weights.*timm.create_model\('convnext_tiny', pretrained=True\)"
+    ):
         timm.create_model("convnext_tiny_dog", pretrained=True)
     with pytest.raises(RuntimeError, match=r"Invalid pretrained tag \(in1k\)"):
         timm.create_model("convnext_tiny_dog.in1k")
@@ -117,8 +144,15 @@ def test_bad_dog_kwargs_fail_before_building():
         timm.create_model("convnext_atto_dog", dog_gama=0.3)
     with pytest.raises(ValueError, match="share"):
         timm.create_model("convnext_atto_dog", dog_share=2)
-    assert set(DOG_KWARGS) == {"dog_gamma", "dog_on_ratio", "dog_share", "dog_scale", "dog_seed", "dog_pattern",
-                               "dog_trainable"}
+    assert set(DOG_KWARGS) == {
+        "dog_gamma",
+        "dog_on_ratio",
+        "dog_share",
+        "dog_scale",
+        "dog_seed",
+        "dog_pattern",
+        "dog_trainable",
+    }
 
 
 def test_twins_module_is_not_a_timm_module():
@@ -144,10 +178,15 @@ def _conformance_script():
 
 def test_conformance_table_tells_the_twins_failures_from_timms():
     script = _conformance_script()
-    twins = [dict(test="t", model=m, outcome=o, message="boom") for m, o in
-             (("a_dog", "failed"), ("b_dog", "failed"), ("c_dog", "passed"), ("d_dog", "skipped"))]
-    bases = [dict(test="t", model="a", outcome="passed", message=""), dict(test="t", model="b", outcome="passed"),
-             dict(test="t", model="b", outcome="failed")]  # b: one of its tagged names fails
+    twins = [
+        dict(test="t", model=m, outcome=o, message="boom")
+        for m, o in (("a_dog", "failed"), ("b_dog", "failed"), ("c_dog", "passed"), ("d_dog", "skipped"))
+    ]
+    bases = [
+        dict(test="t", model="a", outcome="passed", message=""),
+        dict(test="t", model="b", outcome="passed"),
+        dict(test="t", model="b", outcome="failed"),
+    ]  # b: one of its tagged names fails
     rows, failures = script.table(twins, bases)
     assert rows == {"t": [1, 2, 1, 1]}
     assert failures == ["a_dog t: ours: the base passes: boom", "b_dog t: timm's: the base fails too: boom"]
@@ -169,11 +208,17 @@ def test_timms_own_model_tests_pass_on_the_plugins_models(tmp_path):
 
     script = Path(__file__).parents[1] / "benchmarks" / "timm_conformance.py"
     models = "hornet_tiny_7x7_dog,hornet_tiny_gf_dog,convmixer_512_dog,test_convnext_dog,test_efficientnet_dog"
-    tests = "test_model_default_cfgs,test_model_default_cfgs_non_std,test_model_forward_intermediates," \
-            "test_model_forward_intermediates_features,test_model_forward_fx"
+    tests = (
+        "test_model_default_cfgs,test_model_default_cfgs_non_std,test_model_forward_intermediates,"
+        "test_model_forward_intermediates_features,test_model_forward_fx"
+    )
     out = tmp_path / "outcomes.json"
-    run = subprocess.run([sys.executable, str(script), "--models", models, "--tests", tests, "--json", str(out)],
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, str(script), "--models", models, "--tests", tests, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if run.returncode == 3:
         pytest.skip(run.stderr.strip().splitlines()[-1])
     assert run.returncode == 0, run.stdout + run.stderr[-2000:]
@@ -199,8 +244,9 @@ def _train_py_model_kwargs(*pairs) -> dict:
     return parser.parse_args(["--model-kwargs", *pairs]).model_kwargs
 
 
-@pytest.mark.parametrize("text", ["no", "No", "OFF", "yes", "on", "true", "False", "fAlse", "0", "1", "y", "n",
-                                  "null", "~", "None", "maybe"])
+@pytest.mark.parametrize(
+    "text", ["no", "No", "OFF", "yes", "on", "true", "False", "fAlse", "0", "1", "y", "n", "null", "~", "None", "maybe"]
+)
 def test_sweep_and_the_twin_read_dog_trainable_by_one_rule(text):
     """A grid value reaches train.py through a recipe YAML (read by yaml.safe_load), a --model-kwargs value through
     ParseKwargs: both are accepted, or both refused, and mean the same."""
@@ -226,14 +272,17 @@ def test_sweep_refuses_two_spellings_of_one_value():
     assert parse_grid(["dog_trainable=no,yes"]) == {"dog_trainable": [False, True]}
 
 
-@pytest.mark.parametrize("pairs,arm", [
-    *[((f"dog_trainable={text}",), "dog frozen") for text in ("False", "false", "FALSE", "'false'", "no", "Off")],
-    *[((f"dog_trainable={text}",), "dog") for text in ("True", "true", "yes", "on")],
-    (("dog_share=1", "dog_gamma=0,0.5", "dog_scale=paper", "dog_on_ratio=.5", "dog_seed=3"), "dog"),
-    (("dog_gamma=[0.0,0.5]", "dog_share=1.0"), "dog"),
-    (("dog_scale=2", "dog_pattern=box", "dog_trainable=false"), "box frozen scale 2.0"),
-    (("dog_scale=2.0", "dog_pattern='box'", "dog_trainable=False"), "box frozen scale 2.0"),
-])
+@pytest.mark.parametrize(
+    "pairs,arm",
+    [
+        *[((f"dog_trainable={text}",), "dog frozen") for text in ("False", "false", "FALSE", "'false'", "no", "Off")],
+        *[((f"dog_trainable={text}",), "dog") for text in ("True", "true", "yes", "on")],
+        (("dog_share=1", "dog_gamma=0,0.5", "dog_scale=paper", "dog_on_ratio=.5", "dog_seed=3"), "dog"),
+        (("dog_gamma=[0.0,0.5]", "dog_share=1.0"), "dog"),
+        (("dog_scale=2", "dog_pattern=box", "dog_trainable=false"), "box frozen scale 2.0"),
+        (("dog_scale=2.0", "dog_pattern='box'", "dog_trainable=False"), "box frozen scale 2.0"),
+    ],
+)
 def test_every_spelling_that_train_py_writes_and_the_twin_takes_names_one_arm(pairs, arm, tmp_path):
     """The twin gets the kwargs as parsed; report reads them from args.yaml (train.py's yaml.safe_dump)."""
     import yaml

@@ -1,4 +1,5 @@
 """ONNX export: parity with PyTorch in real onnxruntime sessions, metadata, fallback, divergence, reduced precision."""
+
 import json
 import os
 import signal
@@ -16,9 +17,24 @@ from click.testing import CliRunner
 from PIL import Image
 
 from timm_dog.cli import main
-from timm_dog.onnx import (EXPORTER, GATES, OPSET, ExportError, Verification, calibration_files, calibration_sample,
-                           no_tf32, verification_providers, _compare_int8_speed, _torch_export, describe_session,
-                           export_onnx, inference_session, physical_cores, read_metadata)
+from timm_dog.onnx import (
+    EXPORTER,
+    GATES,
+    OPSET,
+    ExportError,
+    Verification,
+    _compare_int8_speed,
+    _torch_export,
+    calibration_files,
+    calibration_sample,
+    describe_session,
+    export_onnx,
+    inference_session,
+    no_tf32,
+    physical_cores,
+    read_metadata,
+    verification_providers,
+)
 from timm_dog.outputs import OutputError
 from timm_dog.preprocess import Preprocess, open_image, sample_photos
 from timm_dog.trainpy.checkpoints import load_checkpoint
@@ -30,8 +46,9 @@ def _photos(model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["convnext_atto_dog", "convmixer_512_dog", "mobilenetv3_small_100_dog",
-                                  "efficientnet_b0_dog"])
+@pytest.mark.parametrize(
+    "name", ["convnext_atto_dog", "convmixer_512_dog", "mobilenetv3_small_100_dog", "efficientnet_b0_dog"]
+)
 def test_parity_per_family(name, tmp_path):
     torch.manual_seed(0)
     model = timm.create_model(name).eval()
@@ -77,8 +94,15 @@ def test_metadata_is_enough_for_inference_without_torch(tmp_path):
     proto = onnx.load(str(tmp_path / "m.onnx"))
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)  # one file
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
-    assert {p.key for p in proto.metadata_props} >= {"input_size", "mean", "std", "interpolation", "crop_pct",
-                                                      "crop_mode", "label_names"}
+    assert {p.key for p in proto.metadata_props} >= {
+        "input_size",
+        "mean",
+        "std",
+        "interpolation",
+        "crop_pct",
+        "crop_mode",
+        "label_names",
+    }
 
 
 class _Wrapped(torch.nn.Module):
@@ -118,8 +142,14 @@ def test_divergent_export_fails_and_leaves_no_file(tmp_path):
 
 def test_fp16_and_int8_variants(tmp_path, digits, checkpoint):
     model, _, _ = load_checkpoint("convnext_atto_dog", checkpoint)  # trained: int8 has real logits to keep
-    result = export_onnx(model, tmp_path / "model.onnx", fp16=True, int8_calibration=digits / "train" / "1",
-                         verify_images=digits / "val", log=lambda line: None)
+    result = export_onnx(
+        model,
+        tmp_path / "model.onnx",
+        fp16=True,
+        int8_calibration=digits / "train" / "1",
+        verify_images=digits / "val",
+        log=lambda line: None,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model_fp16.onnx", "model_int8.onnx"]
     by = {v.precision: v for v in result.verifications}
     assert by["fp16"].gate == GATES["fp16"] and by["fp16"].passed
@@ -138,8 +168,21 @@ def test_cli_export_report_and_errors(tmp_path):
     for stale in (".atto.onnx.partial", ".atto_int8.onnx.partial.pre"):  # left by a killed run
         (tmp_path / stale).write_text("stale")
     report_path = tmp_path / "new" / "dir" / "r.json"  # missing folders are created
-    result = runner.invoke(main, ["export", "mobilenetv3_small_050_dog", "--out", str(out), "--exporter",
-                                  "torchscript", "--opset", "17", "--json", str(report_path)])
+    result = runner.invoke(
+        main,
+        [
+            "export",
+            "mobilenetv3_small_050_dog",
+            "--out",
+            str(out),
+            "--exporter",
+            "torchscript",
+            "--opset",
+            "17",
+            "--json",
+            str(report_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "fp32: 2 images" in result.output and "PASS" in result.output
     assert f"wrote {out} (fp32, torchscript exporter, opset 17" in result.output
@@ -170,8 +213,9 @@ def test_an_unwritable_file_is_not_an_exporter_failure(read_only):
 def test_outputs_are_refused_before_the_export(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputError, match="file is a file, not a folder"):  # before minutes of export, not after
-        export_onnx(timm.create_model("mobilenetv3_small_050_dog"), tmp_path / "m.onnx",
-                    report=tmp_path / "file" / "r.json")
+        export_onnx(
+            timm.create_model("mobilenetv3_small_050_dog"), tmp_path / "m.onnx", report=tmp_path / "file" / "r.json"
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
@@ -181,12 +225,27 @@ def test_sigterm_during_export_leaves_no_file(tmp_path):
     (tmp_path / "calib").mkdir()
     for i in range(2):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(
-            tmp_path / "calib" / f"{i}.png")
+            tmp_path / "calib" / f"{i}.png"
+        )
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-c", "from timm_dog.cli import main; main()", "export",
-                             "mobilenetv3_small_050_dog", "--out", str(out / "m.onnx"), "--int8",
-                             str(tmp_path / "calib"), "--json", str(out / "r.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from timm_dog.cli import main; main()",
+            "export",
+            "mobilenetv3_small_050_dog",
+            "--out",
+            str(out / "m.onnx"),
+            "--int8",
+            str(tmp_path / "calib"),
+            "--json",
+            str(out / "r.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not (out.is_dir() and any(".partial" in p.name for p in out.iterdir())):
         assert proc.poll() is None and time.monotonic() < deadline, "the export ended before writing a partial"
@@ -202,10 +261,21 @@ def test_the_partials_of_an_export_killed_by_sigkill_are_removed_by_the_next_run
     """Issue 23, point 14: SIGKILL (kill -9) cannot be caught, so the killed export leaves its hidden
     .NAME.partial files beside --out; the next run of the same command removes them and writes the files."""
     out = tmp_path / "out"
-    args = ["export", "mobilenetv3_small_050_dog", "--out", str(out / "m.onnx"), "--exporter", "torchscript",
-            "--json", str(out / "r.json")]
-    proc = subprocess.Popen([sys.executable, "-c", "from timm_dog.cli import main; main()", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        "export",
+        "mobilenetv3_small_050_dog",
+        "--out",
+        str(out / "m.onnx"),
+        "--exporter",
+        "torchscript",
+        "--json",
+        str(out / "r.json"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from timm_dog.cli import main; main()", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not (out.is_dir() and any(".partial" in p.name for p in out.iterdir())):
         assert proc.poll() is None and time.monotonic() < deadline, "the export ended before writing a partial"
@@ -219,8 +289,10 @@ def test_the_partials_of_an_export_killed_by_sigkill_are_removed_by_the_next_run
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["m.onnx", "r.json"]
     help_text = " ".join(CliRunner().invoke(main, ["export", "--help"]).output.split())
-    assert "written as a hidden .NAME.partial beside it until verified; one left by a killed run (kill -9) is " \
-           "removed by the next export to the same --out" in help_text
+    assert (
+        "written as a hidden .NAME.partial beside it until verified; one left by a killed run (kill -9) is "
+        "removed by the next export to the same --out" in help_text
+    )
 
 
 class _CondConvNet(torch.nn.Module):
@@ -233,8 +305,13 @@ class _CondConvNet(torch.nn.Module):
         self.conv = CondConv2d(3, 8, 3, padding=1, num_experts=2)
         self.head = torch.nn.Linear(8, 10)
         self.num_classes = 10
-        self.pretrained_cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0,
-                               "interpolation": "bilinear"}
+        self.pretrained_cfg = {
+            "input_size": (3, 32, 32),
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+            "crop_pct": 1.0,
+            "interpolation": "bilinear",
+        }
 
     def forward(self, x):
         routing = torch.sigmoid(x.mean((2, 3))[:, :1].repeat(1, 2))
@@ -242,8 +319,11 @@ class _CondConvNet(torch.nn.Module):
 
 
 def test_a_model_no_exporter_can_trace_is_one_clear_error(tmp_path):
-    with pytest.raises(ExportError, match=r"the TorchScript exporter cannot export this model either "
-                                          r"\(SymbolicValueError: Unsupported: ONNX export of convolution"):
+    with pytest.raises(
+        ExportError,
+        match=r"the TorchScript exporter cannot export this model either "
+        r"\(SymbolicValueError: Unsupported: ONNX export of convolution",
+    ):
         export_onnx(_CondConvNet(), tmp_path / "m.onnx", log=lambda line: None)
     assert list(tmp_path.iterdir()) == []
 
@@ -270,17 +350,21 @@ def test_sessions_use_the_physical_cores_without_spinning_all_optimizations(tmp_
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
 
 
-@pytest.mark.parametrize("available, want", [
-    (["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"]),
-    (["AzureExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]),
-])
+@pytest.mark.parametrize(
+    "available, want",
+    [
+        (["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"]),
+        (["AzureExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]),
+    ],
+)
 def test_provider_selection_takes_cuda_when_onnxruntime_gpu_has_it(available, want, monkeypatch):
     import onnxruntime as ort
 
     opened = {}
     monkeypatch.setattr(ort, "get_available_providers", lambda: available)
-    monkeypatch.setattr(ort, "InferenceSession", lambda path, options, providers: opened.update(
-        options=options, providers=providers))
+    monkeypatch.setattr(
+        ort, "InferenceSession", lambda path, options, providers: opened.update(options=options, providers=providers)
+    )
     inference_session("model.onnx", threads=3)
     assert opened["providers"] == want  # the same options on every provider
     assert opened["options"].intra_op_num_threads == 3
@@ -292,8 +376,10 @@ class _TinyGelu(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.conv, self.fc, self.num_classes = torch.nn.Conv2d(3, 8, 3, stride=4), torch.nn.Linear(8, 4), 4
-        self.pretrained_cfg = {**timm.models.get_pretrained_cfg("mobilenetv3_small_050").to_dict(),
-                               "input_size": (3, 32, 32)}
+        self.pretrained_cfg = {
+            **timm.models.get_pretrained_cfg("mobilenetv3_small_050").to_dict(),
+            "input_size": (3, 32, 32),
+        }
 
     def forward(self, x):
         return self.fc(torch.nn.functional.gelu(self.conv(x)).mean((2, 3)))
@@ -312,17 +398,39 @@ def test_default_route_writes_native_gelu(tmp_path):
 
 def test_export_warns_when_int8_is_slower(tmp_path, digits, checkpoint, monkeypatch):
     timed = []  # injected timings: the real ones are measured at export time, never asserted
-    monkeypatch.setattr("timm_dog.onnx.session_latency_ms", lambda path, batch: timed.append(
-        (Path(path).name, batch.shape)) or (12.5 if "_int8" in Path(path).name else 10.0))
-    result = CliRunner().invoke(main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--out",
-                                       str(tmp_path / "m.onnx"), "--exporter", "torchscript", "--int8",
-                                       str(digits / "train" / "1"), "--verify-images", str(digits / "val" / "3")])
+    monkeypatch.setattr(
+        "timm_dog.onnx.session_latency_ms",
+        lambda path, batch: (
+            timed.append((Path(path).name, batch.shape)) or (12.5 if "_int8" in Path(path).name else 10.0)
+        ),
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "m.onnx"),
+            "--exporter",
+            "torchscript",
+            "--int8",
+            str(digits / "train" / "1"),
+            "--verify-images",
+            str(digits / "val" / "3"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert timed == [(".m.onnx.partial", (8, 3, 32, 32)), (".m_int8.onnx.partial", (8, 3, 32, 32))]
-    assert "int8 speed on this machine: 12.5 ms per batch of 8 against fp32's 10.0 ms (0.80x, median of 5)" in \
-        result.output
-    assert ("warning: the int8 file is slower than fp32 on this machine (12.5 ms against 10.0 ms per batch of 8): use "
-            "the fp32 file here, or measure on the machine that will run it") in result.output
+    assert (
+        "int8 speed on this machine: 12.5 ms per batch of 8 against fp32's 10.0 ms (0.80x, median of 5)"
+        in result.output
+    )
+    assert (
+        "warning: the int8 file is slower than fp32 on this machine (12.5 ms against 10.0 ms per batch of 8): use "
+        "the fp32 file here, or measure on the machine that will run it"
+    ) in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m_int8.onnx"]  # a slow int8 is still written
     lines = []
     monkeypatch.setattr("timm_dog.onnx.session_latency_ms", lambda path, batch: 5.0 if "_int8" in path else 10.0)
@@ -331,16 +439,28 @@ def test_export_warns_when_int8_is_slower(tmp_path, digits, checkpoint, monkeypa
 
 
 def _verification(agreed, images, precision="fp32", batch1_agrees=True):
-    return Verification(precision=precision, images=images, top1_agreed=agreed, max_abs_diff=1e-6, logit_scale=5.0,
-                        cosine=1.0, batch1_max_abs_diff=1e-6, batch1_cosine=1.0, batch1_top1_agrees=batch1_agrees,
-                        gate=GATES[precision], torch="torch (cpu, fp32)", session="CPUExecutionProvider")
+    return Verification(
+        precision=precision,
+        images=images,
+        top1_agreed=agreed,
+        max_abs_diff=1e-6,
+        logit_scale=5.0,
+        cosine=1.0,
+        batch1_max_abs_diff=1e-6,
+        batch1_cosine=1.0,
+        batch1_top1_agrees=batch1_agrees,
+        gate=GATES[precision],
+        torch="torch (cpu, fp32)",
+        session="CPUExecutionProvider",
+    )
 
 
 def test_verification_counts_what_it_compared_and_never_rounds_up():
     """One disagreement in 360 is 359/360 (99.72 %), never '100%'; the batch-1 row is its own item."""
     check = _verification(359, 360)
     assert "top-1 agreement 359/360 (99.72 %)" in check.summary() and check.summary().endswith(
-        "top-1 agrees -> FAIL (gate: max|Δ| ≤ 0.0001·max(1, max|logit|), cosine ≥ 0.99999, top-1 agreement ≥ 100 %)")
+        "top-1 agrees -> FAIL (gate: max|Δ| ≤ 0.0001·max(1, max|logit|), cosine ≥ 0.99999, top-1 agreement ≥ 100 %)"
+    )
     assert "(99.99 %)" in _verification(99_999, 100_000).summary()  # rounded down, not up to 100.00
     assert "360/360 (100.00 %)" in _verification(360, 360).summary() and _verification(360, 360).passed
     assert not _verification(360, 360, batch1_agrees=False).passed  # fp32: the batch-1 row must agree too
@@ -356,8 +476,11 @@ def test_calibration_images_are_drawn_evenly_over_folders(tmp_path):
     chosen = calibration_sample(files, 12)
     by_folder = {folder: [p.name for p in chosen if p.parent.name == folder] for folder in "abc"}
     # the small folder gives all it has, the others share the rest, each spread over its files (not its first ones)
-    assert by_folder == {"a": ["00.png", "01.png"], "b": ["00.png", "02.png", "04.png", "07.png", "09.png"],
-                         "c": ["00.png", "02.png", "05.png", "08.png", "10.png"]}
+    assert by_folder == {
+        "a": ["00.png", "01.png"],
+        "b": ["00.png", "02.png", "04.png", "07.png", "09.png"],
+        "c": ["00.png", "02.png", "05.png", "08.png", "10.png"],
+    }
     assert calibration_sample(files, 100) == sorted(files) and len(calibration_sample(files, 1)) == 1
     with pytest.raises(ValueError, match="at least 1"):
         calibration_sample(files, 0)
@@ -367,31 +490,54 @@ def test_int8_calibration_takes_the_train_split_of_a_folder_of_splits(tmp_path, 
     """Issue 23, point 13: --int8 on a dataset root calibrates on train/ alone and says so (was: train and
     validation images together); a folder without split folders is taken whole; splits without train are refused."""
     train = sorted(p for p in (digits / "train").rglob("*.png"))
-    assert calibration_files(digits) == (train, f"{digits / 'train'} (its train split: {digits} holds the split "
-                                                f"folders train, val)")
+    assert calibration_files(digits) == (
+        train,
+        f"{digits / 'train'} (its train split: {digits} holds the split folders train, val)",
+    )
     assert calibration_files(digits / "val") == (sorted((digits / "val").rglob("*.png")), str(digits / "val"))
     for split in ("validation", "test"):
         (tmp_path / split / "cat").mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(tmp_path / split / "cat" / "0.png")
-    with pytest.raises(ValueError, match=f"--int8 {tmp_path} holds the split folders test, validation but no train/ "
-                                         rf"\(or training/\): give the folder of the images to calibrate on, e.g. "):
+    with pytest.raises(
+        ValueError,
+        match=f"--int8 {tmp_path} holds the split folders test, validation but no train/ "
+        rf"\(or training/\): give the folder of the images to calibrate on, e.g. ",
+    ):
         calibration_files(tmp_path)
     (tmp_path / "training" / "dog").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "training" / "dog" / "1.png")
     assert calibration_files(tmp_path)[0] == [tmp_path / "training" / "dog" / "1.png"]
 
 
-def test_cli_int8_calibration_is_capped_with_progress_and_the_json_is_what_was_printed(tmp_path, digits,
-                                                                                       checkpoint):
+def test_cli_int8_calibration_is_capped_with_progress_and_the_json_is_what_was_printed(tmp_path, digits, checkpoint):
     report = tmp_path / "export.json"
-    result = CliRunner().invoke(main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--out",
-                                       str(tmp_path / "m.onnx"), "--exporter", "torchscript", "--int8",
-                                       str(digits), "--calibration-images", "30", "--verify-images",
-                                       str(digits / "val" / "3"), "--json", str(report)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "m.onnx"),
+            "--exporter",
+            "torchscript",
+            "--int8",
+            str(digits),
+            "--calibration-images",
+            "30",
+            "--verify-images",
+            str(digits / "val" / "3"),
+            "--json",
+            str(report),
+        ],
+    )
     assert result.exit_code == 0, result.output
     found = len([p for p in (digits / "train").rglob("*.png")])  # the train split only (issue 23, point 13)
-    assert f"int8 calibration: 30 of the {found:,} images under {digits / 'train'} (its train split: {digits} holds " \
-           "the split folders train, val) (10 folders, drawn evenly" in result.output
+    assert (
+        f"int8 calibration: 30 of the {found:,} images under {digits / 'train'} (its train split: {digits} holds "
+        "the split folders train, val) (10 folders, drawn evenly" in result.output
+    )
     assert "int8 calibration: 100%" in result.stderr and "30/30" in result.stderr  # tqdm, one line per redraw
     assert "\r" not in result.stderr
     for check in json.loads(report.read_text())["verification"]:
@@ -403,22 +549,28 @@ def test_cli_int8_calibration_is_capped_with_progress_and_the_json_is_what_was_p
 
 def test_export_device_the_file_is_the_same_and_cuda_is_one_line(tmp_path, checkpoint):
     def export(*args):
-        return CliRunner().invoke(main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint),
-                                         "--exporter", "torchscript", *args])
+        return CliRunner().invoke(
+            main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--exporter", "torchscript", *args]
+        )
 
-    first, second = export("--out", str(tmp_path / "cpu.onnx"), "--device", "cpu"), export("--out",
-                                                                                       str(tmp_path / "auto.onnx"))
+    first, second = (
+        export("--out", str(tmp_path / "cpu.onnx"), "--device", "cpu"),
+        export("--out", str(tmp_path / "auto.onnx")),
+    )
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert (tmp_path / "cpu.onnx").read_bytes() == (tmp_path / "auto.onnx").read_bytes()
     assert "torch (cpu, fp32) against onnxruntime (CPUExecutionProvider" in first.output
-    for device, message in (("cuda", "Error: device 'cuda': torch sees no CUDA device; use --device cpu or auto"),
-                            ("cuda:1", "device 'cuda:1': torch sees no CUDA device"),
-                            ("tpu", "device 'tpu' is not one of auto, cpu, cuda, cuda:N")):
+    for device, message in (
+        ("cuda", "Error: device 'cuda': torch sees no CUDA device; use --device cpu or auto"),
+        ("cuda:1", "device 'cuda:1': torch sees no CUDA device"),
+        ("tpu", "device 'tpu' is not one of auto, cpu, cuda, cuda:N"),
+    ):
         if device.startswith("cuda") and torch.cuda.is_available():
             continue
         result = export("--out", str(tmp_path / "x.onnx"), "--device", device)
-        assert result.exit_code == 1 and len(result.output.splitlines()) == 1 and message in result.output, \
+        assert result.exit_code == 1 and len(result.output.splitlines()) == 1 and message in result.output, (
             result.output
+        )
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -426,8 +578,10 @@ def test_verification_runs_onnxruntime_where_torch_runs(monkeypatch):
     import onnxruntime as ort
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert verification_providers(torch.device("cuda", 1)) == [("CUDAExecutionProvider", {"device_id": 1}),
-                                                               "CPUExecutionProvider"]
+    assert verification_providers(torch.device("cuda", 1)) == [
+        ("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider",
+    ]
     assert verification_providers(torch.device("cpu")) == ["CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])  # onnxruntime, no -gpu
     assert verification_providers(torch.device("cuda", 0)) == ["CPUExecutionProvider"]

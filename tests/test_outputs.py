@@ -1,4 +1,5 @@
 """One error path for every command; outputs checked before the work; partial files never left behind."""
+
 from pathlib import Path
 
 import click
@@ -19,14 +20,17 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("error,line", [
-    (RecipeError("r.yaml: epochs must be > 0"), "r.yaml: epochs must be > 0"),
-    (PushError("--repo 'x' is not ORG/NAME"), "--repo 'x' is not ORG/NAME"),
-    (ExportError("fp32 export diverges from PyTorch"), "fp32 export diverges from PyTorch"),
-    (OutputError("x.txt must end in .json"), "x.txt must end in .json"),
-    (TimmDogError("cannot read image a.png"), "cannot read image a.png"),
-    (PermissionError(13, "Permission denied", "/data/out.json"), "/data/out.json: Permission denied"),
-])
+@pytest.mark.parametrize(
+    "error,line",
+    [
+        (RecipeError("r.yaml: epochs must be > 0"), "r.yaml: epochs must be > 0"),
+        (PushError("--repo 'x' is not ORG/NAME"), "--repo 'x' is not ORG/NAME"),
+        (ExportError("fp32 export diverges from PyTorch"), "fp32 export diverges from PyTorch"),
+        (OutputError("x.txt must end in .json"), "x.txt must end in .json"),
+        (TimmDogError("cannot read image a.png"), "cannot read image a.png"),
+        (PermissionError(13, "Permission denied", "/data/out.json"), "/data/out.json: Permission denied"),
+    ],
+)
 @pytest.mark.parametrize("group", [(), ("recipe",)])
 def test_a_refusal_of_any_command_is_one_line(error, line, group, monkeypatch):
     @click.command()
@@ -51,6 +55,7 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
 
 def test_a_plain_value_error_is_a_bug_too(monkeypatch):
     """Issue 24: only TimmDogError (and OSError) is a refusal; a ValueError from numpy or torch is the package's bug."""
+
     @click.command()
     def new():
         raise ValueError("cannot read image a.png")
@@ -86,17 +91,25 @@ OUTPUTS = {
 }
 
 
-@pytest.mark.parametrize("output,problem", [(o, p) for o in OUTPUTS for p in ("extension", "parent is a file",
-                                                                            "read-only folder")
-                                             if OUTPUTS[o][1] or p != "extension"])
+@pytest.mark.parametrize(
+    "output,problem",
+    [
+        (o, p)
+        for o in OUTPUTS
+        for p in ("extension", "parent is a file", "read-only folder")
+        if OUTPUTS[o][1] or p != "extension"
+    ],
+)
 def test_bad_outputs_are_refused_before_the_work(output, problem, read_only, tmp_path, monkeypatch):
     args, suffix = OUTPUTS[output]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("")
     name = "out" + (suffix or "")
     if problem == "extension":
-        out, message = tmp_path / "out.txt", "out.txt must end in " + ("one of" if suffix in (".png", ".svg")
-                                                                       else suffix)
+        out, message = (
+            tmp_path / "out.txt",
+            "out.txt must end in " + ("one of" if suffix in (".png", ".svg") else suffix),
+        )
     elif problem == "parent is a file":
         out, message = tmp_path / "file" / "new" / name, "file is a file, not a folder"
     else:
@@ -115,8 +128,10 @@ def test_missing_folders_are_created(tmp_path):
     assert (tmp_path / "a" / "b" / "k.pdf").read_bytes().startswith(b"%PDF")
     result = invoke("sweep", CIFAR, "--grid", "dog_gamma=0.1", "-o", tmp_path / "c" / "d")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "c" / "d").iterdir()) == ["mobilenetv2_100_dog-baseline.yaml",
-                                                                       "mobilenetv2_100_dog-gamma0.1.yaml"]
+    assert sorted(p.name for p in (tmp_path / "c" / "d").iterdir()) == [
+        "mobilenetv2_100_dog-baseline.yaml",
+        "mobilenetv2_100_dog-gamma0.1.yaml",
+    ]
 
 
 def test_check_output_creates_nothing(tmp_path):

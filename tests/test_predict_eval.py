@@ -1,4 +1,5 @@
 """predict and eval on torch and ONNX sources; McNemar's exact test."""
+
 import json
 import math
 
@@ -8,7 +9,6 @@ import torch
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-
 from PIL import Image
 
 from timm_dog.cli import main
@@ -20,8 +20,9 @@ from timm_dog.runtime import load_classifier
 @pytest.fixture(scope="module")
 def onnx_file(checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "digits.onnx"
-    result = CliRunner().invoke(main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--out",
-                                       str(out)])
+    result = CliRunner().invoke(
+        main, ["export", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -46,14 +47,31 @@ def test_predict_torch_and_onnx_agree_with_label_names(checkpoint, onnx_file, di
     runner = CliRunner()
     torch_threads = []
     monkeypatch.setattr(torch, "set_num_threads", torch_threads.append)  # the test process keeps its threads
-    torch_out = runner.invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "3",
-                                     "--device", "cpu", "--threads", "1", *map(str, images)])
-    onnx_out = runner.invoke(main, ["predict", str(onnx_file), "-k", "3", "--device", "cpu", "--threads", "1",
-                                    *map(str, images)])
+    torch_out = runner.invoke(
+        main,
+        [
+            "predict",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "-k",
+            "3",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            *map(str, images),
+        ],
+    )
+    onnx_out = runner.invoke(
+        main, ["predict", str(onnx_file), "-k", "3", "--device", "cpu", "--threads", "1", *map(str, images)]
+    )
     assert torch_out.exit_code == 0 and onnx_out.exit_code == 0, torch_out.output + onnx_out.output
     assert torch_out.output.splitlines()[0] == "convnext_atto on torch (cpu, fp32)" and torch_threads == [1]
-    assert onnx_out.output.splitlines()[0] == \
-        "convnext_atto on onnxruntime (CPUExecutionProvider, 1 thread, no spinning, ORT_ENABLE_ALL)"
+    assert (
+        onnx_out.output.splitlines()[0]
+        == "convnext_atto on onnxruntime (CPUExecutionProvider, 1 thread, no spinning, ORT_ENABLE_ALL)"
+    )
     a, b = _predictions(torch_out.output), _predictions(onnx_out.output)
     assert list(a) == list(b) == [str(p) for p in images]
     for image in a:
@@ -109,8 +127,9 @@ def test_predict_on_a_torch_source_where_torch_cannot_be_imported_says_so(digits
     image = str(sorted((digits / "val" / "3").iterdir())[0])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])])}
     script = Path(sys.executable).with_name("timm-dog")
-    done = subprocess.run([str(script), "predict", "convnext_atto_dog", image], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [str(script), "predict", "convnext_atto_dog", image], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "convnext_atto_dog: loading it needs torch and timm" in done.stderr and "give an .onnx file" in done.stderr
 
@@ -139,9 +158,25 @@ def test_predict_imagenet_labels_and_bad_image(tmp_path):
 def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits, tmp_path, monkeypatch):
     out = tmp_path / "cmp.json"
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its threads
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                       str(digits), "--compare", str(onnx_file), "--json", str(out), "--device", "cpu",
-                                       "--threads", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--data-dir",
+            str(digits),
+            "--compare",
+            str(onnx_file),
+            "--json",
+            str(out),
+            "--device",
+            "cpu",
+            "--threads",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     a, b = report["a"], report["b"]
@@ -150,9 +185,9 @@ def test_eval_torch_vs_onnx_same_numbers_and_json(checkpoint, onnx_file, digits,
     assert a["loss"] == pytest.approx(b["loss"], abs=1e-4) and a["top5"] >= a["top1"]
     assert a["backend"] == "torch (cpu, fp32)" and b["backend"].startswith("onnxruntime (")
     assert b["backend"].endswith(", 2 threads, no spinning, ORT_ENABLE_ALL)")
-    header, row_a, row_b = result.output[result.output.index("source  "):].split("\n")[:3]  # after the progress bars
+    header, row_a, row_b = result.output[result.output.index("source  ") :].split("\n")[:3]  # after the progress bars
     end = header.index("images") + len("images")
-    assert row_a[end - 4:end] == row_b[end - 4:end] == " 360"  # the backend column fits both backends
+    assert row_a[end - 4 : end] == row_b[end - 4 : end] == " 360"  # the backend column fits both backends
     assert a["images_per_second"] > 0 and a["dataset"]["class_names"] == [str(i) for i in range(10)]
     assert report["mcnemar"]["p_value"] == pytest.approx(1.0, abs=1e-9) or report["top1_difference"] != 0
     assert "McNemar exact p = " in result.output
@@ -162,15 +197,28 @@ def test_eval_accepts_a_timm_dataset_name(checkpoint, digits, tmp_path):
     reports = []
     for index, extra in enumerate(([], ["--dataset", "torch/image_folder"], ["--dataset", "folder"])):
         out = tmp_path / f"{index}.json"
-        result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                           str(digits), "--json", str(out), *extra])
+        result = CliRunner().invoke(
+            main,
+            [
+                "eval",
+                "convnext_atto_dog",
+                "--checkpoint",
+                str(checkpoint),
+                "--data-dir",
+                str(digits),
+                "--json",
+                str(out),
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.output
         reports.append(json.loads(out.read_text()))
     assert reports[1]["dataset"]["name"] == "torch/image_folder" and reports[1]["num_images"] == 360
     for report in reports[1:]:  # timm's own folder reader (folder) and torchvision's (torch/image_folder) alike
         assert (reports[0]["top1"], reports[0]["loss"]) == pytest.approx((report["top1"], report["loss"]))
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--data-dir", str(digits), "--dataset",
-                                       "torch/cifar10"])
+    result = CliRunner().invoke(
+        main, ["eval", "convnext_atto_dog", "--data-dir", str(digits), "--dataset", "torch/cifar10"]
+    )
     assert result.exit_code == 1 and "cannot open dataset 'torch/cifar10'" in result.output
 
 
@@ -180,16 +228,41 @@ def test_eval_compare_dog_vs_native_init_reports_a_p_value(checkpoint, digits, t
 
     untrained = tmp_path / "untrained.safetensors"  # native init, the checkpoint's 10 classes
     save_file(timm.create_model("convnext_atto", num_classes=10).state_dict(), str(untrained))
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                       str(digits), "--compare", "convnext_atto", "--compare-checkpoint",
-                                       str(untrained), "--json", str(tmp_path / "r.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--data-dir",
+            str(digits),
+            "--compare",
+            "convnext_atto",
+            "--compare-checkpoint",
+            str(untrained),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["top1_difference"] == pytest.approx(report["a"]["top1"] - report["b"]["top1"])
     assert 0 <= report["mcnemar"]["p_value"] < 0.05  # trained vs untrained: a real difference
     # an ImageNet model's 1000 classes are not the digits' 10: no number, an error
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                       str(digits), "--compare", "convnext_atto"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--data-dir",
+            str(digits),
+            "--compare",
+            "convnext_atto",
+        ],
+    )
     assert result.exit_code == 1 and "the data has 10 class folders but the model has 1000 classes" in result.output
 
 
@@ -204,11 +277,13 @@ def test_eval_errors(checkpoint, tmp_path):
         from PIL import Image
 
         Image.new("RGB", (8, 8)).save(folder / "img.png")
-    result = runner.invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                  str(tmp_path / "b")])
+    result = runner.invoke(
+        main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir", str(tmp_path / "b")]
+    )
     assert result.exit_code == 1 and "the data has 12 class folders but the model has 10 classes" in result.output
-    result = runner.invoke(main, ["eval", "convnext_atto_dog", "--data-dir", str(tmp_path), "--compare-checkpoint",
-                                  str(checkpoint)])
+    result = runner.invoke(
+        main, ["eval", "convnext_atto_dog", "--data-dir", str(tmp_path), "--compare-checkpoint", str(checkpoint)]
+    )
     assert result.exit_code == 2 and "--compare-checkpoint needs --compare" in result.output
 
 
@@ -273,15 +348,29 @@ def test_eval_on_a_subset_of_classes_maps_folders_by_name(checkpoint, staged, di
 
 
 def test_eval_compare_uses_one_class_rule_for_both(checkpoint, staged, digits, tmp_path):
-    code, output, report = _eval(f"local-dir:{staged.folder}", "--data-dir", digits, "--compare",
-                                 "convnext_atto_dog", "--compare-checkpoint", checkpoint)
+    code, output, report = _eval(
+        f"local-dir:{staged.folder}",
+        "--data-dir",
+        digits,
+        "--compare",
+        "convnext_atto_dog",
+        "--compare-checkpoint",
+        checkpoint,
+    )
     assert code == 0, output
     assert "classes by position: the 10 class folders in sorted order" in output  # one source is unnamed
     assert report["a"]["top1"] == report["b"]["top1"] and report["mcnemar"]["p_value"] == 1.0  # same weights
     assert report["a"]["dataset"]["class_mapping"] == report["b"]["dataset"]["class_mapping"]
     subset = _copy_classes(digits, tmp_path / "sub", ["3", "4", "5"])
-    code, output, _ = _eval(f"local-dir:{staged.folder}", "--data-dir", subset, "--compare", "convnext_atto_dog",
-                            "--compare-checkpoint", checkpoint)
+    code, output, _ = _eval(
+        f"local-dir:{staged.folder}",
+        "--data-dir",
+        subset,
+        "--compare",
+        "convnext_atto_dog",
+        "--compare-checkpoint",
+        checkpoint,
+    )
     assert code == 1 and "the data has 3 class folders but the model has 10 classes" in output
 
 
@@ -303,8 +392,9 @@ def test_eval_split_must_exist(checkpoint, digits, tmp_path):
     code, output, _ = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--split", "test")
     assert code == 1 and "no split 'test' in" in output and "splits found: train, val" in output
     assert "Traceback" not in output
-    code, output, report = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--split",
-                                 "valid")
+    code, output, report = _eval(
+        "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--split", "valid"
+    )
     assert code == 0 and report["num_images"] == 360 and f"split 'valid': {digits / 'val'}" in output
     code, output, report = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits / "val")
     assert code == 0 and report["num_images"] == 360
@@ -326,8 +416,11 @@ def test_16bit_images_give_the_8bit_results(checkpoint, onnx_file, digits, digit
     for source in (["convnext_atto_dog", "--checkpoint", checkpoint], [onnx_file]):
         reports = [_eval(*source, "--data-dir", folder)[2] for folder in (digits, digits16)]
         assert (reports[0]["top1"], reports[0]["loss"]) == (reports[1]["top1"], reports[1]["loss"])
-        images = [folder / "val" / "7" / name for folder in (digits, digits16)
-                  for name in sorted(p.name for p in (digits / "val" / "7").iterdir())[:2]]
+        images = [
+            folder / "val" / "7" / name
+            for folder in (digits, digits16)
+            for name in sorted(p.name for p in (digits / "val" / "7").iterdir())[:2]
+        ]
         output = CliRunner().invoke(main, ["predict", *map(str, source), *map(str, images)]).output
         predictions = list(_predictions(output).values())
         assert predictions[:2] == predictions[2:]
@@ -347,17 +440,22 @@ def _with_metadata(onnx_file, folder, **changes):
     return path
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(std=[0.5, 0.0, 0.5]), "metadata std=[0.5, 0.0, 0.5] is invalid: expected 3 finite positive numbers"),
-    (dict(input_size=[3, 0, 32]), "metadata input_size=[3, 0, 32] is invalid: expected [3, height, width]"),
-    (dict(mean=[0.5, 0.5]), "metadata mean=[0.5, 0.5] is invalid: expected 3 finite numbers"),
-    (dict(crop_pct=0), "metadata crop_pct=0 is invalid: expected a number in (0, 2]"),
-    (dict(crop_pct=7), "metadata crop_pct=7 is invalid: expected a number in (0, 2]"),
-    (dict(label_names=[str(i) for i in range(9)]), "metadata label_names has 9 names but num_classes is 10"),
-    (dict(label_names=[str(i) for i in range(9)], num_classes=None),
-     "metadata label_names has 9 names but the graph's output width is 10"),
-    (dict(interpolation="cubic"), "metadata interpolation 'cubic' is not one of"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(std=[0.5, 0.0, 0.5]), "metadata std=[0.5, 0.0, 0.5] is invalid: expected 3 finite positive numbers"),
+        (dict(input_size=[3, 0, 32]), "metadata input_size=[3, 0, 32] is invalid: expected [3, height, width]"),
+        (dict(mean=[0.5, 0.5]), "metadata mean=[0.5, 0.5] is invalid: expected 3 finite numbers"),
+        (dict(crop_pct=0), "metadata crop_pct=0 is invalid: expected a number in (0, 2]"),
+        (dict(crop_pct=7), "metadata crop_pct=7 is invalid: expected a number in (0, 2]"),
+        (dict(label_names=[str(i) for i in range(9)]), "metadata label_names has 9 names but num_classes is 10"),
+        (
+            dict(label_names=[str(i) for i in range(9)], num_classes=None),
+            "metadata label_names has 9 names but the graph's output width is 10",
+        ),
+        (dict(interpolation="cubic"), "metadata interpolation 'cubic' is not one of"),
+    ],
+)
 def test_inconsistent_onnx_metadata_is_refused_when_opened(onnx_file, tmp_path, changes, message):
     path = _with_metadata(onnx_file, tmp_path, **changes)
     result = CliRunner().invoke(main, ["predict", str(path), str(sample_photos()[0])])
@@ -368,8 +466,9 @@ def test_inconsistent_onnx_metadata_is_refused_when_opened(onnx_file, tmp_path, 
 def test_a_text_file_as_checkpoint_says_what_it_is_not(tmp_path):
     text = tmp_path / "notes.pth"
     text.write_text("epoch: 1\nlr: 0.1\n")
-    result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(text),
-                                       str(sample_photos()[0])])
+    result = CliRunner().invoke(
+        main, ["predict", "convnext_atto_dog", "--checkpoint", str(text), str(sample_photos()[0])]
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"{text} is not a train.py checkpoint, torch file or safetensors file (it is a text file)" in result.output
     assert "weights_only" not in result.output
@@ -383,13 +482,19 @@ def test_device_and_amp_on_the_cpu(checkpoint, onnx_file, digits):
     code, output, fp32 = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--device", "cpu")
     assert code == 0 and fp32["backend"] == "torch (cpu, fp32)", output
     # bf16 autocast on the CPU: within 1 point of top-1 (3 of 360 images) and 0.01 of the loss of fp32
-    code, output, bf16 = _eval("convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--amp", "bf16",
-                               "-j", "1")
+    code, output, bf16 = _eval(
+        "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "--amp", "bf16", "-j", "1"
+    )
     assert code == 0 and bf16["backend"] == "torch (cpu, bf16)", output
-    assert bf16["top1"] == pytest.approx(fp32["top1"], abs=1.0) and bf16["loss"] == pytest.approx(fp32["loss"], abs=0.01)
+    assert bf16["top1"] == pytest.approx(fp32["top1"], abs=1.0) and bf16["loss"] == pytest.approx(
+        fp32["loss"], abs=0.01
+    )
     for source in (["convnext_atto_dog", "--checkpoint", checkpoint], [onnx_file]):
-        for device, message in (("cuda", "device 'cuda': "), ("cuda:1", "device 'cuda:1': "),
-                                ("bogus", "device 'bogus' is not one of auto, cpu, cuda, cuda:N")):
+        for device, message in (
+            ("cuda", "device 'cuda': "),
+            ("cuda:1", "device 'cuda:1': "),
+            ("bogus", "device 'bogus' is not one of auto, cpu, cuda, cuda:N"),
+        ):
             code, output, report = _eval(*source, "--data-dir", digits, "--device", device)
             assert code == 1 and message in output and "Traceback" not in output and report is None
     code, output, _ = _eval(onnx_file, "--data-dir", digits, "--amp", "bf16")
@@ -443,8 +548,10 @@ def test_preprocessing_pickles_for_loader_workers(onnx_file, digits):
     from timm_dog.runtime import model_classifier
 
     image = Image.open(next((digits / "val" / "4").iterdir()))
-    for classifier in (load_classifier(str(onnx_file), device="cpu"),
-                       model_classifier(timm.create_model("convnext_atto", num_classes=10), "convnext_atto")):
+    for classifier in (
+        load_classifier(str(onnx_file), device="cpu"),
+        model_classifier(timm.create_model("convnext_atto", num_classes=10), "convnext_atto"),
+    ):
         copy = pickle.loads(pickle.dumps(classifier.preprocess))
         np.testing.assert_array_equal(copy(image), classifier.preprocess(image))
 
@@ -475,20 +582,39 @@ def test_bad_sources_and_data_are_one_line(onnx_file, checkpoint, digits, tmp_pa
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     bomb = tmp_path / "huge.png"  # a valid PNG that claims 60000 x 60000 pixels (a decompression bomb)
-    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b""))
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00"))
+        + chunk(b"IEND", b"")
+    )
     loose = tmp_path / "loose"
     loose.mkdir()
     Image.new("RGB", (8, 8)).save(loose / "a.png")
     cases = [
         (["predict", str(onnx_file), str(bomb)], 1, f"cannot read image {bomb}: Image size (3600000000 pixels)"),
-        (["eval", str(onnx_file), "--data-dir", str(digits), "--dataset", "bogus/foo"], 1,
-         "unknown --dataset 'bogus/foo': give a timm dataset name starting with torch/"),
+        (
+            ["eval", str(onnx_file), "--data-dir", str(digits), "--dataset", "bogus/foo"],
+            1,
+            "unknown --dataset 'bogus/foo': give a timm dataset name starting with torch/",
+        ),
         (["eval", str(onnx_file), "--data-dir", str(loose)], 1, f"{loose} has images directly inside it"),
         (["analyze", str(onnx_file)], 2, "analyze reads the kernels of a torch model"),
         (["predict", f"local-dir:{tmp_path}/none", str(bomb)], 1, "no config.json in that folder"),
-        (["eval", str(onnx_file), "--data-dir", str(digits), "--compare", str(onnx_file), "--compare-checkpoint",
-          str(checkpoint)], 1, "--compare-checkpoint applies to a model name"),
+        (
+            [
+                "eval",
+                str(onnx_file),
+                "--data-dir",
+                str(digits),
+                "--compare",
+                str(onnx_file),
+                "--compare-checkpoint",
+                str(checkpoint),
+            ],
+            1,
+            "--compare-checkpoint applies to a model name",
+        ),
     ]
     for args, code, message in cases:
         result = CliRunner().invoke(main, args)
@@ -513,8 +639,14 @@ def test_predict_runs_in_batches_and_yields_each_batch_when_it_has_run(digits):
         batches.append(len(batch))
         return np.zeros((len(batch), 3))
 
-    classifier = Classifier(source="s", backend="b", architecture="a", labels=["x", "y", "z"],
-                            preprocess=Preprocess(input_size=(3, 8, 8)), run=run)
+    classifier = Classifier(
+        source="s",
+        backend="b",
+        architecture="a",
+        labels=["x", "y", "z"],
+        preprocess=Preprocess(input_size=(3, 8, 8)),
+        run=run,
+    )
     paths = sorted((digits / "val" / "1").iterdir())[:5]
     predictions = predict(classifier, paths, batch_size=2, top_k=1)
     first = next(predictions)
@@ -524,8 +656,12 @@ def test_predict_runs_in_batches_and_yields_each_batch_when_it_has_run(digits):
 
 def test_predict_batch_size_gives_the_same_predictions(checkpoint, digits):
     images = [str(p) for p in sorted((digits / "val" / "2").iterdir())[:5]]
-    outputs = [CliRunner().invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "2",
-                                         *args, *images]) for args in ([], ["--batch-size", "2"])]
+    outputs = [
+        CliRunner().invoke(
+            main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "2", *args, *images]
+        )
+        for args in ([], ["--batch-size", "2"])
+    ]
     assert all(out.exit_code == 0 for out in outputs), outputs[0].output + outputs[1].output
     one, two = map(_predictions, (out.output for out in outputs))
     assert list(one) == list(two) == images
@@ -545,22 +681,28 @@ def test_predict_ignores_exif_rotation_like_timms_loader_and_says_so(checkpoint,
         exif = Image.Exif()
         exif[0x0112] = orientation
         files[suffix] = (tmp_path / f"tagged{suffix}", tmp_path / f"plain{suffix}")
-        pixels.save(files[suffix][0], exif=exif.tobytes(), quality=95) if suffix == ".jpg" else \
-            pixels.save(files[suffix][0], exif=exif)
+        pixels.save(files[suffix][0], exif=exif.tobytes(), quality=95) if suffix == ".jpg" else pixels.save(
+            files[suffix][0], exif=exif
+        )
         pixels.save(files[suffix][1], quality=95) if suffix == ".jpg" else pixels.save(files[suffix][1])
         with Image.open(files[suffix][0]) as image:
             assert image.getexif()[0x0112] == orientation  # Pillow wrote the tag
     paths = [str(p) for pair in files.values() for p in pair]
-    result = CliRunner().invoke(main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "3",
-                                       *paths])
+    result = CliRunner().invoke(
+        main, ["predict", "convnext_atto_dog", "--checkpoint", str(checkpoint), "-k", "3", *paths]
+    )
     assert result.exit_code == 0, result.output
     table = _predictions(result.output)
     assert table[paths[0]] == table[paths[1]] and table[paths[2]] == table[paths[3]]
     lines = result.output.splitlines()
-    for path, note in ((paths[0], "EXIF Orientation 6 (viewers show it rotated 90° clockwise)"),
-                       (paths[2], "EXIF Orientation 3 (viewers show it rotated 180°)")):
-        assert lines[lines.index(path) + 1] == f"  note: {note} ignored: the model sees the pixels as stored, as " \
+    for path, note in (
+        (paths[0], "EXIF Orientation 6 (viewers show it rotated 90° clockwise)"),
+        (paths[2], "EXIF Orientation 3 (viewers show it rotated 180°)"),
+    ):
+        assert (
+            lines[lines.index(path) + 1] == f"  note: {note} ignored: the model sees the pixels as stored, as "
             "timm's loader and validate.py do"
+        )
     assert result.output.count("note: EXIF") == 2
     assert "note: 2 of 4 images carry an EXIF rotation that was ignored" in result.output
 
@@ -568,8 +710,19 @@ def test_predict_ignores_exif_rotation_like_timms_loader_and_says_so(checkpoint,
 def test_eval_compare_fp32_against_amp(checkpoint, digits):
     """--compare-amp gives OTHER_SOURCE its own precision (bf16 autocast runs on the CPU), so the same weights in
     fp32 and in AMP are compared on the same images; without it, both run under --amp and a note says so."""
-    same = ["convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", digits, "-j", "0", "--compare",
-            "convnext_atto_dog", "--compare-checkpoint", checkpoint]
+    same = [
+        "convnext_atto_dog",
+        "--checkpoint",
+        checkpoint,
+        "--data-dir",
+        digits,
+        "-j",
+        "0",
+        "--compare",
+        "convnext_atto_dog",
+        "--compare-checkpoint",
+        checkpoint,
+    ]
     code, output, report = _eval(*same, "--compare-amp", "bf16")
     assert code == 0, output
     assert (report["a"]["backend"], report["b"]["backend"]) == ("torch (cpu, fp32)", "torch (cpu, bf16)")
@@ -587,6 +740,17 @@ def test_a_checkpoint_given_as_the_model_says_where_it_goes(checkpoint, digits):
     runner = CliRunner()
     result = runner.invoke(main, ["eval", str(checkpoint), "--data-dir", str(digits)])
     assert result.exit_code == 1 and "a weights file goes after --checkpoint, with the" in result.output, result.output
-    result = runner.invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint), "--data-dir",
-                                  str(digits), "--compare", str(checkpoint)])
+    result = runner.invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--data-dir",
+            str(digits),
+            "--compare",
+            str(checkpoint),
+        ],
+    )
     assert result.exit_code == 1 and "goes after --compare-checkpoint, with the" in result.output, result.output

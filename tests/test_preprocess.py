@@ -1,4 +1,5 @@
 """timm_dog.preprocess reproduces timm's eval transform bit for bit, without torch."""
+
 import numpy as np
 import pytest
 import timm
@@ -12,8 +13,16 @@ from timm_dog.preprocess import Preprocess, image_files, open_image, sample_phot
 PHOTOS = [open_image(p) for p in sample_photos()]
 
 
-@pytest.mark.parametrize("name", ["convnext_atto_dog", "convmixer_512_dog", "mobilenetv3_large_100_dog",
-                                  "efficientnet_b3_dog", "hornet_tiny_7x7_dog"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "convnext_atto_dog",
+        "convmixer_512_dog",
+        "mobilenetv3_large_100_dog",
+        "efficientnet_b3_dog",
+        "hornet_tiny_7x7_dog",
+    ],
+)
 def test_same_tensors_as_timm_for_real_model_configs(name):
     config = resolve_data_config({}, model=timm.create_model(name, pretrained=False))
     ours, timms = Preprocess.from_config(config), create_transform(**config)
@@ -26,15 +35,22 @@ def test_same_tensors_as_timm_for_real_model_configs(name):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    width=st.integers(8, 400), height=st.integers(8, 400),
+    width=st.integers(8, 400),
+    height=st.integers(8, 400),
     size=st.tuples(st.integers(16, 128), st.integers(16, 128)) | st.integers(16, 128).map(lambda s: (s, s)),
     crop_pct=st.sampled_from([0.75, 0.875, 0.95, 1.0, 1.15]),
     interpolation=st.sampled_from(["bilinear", "bicubic", "nearest", "lanczos"]),
     crop_mode=st.sampled_from(["center", "squash"]),
 )
 def test_same_tensors_as_timm_for_any_image_and_config(width, height, size, crop_pct, interpolation, crop_mode):
-    config = dict(input_size=(3, *size), interpolation=interpolation, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3),
-                  crop_pct=crop_pct, crop_mode=crop_mode)
+    config = dict(
+        input_size=(3, *size),
+        interpolation=interpolation,
+        mean=(0.5, 0.4, 0.3),
+        std=(0.2, 0.25, 0.3),
+        crop_pct=crop_pct,
+        crop_mode=crop_mode,
+    )
     image = PHOTOS[0].resize((width, height))
     np.testing.assert_array_equal(Preprocess.from_config(config)(image), create_transform(**config)(image).numpy())
 
@@ -97,11 +113,15 @@ MODES = ["RGB", "RGBA", "CMYK", "P", "1", "L", "LA", "I;16", "I;16B", "I", "F"]
 
 
 @settings(max_examples=60, deadline=None)
-@given(mode=st.sampled_from(MODES), fmt=st.sampled_from(["PNG", "TIFF"]), seed=st.integers(0, 2**32 - 1),
-       size=st.tuples(st.integers(1, 40), st.integers(1, 40)))
+@given(
+    mode=st.sampled_from(MODES),
+    fmt=st.sampled_from(["PNG", "TIFF"]),
+    seed=st.integers(0, 2**32 - 1),
+    size=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+)
 def test_every_mode_gives_the_tensor_of_its_8bit_rgb_version(mode, fmt, seed, size, tmp_path_factory):
-    from timm_dog.runtime import TorchPreprocess
     from timm_dog.preprocess import to_rgb
+    from timm_dog.runtime import TorchPreprocess
 
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
@@ -114,8 +134,14 @@ def test_every_mode_gives_the_tensor_of_its_8bit_rgb_version(mode, fmt, seed, si
     with Image.open(path) as reloaded:
         assert to_rgb(reloaded).mode == "RGB"
         np.testing.assert_array_equal(np.asarray(to_rgb(reloaded)), expected)
-        config = dict(input_size=(3, 16, 16), interpolation="bilinear", mean=(0.5,) * 3, std=(0.25,) * 3,
-                      crop_pct=0.875, crop_mode="center")
+        config = dict(
+            input_size=(3, 16, 16),
+            interpolation="bilinear",
+            mean=(0.5,) * 3,
+            std=(0.25,) * 3,
+            crop_pct=0.875,
+            crop_mode="center",
+        )
         reference = Image.fromarray(expected)
         for preprocess in (Preprocess.from_config(config), TorchPreprocess(create_transform(**config))):
             np.testing.assert_array_equal(preprocess(reloaded), preprocess(reference))

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import PIL
-import timm
 import pytest
+import timm
 import yaml
 from click.testing import CliRunner
 
@@ -13,23 +13,36 @@ from timm_dog.cli import main
 from timm_dog.recipes import RecipeError, benchmark_recipe, check_recipe, train_py_args, unknown_keys
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").rglob("*.yaml"))
-BASELINES = {"convnext_tiny_dog": "convnext_tiny", "convmixer_512_dog": "convmixer_512",
-             "mobilenetv2_100_dog": "mobilenetv2_100"}
+BASELINES = {
+    "convnext_tiny_dog": "convnext_tiny",
+    "convmixer_512_dog": "convmixer_512",
+    "mobilenetv2_100_dog": "mobilenetv2_100",
+}
 
 
 def test_the_recipes_are_there():
     names = {p.stem for p in RECIPES}
-    assert {"convnext_tiny_dog", "convnext_tiny", "convmixer_512_dog", "convmixer_512",
-            "convmixer_512_dog_gamma0-1", "convmixer_512_dog_on_only", "mobilenetv2_100_dog",
-            "mobilenetv2_100"} <= names
+    assert {
+        "convnext_tiny_dog",
+        "convnext_tiny",
+        "convmixer_512_dog",
+        "convmixer_512",
+        "convmixer_512_dog_gamma0-1",
+        "convmixer_512_dog_on_only",
+        "mobilenetv2_100_dog",
+        "mobilenetv2_100",
+    } <= names
 
 
 def test_the_controls_ablation_set_differs_from_dog_only_in_model_kwargs():
     """Issue 19: ConvMixer-512 with gaussian, impulse and frozen DoG kernels, beside the DoG recipe."""
     folder = RECIPES[0].parents[1] / "imagenet"
     dog = yaml.safe_load((folder / "convmixer_512_dog.yaml").read_text())
-    for name, kwargs in (("gaussian", {"dog_pattern": "gaussian"}), ("impulse", {"dog_pattern": "impulse"}),
-                         ("frozen", {"dog_trainable": False})):
+    for name, kwargs in (
+        ("gaussian", {"dog_pattern": "gaussian"}),
+        ("impulse", {"dog_pattern": "impulse"}),
+        ("frozen", {"dog_trainable": False}),
+    ):
         control = yaml.safe_load((folder / f"convmixer_512_dog_{name}.yaml").read_text())
         assert control.pop("model_kwargs") == kwargs and control == dog
 
@@ -41,8 +54,16 @@ def test_recipe_header_and_plugin(path):
     assert recipe["device_modules"] == ["timm_dog"]
     assert not unknown_keys(recipe, train_py_args()[0])
     header = text.split("\ndevice_modules")[0]
-    for needle in ("python train.py --config", "./distributed_train.sh 8", "torchrun --nnodes", "--node-rank",
-                   "--rdzv-endpoint", "GiB", "hours", "come from"):
+    for needle in (
+        "python train.py --config",
+        "./distributed_train.sh 8",
+        "torchrun --nnodes",
+        "--node-rank",
+        "--rdzv-endpoint",
+        "GiB",
+        "hours",
+        "come from",
+    ):
         assert needle in header, needle
 
 
@@ -90,8 +111,12 @@ def _recipe(tmp_path, **keys):
 
 
 def test_unknown_keys_and_collisions_are_all_reported(tmp_path):
-    path = _recipe(tmp_path, learning_rate=0.1, **{"drop-path": 0.1, "mixupp": 0.2},
-                   model_kwargs={"num_classes": 3, "dog_share": 0.5})
+    path = _recipe(
+        tmp_path,
+        learning_rate=0.1,
+        **{"drop-path": 0.1, "mixupp": 0.2},
+        model_kwargs={"num_classes": 3, "dog_share": 0.5},
+    )
     with pytest.raises(RecipeError) as error:
         check_recipe(path)
     text = str(error.value)
@@ -101,12 +126,15 @@ def test_unknown_keys_and_collisions_are_all_reported(tmp_path):
     assert "model_kwargs 'num_classes' collides" in text
 
 
-@pytest.mark.parametrize("keys,match", [
-    (dict(model_kwargs={"dog_gama": 0.3}), "did you mean 'dog_gamma'"),
-    (dict(model="convnext_nope_dog"), "Unknown model"),
-    (dict(pretrained=True), "would download weights"),
-    (dict(opt="adamz"), "adamz"),
-])
+@pytest.mark.parametrize(
+    "keys,match",
+    [
+        (dict(model_kwargs={"dog_gama": 0.3}), "did you mean 'dog_gamma'"),
+        (dict(model="convnext_nope_dog"), "Unknown model"),
+        (dict(pretrained=True), "would download weights"),
+        (dict(opt="adamz"), "adamz"),
+    ],
+)
 def test_what_timm_refuses_is_reported(tmp_path, keys, match):
     with pytest.raises(RecipeError, match=match):
         check_recipe(_recipe(tmp_path, **keys), steps=1, aug_samples=8)
@@ -120,8 +148,14 @@ def test_not_a_mapping(tmp_path):
 
 
 def test_small_recipe_summary(tmp_path):
-    s = check_recipe(_recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=16, warmup_epochs=1, img_size=64,
-                             model_kwargs={"dog_share": 0.5}), steps=2, gpus=4, aug_samples=16)
+    s = check_recipe(
+        _recipe(
+            tmp_path, opt="adamw", lr=1e-3, batch_size=16, warmup_epochs=1, img_size=64, model_kwargs={"dog_share": 0.5}
+        ),
+        steps=2,
+        gpus=4,
+        aug_samples=16,
+    )
     assert s["global_batch"] == 64 and s["lr"]["base"] == pytest.approx(1e-3)
     assert s["lr"]["start"] < s["lr"]["peak"] <= 1e-3
     assert s["data_config"]["input_size"] == (3, 64, 64)
@@ -131,8 +165,7 @@ def test_small_recipe_summary(tmp_path):
 def test_cli_recipe_check(tmp_path):
     runner = CliRunner()
     good = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=16, img_size=64)
-    result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "1", "--gpus", "2",
-                                  "--aug-samples", "8"])
+    result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "1", "--gpus", "2", "--aug-samples", "8"])
     assert result.exit_code == 0, result.output
     assert "ok   " in result.output and "2 GPUs: global batch 32" in result.output
     bad = tmp_path / "bad.yaml"
@@ -141,26 +174,32 @@ def test_cli_recipe_check(tmp_path):
     assert result.exit_code == 1 and "FAIL" in result.output and "1 of 2 recipes failed" in result.output
 
 
-@pytest.mark.parametrize("keys,message", [
-    (dict(epochs="twenty"), "epochs: 'twenty' is not an int >= 1 (train.py's default: 300)"),
-    (dict(epochs=0), "epochs: 0 is not an int >= 1"),
-    (dict(epochs=2.5), "epochs: 2.5 is not an int >= 1"),
-    (dict(batch_size=0), "batch_size: 0 is not an int >= 1 (train.py's default: 128)"),
-    (dict(lr="fast"), "lr: 'fast' is not a number > 0"),
-    (dict(lr=0), "lr: 0 is not a number > 0"),
-    (dict(model=["a", "b"]), "model: ['a', 'b'] is not a string (train.py's default: 'resnet50')"),
-    (dict(mean=[0.5, 0.5]), "mean: [0.5, 0.5] is not a list of 3 numbers (one per input channel)"),
-    (dict(in_chans=1, mean=[0.5, 0.5, 0.5]), "mean: [0.5, 0.5, 0.5] is not a list of 1 numbers"),
-    (dict(std=[0.5, 0, 0.5]), "std: [0.5, 0, 0.5] is not a list of 3 numbers > 0"),
-    (dict(model_kwargs=[1, 2]), "model_kwargs: [1, 2] is not a mapping (train.py's default: {})"),
-    (dict(model_kwargs=None), "model_kwargs: None is not a mapping"),
-    (dict(img_size=-32), "img_size: -32 is not an int >= 1"),
-    (dict(input_size=[3, 32]), "input_size: [3, 32] is not [channels, height, width], ints >= 1"),
-    (dict(amp="yes"), "amp: 'yes' is not true or false (train.py's default: False)"),
-    (dict(smoothing=1.5), "smoothing: 1.5 is not a number in [0, 1)"),
-    (dict(weight_decay=float("nan")), "weight_decay: nan is not a number >= 0"),
-    (dict(scale=0.5), "scale: 0.5 is not [min, max] with min <= max, numbers in (0, 1] (train.py's default: [0.08, 1.0])"),
-])
+@pytest.mark.parametrize(
+    "keys,message",
+    [
+        (dict(epochs="twenty"), "epochs: 'twenty' is not an int >= 1 (train.py's default: 300)"),
+        (dict(epochs=0), "epochs: 0 is not an int >= 1"),
+        (dict(epochs=2.5), "epochs: 2.5 is not an int >= 1"),
+        (dict(batch_size=0), "batch_size: 0 is not an int >= 1 (train.py's default: 128)"),
+        (dict(lr="fast"), "lr: 'fast' is not a number > 0"),
+        (dict(lr=0), "lr: 0 is not a number > 0"),
+        (dict(model=["a", "b"]), "model: ['a', 'b'] is not a string (train.py's default: 'resnet50')"),
+        (dict(mean=[0.5, 0.5]), "mean: [0.5, 0.5] is not a list of 3 numbers (one per input channel)"),
+        (dict(in_chans=1, mean=[0.5, 0.5, 0.5]), "mean: [0.5, 0.5, 0.5] is not a list of 1 numbers"),
+        (dict(std=[0.5, 0, 0.5]), "std: [0.5, 0, 0.5] is not a list of 3 numbers > 0"),
+        (dict(model_kwargs=[1, 2]), "model_kwargs: [1, 2] is not a mapping (train.py's default: {})"),
+        (dict(model_kwargs=None), "model_kwargs: None is not a mapping"),
+        (dict(img_size=-32), "img_size: -32 is not an int >= 1"),
+        (dict(input_size=[3, 32]), "input_size: [3, 32] is not [channels, height, width], ints >= 1"),
+        (dict(amp="yes"), "amp: 'yes' is not true or false (train.py's default: False)"),
+        (dict(smoothing=1.5), "smoothing: 1.5 is not a number in [0, 1)"),
+        (dict(weight_decay=float("nan")), "weight_decay: nan is not a number >= 0"),
+        (
+            dict(scale=0.5),
+            "scale: 0.5 is not [min, max] with min <= max, numbers in (0, 1] (train.py's default: [0.08, 1.0])",
+        ),
+    ],
+)
 def test_bad_values_name_their_key(tmp_path, keys, message):
     with pytest.raises(RecipeError) as error:
         check_recipe(_recipe(tmp_path, **keys), steps=0, aug_samples=8)
@@ -174,8 +213,7 @@ def test_all_bad_values_are_reported_at_once(tmp_path):
 
 
 def test_none_default_keys_may_stay_unset(tmp_path):
-    s = check_recipe(_recipe(tmp_path, lr=None, img_size=None, mean=None, std=[0.3, 0.3, 0.3]), steps=1,
-                     aug_samples=8)
+    s = check_recipe(_recipe(tmp_path, lr=None, img_size=None, mean=None, std=[0.3, 0.3, 0.3]), steps=1, aug_samples=8)
     assert s["data_config"]["std"] == (0.3, 0.3, 0.3) and s["lr"]["base"] > 0
 
 
@@ -187,8 +225,9 @@ def test_cli_binary_recipe_is_reported_and_the_others_checked(tmp_path):
     nul.write_bytes(b"model: convnext_atto_dog\n\x00\x01\x02")
     negative = tmp_path / "negative.yaml"
     negative.write_text("model: convnext_atto_dog\nimg_size: -32\n")
-    result = CliRunner().invoke(main, ["recipe", "check", str(binary), str(nul), str(negative), str(good),
-                                       "--steps", "0", "--aug-samples", "8"])
+    result = CliRunner().invoke(
+        main, ["recipe", "check", str(binary), str(nul), str(negative), str(good), "--steps", "0", "--aug-samples", "8"]
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"FAIL {binary}: not a UTF-8 text file (byte 0)" in result.output
     assert f"FAIL {nul}: cannot read the recipe" in result.output
@@ -204,8 +243,17 @@ def test_benchmark_runs_the_recipes_training_step(tmp_path):
     model = timm.create_model("convnext_atto", num_classes=10)
     dtypes = []
     model.head.fc.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
-    result = train_steps(model, 4, 32, device=torch.device("cpu"), amp_dtype="bfloat16", channels_last=True,
-                         clip_grad=1.0, steps=2, warmup=1)
+    result = train_steps(
+        model,
+        4,
+        32,
+        device=torch.device("cpu"),
+        amp_dtype="bfloat16",
+        channels_last=True,
+        clip_grad=1.0,
+        steps=2,
+        warmup=1,
+    )
     assert set(dtypes) == {torch.bfloat16} and len(dtypes) == 3
     assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert result["images_per_second"] > 0 and result["peak_memory"].startswith("CPU peak RSS growth")
@@ -219,16 +267,33 @@ def test_benchmark_runs_the_recipes_training_step(tmp_path):
 def test_cifar_recipes_project_45k_images_per_epoch():
     """The CIFAR recipes read an ImageFolder: their folder, not a dataset key, says CIFAR (was: ImageNet's 1.28 M)."""
     cifar = next(p for p in RECIPES if p.stem == "mobilenetv2_100_dog")
-    assert check_recipe(cifar, steps=0, gpus=1, aug_samples=8)["lr"]["updates_per_epoch"] == 703  # 45,000 // 64: train.py drops the last partial batch
+    assert (
+        check_recipe(cifar, steps=0, gpus=1, aug_samples=8)["lr"]["updates_per_epoch"] == 703
+    )  # 45,000 // 64: train.py drops the last partial batch
     result = benchmark_recipe(cifar, device="cpu", batch_size=2, steps=1, warmup=1)
     assert result["train_images"] == 45_000
 
 
 def test_cli_recipe_check_benchmark(tmp_path):
-    path = _recipe(tmp_path, opt="adamw", lr=1e-3, batch_size=64, img_size=32, amp=True, amp_dtype="bfloat16",
-                   channels_last=True)
-    args = ["recipe", "check", str(path), "--steps", "0", "--aug-samples", "8", "--benchmark", "--batch-size", "2",
-            "--benchmark-steps", "1", "--gpus", "4"]
+    path = _recipe(
+        tmp_path, opt="adamw", lr=1e-3, batch_size=64, img_size=32, amp=True, amp_dtype="bfloat16", channels_last=True
+    )
+    args = [
+        "recipe",
+        "check",
+        str(path),
+        "--steps",
+        "0",
+        "--aug-samples",
+        "8",
+        "--benchmark",
+        "--batch-size",
+        "2",
+        "--benchmark-steps",
+        "1",
+        "--gpus",
+        "4",
+    ]
     result = CliRunner().invoke(main, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "benchmark on cpu" in result.output
@@ -242,7 +307,9 @@ def test_cli_recipe_check_benchmark(tmp_path):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the machine without CUDA")
 def test_cli_recipe_check_benchmark_without_cuda(tmp_path):
     result = CliRunner().invoke(main, ["recipe", "check", str(_recipe(tmp_path)), "--benchmark", "--device", "cuda"])
-    assert result.exit_code == 2 and "device 'cuda': torch sees no CUDA device; use --device cpu or auto" in result.output
+    assert (
+        result.exit_code == 2 and "device 'cuda': torch sees no CUDA device; use --device cpu or auto" in result.output
+    )
 
 
 @pytest.mark.parametrize("path", [p for p in RECIPES if p.parent.name == "imagenet"], ids=lambda p: p.stem)
@@ -264,6 +331,7 @@ def test_more_cpu_steps_than_augmented_images(tmp_path):
 
 
 # ---- shipped recipes by name, recipe new, value ranges --------------------------------------------------------------
+
 
 def _cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
@@ -314,7 +382,10 @@ def test_check_and_sweep_take_a_shipped_name(tmp_path):
     result = _cli("sweep", "mobilenetv2_100_dog", "--grid", "dog_gamma=0.1,0.3", "--out", tmp_path / "sweep")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [
-        "mobilenetv2_100_dog-baseline.yaml", "mobilenetv2_100_dog-gamma0.1.yaml", "mobilenetv2_100_dog-gamma0.3.yaml"]
+        "mobilenetv2_100_dog-baseline.yaml",
+        "mobilenetv2_100_dog-gamma0.1.yaml",
+        "mobilenetv2_100_dog-gamma0.3.yaml",
+    ]
 
 
 def _body(text: str) -> list:
@@ -331,25 +402,42 @@ def test_recipe_new_pair_differs_only_in_model_and_dog_kwargs(tmp_path):
     texts = new_recipes("mobilevitv2_050_dog", tmp_path / "r", gpus=4, batch_size=64)
     dog_path, base_path = list(texts)
     assert (dog_path.name, base_path.name) == ("mobilevitv2_050_dog.yaml", "mobilevitv2_050.yaml")
-    diff = [line for line in difflib.unified_diff(_body(texts[dog_path]), _body(texts[base_path]), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert diff == ["-model: mobilevitv2_050_dog",
-                    "-model_kwargs: {dog_gamma: [0.0, 0.5], dog_on_ratio: 0.5, dog_share: 1.0}",
-                    "+model: mobilevitv2_050"]
+    diff = [
+        line
+        for line in difflib.unified_diff(_body(texts[dog_path]), _body(texts[base_path]), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert diff == [
+        "-model: mobilevitv2_050_dog",
+        "-model_kwargs: {dog_gamma: [0.0, 0.5], dog_on_ratio: 0.5, dog_share: 1.0}",
+        "+model: mobilevitv2_050",
+    ]
     dog, base = (yaml.safe_load(t) for t in texts.values())
-    assert {k: v for k, v in dog.items() if k not in ("model", "model_kwargs")} == \
-           {k: v for k, v in base.items() if k != "model"}
+    assert {k: v for k, v in dog.items() if k not in ("model", "model_kwargs")} == {
+        k: v for k, v in base.items() if k != "model"
+    }
     # the model's own data config (mobilevitv2: 256 px, mean 0 / std 1), the protocol, the stated lr rule
     config = resolve_data_config({}, model=timm.create_model("mobilevitv2_050"))
     assert dog["input_size"] == list(config["input_size"]) == [3, 256, 256]
     assert (dog["mean"], dog["std"]) == ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
     assert (dog["interpolation"], dog["crop_pct"]) == (config["interpolation"], config["crop_pct"])
-    assert {k: dog[k] for k in PROTOCOL if k != "batch_size"} == {k: v for k, v in PROTOCOL.items() if k != "batch_size"}
+    assert {k: dog[k] for k in PROTOCOL if k != "batch_size"} == {
+        k: v for k, v in PROTOCOL.items() if k != "batch_size"
+    }
     assert dog["batch_size"] == 64 and dog["num_classes"] == 1000 and dog["model_ema"] and dog["model_ema_decay"] < 1
     head = texts[dog_path].split("\ndevice_modules")[0]
     assert "lr = lr_base x global batch / lr_base_size (linear) = 0.004 x 256 / 4096 = 0.00025" in head
-    for needle in ("python train.py --config", "./distributed_train.sh 4", "torchrun --nnodes", "--rdzv-endpoint",
-                   "Cost: not measured", "--benchmark", "come from", "resolve_data_config", "arXiv 2401.10178"):
+    for needle in (
+        "python train.py --config",
+        "./distributed_train.sh 4",
+        "torchrun --nnodes",
+        "--rdzv-endpoint",
+        "Cost: not measured",
+        "--benchmark",
+        "come from",
+        "resolve_data_config",
+        "arXiv 2401.10178",
+    ):
         assert needle in head, needle
     assert not (tmp_path / "r").exists()  # nothing written yet
     write_new_recipes(texts)
@@ -363,8 +451,20 @@ def test_recipe_new_follows_the_shipped_imagenet_protocol(tmp_path):
 
     generated = yaml.safe_load(next(iter(new_recipes("convnext_tiny_dog", tmp_path).values())))
     shipped = yaml.safe_load(next(p for p in RECIPES if p.stem == "convnext_tiny_dog").read_text())
-    own = {"img_size", "input_size", "interpolation", "mean", "std", "crop_pct", "model_kwargs", "model_ema",
-           "model_ema_decay", "model_ema_warmup", "channels_last", "torchcompile"}
+    own = {
+        "img_size",
+        "input_size",
+        "interpolation",
+        "mean",
+        "std",
+        "crop_pct",
+        "model_kwargs",
+        "model_ema",
+        "model_ema_decay",
+        "model_ema_warmup",
+        "channels_last",
+        "torchcompile",
+    }
     assert {k: v for k, v in generated.items() if k not in own} == {k: v for k, v in shipped.items() if k not in own}
     assert generated["input_size"] == [3, shipped["img_size"], shipped["img_size"]]
 
@@ -375,8 +475,12 @@ def test_recipe_new_datasets(tmp_path, digits):
     texts = new_recipes("efficientnet_b0_dog", tmp_path, dataset="cifar10", epochs=20, gpus=1)
     assert [p.name for p in texts] == ["efficientnet_b0_dog_cifar10.yaml", "efficientnet_b0_cifar10.yaml"]
     recipe = yaml.safe_load(next(iter(texts.values())))
-    assert (recipe["num_classes"], recipe["val_split"], recipe["epochs"], recipe["warmup_epochs"]) == \
-           (10, "validation", 20, 2)
+    assert (recipe["num_classes"], recipe["val_split"], recipe["epochs"], recipe["warmup_epochs"]) == (
+        10,
+        "validation",
+        20,
+        2,
+    )
     assert "on 45,000 training images" in next(iter(texts.values()))
     texts = new_recipes("efficientnet_b0_dog", tmp_path, dataset=str(digits))
     recipe = yaml.safe_load(next(iter(texts.values())))
@@ -386,11 +490,14 @@ def test_recipe_new_datasets(tmp_path, digits):
         new_recipes("efficientnet_b0_dog", tmp_path, dataset=str(tmp_path))
 
 
-@pytest.mark.parametrize("model,match", [
-    ("efficientnet_b0", "efficientnet_b0 is a native model; give its twin efficientnet_b0_dog"),
-    ("convnext_tiyn_dog", "'convnext_tiyn_dog' is not a \\*_dog twin. Did you mean: convnext_tiny_dog"),
-    ("resnet50_dog", "'resnet50_dog' is not a \\*_dog twin"),
-])
+@pytest.mark.parametrize(
+    "model,match",
+    [
+        ("efficientnet_b0", "efficientnet_b0 is a native model; give its twin efficientnet_b0_dog"),
+        ("convnext_tiyn_dog", "'convnext_tiyn_dog' is not a \\*_dog twin. Did you mean: convnext_tiny_dog"),
+        ("resnet50_dog", "'resnet50_dog' is not a \\*_dog twin"),
+    ],
+)
 def test_recipe_new_refuses_what_is_not_a_twin(tmp_path, model, match):
     from timm_dog.recipes import new_recipes
 
@@ -458,13 +565,30 @@ def test_model_ema_decay_and_every_numeric_key_have_a_range(tmp_path):
     from timm_dog.trainpy.args import VALUE_RULES
 
     with pytest.raises(RecipeError) as error:
-        check_recipe(_recipe(tmp_path, model_ema_decay=1.5, drop_path=1.0, workers=2.5, aug_splits=1,
-                             scale=[0.9, 0.1], opt_betas=[0.9, 1.5], decay_rate=0), steps=0, aug_samples=8)
+        check_recipe(
+            _recipe(
+                tmp_path,
+                model_ema_decay=1.5,
+                drop_path=1.0,
+                workers=2.5,
+                aug_splits=1,
+                scale=[0.9, 0.1],
+                opt_betas=[0.9, 1.5],
+                decay_rate=0,
+            ),
+            steps=0,
+            aug_samples=8,
+        )
     text = str(error.value)
-    for message in ("model_ema_decay: 1.5 is not a number in [0, 1) (train.py's default: 0.9998)",
-                    "drop_path: 1.0 is not a number in [0, 1)", "workers: 2.5 is not an int >= 0",
-                    "aug_splits: 1 is not 0 or an int >= 2", "scale: [0.9, 0.1] is not [min, max] with min <= max",
-                    "opt_betas: [0.9, 1.5] is not a list of 1 to 3 numbers in [0, 1)", "decay_rate: 0 is not a number > 0"):
+    for message in (
+        "model_ema_decay: 1.5 is not a number in [0, 1) (train.py's default: 0.9998)",
+        "drop_path: 1.0 is not a number in [0, 1)",
+        "workers: 2.5 is not an int >= 0",
+        "aug_splits: 1 is not 0 or an int >= 2",
+        "scale: [0.9, 0.1] is not [min, max] with min <= max",
+        "opt_betas: [0.9, 1.5] is not a list of 1 to 3 numbers in [0, 1)",
+        "decay_rate: 0 is not a number > 0",
+    ):
         assert message in text, message
     known = train_py_args()[0]
     numeric = {k for k, v in known.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -484,23 +608,39 @@ def test_wheel_install_outside_the_repo(tmp_path):
     pytest.importorskip("hatchling", reason="builds the wheel offline: pip install hatchling")
     root = Path(__file__).parents[1]
     run = dict(capture_output=True, text=True, timeout=600)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                            str(tmp_path / "dist"), str(root)], **run)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(root),
+        ],
+        **run,
+    )
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("timm_dog-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "timm_dog/data/recipes/imagenet/convnext_tiny_dog.yaml" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     venv = tmp_path / "venv"
-    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
-                   check=True, **run)
+    subprocess.run(
+        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)], check=True, **run
+    )
     python = venv / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, **run).stdout.strip()
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True, **run
+    ).stdout.strip()
     # the wheel goes in first: with this environment's packages visible, pip would find timm-dog installed there
     # (CI installs it non-editable) and install nothing
-    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
-                                str(wheel)], **run)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)], **run
+    )
     assert installed.returncode == 0, installed.stderr
     # then this environment's packages (torch, timm …) after the fresh one's; their .pth files (an editable
     # timm-dog) are not run
@@ -515,16 +655,21 @@ def test_wheel_install_outside_the_repo(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
-    where = subprocess.run([python, "-c", "import timm_dog; print(timm_dog.__file__)"], cwd=work, env=env,
-                           check=True, **run).stdout
+    where = subprocess.run(
+        [python, "-c", "import timm_dog; print(timm_dog.__file__)"], cwd=work, env=env, check=True, **run
+    ).stdout
     assert where.startswith(str(venv))
     listing = timm_dog("recipe", "list")
     assert "convnext_tiny_dog" in listing and str(venv) in listing
-    assert timm_dog("recipe", "show", "convnext_tiny_dog") == (root / "recipes/imagenet/convnext_tiny_dog.yaml").read_text()
+    assert (
+        timm_dog("recipe", "show", "convnext_tiny_dog")
+        == (root / "recipes/imagenet/convnext_tiny_dog.yaml").read_text()
+    )
     timm_dog("recipe", "new", "efficientnet_b0_dog", "--out", "r/")
     assert sorted(p.name for p in (work / "r").iterdir()) == ["efficientnet_b0.yaml", "efficientnet_b0_dog.yaml"]
-    checked = timm_dog("recipe", "check", "r/efficientnet_b0_dog.yaml", "r/efficientnet_b0.yaml", "--steps", "1",
-                       "--aug-samples", "8")
+    checked = timm_dog(
+        "recipe", "check", "r/efficientnet_b0_dog.yaml", "r/efficientnet_b0.yaml", "--steps", "1", "--aug-samples", "8"
+    )
     assert checked.count("ok   r/") == 2
 
 
@@ -541,8 +686,9 @@ def test_package_metadata_home_license_and_long_description():
     readme, card = (root / "README.md").read_text(), (root / "hub_cards" / "model_card.md").read_text()
     assert home in readme and home in card and "pypi.org/project" not in card
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme) + re.findall(r'<img[^>]+src="([^"]+)"', readme)
-    assert images and all(src.startswith(f"https://raw.githubusercontent.com/{home.split('github.com/')[1]}/")
-                          for src in images), images
+    assert images and all(
+        src.startswith(f"https://raw.githubusercontent.com/{home.split('github.com/')[1]}/") for src in images
+    ), images
     for src in images:
         assert (root / src.split("/main/", 1)[1]).is_file(), src
     assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
@@ -556,11 +702,13 @@ def test_recipe_new_benchmark_writes_the_measured_cost(tmp_path):
     from timm_dog.recipes import new_recipes
 
     texts = new_recipes("test_efficientnet_dog", tmp_path, gpus=4, batch_size=2, benchmark_device="cpu")
-    for path, text in texts.items():
+    for text in texts.values():
         cost = next(line for line in text.splitlines() if line.startswith("# Cost:"))
         assert " h on 4 x cpu for the 50 epochs (measured by recipe check --benchmark: " in cost, cost
         assert "img/s per device at batch 2" in cost
-    result = _cli("recipe", "new", "test_efficientnet_dog", "--out", tmp_path / "r", "--benchmark", "--device", "cuda:x")
+    result = _cli(
+        "recipe", "new", "test_efficientnet_dog", "--out", tmp_path / "r", "--benchmark", "--device", "cuda:x"
+    )
     assert result.exit_code == 1 and "cuda:x" in result.output and not (tmp_path / "r").exists()
 
 
@@ -591,8 +739,11 @@ def test_recipe_new_writes_nothing_that_recipe_check_refuses(tmp_path, digits, m
 
     monkeypatch.setattr(recipes, "trainable_config", functools.cache(recipes.trainable_config))  # one build
     known = recipes.train_py_args()[0]
-    images = {"imagenet": recipes.IMAGENET_TRAIN_IMAGES, "cifar10": 45_000,
-              str(digits): len(list((digits / "train").rglob("*.png")))}
+    images = {
+        "imagenet": recipes.IMAGENET_TRAIN_IMAGES,
+        "cifar10": 45_000,
+        str(digits): len(list((digits / "train").rglob("*.png"))),
+    }
     written, refused = [], []
     for dataset, batch_size, gpus, epochs in itertools.product(images, (1, 2, 3, 64, 128), (1, 2, 8), (1, 2, 50)):
         options = dict(dataset=dataset, batch_size=batch_size, gpus=gpus, epochs=epochs)
@@ -609,8 +760,11 @@ def test_recipe_new_writes_nothing_that_recipe_check_refuses(tmp_path, digits, m
         written.append(options)
     assert all(o["batch_size"] % 2 == 0 for o in written) and len(written) > 50
     assert {(o["batch_size"], o["gpus"]) for o in refused} >= {(1, 1), (3, 8), (1, 8), (3, 1)}
-    with pytest.raises(RecipeError, match=r"(?s)would refuse the recipe of --batch-size 1, --gpus 1.*"
-                                          r"batch_size: 1 is odd, but with mixup/cutmix"):
+    with pytest.raises(
+        RecipeError,
+        match=r"(?s)would refuse the recipe of --batch-size 1, --gpus 1.*"
+        r"batch_size: 1 is odd, but with mixup/cutmix",
+    ):
         recipes.new_recipes("mobilenetv3_small_050_dog", tmp_path, batch_size=1, gpus=1)
 
 
@@ -625,31 +779,57 @@ def test_recipe_check_plans_the_runs_a_comparison_needs(tmp_path):
     costed = tmp_path / "costed.yaml"
     cost = "# Cost: 4.3 h on one H200 for the 50 epochs with torch.compile, 6.3 h eager\n"
     costed.write_text(cost + good.read_text())
-    assert cost_of(costed.read_text()) == {"hours": 4.3, "gpus": 1, "line": "4.3 h on one H200 for the 50 epochs with "
-                                                                            "torch.compile, 6.3 h eager"}
+    assert cost_of(costed.read_text()) == {
+        "hours": 4.3,
+        "gpus": 1,
+        "line": "4.3 h on one H200 for the 50 epochs with torch.compile, 6.3 h eager",
+    }
     assert cost_of("# Cost: 2.5 h on 8 x NVIDIA H100 for the 3 epochs\nmodel: x\n")["gpus"] == 8
     assert cost_of("# Cost: not measured (estimate: about 0.3 GPU-hours per run)\n") is None
     plan = plan_runs(costed, 0.57, 0.2)
     assert plan["runs_per_arm"] == runs_needed(0.57, 0.2) == 5 and plan["gpu_hours"] == pytest.approx(2 * 5 * 4.3)
-    result = runner.invoke(main, ["recipe", "check", str(costed), "--steps", "0", "--aug-samples", "8",
-                                  "--detect", "0.57", "--run-std", "0.2"])
+    result = runner.invoke(
+        main,
+        ["recipe", "check", str(costed), "--steps", "0", "--aug-samples", "8", "--detect", "0.57", "--run-std", "0.2"],
+    )
     assert result.exit_code == 0, result.output
-    assert "plan: detecting Δ = +0.57 points at 80 % power (α 0.05, two-sided) with a run std of 0.2 points " \
-           "(given) takes 5 runs per arm, 10 runs with the baseline: 43 GPU-hours (4.3 h on one GPU per run" \
-           in result.output
+    assert (
+        "plan: detecting Δ = +0.57 points at 80 % power (α 0.05, two-sided) with a run std of 0.2 points "
+        "(given) takes 5 runs per arm, 10 runs with the baseline: 43 GPU-hours (4.3 h on one GPU per run"
+        in result.output
+    )
     report = tmp_path / "report.json"  # an earlier report: the run std pooled over its arms with 2+ runs
-    report.write_text(json.dumps({"pairs": [{"model": "m", "settings": "", "arm": "dog",
-                                             "comparison": {"run_std": [0.3, 0.4]}}]}))
-    result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "0", "--aug-samples", "8",
-                                  "--detect", "-1", "--run-std", str(report)])
+    report.write_text(
+        json.dumps({"pairs": [{"model": "m", "settings": "", "arm": "dog", "comparison": {"run_std": [0.3, 0.4]}}]})
+    )
+    result = runner.invoke(
+        main,
+        [
+            "recipe",
+            "check",
+            str(good),
+            "--steps",
+            "0",
+            "--aug-samples",
+            "8",
+            "--detect",
+            "-1",
+            "--run-std",
+            str(report),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert f"with a run std of {np.sqrt(0.125):.3g} points (pooled over the 2 arms with 2+ runs in {report}) takes " \
-           f"{runs_needed(1, np.sqrt(0.125))} runs per arm; GPU-hours unknown" in result.output
-    for args, message in ((["--detect", "0.5"], "--detect and --run-std go together"),
-                          (["--detect", "0", "--run-std", "0.2"], "0 cannot be detected"),
-                          (["--detect", "nan", "--run-std", "0.2"], "a Δ top-1 is at most 100 points"),
-                          (["--detect", "1e9", "--run-std", "0.2"], "a Δ top-1 is at most 100 points"),
-                          (["--detect", "0.5", "--run-std", "-1"], "a finite number of points >= 0"),
-                          (["--detect", "0.5", "--run-std", str(tmp_path / "none.json")], "cannot read the run std")):
+    assert (
+        f"with a run std of {np.sqrt(0.125):.3g} points (pooled over the 2 arms with 2+ runs in {report}) takes "
+        f"{runs_needed(1, np.sqrt(0.125))} runs per arm; GPU-hours unknown" in result.output
+    )
+    for args, message in (
+        (["--detect", "0.5"], "--detect and --run-std go together"),
+        (["--detect", "0", "--run-std", "0.2"], "0 cannot be detected"),
+        (["--detect", "nan", "--run-std", "0.2"], "a Δ top-1 is at most 100 points"),
+        (["--detect", "1e9", "--run-std", "0.2"], "a Δ top-1 is at most 100 points"),
+        (["--detect", "0.5", "--run-std", "-1"], "a finite number of points >= 0"),
+        (["--detect", "0.5", "--run-std", str(tmp_path / "none.json")], "cannot read the run std"),
+    ):
         result = runner.invoke(main, ["recipe", "check", str(good), "--steps", "0", *args])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output

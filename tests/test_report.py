@@ -1,4 +1,5 @@
 """`timm-dog report` on train.py-format runs (digits, 2 epochs, DoG and native, two seeds) and its refusals."""
+
 import csv
 import json
 import shutil
@@ -44,15 +45,19 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
             assert run["train_py_top1"] == pytest.approx(float(last["eval_top1"]), abs=1e-9)  # same weights and epoch
             assert (run["ema"], run["checkpoint_epoch"], run["epochs"], run["curves_weights"]) == (False, 1, 2, "model")
         top1 = [r["top1"] for r in runs]
-        assert pair[arm]["top1"] == {"mean": pytest.approx(np.mean(top1)), "std": pytest.approx(np.std(top1, ddof=1)),
-                                     "n": 2}
+        assert pair[arm]["top1"] == {
+            "mean": pytest.approx(np.mean(top1)),
+            "std": pytest.approx(np.std(top1, ddof=1)),
+            "n": 2,
+        }
     delta = pair["dog"]["top1"]["mean"] - pair["native"]["top1"]["mean"]
     assert pair["delta_top1"] == pytest.approx(delta)
     comparison = pair["comparison"]  # run-level: the two seeds paired
     assert (pair["paired"], pair["pairing"]) == (True, "paired by seed: every arm has seeds 0, 1")
     assert comparison["runs"] == [2, 2] and comparison["test"] == "paired t-test on the 2 per-seed differences"
-    assert comparison["top1"] == [[pytest.approx(r["top1"], abs=1e-9) for r in pair[arm]["runs"]]
-                                  for arm in ("dog", "native")]
+    assert comparison["top1"] == [
+        [pytest.approx(r["top1"], abs=1e-9) for r in pair[arm]["runs"]] for arm in ("dog", "native")
+    ]
     assert comparison["delta"] == pytest.approx(delta) and comparison["p_value"] is not None
     low, high = comparison["ci"]
     assert low <= delta <= high and comparison["prob_improvement"] in (0, 0.25, 0.5, 0.75, 1)  # over 2 seed pairs
@@ -60,8 +65,9 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     assert [d["seed"] for d in details] == [0, 1]
     for d, dog_run, native_run in zip(details, pair["dog"]["runs"], pair["native"]["runs"]):
         test = d["mcnemar"]
-        assert 100 * (test["only_a_correct"] - test["only_b_correct"]) / 360 == \
-            pytest.approx(dog_run["top1"] - native_run["top1"])
+        assert 100 * (test["only_a_correct"] - test["only_b_correct"]) / 360 == pytest.approx(
+            dog_run["top1"] - native_run["top1"]
+        )
         assert d["ci95_images"][0] <= d["delta_top1"] <= d["ci95_images"][1]
     kernels = pair["kernels"]
     assert all(k["init"]["centre_surround_fraction"] > 0.9 for k in kernels["dog_init"])  # re-created from dog_seed
@@ -69,11 +75,14 @@ def test_report_numbers_are_the_runs_own(report_dir, train_runs):
     assert all(k["init"]["surround_antagonism"] > 0.99 for k in kernels["dog_init"])  # DoG's antagonistic surround
     md = (report_dir / "report.md").read_text()
     assert "| depthwise kernels of | kernels | centre-surround fraction | DoG fit > 0.8 | surround antagonism |" in md
-    init_row = next(line for line in md.splitlines() if " at init (re-created from train.py's seed 0 and dog_seed 0) |"
-                    in line)
+    init_row = next(
+        line for line in md.splitlines() if " at init (re-created from train.py's seed 0 and dog_seed 0) |" in line
+    )
     assert init_row.endswith(f"| {kernels['dog_init'][0]['init']['dog_fit_above']:.3f} | 1.000 |")
-    assert "| model | arm | settings | runs (arm / native) | native top-1 | arm top-1 | Δ | 95 % CI | p (run-level) | " \
+    assert (
+        "| model | arm | settings | runs (arm / native) | native top-1 | arm top-1 | Δ | 95 % CI | p (run-level) | "
         "P(improve) | weights | epochs (checkpoint epoch) |" in md
+    )
     row = next(line for line in md.splitlines() if line.startswith("| convnext_atto |"))
     assert f"{delta:+.2f}" in row and f"| {comparison['p_value']:.3g} (paired t) |" in row and "±" in row
     assert row.endswith("| state_dict | 2 (1) |") and "| dog | as run | 2 / 2, by seed |" in row
@@ -136,21 +145,39 @@ def test_report_refuses_bad_input(train_runs, digits, tmp_path):
     dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
     out = tmp_path / "out"
     cases = {
-        "empty": ([tmp_path / "empty"], "empty is not a train.py output folder: no args.yaml, summary.csv, "
-                                        "model_best.pth.tar or last.pth.tar"),
+        "empty": (
+            [tmp_path / "empty"],
+            "empty is not a train.py output folder: no args.yaml, summary.csv, model_best.pth.tar or last.pth.tar",
+        ),
         "dog only": ([dog], "no runs to compare: no *_dog run has a native run with the same settings ("),
         "native only": ([native], "no convnext_atto_dog run with the same settings"),
-        "other architecture": ([dog, _variant(native, tmp_path / "femto", model="convnext_femto")],
-                               "no convnext_atto (native) run with the same settings"),
-        "class sets": ([_variant(dog, tmp_path / "ten", num_classes=None),  # the args leave it to the checkpoints
-                        _five_class_run(native, tmp_path / "five", num_classes=None)], "different class sets"),
-        "class sets in the args": ([dog, _five_class_run(native, tmp_path / "five-args")],
-                                   "differ in num_classes (5 vs 10)"),
+        "other architecture": (
+            [dog, _variant(native, tmp_path / "femto", model="convnext_femto")],
+            "no convnext_atto (native) run with the same settings",
+        ),
+        "class sets": (
+            [
+                _variant(dog, tmp_path / "ten", num_classes=None),  # the args leave it to the checkpoints
+                _five_class_run(native, tmp_path / "five", num_classes=None),
+            ],
+            "different class sets",
+        ),
+        "class sets in the args": (
+            [dog, _five_class_run(native, tmp_path / "five-args")],
+            "differ in num_classes (5 vs 10)",
+        ),
         "twice": ([dog, native, dog], "convnext_atto_dog-s0 is given twice"),
-        "same seed twice": ([dog, native, _variant(dog, tmp_path / "again")],
-                            "are both arm 'dog' of convnext_atto with seed 0 and the same settings"),
-        "summary without eval": ([dog, _variant(native, tmp_path / "no-eval", summary="epoch,train_loss\n0,1.5\n"),
-                                  ], "no-eval/summary.csv lacks eval_top1 (epoch 0)"),
+        "same seed twice": (
+            [dog, native, _variant(dog, tmp_path / "again")],
+            "are both arm 'dog' of convnext_atto with seed 0 and the same settings",
+        ),
+        "summary without eval": (
+            [
+                dog,
+                _variant(native, tmp_path / "no-eval", summary="epoch,train_loss\n0,1.5\n"),
+            ],
+            "no-eval/summary.csv lacks eval_top1 (epoch 0)",
+        ),
     }
     (tmp_path / "empty").mkdir()
     for name, (args, message) in cases.items():
@@ -165,15 +192,23 @@ def test_report_refuses_data_with_another_class_set(train_runs, digits, tmp_path
     val = tmp_path / "val"
     for digit in "01":
         shutil.copytree(digits / "val" / digit, val / digit)
-    result = _report(train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0], "--data-dir", val,
-                     "--out", tmp_path / "out")
+    result = _report(
+        train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0], "--data-dir", val, "--out", tmp_path / "out"
+    )
     assert result.exit_code == 1
     assert "has 10 classes but --data-dir" in result.output and "has 2 class folders" in result.output
 
 
 def test_report_ema_needs_ema_weights(train_runs, digits, tmp_path):
-    result = _report(train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0], "--ema",
-                     "--data-dir", digits / "val", "--out", tmp_path / "out")
+    result = _report(
+        train_runs["convnext_atto_dog", 0],
+        train_runs["convnext_atto", 0],
+        "--ema",
+        "--data-dir",
+        digits / "val",
+        "--out",
+        tmp_path / "out",
+    )
     assert result.exit_code == 1 and "has no EMA weights (state_dict_ema)" in result.output
 
 
@@ -183,11 +218,28 @@ def test_push_report_adds_the_comparison_to_the_card(report_dir, train_runs, dig
 
     checkpoint = train_runs["convnext_atto_dog", 1] / "model_best.pth.tar"
     eval_path = tmp_path / "eval.json"
-    result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(checkpoint),
-                                       "--data-dir", str(digits / "val"), "--json", str(eval_path)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(checkpoint),
+            "--data-dir",
+            str(digits / "val"),
+            "--json",
+            str(eval_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    kwargs = dict(repo_id="someone/convnext-atto-dog-digits", eval_json=eval_path, verify_images=digits / "val" / "3",
-                  datasets=("digits",), log=lambda line: None, report=report_dir / "report.json")
+    kwargs = dict(
+        repo_id="someone/convnext-atto-dog-digits",
+        eval_json=eval_path,
+        verify_images=digits / "val" / "3",
+        datasets=("digits",),
+        log=lambda line: None,
+        report=report_dir / "report.json",
+    )
     repo = stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", **kwargs)
     card = (repo.folder / "README.md").read_text()
     pair = json.loads((report_dir / "report.json").read_text())["pairs"][0]
@@ -224,18 +276,27 @@ def _resumed_summary(source) -> str:
 @pytest.fixture(scope="module")
 def messy_runs(train_runs, tmp_path_factory):
     """The real-run names in train.py format (convnext_atto): seeds 0 paired, dog seed 1 and native seed 2 unpaired,
-    a 48 px pair (one run given --img-size, the other --input-size), a resumed DoG run with no native run of its settings, a native run whose args.yaml lacks a key
-    that is at train.py's default (so not a difference)."""
+    a 48 px pair (one run given --img-size, the other --input-size), a resumed DoG run with no native run of its
+    settings, a native run whose args.yaml lacks a key that is at train.py's default (so not a difference)."""
     root = tmp_path_factory.mktemp("messy")
     dog, native = train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]
-    runs = {"dog-s0": dog, "native-s0": native, "dog-s1": train_runs["convnext_atto_dog", 1],
-            "native-s2": _variant(train_runs["convnext_atto", 1], root / "native-s2", seed=2),
-            "dog-s0-48px": _variant(dog, root / "dog-s0-48px", img_size=48),
-            # --input-size 3 48 48 where the DoG run has --img-size 48: one data config, so one row
-            "native-s0-48px": _variant(native, root / "native-s0-48px", img_size=None, input_size=[3, 48, 48]),
-            "dog-s3-resumed": _variant(train_runs["convnext_atto_dog", 1], root / "dog-s3-resumed", seed=3,
-                                       val_interval=2, resume="/runs/dog-s3-resumed/last.pth.tar",
-                                       summary=_resumed_summary(train_runs["convnext_atto_dog", 1]))}
+    runs = {
+        "dog-s0": dog,
+        "native-s0": native,
+        "dog-s1": train_runs["convnext_atto_dog", 1],
+        "native-s2": _variant(train_runs["convnext_atto", 1], root / "native-s2", seed=2),
+        "dog-s0-48px": _variant(dog, root / "dog-s0-48px", img_size=48),
+        # --input-size 3 48 48 where the DoG run has --img-size 48: one data config, so one row
+        "native-s0-48px": _variant(native, root / "native-s0-48px", img_size=None, input_size=[3, 48, 48]),
+        "dog-s3-resumed": _variant(
+            train_runs["convnext_atto_dog", 1],
+            root / "dog-s3-resumed",
+            seed=3,
+            val_interval=2,
+            resume="/runs/dog-s3-resumed/last.pth.tar",
+            summary=_resumed_summary(train_runs["convnext_atto_dog", 1]),
+        ),
+    }
     record = yaml.safe_load((runs["native-s2"] / "args.yaml").read_text())
     assert record.pop("smoothing") == 0.1  # train.py's default: absent and default are the same setting
     (runs["native-s2"] / "args.yaml").write_text(yaml.safe_dump({**record, "workers": 7, "log_interval": 3}))
@@ -248,17 +309,27 @@ def test_rows_split_by_settings_and_pair_by_equal_seed(messy_runs):
     runs = {name: read_run(folder) for name, folder in messy_runs.items()}
     rows, unpaired = group_runs(list(runs.values()))
     assert [(r.label, r.seeds, {a: [x.folder.name for x in v] for a, v in r.arms.items()}) for r in rows] == [
-        ("input_size 3/32/32, val_interval 1", [0, 1, 2],  # unequal seeds: every run kept, compared unpaired
-         {"native": ["convnext_atto-s0", "native-s2"], "dog": ["convnext_atto_dog-s0", "convnext_atto_dog-s1"]}),
+        (
+            "input_size 3/32/32, val_interval 1",
+            [0, 1, 2],  # unequal seeds: every run kept, compared unpaired
+            {"native": ["convnext_atto-s0", "native-s2"], "dog": ["convnext_atto_dog-s0", "convnext_atto_dog-s1"]},
+        ),
         ("input_size 3/48/48, val_interval 1", [0], {"native": ["native-s0-48px"], "dog": ["dog-s0-48px"]}),
     ]
     assert [(r.paired, r.pairing) for r in rows] == [
-        (False, "unpaired: the arms' seeds differ (native 0, 2; dog 0, 1), so every run of an arm is compared with "
-                "every run of the other"), (True, "paired by seed: every arm has seed 0")]
+        (
+            False,
+            "unpaired: the arms' seeds differ (native 0, 2; dog 0, 1), so every run of an arm is compared with "
+            "every run of the other",
+        ),
+        (True, "paired by seed: every arm has seed 0"),
+    ]
     why = {Path(u["folder"]).name: u["why"] for u in unpaired}
     assert list(why) == ["dog-s3-resumed"]  # only a run without a partner arm is left out
-    assert why["dog-s3-resumed"].startswith("no convnext_atto (native) run with the same settings (input_size 3/32/32, "
-                                            "val_interval 2); the nearest other runs of convnext_atto")
+    assert why["dog-s3-resumed"].startswith(
+        "no convnext_atto (native) run with the same settings (input_size 3/32/32, "
+        "val_interval 2); the nearest other runs of convnext_atto"
+    )
     assert why["dog-s3-resumed"].endswith("differ in val_interval (2 vs 1)")  # resume: bookkeeping, not a difference
     assert "/convnext_atto-s0) differ in" in why["dog-s3-resumed"]  # names a run of the arm it lacks (native)
     resumed = runs["dog-s3-resumed"]  # two headers, epoch 1 written twice: the resumed run's row counts
@@ -273,7 +344,9 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
     assert "native-s2" not in result.output.split("# DoG vs native init")[0]  # no run of a row is left out
     report = json.loads((out / "report.json").read_text())
     assert [(p["settings"], p["seeds"], p["paired"]) for p in report["pairs"]] == [
-        ("input_size 3/32/32, val_interval 1", [0, 1, 2], False), ("input_size 3/48/48, val_interval 1", [0], True)]
+        ("input_size 3/32/32, val_interval 1", [0, 1, 2], False),
+        ("input_size 3/48/48, val_interval 1", [0], True),
+    ]
     unequal, single = report["pairs"]
     assert unequal["comparison"]["runs"] == [2, 2]
     assert unequal["comparison"]["test"] == "Welch's t-test on the runs' top-1"
@@ -291,8 +364,12 @@ def test_report_lists_unpaired_runs_and_labels_rows(messy_runs, digits, tmp_path
     small = report["pairs"][0]["dog"]["runs"][0]
     with open(messy_runs["dog-s0"] / "summary.csv") as f:  # the 32 px row: train.py's own numbers
         assert small["top1"] == pytest.approx(float(list(csv.DictReader(f))[-1]["eval_top1"]), abs=0.01)
-    assert sorted(p.name for p in out.iterdir()) == ["curves_convnext_atto_1.png", "curves_convnext_atto_2.png",
-                                                     "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "curves_convnext_atto_1.png",
+        "curves_convnext_atto_2.png",
+        "report.json",
+        "report.md",
+    ]
     again = _report(messy_runs["dog-s0"], messy_runs["native-s0"], "--data-dir", digits / "val", "--out", out)
     assert again.exit_code == 0, again.output  # the same folder again: the earlier rows' figures go
     assert sorted(p.name for p in out.iterdir()) == ["curves_convnext_atto.png", "report.json", "report.md"]
@@ -302,8 +379,12 @@ def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path
     """EMA runs: their own row (model_ema differs), a note without --ema, train.py's EMA eval equal with --ema."""
     from timm_dog.trainpy.runs import read_summary
 
-    runs = [ema_train_runs["convnext_atto_dog"], ema_train_runs["convnext_atto"],
-            train_runs["convnext_atto_dog", 0], train_runs["convnext_atto", 0]]
+    runs = [
+        ema_train_runs["convnext_atto_dog"],
+        ema_train_runs["convnext_atto"],
+        train_runs["convnext_atto_dog", 0],
+        train_runs["convnext_atto", 0],
+    ]
     result = _report(*runs, "--data-dir", digits / "val", "--out", tmp_path / "plain")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "plain" / "report.json").read_text())
@@ -315,9 +396,11 @@ def test_ema_runs_say_which_weights(ema_train_runs, train_runs, digits, tmp_path
         own = read_summary(folder / "model-summary.csv")[1]["eval_top1"]  # the model's weights, not the EMA's
         assert (run["ema"], run["curves_weights"], run["train_py_top1"]) == (False, "EMA", None)
         assert run["top1"] == pytest.approx(own, abs=0.01)
-        assert run["notes"] == [f"{folder} trained with EMA (model_ema_decay 0.5): train.py validated its EMA "
-                                "weights (its summary.csv and curves) and picked model_best by them, while this "
-                                "report evaluates its state_dict; --ema evaluates the EMA weights"]
+        assert run["notes"] == [
+            f"{folder} trained with EMA (model_ema_decay 0.5): train.py validated its EMA "
+            "weights (its summary.csv and curves) and picked model_best by them, while this "
+            "report evaluates its state_dict; --ema evaluates the EMA weights"
+        ]
     assert "Notes:" in (tmp_path / "plain" / "report.md").read_text()
     result = _report(*runs[:2], "--ema", "--data-dir", digits / "val", "--out", tmp_path / "ema")
     assert result.exit_code == 0, result.output
@@ -346,8 +429,9 @@ def test_arms_from_args_yaml(train_runs, digits, tmp_path):
     native0, native1 = train_runs["convnext_atto", 0], train_runs["convnext_atto", 1]
 
     def arm(source, name, seed, **kwargs):
-        return _variant(source, tmp_path / f"{name}-s{seed}", model="convnext_atto_dog",
-                        model_kwargs={"dog_seed": seed, **kwargs})
+        return _variant(
+            source, tmp_path / f"{name}-s{seed}", model="convnext_atto_dog", model_kwargs={"dog_seed": seed, **kwargs}
+        )
 
     from timm_dog.report import ReportError, group_runs, read_run
 
@@ -356,8 +440,11 @@ def test_arms_from_args_yaml(train_runs, digits, tmp_path):
         group_runs([read_run(r) for r in runs])
     runs = [dog0, dog1, native0, native1]
     for seed, (dog, native) in enumerate(((dog0, native0), (dog1, native1))):
-        runs += [arm(native, "gaussian", seed, dog_pattern="gaussian"), arm(dog, "frozen", seed, dog_trainable=False),
-                 arm(native, "share", seed, dog_share=0.5)]
+        runs += [
+            arm(native, "gaussian", seed, dog_pattern="gaussian"),
+            arm(dog, "frozen", seed, dog_trainable=False),
+            arm(native, "share", seed, dog_share=0.5),
+        ]
     out = tmp_path / "out"
     result = _report(*runs, "--data-dir", digits / "val", "--out", out)
     assert result.exit_code == 0, result.output
@@ -405,8 +492,9 @@ def test_report_on_real_train_py_runs(real_runs, tmp_path):
             assert bool(run["notes"]) is summary_ema and (run["train_py_top1"] is None) is summary_ema
             if not summary_ema:  # the same weights train.py validated: its number
                 assert run["top1"] == pytest.approx(own[epoch]["eval_top1"], abs=0.01)
-    result = _report(real_runs["dog-s0"], real_runs["native-s0"], "--ema", "--data-dir", data, "--out",
-                     tmp_path / "ema", "-j", "0")
+    result = _report(
+        real_runs["dog-s0"], real_runs["native-s0"], "--ema", "--data-dir", data, "--out", tmp_path / "ema", "-j", "0"
+    )
     assert result.exit_code == 0, result.output
     (pair,) = json.loads((tmp_path / "ema" / "report.json").read_text())["pairs"]
     for run in pair["dog"]["runs"] + pair["native"]["runs"]:
@@ -428,9 +516,12 @@ def test_copies_edits_and_interrupted_runs_are_never_counted_as_evidence(train_r
     edited = [_copy_run(run, tmp_path / f"{run.name}-edited", seed=7) for run in (dog, native)]  # args.yaml only
     result = _report(*edited, "--data-dir", digits / "val", "--out", tmp_path / "b")
     assert result.exit_code == 1 and "says seed: 7 but" in result.output, result.output
-    interrupted = _variant(dog, tmp_path / "dog-interrupted",
-                           summary=(dog / "summary.csv").read_text().splitlines(keepends=True)[0] +
-                           (dog / "summary.csv").read_text().splitlines(keepends=True)[1])
+    interrupted = _variant(
+        dog,
+        tmp_path / "dog-interrupted",
+        summary=(dog / "summary.csv").read_text().splitlines(keepends=True)[0]
+        + (dog / "summary.csv").read_text().splitlines(keepends=True)[1],
+    )
     result = _report(interrupted, native, "--data-dir", digits / "val", "--out", tmp_path / "c")
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output  # no pair: both unpaired
     broken = _copy_run(dog, tmp_path / "dog-broken", model_kwargs="dog_seed=0")
@@ -451,30 +542,74 @@ def test_training_images_are_never_reported_as_validation(train_runs, digits_300
     assert f"{digits_300 / 'train'} holds the training images of {native}" in result.output  # the first run
     assert f"give its validation folder ({digits_300 / 'val'})" in result.output and not (tmp_path / "out").exists()
     checkpoint = str(dog / "model_best.pth.tar")
-    refused = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir",
-                                        str(digits_300 / "train"), "--workers", "0"])
+    refused = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            checkpoint,
+            "--data-dir",
+            str(digits_300 / "train"),
+            "--workers",
+            "0",
+        ],
+    )
     assert refused.exit_code == 1 and "holds the training images of" in refused.output
     assert "or --split train to measure training accuracy on purpose" in refused.output
-    on_purpose = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir",
-                                           str(digits_300), "--split", "train", "--workers", "0", "--json",
-                                           str(tmp_path / "train.json")])
+    on_purpose = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            checkpoint,
+            "--data-dir",
+            str(digits_300),
+            "--split",
+            "train",
+            "--workers",
+            "0",
+            "--json",
+            str(tmp_path / "train.json"),
+        ],
+    )
     assert on_purpose.exit_code == 0, on_purpose.output
     assert "the numbers are training accuracy" in on_purpose.output
     assert "; its TRAINING images (--split train): training accuracy" in on_purpose.output  # on stdout, by the table
     dataset = json.loads((tmp_path / "train.json").read_text())["dataset"]
     assert dataset["training_images_of"] == [checkpoint]
     with pytest.raises(PushError, match="was measured on training images"):
-        stage(checkpoint, "convnext_atto_dog", tmp_path / "repo", repo_id="someone/x", eval_json=tmp_path / "train.json",
-              datasets=("digits",), log=lambda line: None)
+        stage(
+            checkpoint,
+            "convnext_atto_dog",
+            tmp_path / "repo",
+            repo_id="someone/x",
+            eval_json=tmp_path / "train.json",
+            datasets=("digits",),
+            log=lambda line: None,
+        )
     flat = tmp_path / "flat"  # a data_dir of class folders only: train.py trained and validated on the same images
     shutil.copytree(digits_300 / "train", flat)
     flat_run = _variant(dog, tmp_path / "flat-run", data_dir=str(flat))
-    refused = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(flat_run / "last.pth.tar"),
-                                        "--data-dir", str(flat), "--workers", "0"])
+    refused = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto_dog",
+            "--checkpoint",
+            str(flat_run / "last.pth.tar"),
+            "--data-dir",
+            str(flat),
+            "--workers",
+            "0",
+        ],
+    )
     assert refused.exit_code == 1, refused.output
     assert "has no split folders, so train.py validated on its training images too" in refused.output
-    fine = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir",
-                                     str(digits_300), "--workers", "0"])
+    fine = CliRunner().invoke(
+        main, ["eval", "convnext_atto_dog", "--checkpoint", checkpoint, "--data-dir", str(digits_300), "--workers", "0"]
+    )
     assert fine.exit_code == 0 and "training" not in fine.output
 
 
@@ -486,8 +621,10 @@ def test_report_says_when_its_numbers_are_not_train_py_validation(train_runs, di
     shutil.copytree(digits / "val", held_out)
     assert _report(dog, native, "--data-dir", held_out, "--out", tmp_path / "a").exit_code == 0
     runs = json.loads((tmp_path / "a" / "report.json").read_text())["pairs"][0]["native"]["runs"]
-    assert runs[0]["notes"] == [f"train.py validated {native} on {digits_300 / 'val'}, this report on {held_out}: "
-                                "its train.py eval_top1 and curves are of other images than its top-1 here"]
+    assert runs[0]["notes"] == [
+        f"train.py validated {native} on {digits_300 / 'val'}, this report on {held_out}: "
+        "its train.py eval_top1 and curves are of other images than its top-1 here"
+    ]
     off = _copy_run(native, tmp_path / "off")  # train.py's eval said 5 points more for the same weights
     lines = (off / "summary.csv").read_text().splitlines()
     header = lines[0].split(",")
@@ -500,8 +637,10 @@ def test_report_says_when_its_numbers_are_not_train_py_validation(train_runs, di
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     native_run = report["pairs"][0]["native"]["runs"][0]
     assert native_run["train_py_top1"] == pytest.approx(native_run["top1"] + 5, abs=1e-6)
-    assert f"{off}: top-1 {native_run['top1']:.2f} here but {native_run['top1'] + 5:.2f} in train.py's own eval" in \
-        native_run["notes"][0]
+    assert (
+        f"{off}: top-1 {native_run['top1']:.2f} here but {native_run['top1'] + 5:.2f} in train.py's own eval"
+        in native_run["notes"][0]
+    )
     assert report["pairs"][0]["dog"]["runs"][0]["notes"] == []
     assert "in train.py's own eval of the same weights" in (tmp_path / "b" / "report.md").read_text()
 
@@ -514,15 +653,33 @@ def test_eval_compare_names_the_settings_its_runs_differ_in(train_runs, digits, 
 
     def compare(b):
         out = tmp_path / f"{b.name}.json"
-        result = CliRunner().invoke(main, ["eval", "convnext_atto_dog", "--checkpoint", str(dog / "last.pth.tar"),
-                                           "--compare", "convnext_atto", "--compare-checkpoint", str(b / "last.pth.tar"),
-                                           "--data-dir", str(digits / "val"), "--workers", "0", "--json", str(out)])
+        result = CliRunner().invoke(
+            main,
+            [
+                "eval",
+                "convnext_atto_dog",
+                "--checkpoint",
+                str(dog / "last.pth.tar"),
+                "--compare",
+                "convnext_atto",
+                "--compare-checkpoint",
+                str(b / "last.pth.tar"),
+                "--data-dir",
+                str(digits / "val"),
+                "--workers",
+                "0",
+                "--json",
+                str(out),
+            ],
+        )
         assert result.exit_code == 0, result.output
         return result.output, json.loads(out.read_text())
 
     output, report = compare(other)
-    assert "were trained with different settings: lr (0.004 vs 0.01): the difference below is not the init's alone" \
+    assert (
+        "were trained with different settings: lr (0.004 vs 0.01): the difference below is not the init's alone"
         in output
+    )
     assert report["settings_differences"] == ["lr"]
     assert "whether an init trains better models takes several training runs per init" in output
     output, report = compare(native)
@@ -550,8 +707,19 @@ def test_every_setting_is_the_checkpoints_own(train_runs, digits, tmp_path):
     assert result.exit_code == 1 and refusal in result.output, result.output
     result = CliRunner().invoke(main, ["sweep", "collect", str(edited), "--out", str(tmp_path / "sweep")])
     assert result.exit_code == 1 and refusal in result.output, result.output
-    result = CliRunner().invoke(main, ["eval", "convnext_atto", "--checkpoint", str(edited / "last.pth.tar"),
-                                       "--data-dir", str(digits / "val"), "--workers", "0"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "convnext_atto",
+            "--checkpoint",
+            str(edited / "last.pth.tar"),
+            "--data-dir",
+            str(digits / "val"),
+            "--workers",
+            "0",
+        ],
+    )
     assert result.exit_code == 1 and "says lr: 0.0004 but" in result.output, result.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "sweep").exists()
     unset = _copy_run(native, tmp_path / "native-unset", lr=None, lr_base_scale="", num_classes=None)
@@ -577,8 +745,12 @@ def test_settings_without_effect_are_not_differences(train_runs, tmp_path):
     rows, _ = group_runs(runs + [read_run(r) for r in ema])
     assert [r.label for r in rows] == ["model_ema False", "model_ema True"]
     base = yaml.safe_load((dog / "args.yaml").read_text())
-    for on, key, value in (({"model_ema": True}, "model_ema_decay", 0.5), ({"mixup": 0.8}, "mixup_prob", 0.3),
-                           ({"clip_grad": 1.0}, "clip_mode", "value"), ({"lr": None}, "lr_base", 0.01)):
+    for on, key, value in (
+        ({"model_ema": True}, "model_ema_decay", 0.5),
+        ({"mixup": 0.8}, "mixup_prob", 0.3),
+        ({"clip_grad": 1.0}, "clip_mode", "value"),
+        ({"lr": None}, "lr_base", 0.01),
+    ):
         assert args_settings({**base, key: value}) == args_settings(base), key  # no effect: not a difference
         assert args_settings({**base, **on, key: value}) != args_settings({**base, **on}), key  # an effect
 
@@ -631,21 +803,29 @@ def test_summary_over_base_models():
     from timm_dog.report import _record, holm, model_summary, summary_text
     from timm_dog.stats import combine, compare_runs
 
-    runs = {"convnext_tiny": ([77.0, 77.1, 76.9], [76.1, 76.2, 76.0]), "hornet_tiny_7x7": ([76.3, 76.5], [76.1, 76.4]),
-            "convmixer_512": ([63.0, 64.0, 63.5], [66.0, 66.5, 66.2])}
-    pairs = [{"model": m, "settings": "", "arm": "dog", "comparison": _record(compare_runs(a, b))}
-             for m, (a, b) in runs.items()]
+    runs = {
+        "convnext_tiny": ([77.0, 77.1, 76.9], [76.1, 76.2, 76.0]),
+        "hornet_tiny_7x7": ([76.3, 76.5], [76.1, 76.4]),
+        "convmixer_512": ([63.0, 64.0, 63.5], [66.0, 66.5, 66.2]),
+    }
+    pairs = [
+        {"model": m, "settings": "", "arm": "dog", "comparison": _record(compare_runs(a, b))}
+        for m, (a, b) in runs.items()
+    ]
     pairs.append({"model": "convnext_tiny", "settings": "", "arm": "gaussian", "comparison": pairs[0]["comparison"]})
     summary = model_summary(pairs)
     p = [pair["comparison"]["p_value"] for pair in pairs[:3]]
     assert summary["p_holm"] == holm(p) and summary["rows"] == list(runs)
-    assert summary["verdicts"] == ["helped", "no difference shown", "hurt"] and (summary["helped"], summary["hurt"]) \
-        == (1, 1)
+    assert summary["verdicts"] == ["helped", "no difference shown", "hurt"] and (
+        summary["helped"],
+        summary["hurt"],
+    ) == (1, 1)
     expected = combine(*([pair["comparison"][k] for pair in pairs[:3]] for k in ("delta", "se", "df")))
     assert summary["ci95"] == [expected["low"], expected["high"]]
     assert summary["mean_delta"] == pytest.approx(np.mean([np.mean(a) - np.mean(b) for a, b in runs.values()]))
-    assert summary_text(summary).startswith("The dog init helped in 1 and hurt in 1 of 3 base models (run-level p, "
-                                            "Holm over the 3 tested)")
+    assert summary_text(summary).startswith(
+        "The dog init helped in 1 and hurt in 1 of 3 base models (run-level p, Holm over the 3 tested)"
+    )
     assert model_summary(pairs[:1] + pairs[3:]) is None  # one base model
     single = [{**pairs[0], "comparison": _record(compare_runs([77.0], [76.0]))}, pairs[1]]
     summary = model_summary(single)
@@ -669,12 +849,31 @@ def test_init_without_dog_seed_is_re_created_as_train_py_creates_it(tmp_path):
 
     from timm_dog.report import init_kernels, init_model
 
-    run = _train_py_run(tmp_path, model="convnext_atto_dog", seed=5, num_classes=10, gp="max", drop_path=0.1,
-                        model_kwargs={"dog_share": 0.5})
+    run = _train_py_run(
+        tmp_path,
+        model="convnext_atto_dog",
+        seed=5,
+        num_classes=10,
+        gp="max",
+        drop_path=0.1,
+        model_kwargs={"dog_share": 0.5},
+    )
     torch.manual_seed(5)
-    expected = timm.create_model("convnext_atto_dog", pretrained=False, in_chans=3, num_classes=10, drop_rate=0.0,
-                                 drop_path_rate=0.1, drop_block_rate=None, global_pool="max", bn_momentum=None,
-                                 bn_eps=None, scriptable=False, checkpoint_path="", dog_share=0.5).state_dict()
+    expected = timm.create_model(
+        "convnext_atto_dog",
+        pretrained=False,
+        in_chans=3,
+        num_classes=10,
+        drop_rate=0.0,
+        drop_path_rate=0.1,
+        drop_block_rate=None,
+        global_pool="max",
+        bn_momentum=None,
+        bn_eps=None,
+        scriptable=False,
+        checkpoint_path="",
+        dog_share=0.5,
+    ).state_dict()
     state = torch.random.get_rng_state()
     recreated = init_model(run, 10).state_dict()
     assert torch.equal(torch.random.get_rng_state(), state)
@@ -684,19 +883,27 @@ def test_init_without_dog_seed_is_re_created_as_train_py_creates_it(tmp_path):
     assert not torch.equal(other[kernel], recreated[kernel])
     init = init_kernels(run, 10, fused=True)
     assert init["re_created"] == "from train.py's seed 5" and 0.4 < init["centre_surround_fraction"] < 0.6
-    with_dog_seed = _train_py_run(tmp_path, model="convnext_atto_dog", seed=5, num_classes=10,
-                                  model_kwargs={"dog_seed": 2})
+    with_dog_seed = _train_py_run(
+        tmp_path, model="convnext_atto_dog", seed=5, num_classes=10, model_kwargs={"dog_seed": 2}
+    )
     assert init_kernels(with_dog_seed, 10, fused=True)["re_created"] == "from train.py's seed 5 and dog_seed 2"
-    for key, value, why in (("resume", "/r/last.pth.tar", "it resumed from /r/last.pth.tar: its init is that of"),
-                            ("initial_checkpoint", "/r/x.pth", "it started from --initial-checkpoint /r/x.pth"),
-                            ("pretrained", True, "it started from pretrained weights (--pretrained)")):
+    for key, value, why in (
+        ("resume", "/r/last.pth.tar", "it resumed from /r/last.pth.tar: its init is that of"),
+        ("initial_checkpoint", "/r/x.pth", "it started from --initial-checkpoint /r/x.pth"),
+        ("pretrained", True, "it started from pretrained weights (--pretrained)"),
+    ):
         refused = init_kernels(_train_py_run(tmp_path, **{**run.args, key: value}), 10, fused=True)
         assert refused.startswith(f"init not re-created: {why}")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, extra", [("convnext_atto_dog", ["--gp", "max", "--drop-path", "0.1"]),
-                                          ("mobilenetv3_small_050_dog", ["--model-kwargs", "dog_share=0.5"])])
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("convnext_atto_dog", ["--gp", "max", "--drop-path", "0.1"]),
+        ("mobilenetv3_small_050_dog", ["--model-kwargs", "dog_share=0.5"]),
+    ],
+)
 def test_init_is_re_created_from_a_real_train_py_runs_seed(digits_300, tmp_path, model, extra):
     """Real train.py ($TIMM_TRAIN_PY) without dog_seed: tests/init_weights.py saves the weights train.py initialized
     (at the model's first training forward) and stops it; init_model, from the args.yaml train.py wrote, re-creates
@@ -714,11 +921,34 @@ def test_init_is_re_created_from_a_real_train_py_runs_seed(digits_300, tmp_path,
     if not train_py or not Path(train_py).is_file():
         pytest.skip("set TIMM_TRAIN_PY to timm's train.py (from a clone of timm's repository) for real train.py runs")
     tests = str(Path(__file__).parent)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "INIT_WEIGHTS": str(tmp_path / "init.pt"),
-           "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)}
-    command = [sys.executable, train_py, "--data-dir", str(digits_300), "--model", model, "--seed", "7",
-               "--output", str(tmp_path), "--experiment", "run", *REAL_RUN_RECIPE, "--img-size", "32",
-               "--epochs", "1", "--device-modules", "init_weights", *extra]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "INIT_WEIGHTS": str(tmp_path / "init.pt"),
+        "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p),
+    }
+    command = [
+        sys.executable,
+        train_py,
+        "--data-dir",
+        str(digits_300),
+        "--model",
+        model,
+        "--seed",
+        "7",
+        "--output",
+        str(tmp_path),
+        "--experiment",
+        "run",
+        *REAL_RUN_RECIPE,
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+        "--device-modules",
+        "init_weights",
+        *extra,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     trained_from = torch.load(tmp_path / "init.pt")

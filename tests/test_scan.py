@@ -1,4 +1,5 @@
 """The scan that decides which models get a twin, its committed data, and the twins it gives."""
+
 import json
 import os
 import random
@@ -12,15 +13,28 @@ from click.testing import CliRunner
 
 import timm_dog  # noqa: F401  (registers, also without the autoload)
 from timm_dog.cli import main
-from timm_dog.models import DATA_FILE, dog_twins as twins
+from timm_dog.models import DATA_FILE
+from timm_dog.models import dog_twins as twins
 from timm_dog.scan import PACKAGE_DIR, data_name, family_table, scan
 
 DATA = json.loads(DATA_FILE.read_text())
 COMMITTED = PACKAGE_DIR / data_name(timm.__version__)
 # with another timm, or a user's own scan in the cache folder, the committed data is not what is registered
 committed_data = pytest.mark.skipif(DATA_FILE != COMMITTED, reason=f"the twins come from {DATA_FILE}")
-FAMILY_SAMPLE = ["byobnet", "convmixer", "convnext", "efficientnet", "fastvit", "ghostnet", "hornet",
-                 "inception_next", "maxxvit", "metaformer", "mobilenetv3", "repvit"]
+FAMILY_SAMPLE = [
+    "byobnet",
+    "convmixer",
+    "convnext",
+    "efficientnet",
+    "fastvit",
+    "ghostnet",
+    "hornet",
+    "inception_next",
+    "maxxvit",
+    "metaformer",
+    "mobilenetv3",
+    "repvit",
+]
 
 
 def smallest_per_family() -> dict:
@@ -55,8 +69,22 @@ def test_committed_data_matches_a_fresh_scan_for_a_sample():
 @committed_data
 def test_existing_twins_keep_their_names():
     """The 132 twins of the former name patterns (less three grouped, not depthwise, models) all remain."""
-    old = {n for n in timm.list_models(["convnext*", "convmixer*", "mobilenetv2*", "mobilenetv3*", "mobilenetv4*",
-                                        "efficientnet*", "tf_efficientnet*", "hornet*"]) if not n.endswith("_dog")}
+    old = {
+        n
+        for n in timm.list_models(
+            [
+                "convnext*",
+                "convmixer*",
+                "mobilenetv2*",
+                "mobilenetv3*",
+                "mobilenetv4*",
+                "efficientnet*",
+                "tf_efficientnet*",
+                "hornet*",
+            ]
+        )
+        if not n.endswith("_dog")
+    }
     old -= {"efficientnet_b0_g8_gn", "efficientnet_b0_g16_evos", "efficientnet_b3_g8_gn"}
     assert len(old) == 132 and {f"{n}_dog" for n in old} <= set(timm.list_models("*_dog"))
 
@@ -136,8 +164,9 @@ def test_data_file_prefers_the_users_scan_then_the_nearest_committed_version(tmp
 def test_a_users_scan_decides_the_twins_of_a_new_process(tmp_path):
     folder = tmp_path / "timm-dog"
     folder.mkdir()
-    (folder / data_name(timm.__version__)).write_text(json.dumps(
-        {"timm": timm.__version__, "models": {"convnext_atto": {}, "resnet18": {}, "no_such_model": {}}}))
+    (folder / data_name(timm.__version__)).write_text(
+        json.dumps({"timm": timm.__version__, "models": {"convnext_atto": {}, "resnet18": {}, "no_such_model": {}}})
+    )
     code = "import json, timm; print(json.dumps(timm.list_models('*_dog')))"
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), TIMM_DOG_AUTOLOAD="1")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
@@ -155,8 +184,7 @@ def test_an_unreadable_users_scan_is_skipped_with_a_warning_never_an_error(conte
     env = dict(os.environ, HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), TIMM_DOG_AUTOLOAD="1")
 
     def run(code, *args):
-        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
-                             timeout=300)
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
         assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
         return out
 
@@ -193,10 +221,13 @@ def test_scan_command_writes_the_users_file(tmp_path, monkeypatch):
     assert result.exit_code == 0 and other.is_file() and "copy it there" in result.output
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (["--out", "twins.txt"], 2, "twins.txt must end in .json"),
-    (["--out", "/proc/twins/x.json"], 2, "cannot write /proc/twins/x.json"),
-])
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["--out", "twins.txt"], 2, "twins.txt must end in .json"),
+        (["--out", "/proc/twins/x.json"], 2, "cannot write /proc/twins/x.json"),
+    ],
+)
 def test_scan_command_refuses_a_bad_output_before_scanning(args, code, message, monkeypatch):
     monkeypatch.setattr(timm, "list_models", lambda *a, **k: pytest.fail("scanned"))
     result = CliRunner().invoke(main, ["scan", *args])

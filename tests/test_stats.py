@@ -1,5 +1,6 @@
 """timm_dog.stats: run-level comparison of inits. Exactness against scipy, and calibration by simulation
 (tests/simulation.py: two generative models where the truth is known)."""
+
 import re
 
 import numpy as np
@@ -30,8 +31,11 @@ def test_run_test_is_scipys_t_test_without_an_image_term(data, n_a, n_b, paired)
     assert r["p_value"] == pytest.approx(reference.pvalue, rel=1e-9, abs=1e-12)
     assert (r["low"], r["high"]) == pytest.approx(tuple(reference.confidence_interval(0.95)), rel=1e-9, abs=1e-9)
     c = compare_runs(a, b, paired=paired)
-    assert (c.p_value, c.delta, c.runs) == (pytest.approx(float(r["p_value"])), pytest.approx(a.mean() - b.mean()),
-                                            (len(a), len(b)))
+    assert (c.p_value, c.delta, c.runs) == (
+        pytest.approx(float(r["p_value"])),
+        pytest.approx(a.mean() - b.mean()),
+        (len(a), len(b)),
+    )
     wins = [(x > y) + 0.5 * (x == y) for x, y in (zip(a, b) if paired else ((x, y) for x in a for y in b))]
     assert c.prob_improvement == pytest.approx(np.mean(wins))
 
@@ -61,8 +65,10 @@ def test_compare_runs_on_right_wrong_arrays():
     assert c.run_std == pytest.approx((np.std(top1[0], ddof=1), np.std(top1[1], ddof=1)))
     run_only = compare_runs(*top1)  # the image term only widens
     assert c.ci[0] <= run_only.ci[0] and c.ci[1] >= run_only.ci[1] and c.p_value >= run_only.p_value
-    assert c.test == "Welch's t-test on the runs' top-1" and "between training runs and over the validation images" \
-        in c.note
+    assert (
+        c.test == "Welch's t-test on the runs' top-1"
+        and "between training runs and over the validation images" in c.note
+    )
     assert compare_runs(a, b, paired=True).test == "paired t-test on the 3 per-seed differences"
     # min_detectable_delta: the Δ at which this test has 80 % power, by scipy's noncentral t
     critical = scipy_stats.t.ppf(0.975, c.df)
@@ -79,8 +85,10 @@ def test_one_run_per_arm_has_no_p_value_and_an_image_interval():
     d = (a[0].astype(float) - b[0]) * 100
     half = 1.959964 * d.std(ddof=1) / np.sqrt(2000)
     assert c.ci == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-6)
-    assert c.note.startswith("One run per arm: the variation between training runs is unknown, so there is no "
-                             "p-value, and the interval covers the validation images only")
+    assert c.note.startswith(
+        "One run per arm: the variation between training runs is unknown, so there is no "
+        "p-value, and the interval covers the validation images only"
+    )
     assert c.prob_improvement is None  # one pair's 0 or 1 is no probability
     mixed = compare_runs(a, np.concatenate([b, b]))
     assert mixed.p_value is None and mixed.note.startswith("An arm has one run")
@@ -96,11 +104,13 @@ def test_no_spread_between_runs():
 
 def test_compare_runs_refuses_bad_input():
     good = np.ones((2, 10), dtype=bool)
-    cases = [((good.astype(int), good), "must be a boolean array [runs, images]"),
-             ((good, good[:, :5]), "a has 10 images, b 5"),
-             ((good, np.ones(10)), "both be boolean arrays [runs, images] or both 1-D"),
-             ((good, good[:1]), "paired=True needs the same seeds"),
-             (([1.0, np.nan], [2.0, 3.0]), "must be finite")]
+    cases = [
+        ((good.astype(int), good), "must be a boolean array [runs, images]"),
+        ((good, good[:, :5]), "a has 10 images, b 5"),
+        ((good, np.ones(10)), "both be boolean arrays [runs, images] or both 1-D"),
+        ((good, good[:1]), "paired=True needs the same seeds"),
+        (([1.0, np.nan], [2.0, 3.0]), "must be finite"),
+    ]
     for (a, b), message in cases:
         with pytest.raises(ValueError, match=re.escape(message)):
             compare_runs(a, b, paired=message.startswith("paired"))

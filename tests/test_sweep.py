@@ -28,8 +28,9 @@ def test_default_grid_is_the_cifar_study(tmp_path):
     baseline = yaml.safe_load((tmp_path / "mobilenetv2_100_dog-baseline.yaml").read_text())
     assert baseline["model"] == "mobilenetv2_100" and "model_kwargs" not in baseline
     base = yaml.safe_load(CIFAR.read_text())
-    assert {k: v for k, v in point.items() if k not in ("model_kwargs", "experiment")} == \
-           {k: v for k, v in base.items() if k != "model_kwargs"}
+    assert {k: v for k, v in point.items() if k not in ("model_kwargs", "experiment")} == {
+        k: v for k, v in base.items() if k != "model_kwargs"
+    }
 
 
 def test_a_generated_point_passes_recipe_check(tmp_path):
@@ -38,23 +39,28 @@ def test_a_generated_point_passes_recipe_check(tmp_path):
     assert summary["model_kwargs"] == {"dog_gamma": 0.7, "dog_share": 0.7, "dog_on_ratio": 1.0}
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("gamma=0.1", "KEY=V1"), ("dog_gamma", "KEY=V1"), ("dog_share=[", "values"),
-    ("dog_gamma=abc", r"grid value dog_gamma='abc': gamma .* must be a number with 0 <= gamma < 1"),
-    ("dog_gamma=0.1,1.0", r"grid value dog_gamma=1.0: gamma"),
-    ("dog_share=1.5", r"grid value dog_share=1.5: share must be a number in \[0, 1\]"),
-    ("dog_share=true", "share must be a number"),
-    ("dog_on_ratio=-0.1", "on_ratio must be a number"),
-    ("dog_scale=big", "scale must be 'paper', 'match' or a positive number"),
-    ("dog_scale=0", "positive finite"),
-    ("dog_seed=2.5", "seed must be None or an int"),
-    ("dog_seed=18446744073709551616", "seed must be None or an int in"),
-    ("dog_share=", "empty value"),
-    ("dog_share=0.3,,0.5", "empty value"),
-    ("dog_seed=1, ", "empty value"),
-    ("dog_share=0.3,0.5,0.3", "the value 0.3 is given twice"),
-    ("dog_share=0.3,0.30", "the value 0.3 is given twice"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("gamma=0.1", "KEY=V1"),
+        ("dog_gamma", "KEY=V1"),
+        ("dog_share=[", "values"),
+        ("dog_gamma=abc", r"grid value dog_gamma='abc': gamma .* must be a number with 0 <= gamma < 1"),
+        ("dog_gamma=0.1,1.0", r"grid value dog_gamma=1.0: gamma"),
+        ("dog_share=1.5", r"grid value dog_share=1.5: share must be a number in \[0, 1\]"),
+        ("dog_share=true", "share must be a number"),
+        ("dog_on_ratio=-0.1", "on_ratio must be a number"),
+        ("dog_scale=big", "scale must be 'paper', 'match' or a positive number"),
+        ("dog_scale=0", "positive finite"),
+        ("dog_seed=2.5", "seed must be None or an int"),
+        ("dog_seed=18446744073709551616", "seed must be None or an int in"),
+        ("dog_share=", "empty value"),
+        ("dog_share=0.3,,0.5", "empty value"),
+        ("dog_seed=1, ", "empty value"),
+        ("dog_share=0.3,0.5,0.3", "the value 0.3 is given twice"),
+        ("dog_share=0.3,0.30", "the value 0.3 is given twice"),
+    ],
+)
 def test_bad_grid(spec, match):
     with pytest.raises(ValueError, match=match):
         parse_grid([spec])
@@ -63,7 +69,10 @@ def test_bad_grid(spec, match):
 def test_grid_key_twice_and_exponent_values():
     with pytest.raises(ValueError, match="dog_share is given twice"):
         parse_grid(["dog_share=0.3", "dog_share=0.5"])
-    assert parse_grid(["dog_share=1e-1,0.5", "dog_scale=paper,2"]) == {"dog_share": [0.1, 0.5], "dog_scale": ["paper", 2]}
+    assert parse_grid(["dog_share=1e-1,0.5", "dog_scale=paper,2"]) == {
+        "dog_share": [0.1, 0.5],
+        "dog_scale": ["paper", 2],
+    }
 
 
 def test_write_sweep_checks_the_grid_and_the_base_before_writing(tmp_path):
@@ -93,14 +102,17 @@ def test_cli_sweep_bad_grid_writes_nothing(tmp_path, grid):
 
 
 def test_base_must_be_a_dog_recipe(tmp_path):
-    result = CliRunner().invoke(main, ["sweep", str(ROOT / "recipes" / "cifar10" / "mobilenetv2_100.yaml"),
-                                       "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["sweep", str(ROOT / "recipes" / "cifar10" / "mobilenetv2_100.yaml"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "must train a *_dog model" in result.output
 
 
 def test_cli_sweep_prints_commands(tmp_path):
-    result = CliRunner().invoke(main, ["sweep", str(CIFAR), "--grid", "dog_share=0.3,0.9", "--out", str(tmp_path),
-                                       "--print-commands", "--gpus", "8"])
+    result = CliRunner().invoke(
+        main,
+        ["sweep", str(CIFAR), "--grid", "dog_share=0.3,0.9", "--out", str(tmp_path), "--print-commands", "--gpus", "8"],
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 3 recipes" in result.output
     assert f"./distributed_train.sh 8 --config {tmp_path}/mobilenetv2_100_dog-share0.3.yaml" in result.output
@@ -116,8 +128,10 @@ def test_collect_recorded_train_py_runs(tmp_path):
     assert cell.final == (2, pytest.approx(21.11, abs=0.005)) and not cell.ema and cell.image_size == "32"
     paths = write_results(results, tmp_path)
     table = paths["markdown"].read_text()
-    assert "| mobilenetv2_100_dog-gamma0.5-share0.9 | R1 | mobilenetv2_100_dog | 0.5 | 0.9 | 42 | 32 | model | 3 | 3 | " \
-           "21.39 | 1 | 21.11 | 2 | False |" in table
+    assert (
+        "| mobilenetv2_100_dog-gamma0.5-share0.9 | R1 | mobilenetv2_100_dog | 0.5 | 0.9 | 42 | 32 | model | 3 | 3 | "
+        "21.39 | 1 | 21.11 | 2 | False |" in table
+    )
     assert paths["figures"] == [tmp_path / "heatmap.png"] and Image.open(paths["figures"][0]).size[0] > 300
     assert paths["csv"].read_text().count("\n") == 6 and paths["cells"].read_text().count("\n") == 6
 
@@ -138,14 +152,17 @@ def _copy_run(tmp_path, summary: bytes) -> Path:
     return run / "summary.csv"
 
 
-@pytest.mark.parametrize("summary,match", [
-    (b"epoch,eval_top1\n0,12.5\n1,twelve\n", r"summary.csv, line 3: epoch must be an int and every other value a"),
-    (b"epoch,eval_top1\n0,nan\n", r"summary.csv: eval_top1 is nan at epoch 0 \(a diverged run\?\)"),
-    (b"epoch,eval_top1\nfirst,12.5\n", r"summary.csv, line 2: epoch must be an int"),
-    (b"eval_top1\n12.5\n", r"summary.csv, line 1: a row before the header"),
-    (b"epoch,train_loss\n0,1.5\n", r"summary.csv: no eval_top1 at epoch 0"),
-    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", r"summary.csv: not a UTF-8 CSV file"),
-])
+@pytest.mark.parametrize(
+    "summary,match",
+    [
+        (b"epoch,eval_top1\n0,12.5\n1,twelve\n", r"summary.csv, line 3: epoch must be an int and every other value a"),
+        (b"epoch,eval_top1\n0,nan\n", r"summary.csv: eval_top1 is nan at epoch 0 \(a diverged run\?\)"),
+        (b"epoch,eval_top1\nfirst,12.5\n", r"summary.csv, line 2: epoch must be an int"),
+        (b"eval_top1\n12.5\n", r"summary.csv, line 1: a row before the header"),
+        (b"epoch,train_loss\n0,1.5\n", r"summary.csv: no eval_top1 at epoch 0"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", r"summary.csv: not a UTF-8 CSV file"),
+    ],
+)
 def test_collect_names_the_file_and_line(tmp_path, summary, match):
     path = _copy_run(tmp_path, summary)
     with pytest.raises(ValueError, match=match) as error:
@@ -164,12 +181,19 @@ def _train_py_run(folder: Path, args: dict, top1: dict, resumed: dict = None) ->
     from timm_dog.recipes import train_py_args
 
     folder.mkdir(parents=True)
-    (folder / "args.yaml").write_text(yaml.safe_dump({**train_py_args()[0], "experiment": folder.name,
-                                                      "output": str(folder.parent), **args}))
+    (folder / "args.yaml").write_text(
+        yaml.safe_dump({**train_py_args()[0], "experiment": folder.name, "output": str(folder.parent), **args})
+    )
     for part in (top1, resumed or {}):
         for index, (epoch, value) in enumerate(part.items()):
-            update_summary(epoch, {"loss": 2.0}, {"loss": 1.0, "top1": value, "top5": 90.0},
-                           str(folder / "summary.csv"), lr=0.01, write_header=index == 0)
+            update_summary(
+                epoch,
+                {"loss": 2.0},
+                {"loss": 1.0, "top1": value, "top5": 90.0},
+                str(folder / "summary.csv"),
+                lr=0.01,
+                write_header=index == 0,
+            )
     return folder
 
 
@@ -184,16 +208,21 @@ def two_recipes(tmp_path):
     root = tmp_path / "runs"
     a = {**SMALL, "model_ema": True, "model_ema_decay": 0.9}
     b = {**SMALL, "img_size": 48, "lr": 0.01}
-    plan = [("a-g0.1", a, {"dog_gamma": 0.1, "dog_share": 0.5}, {0: 40.0, 1: 44.0}),
-            ("a-grange", a, {"dog_gamma": [0.0, 0.5], "dog_share": 0.5}, {0: 50.0, 1: 51.0}),
-            ("a-native", {**a, "model": "convnext_atto"}, {}, {0: 30.0, 1: 34.0}),
-            ("b-g0.1", b, {"dog_gamma": 0.1, "dog_share": 0.5}, {0: 20.0}),
-            ("b-native", {**b, "model": "convnext_atto"}, {}, {0: 25.0})]
+    plan = [
+        ("a-g0.1", a, {"dog_gamma": 0.1, "dog_share": 0.5}, {0: 40.0, 1: 44.0}),
+        ("a-grange", a, {"dog_gamma": [0.0, 0.5], "dog_share": 0.5}, {0: 50.0, 1: 51.0}),
+        ("a-native", {**a, "model": "convnext_atto"}, {}, {0: 30.0, 1: 34.0}),
+        ("b-g0.1", b, {"dog_gamma": 0.1, "dog_share": 0.5}, {0: 20.0}),
+        ("b-native", {**b, "model": "convnext_atto"}, {}, {0: 25.0}),
+    ]
     for name, args, kwargs, finals in plan:
         for seed, final in finals.items():
             kwargs = {**kwargs, "dog_seed": seed} if args["model"].endswith("_dog") else kwargs
-            _train_py_run(root / f"{name}-s{seed}", {**args, "seed": seed, "model_kwargs": kwargs},
-                          {0: final - 10, 1: final + 5, 2: final})
+            _train_py_run(
+                root / f"{name}-s{seed}",
+                {**args, "seed": seed, "model_kwargs": kwargs},
+                {0: final - 10, 1: final + 5, 2: final},
+            )
     return root
 
 
@@ -201,14 +230,16 @@ def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
     """Issue 15, point 6: two recipes are two figures, two seeds of a cell are mean ± std (n 2), not the last
     run."""
     results = collect([two_recipes])
-    assert [r.label for r in results.recipes] == ["convnext_atto, input_size [3, 32, 32], lr None, model_ema True",
-                                                  "convnext_atto, input_size [3, 48, 48], lr 0.01, model_ema False"]
+    assert [r.label for r in results.recipes] == [
+        "convnext_atto, input_size [3, 32, 32], lr None, model_ema True",
+        "convnext_atto, input_size [3, 48, 48], lr 0.01, model_ema False",
+    ]
     # without EMA model_ema_decay has no effect (issue 23, point 9): no difference, not in the label
     cells = {(c.recipe.tag, c.model, c.dog.get("dog_gamma")): c for c in results.cells}
     assert len(cells) == 5
-    assert cells["R1", "convnext_atto_dog", 0.1].stats("final") == (42.0, pytest.approx(2 ** 0.5 * 2))
-    assert cells["R1", "convnext_atto_dog", 0.1].stats("best") == (47.0, pytest.approx(2 ** 0.5 * 2))
-    assert cells["R1", "convnext_atto_dog", (0.0, 0.5)].stats("final") == (50.5, pytest.approx(0.5 ** 0.5))
+    assert cells["R1", "convnext_atto_dog", 0.1].stats("final") == (42.0, pytest.approx(2**0.5 * 2))
+    assert cells["R1", "convnext_atto_dog", 0.1].stats("best") == (47.0, pytest.approx(2**0.5 * 2))
+    assert cells["R1", "convnext_atto_dog", (0.0, 0.5)].stats("final") == (50.5, pytest.approx(0.5**0.5))
     assert cells["R2", "convnext_atto_dog", 0.1].stats("final") == (20.0, None)
     paths = write_results(results, tmp_path / "out")
     assert paths["figures"] == [tmp_path / "out" / "bars-1.png", tmp_path / "out" / "bars-2.png"]  # γ only
@@ -217,13 +248,19 @@ def test_cells_are_keyed_by_recipe_kwargs_and_seed(two_recipes, tmp_path):
     assert "| R1 | convnext_atto_dog | 0–0.5 | 0.5 | EMA | 32 | 2 | 0 1 | 2 | 50.5 | 0.71 | 55.5 | 0.71 |" in table
     assert "| R2 | convnext_atto_dog | 0.1 | 0.5 | model | 48 | 1 | 0 | 2 | 20.0 |  | 25.0 |  |" in table
     assert "| R1 | convnext_atto |  |  | EMA | 32 | 2 | 0 1 | 2 | 32.0 | 2.83 | 37.0 | 2.83 |" in table
-    assert "| a-g0.1-s1 | R1 | convnext_atto_dog | 0.1 | 0.5 | 1 | 1 | 32 | EMA | 3 | 3 | 49.0 | 1 | 44.0 | 2 | " \
+    assert (
+        "| a-g0.1-s1 | R1 | convnext_atto_dog | 0.1 | 0.5 | 1 | 1 | 32 | EMA | 3 | 3 | 49.0 | 1 | 44.0 | 2 | "
         "False |" in table
+    )
     assert "EMA weights" in table and "`final` at the last validated epoch" in table
     rows = list(csv.DictReader(paths["cells"].open()))
     assert {(r["recipe"], r["dog_gamma"], r["n"], r["final_top1_mean"], r["final_top1_std"]) for r in rows} == {
-        ("R1", "0.1", "2", "42.0", "2.83"), ("R1", "0–0.5", "2", "50.5", "0.71"), ("R1", "", "2", "32.0", "2.83"),
-        ("R2", "0.1", "1", "20.0", ""), ("R2", "", "1", "25.0", "")}
+        ("R1", "0.1", "2", "42.0", "2.83"),
+        ("R1", "0–0.5", "2", "50.5", "0.71"),
+        ("R1", "", "2", "32.0", "2.83"),
+        ("R2", "0.1", "1", "20.0", ""),
+        ("R2", "", "1", "25.0", ""),
+    }
     for path in paths["figures"]:
         assert Image.open(path).size[0] > 300
 
@@ -232,7 +269,10 @@ def test_heatmap_titles_name_recipe_weights_epoch_and_baseline(two_recipes):
     from timm_dog.sweep import figures
 
     (_, first, _), (_, second, _) = figures(collect([two_recipes]))
-    assert first.startswith("R1: convnext_atto, input_size [3, 32, 32]") and "final (epoch 2) top-1 % of the EMA weights" in first
+    assert (
+        first.startswith("R1: convnext_atto, input_size [3, 32, 32]")
+        and "final (epoch 2) top-1 % of the EMA weights" in first
+    )
     assert "baseline convnext_atto: 32.00 ± 2.83 (n 2)" in first
     assert "model weights (no EMA)" in second and "baseline convnext_atto: 25.00" in second
 
@@ -247,26 +287,41 @@ def test_a_grid_without_two_axes_gets_one_bar_chart_not_heatmaps(tmp_path, monke
     patterns = {"dog": 50.0, "gaussian": 44.0, "impulse": 41.0, "box": 38.0}
     for pattern, final in patterns.items():
         for seed in (0, 1):
-            _train_py_run(root / f"p-{pattern}-s{seed}", {**SMALL, "seed": seed, "model_kwargs": {
-                "dog_pattern": pattern, "dog_seed": seed}}, {0: final - 5, 1: final + seed})
+            _train_py_run(
+                root / f"p-{pattern}-s{seed}",
+                {**SMALL, "seed": seed, "model_kwargs": {"dog_pattern": pattern, "dog_seed": seed}},
+                {0: final - 5, 1: final + seed},
+            )
     _train_py_run(root / "p-native", {**SMALL, "model": "convnext_atto"}, {0: 30.0, 1: 35.0})
     for share in (0.3, 0.9):  # a one-axis grid (share) in a recipe of its own (48 px)
-        _train_py_run(root / f"s-{share}", {**SMALL, "img_size": 48, "model_kwargs": {"dog_share": share}},
-                      {0: 20.0 + 10 * share})
+        _train_py_run(
+            root / f"s-{share}", {**SMALL, "img_size": 48, "model_kwargs": {"dog_share": share}}, {0: 20.0 + 10 * share}
+        )
     for gamma, share in itertools.product((0.1, 0.3), (0.5, 0.9)):  # γ × share (64 px)
-        _train_py_run(root / f"g-{gamma}-{share}", {**SMALL, "img_size": 64, "model_kwargs": {
-            "dog_gamma": gamma, "dog_share": share}}, {0: 10.0 + gamma + share})
+        _train_py_run(
+            root / f"g-{gamma}-{share}",
+            {**SMALL, "img_size": 64, "model_kwargs": {"dog_gamma": gamma, "dog_share": share}},
+            {0: 10.0 + gamma + share},
+        )
     drawn = []
     monkeypatch.setattr(plots, "bars_png", lambda *args: drawn.append(args) or b"png")
     monkeypatch.setattr(plots, "heatmap_png", lambda *args: b"png")
     results = collect([root])
     sizes = {recipe.tag: recipe.runs[0].image_size for recipe in results.recipes}
     assert [(sizes[title.split(":")[0]], kind) for kind, title, _ in figures(results)] == [
-        ("64", "heatmap"), ("32", "bars"), ("48", "bars")]
+        ("64", "heatmap"),
+        ("32", "bars"),
+        ("48", "bars"),
+    ]
     values, errors, texts, labels, baseline, _, title = drawn[0]
-    assert labels == ["dog_pattern box", "dog_pattern dog", "dog_pattern gaussian", "dog_pattern impulse",
-                      "convnext_atto (baseline)"] and baseline == [False] * 4 + [True]
-    assert values == [38.5, 50.5, 44.5, 41.5, 35.0] and errors[:4] == [pytest.approx(0.5 ** 0.5)] * 4
+    assert labels == [
+        "dog_pattern box",
+        "dog_pattern dog",
+        "dog_pattern gaussian",
+        "dog_pattern impulse",
+        "convnext_atto (baseline)",
+    ] and baseline == [False] * 4 + [True]
+    assert values == [38.5, 50.5, 44.5, 41.5, 35.0] and errors[:4] == [pytest.approx(0.5**0.5)] * 4
     assert errors[4] is None and texts[1] == "50.5 ± 0.7, n 2, best 50.5" and "baseline convnext_atto: 35.00" in title
     assert drawn[1][3] == ["dog_share 0.3", "dog_share 0.9"]  # no baseline in that recipe
     monkeypatch.undo()
@@ -296,10 +351,13 @@ def test_resumed_run_and_val_interval_are_read_by_the_epoch_column(tmp_path):
     """Issue 15, points 13 and 9: a resumed run's second header is read (the last row of a repeated epoch counts),
     and epochs are counted by the epoch column (--val-interval 2 leaves epochs out)."""
     root = tmp_path / "runs"
-    _train_py_run(root / "resumed", {**SMALL, "epochs": 4, "val_interval": 2, "model_kwargs": {"dog_gamma": 0.2}},
-                  {1: 30.0, 3: 20.0}, resumed={3: 35.0})
-    _train_py_run(root / "unfinished", {**SMALL, "epochs": 5, "model_kwargs": {"dog_gamma": 0.3}},
-                  {0: 10.0, 1: 12.0})
+    _train_py_run(
+        root / "resumed",
+        {**SMALL, "epochs": 4, "val_interval": 2, "model_kwargs": {"dog_gamma": 0.2}},
+        {1: 30.0, 3: 20.0},
+        resumed={3: 35.0},
+    )
+    _train_py_run(root / "unfinished", {**SMALL, "epochs": 5, "model_kwargs": {"dog_gamma": 0.3}}, {0: 10.0, 1: 12.0})
     results = collect([root])
     resumed, unfinished = results.runs
     assert resumed.top1 == {1: 30.0, 3: 35.0} and resumed.epochs == 4 and resumed.final == (3, 35.0)
@@ -341,8 +399,10 @@ def test_collect_real_train_py_runs(real_runs, tmp_path):
     assert list(resumed.top1) == [1, 2] and resumed.epochs == 3
     dog = next(c for c in results.cells if c.model.endswith("_dog") and c.recipe.tag == recipes["dog-s0"])
     finals = [runs["dog-s0"].final[1], runs["dog-s1"].final[1]]
-    assert dog.n == 2 and dog.stats("final") == (pytest.approx(statistics.mean(finals)),
-                                                 pytest.approx(statistics.stdev(finals)))
+    assert dog.n == 2 and dog.stats("final") == (
+        pytest.approx(statistics.mean(finals)),
+        pytest.approx(statistics.stdev(finals)),
+    )
     paths = write_results(results, tmp_path)
     assert len(paths["figures"]) == 3
     table = paths["markdown"].read_text()
@@ -353,8 +413,11 @@ def test_img_size_and_the_same_input_size_are_one_recipe(two_recipes):
     """--img-size 32 and --input-size 3 32 32 are one data config for train.py (timm's resolve_data_config), so one
     recipe and cell: the baseline's third seed joins its two others."""
     a = {**SMALL, "img_size": None, "input_size": [3, 32, 32], "model_ema": True, "model_ema_decay": 0.9}
-    _train_py_run(two_recipes / "a-native-s2", {**a, "model": "convnext_atto", "seed": 2, "model_kwargs": {}},
-                  {0: 20.0, 1: 30.0, 2: 35.0})
+    _train_py_run(
+        two_recipes / "a-native-s2",
+        {**a, "model": "convnext_atto", "seed": 2, "model_kwargs": {}},
+        {0: 20.0, 1: 30.0, 2: 35.0},
+    )
     results = collect([two_recipes])
     assert len(results.recipes) == 2
     native = next(c for c in results.cells if c.recipe.tag == "R1" and c.model == "convnext_atto")
@@ -365,15 +428,23 @@ def test_settings_without_effect_do_not_split_recipes(tmp_path):
     """Issue 23, point 9: without EMA, model_ema_decay has no effect; without mixup or cutmix, mixup_prob none: runs
     that differ only in those are one recipe, one cell. With EMA on, the decay splits them."""
     root = tmp_path / "runs"
-    for name, extra in (("a", {}), ("b", {"model_ema_decay": 0.5, "mixup_prob": 0.2}),
-                        ("c", {"model_ema": True, "model_ema_decay": 0.5}),
-                        ("d", {"model_ema": True, "model_ema_decay": 0.9})):
-        _train_py_run(root / name, {**SMALL, "seed": 0 if name != "b" else 1, "model_kwargs": {"dog_gamma": 0.1},
-                                    **extra}, {0: 40.0})
+    for name, extra in (
+        ("a", {}),
+        ("b", {"model_ema_decay": 0.5, "mixup_prob": 0.2}),
+        ("c", {"model_ema": True, "model_ema_decay": 0.5}),
+        ("d", {"model_ema": True, "model_ema_decay": 0.9}),
+    ):
+        _train_py_run(
+            root / name,
+            {**SMALL, "seed": 0 if name != "b" else 1, "model_kwargs": {"dog_gamma": 0.1}, **extra},
+            {0: 40.0},
+        )
     results = collect([root])
     assert [(r.label, [run.folder.name for run in r.runs]) for r in results.recipes] == [
-        ("convnext_atto, model_ema False", ["a", "b"]), ("convnext_atto, model_ema True, model_ema_decay 0.5", ["c"]),
-        ("convnext_atto, model_ema True, model_ema_decay 0.9", ["d"])]
+        ("convnext_atto, model_ema False", ["a", "b"]),
+        ("convnext_atto, model_ema True, model_ema_decay 0.5", ["c"]),
+        ("convnext_atto, model_ema True, model_ema_decay 0.9", ["d"]),
+    ]
 
 
 def test_cells_against_their_baseline_are_run_level(two_recipes, tmp_path):
@@ -381,8 +452,10 @@ def test_cells_against_their_baseline_are_run_level(two_recipes, tmp_path):
     cells have the same seeds; a cell with one run gets no p-value."""
     from scipy import stats
 
-    rows = {(r["recipe"], r["dog_gamma"]): r
-            for r in csv.DictReader(write_results(collect([two_recipes]), tmp_path / "out")["cells"].open())}
+    rows = {
+        (r["recipe"], r["dog_gamma"]): r
+        for r in csv.DictReader(write_results(collect([two_recipes]), tmp_path / "out")["cells"].open())
+    }
     grange = rows["R1", "0–0.5"]  # finals 50, 51 against native 30, 34 (seeds 0, 1)
     assert float(grange["delta_vs_baseline"]) == 18.5
     assert float(grange["p_vs_baseline"]) == pytest.approx(stats.ttest_rel([50, 51], [30, 34]).pvalue, rel=1e-2)
@@ -401,8 +474,11 @@ def test_a_cell_refuses_two_runs_of_one_seed(tmp_path):
     root = tmp_path / "runs"
     for name, value in (("a", "false"), ("b", "no")):
         _train_py_run(root / name, {**SMALL, "seed": 0, "model_kwargs": {"dog_trainable": value}}, {0: 40.0})
-    with pytest.raises(ValueError, match=r"runs/a and .*runs/b are both convnext_atto_dog .*dog_trainable=False with "
-                                         r"seed 0 in one recipe"):
+    with pytest.raises(
+        ValueError,
+        match=r"runs/a and .*runs/b are both convnext_atto_dog .*dog_trainable=False with "
+        r"seed 0 in one recipe",
+    ):
         collect([root])
     _train_py_run(root / "c", {**SMALL, "seed": 1, "model_kwargs": {"dog_trainable": False}}, {0: 41.0})
     (root / "b" / "summary.csv").unlink()

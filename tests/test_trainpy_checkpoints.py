@@ -1,4 +1,5 @@
 """trainpy.checkpoints: what a number is measured on (the tensors' fingerprint)."""
+
 import json
 
 import torch

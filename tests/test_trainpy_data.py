@@ -1,4 +1,5 @@
 """trainpy.data: the images train.py read, and the one guard against measuring on a run's training images."""
+
 import pytest
 
 
@@ -39,7 +40,9 @@ def test_training_images_of_relative_data_dirs_and_other_datasets(tmp_path, monk
         assert training_images(tmp_path / "x" / "train", training_data({"data_dir": "x", "dataset": dataset})), dataset
     assert training_data({"data_dir": "x", "dataset": "torch/cifar10"}) == {}
     message = training_images_message(tmp_path / "proj/data/train", relative, "run")
-    assert "give its validation folder (train.py's val_split 'validation' of data: validation or val or valid" in message
+    assert (
+        "give its validation folder (train.py's val_split 'validation' of data: validation or val or valid" in message
+    )
 
 
 def test_one_guard_refuses_training_images_unless_a_training_split_is_asked_for(tmp_path):

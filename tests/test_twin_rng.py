@@ -1,6 +1,7 @@
 """Only the init differs (DESIGN.md §6, issue 23): a *_dog twin leaves torch's global generator exactly as its base
 model leaves it, so a DoG run and its native run with the same --seed see the same batches, augmentation and
 drop-path; without dog_seed its kernels are still random per global seed and reproducible for the same one."""
+
 import logging
 import os
 import subprocess
@@ -36,8 +37,9 @@ def test_a_twin_leaves_the_global_generator_as_its_base_model_leaves_it(base, kw
         torch.manual_seed(0)
         model = timm.create_model(name, num_classes=10, **extra)
         after.append((torch.random.get_rng_state(), torch.rand(1).item()))
-    assert model.dog_init_report.kernels_set == sum(round(kwargs.get("dog_share", 1.0) * layer.kernels)
-                                                    for layer in model.dog_init_report.layers)
+    assert model.dog_init_report.kernels_set == sum(
+        round(kwargs.get("dog_share", 1.0) * layer.kernels) for layer in model.dog_init_report.layers
+    )
     (native_state, native_next), (twin_state, twin_next) = after
     assert twin_next == native_next and torch.equal(twin_state, native_state)
 
@@ -99,14 +101,42 @@ def test_train_py_native_and_twin_runs_with_one_seed_see_the_same_batches(tiny_d
     if not train_py or not Path(train_py).is_file():
         pytest.skip("set TIMM_TRAIN_PY to timm's train.py (from a clone of timm's repository) for real train.py runs")
     tests = str(Path(__file__).parent)
-    runs = {"native": ("convnext_atto", []), "dog": ("convnext_atto_dog", []),
-            "share0": ("convnext_atto_dog", ["--model-kwargs", "dog_share=0"])}
+    runs = {
+        "native": ("convnext_atto", []),
+        "dog": ("convnext_atto_dog", []),
+        "share0": ("convnext_atto_dog", ["--model-kwargs", "dog_share=0"]),
+    }
     for name, (model, extra) in runs.items():
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "BATCH_HASHES": str(tmp_path / f"{name}.batches"),
-               "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)}
-        command = [sys.executable, train_py, "--data-dir", str(tiny_digits), "--model", model, "--seed", "3",
-                   "--output", str(tmp_path), "--experiment", name, *REAL_RUN_RECIPE, "-b", "25", "--img-size", "32",
-                   "--epochs", "1", "--device-modules", "batch_hashes", *extra]
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "BATCH_HASHES": str(tmp_path / f"{name}.batches"),
+            "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p),
+        }
+        command = [
+            sys.executable,
+            train_py,
+            "--data-dir",
+            str(tiny_digits),
+            "--model",
+            model,
+            "--seed",
+            "3",
+            "--output",
+            str(tmp_path),
+            "--experiment",
+            name,
+            *REAL_RUN_RECIPE,
+            "-b",
+            "25",
+            "--img-size",
+            "32",
+            "--epochs",
+            "1",
+            "--device-modules",
+            "batch_hashes",
+            *extra,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
     batches = {name: (tmp_path / f"{name}.batches").read_text().splitlines() for name in runs}

@@ -4,6 +4,7 @@ Importing it registers the ``*_dog`` models with timm: now when timm is imported
 ``--device-modules timm_dog``), else as soon as timm is (even with ``TIMM_DOG_AUTOLOAD=0``). The API below is
 imported on first use, so that ``timm-dog --help`` imports neither torch nor timm.
 """
+
 import sys
 from importlib import import_module
 
@@ -11,8 +12,14 @@ import timm_dog_autoload
 
 __version__ = "0.1.0"
 __all__ = ["dog_kernel", "dog_kernels", "dog_init_", "is_depthwise", "DogInitReport", "DogLayer"]
-_API = {"dog_kernel": "dog", "dog_kernels": "dog", "dog_init_": "init", "is_depthwise": "init",
-        "DogInitReport": "init", "DogLayer": "init"}
+_API = {
+    "dog_kernel": "dog",
+    "dog_kernels": "dog",
+    "dog_init_": "init",
+    "is_depthwise": "init",
+    "DogInitReport": "init",
+    "DogLayer": "init",
+}
 
 
 def __getattr__(name):

@@ -1,8 +1,9 @@
 """Do depthwise kernels look like centre-surround receptive fields? (the paper's §3.1, and a DoG fit)."""
+
 from __future__ import annotations
 
 import copy
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ def normalise(kernels: torch.Tensor) -> np.ndarray:
 
 def _centre_mask(kh: int, kw: int) -> np.ndarray:
     mask = np.zeros((kh, kw), dtype=bool)
-    mask[(kh - 1) // 2: kh // 2 + 1, (kw - 1) // 2: kw // 2 + 1] = True
+    mask[(kh - 1) // 2 : kh // 2 + 1, (kw - 1) // 2 : kw // 2 + 1] = True
     return mask.reshape(-1)
 
 
@@ -52,8 +53,15 @@ def cluster(kernels: torch.Tensor, seed: int = 0, contrast: float = CONTRAST) ->
     return {
         "labels": labels,
         "assignment": kmeans.labels_,
-        "clusters": [{"name": names[i], "contrast": float(contrasts[i]), "mean": centres[i].reshape(kh, kw),
-                      "fraction": float((kmeans.labels_ == i).mean())} for i in range(3)],
+        "clusters": [
+            {
+                "name": names[i],
+                "contrast": float(contrasts[i]),
+                "mean": centres[i].reshape(kh, kw),
+                "fraction": float((kmeans.labels_ == i).mean()),
+            }
+            for i in range(3)
+        ],
         "fractions": {name: float((labels == name).mean()) for name in CLUSTERS},
     }
 
@@ -99,8 +107,9 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
     """
     from timm.utils.model import reparameterize_model
 
-    fuse = fused and any(hasattr(m, name) for m in model.modules()
-                         for name in ("fuse", "reparameterize", "switch_to_deploy"))
+    fuse = fused and any(
+        hasattr(m, name) for m in model.modules() for name in ("fuse", "reparameterize", "switch_to_deploy")
+    )
     if fuse:
         try:
             model = reparameterize_model(copy.deepcopy(model).eval(), inplace=True)
@@ -139,8 +148,10 @@ def analyze_model(model: torch.nn.Module, seed: int = 0, fit_threshold: float = 
 
 def public(result: dict) -> dict:
     """``analyze_model``'s result without the arrays (for JSON)."""
-    return {**result, "sizes": {k: {n: v for n, v in s.items() if not n.startswith("_")}
-                                for k, s in result["sizes"].items()}}
+    return {
+        **result,
+        "sizes": {k: {n: v for n, v in s.items() if not n.startswith("_")} for k, s in result["sizes"].items()},
+    }
 
 
 def label(source: str, checkpoint=None) -> str:
@@ -148,8 +159,9 @@ def label(source: str, checkpoint=None) -> str:
     return str(checkpoint) if checkpoint else source
 
 
-def analyze_sources(given: list, device="cpu", seed: int = 0, fit_threshold: float = 0.8,
-                    fused: bool = True) -> Iterator[tuple]:
+def analyze_sources(
+    given: list, device="cpu", seed: int = 0, fit_threshold: float = 0.8, fused: bool = True
+) -> Iterator[tuple]:
     """:func:`analyze_model` of each (source, checkpoint) in ``given`` (``sources.load_model``), one at a time:
     (label, result, the JSON record of it: source, checkpoint, weights and the numbers). A refusal names its
     source."""
@@ -159,6 +171,8 @@ def analyze_sources(given: list, device="cpu", seed: int = 0, fit_threshold: flo
             result = analyze_model(model.to(device), seed=seed, fit_threshold=fit_threshold, fused=fused)
         except TimmDogError as error:
             raise TimmDogError(str(error) if source in str(error) else f"{source}: {error}") from None
-        yield label(source, checkpoint), result, {"source": source, "checkpoint": checkpoint,
-                                                   "weights": weights.to_dict(), **public(result)}
-
+        yield (
+            label(source, checkpoint),
+            result,
+            {"source": source, "checkpoint": checkpoint, "weights": weights.to_dict(), **public(result)},
+        )

@@ -1,9 +1,9 @@
 """Training-step throughput and peak memory on this machine's device: `recipe check --benchmark` and the GPU check."""
+
 from __future__ import annotations
 
 import resource
 import time
-from typing import Optional
 
 import torch
 from timm.utils import dispatch_clip_grad
@@ -22,10 +22,23 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def train_steps(model, batch_size: int, img_size: int, *, device: torch.device, amp_dtype: Optional[str] = None,
-                channels_last: bool = False, compile_backend: Optional[str] = None, compile_mode: Optional[str] = None,
-                optimizer=None, smoothing: float = 0.0, clip_grad: Optional[float] = None, clip_mode: str = "norm",
-                steps: int = 10, warmup: int = 2) -> dict:
+def train_steps(
+    model,
+    batch_size: int,
+    img_size: int,
+    *,
+    device: torch.device,
+    amp_dtype: str | None = None,
+    channels_last: bool = False,
+    compile_backend: str | None = None,
+    compile_mode: str | None = None,
+    optimizer=None,
+    smoothing: float = 0.0,
+    clip_grad: float | None = None,
+    clip_mode: str = "norm",
+    steps: int = 10,
+    warmup: int = 2,
+) -> dict:
     """Real training steps (forward, loss, backward, clip, optimizer step) on synthetic images, as train.py runs
     them: autocast with ``amp_dtype`` (a GradScaler for float16 on CUDA), channels_last, ``torch.compile``.
 
@@ -90,12 +103,25 @@ def train_steps(model, batch_size: int, img_size: int, *, device: torch.device, 
     if device.type == "cuda":
         peak, how = torch.cuda.max_memory_allocated(device), "torch.cuda.max_memory_allocated"
     else:
-        peak, how = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before), \
-            "CPU peak RSS growth (ru_maxrss − RSS before; a lower bound if the process peaked earlier)"
-    return {"device": device_name(device), "torch": torch.__version__, "batch_size": batch_size, "img_size": img_size,
-            "amp": amp_dtype or "off", "channels_last": channels_last, "compile": compile_backend or "off",
-            "steps": steps, "warmup": warmup, "first_step_seconds": first,
-            "images_per_second": batch_size * steps / seconds, "peak_memory_bytes": int(peak), "peak_memory": how}
+        peak, how = (
+            max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before),
+            "CPU peak RSS growth (ru_maxrss − RSS before; a lower bound if the process peaked earlier)",
+        )
+    return {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "batch_size": batch_size,
+        "img_size": img_size,
+        "amp": amp_dtype or "off",
+        "channels_last": channels_last,
+        "compile": compile_backend or "off",
+        "steps": steps,
+        "warmup": warmup,
+        "first_step_seconds": first,
+        "images_per_second": batch_size * steps / seconds,
+        "peak_memory_bytes": int(peak),
+        "peak_memory": how,
+    }
 
 
 def describe(result: dict) -> str:
@@ -111,4 +137,3 @@ def describe(result: dict) -> str:
         f"= {result['projected_hours']:.{1 if result['projected_hours'] >= 1 else 3}f} h "
         f"(training steps only, linear scaling assumed; data loading and eval not included)"
     )
-

@@ -1,4 +1,5 @@
 """Values that the command line shows before it imports torch (its --help stays fast); the library reads them here."""
+
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed accepts (negative seeds wrap)
 OPSET = 20  # native Gelu: onnxruntime fuses it (at 18, the dynamo graph keeps Erf/Div/Mul unfused)
 EXPORTER = "dynamo"  # the default route: see docs/measurements.md's route table (benchmarks/bench_onnx.py routes)

@@ -25,18 +25,28 @@ Everything is computed in float64 per ring of equal q, so a batch of kernels cos
 Python loop per kernel. Sizes are bounded: each side at most MAX_KERNEL_SIDE, and a batch at most
 MAX_VALUES values.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from numbers import Real
-from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
 from .errors import TimmDogError
 
-__all__ = ["dog_kernel", "dog_kernels", "dog_bank", "dog_sigma", "kernel_hw", "is_shapeable", "check_gamma", "check_unit"]
+__all__ = [
+    "dog_kernel",
+    "dog_kernels",
+    "dog_bank",
+    "dog_sigma",
+    "kernel_hw",
+    "is_shapeable",
+    "check_gamma",
+    "check_unit",
+]
 __all__ += ["PATTERNS", "check_pattern"]
 
 GAMMA_MIN = 1e-12
@@ -45,11 +55,11 @@ MAX_KERNEL_SIDE = 1024
 MAX_VALUES = 2**27  # per batch: 512 MiB of float32 (every real model needs far fewer)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
-KernelSize = Union[int, Sequence[int]]
-Gamma = Union[float, Tuple[float, float]]
+KernelSize = int | Sequence[int]
+Gamma = float | tuple[float, float]
 
 
-def kernel_hw(kernel_size: KernelSize) -> Tuple[int, int]:
+def kernel_hw(kernel_size: KernelSize) -> tuple[int, int]:
     """Normalise an int or (kh, kw) pair to (kh, kw), refusing anything else."""
     if isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
         hw = tuple(kernel_size)
@@ -57,8 +67,9 @@ def kernel_hw(kernel_size: KernelSize) -> Tuple[int, int]:
         hw = (kernel_size, kernel_size)
     ok = len(hw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_KERNEL_SIDE for v in hw)
     if not ok:
-        raise TimmDogError(f"kernel_size must be an int in [1, {MAX_KERNEL_SIDE}] or a pair (kh, kw) of such ints; "
-                         f"got {kernel_size!r}")
+        raise TimmDogError(
+            f"kernel_size must be an int in [1, {MAX_KERNEL_SIDE}] or a pair (kh, kw) of such ints; got {kernel_size!r}"
+        )
     return hw
 
 
@@ -67,8 +78,10 @@ def _check_batch(n: int, kh: int, kw: int, dtype) -> None:
     if dtype not in DTYPES:
         raise TimmDogError(f"dtype must be one of {', '.join(map(str, DTYPES))}; got {dtype!r}")
     if n * kh * kw > MAX_VALUES:
-        raise TimmDogError(f"{n} kernels of {kh}x{kw} are {n * kh * kw:,} values; at most {MAX_VALUES:,} "
-                         f"(2**27) per call: generate them in parts")
+        raise TimmDogError(
+            f"{n} kernels of {kh}x{kw} are {n * kh * kw:,} values; at most {MAX_VALUES:,} "
+            f"(2**27) per call: generate them in parts"
+        )
 
 
 def _is_real(value) -> bool:
@@ -132,8 +145,8 @@ def _weighted_sum(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     terms = values * weights
     while terms.shape[-1] > 1:  # the first half plus the second; an odd last term waits for the next round
         half = terms.shape[-1] // 2
-        head = terms[..., :half] + terms[..., half:2 * half]
-        terms = torch.cat([head, terms[..., 2 * half:]], -1) if terms.shape[-1] % 2 else head
+        head = terms[..., :half] + terms[..., half : 2 * half]
+        terms = torch.cat([head, terms[..., 2 * half :]], -1) if terms.shape[-1] % 2 else head
     return terms[..., 0]
 
 
@@ -185,7 +198,10 @@ def _build(gamma: torch.Tensor, sign: torch.Tensor, kh: int, kw: int, dtype, dev
 
 
 def dog_kernel(
-    kernel_size: KernelSize, gamma: float, on_center: bool = True, dtype: torch.dtype = torch.float32,
+    kernel_size: KernelSize,
+    gamma: float,
+    on_center: bool = True,
+    dtype: torch.dtype = torch.float32,
     pattern: str = "dog",
 ) -> torch.Tensor:
     """One DoG kernel [kh, kw]: on-centre (positive middle) or off-centre (its negation); ``pattern``: see
@@ -207,7 +223,7 @@ def dog_kernels(
     kernel_size: KernelSize,
     gamma: Gamma = (0.0, 0.5),
     on_ratio: float = 0.5,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device=None,
     pattern: str = "dog",
@@ -246,7 +262,6 @@ def dog_bank(kernel_size: KernelSize, gammas, dtype: torch.dtype = torch.float64
     return _build(gammas, torch.ones_like(gammas), kh, kw, dtype, None)
 
 
-
 # --- control patterns: the DoG's draw (γ, sign, share, scale) with another shape --------------------
 
 PATTERNS = ("dog", "gaussian", "impulse", "box")
@@ -270,8 +285,9 @@ def check_pattern(pattern) -> str:
     return pattern
 
 
-def _control_ring_values(pattern: str, gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor,
-                         counts: torch.Tensor) -> torch.Tensor:
+def _control_ring_values(
+    pattern: str, gamma: torch.Tensor, sign: torch.Tensor, rings: torch.Tensor, counts: torch.Tensor
+) -> torch.Tensor:
     """Control values per ring, [n, rings], float64, summing to ±0.5 per kernel (see :func:`check_pattern`).
 
     Every kernel keeps weight 1 on its innermost ring (the Gaussian is taken relative to it), so the

@@ -1,10 +1,11 @@
 """What ``timm-dog eval`` measures and writes: the two sides of ``--compare``, the guard against training images,
 and the eval JSON (its writer :func:`record` and its reader :func:`read`: one schema, one module)."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from .errors import TimmDogError
 from .evaluate import mcnemar
@@ -18,7 +19,7 @@ def _quiet(line: str) -> None:
     pass
 
 
-def compare_precision(amp: Optional[str], compare_amp: Optional[str]) -> Optional[str]:
+def compare_precision(amp: str | None, compare_amp: str | None) -> str | None:
     """The precision of --compare's OTHER_SOURCE: --amp's unless --compare-amp says otherwise (fp32: no autocast)."""
     if compare_amp is None:
         return amp
@@ -54,8 +55,10 @@ def check_not_training_images(info: dict, classifiers: list, split: str, log: Ca
         trained_on = (classifier.weights or {}).get("trained_on") or {}
         source = (classifier.weights or {}).get("source")
         if guard(info.get("folder"), trained_on, source, split):  # refuses unless split names a training split
-            log(f"note: --split {split}: {info['folder']} holds the training images of {source}: the numbers are "
-                "training accuracy")
+            log(
+                f"note: --split {split}: {info['folder']} holds the training images of {source}: the numbers are "
+                "training accuracy"
+            )
             info.setdefault("training_images_of", []).append(source)
 
 
@@ -65,9 +68,14 @@ def record(results: list, differences: tuple = (None, None)) -> dict:
     if len(results) == 1:
         return results[0].to_dict()
     a, b = results
-    return {"a": a.to_dict(), "b": b.to_dict(), "top1_difference": a.top1 - b.top1,
-            "mcnemar": mcnemar(a.correct, b.correct), "settings_differences": differences[0],
-            "seeds": differences[1]}
+    return {
+        "a": a.to_dict(),
+        "b": b.to_dict(),
+        "top1_difference": a.top1 - b.top1,
+        "mcnemar": mcnemar(a.correct, b.correct),
+        "settings_differences": differences[0],
+        "seeds": differences[1],
+    }
 
 
 def read(path) -> dict:
@@ -79,14 +87,18 @@ def read(path) -> dict:
         raise TimmDogError(f"cannot read eval JSON {path}: {error}") from None
     report = report.get("a", report) if isinstance(report, dict) else report  # --compare: its first source
     if not isinstance(report, dict) or not isinstance(report.get("dataset", {}), dict):
-        raise TimmDogError(f"eval JSON {path} is not a report of `timm-dog eval … --json` (a JSON object with top1, "
-                           f"top5, loss, num_images and dataset)")
+        raise TimmDogError(
+            f"eval JSON {path} is not a report of `timm-dog eval … --json` (a JSON object with top1, "
+            f"top5, loss, num_images and dataset)"
+        )
     missing = [k for k in NUMBERS if not isinstance(report.get(k), (int, float))]
     if missing:
         raise TimmDogError(f"eval JSON {path} lacks {', '.join(missing)}: write it with `timm-dog eval … --json`")
     top1, top5, loss, images = (report[k] for k in NUMBERS)
     if not (0 <= top1 <= top5 <= 100 and 0 <= loss < float("inf") and isinstance(images, int) and images >= 1):
-        raise TimmDogError(f"eval JSON {path} holds impossible numbers (top1 {top1}, top5 {top5}, loss {loss}, "
-                           f"num_images {images}): percentages lie in [0, 100] with top1 <= top5, the loss is finite "
-                           f"and >= 0, and at least one image was evaluated")
+        raise TimmDogError(
+            f"eval JSON {path} holds impossible numbers (top1 {top1}, top5 {top5}, loss {loss}, "
+            f"num_images {images}): percentages lie in [0, 100] with top1 <= top5, the loss is finite "
+            f"and >= 0, and at least one image was evaluated"
+        )
     return report

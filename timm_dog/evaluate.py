@@ -1,11 +1,12 @@
 """Top-1/top-5/loss/throughput on an ImageFolder or a timm dataset, McNemar's exact test for two models, and
 predictions for loose images."""
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
 
 import numpy as np
 from PIL import Image
@@ -28,9 +29,9 @@ class EvalResult:
     top5: float
     loss: float
     images_per_second: float
-    weights_sha256: Optional[str] = None  # of the tensors evaluated (an ONNX file: of the file)
-    weights: Optional[dict] = None  # what they are: checkpoint, EMA or not, epoch, model args (checkpoints.Weights)
-    input_size: Optional[list] = None  # what the images were resized/cropped to, [C, H, W]
+    weights_sha256: str | None = None  # of the tensors evaluated (an ONNX file: of the file)
+    weights: dict | None = None  # what they are: checkpoint, EMA or not, epoch, model args (checkpoints.Weights)
+    input_size: list | None = None  # what the images were resized/cropped to, [C, H, W]
     correct: np.ndarray = field(default=None, repr=False)  # per image, for paired tests
 
     def to_dict(self) -> dict:
@@ -45,9 +46,11 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
 
     prefix, sep, _ = dataset.partition("/")
     if dataset.lower() not in FOLDER_DATASETS and not (sep and prefix.lower() in DATASET_PREFIXES):
-        raise TimmDogError(f"unknown --dataset {dataset!r}: give a timm dataset name starting with "
-                           f"{', '.join(p + '/' for p in DATASET_PREFIXES)} (e.g. torch/cifar10), or none for an "
-                           f"ImageFolder")  # timm would read any other name as an ImageFolder, quietly
+        raise TimmDogError(
+            f"unknown --dataset {dataset!r}: give a timm dataset name starting with "
+            f"{', '.join(p + '/' for p in DATASET_PREFIXES)} (e.g. torch/cifar10), or none for an "
+            f"ImageFolder"
+        )  # timm would read any other name as an ImageFolder, quietly
     info = {"name": dataset or "imagefolder", "data_dir": str(data_dir), "split": split}
     kwargs = {"input_img_mode": None}
     if dataset.lower() in FOLDER_DATASETS:
@@ -62,8 +65,10 @@ def open_dataset(data_dir: str, dataset: str = "", split: str = "validation", do
         kind = f"dataset {dataset!r}" if dataset else "an ImageFolder"
         raise TimmDogError(f"cannot open {kind} at {data_dir} (split {split!r}): {error}") from None
     if "" in (class_names(opened) or []):
-        raise TimmDogError(f"{data_dir} has images directly inside it: an ImageFolder keeps each class's images in a "
-                           f"sub-folder named after the class")
+        raise TimmDogError(
+            f"{data_dir} has images directly inside it: an ImageFolder keeps each class's images in a "
+            f"sub-folder named after the class"
+        )
     return (StrictImageFolder(opened.reader) if not dataset else opened), info
 
 
@@ -102,20 +107,25 @@ def class_mapping(dataset, *label_lists) -> tuple:
         return [np.array([_by_name(labels, folders)[f] for f in folders]) for labels in label_lists], rule
     for labels in label_lists:
         if len(labels) != len(folders):
-            raise TimmDogError(f"the data has {len(folders)} class folders but the model has {len(labels)} classes: "
-                               "a model without class names (class_0 …) takes the folders by position, "
-                               "which needs as many folders as classes")
+            raise TimmDogError(
+                f"the data has {len(folders)} class folders but the model has {len(labels)} classes: "
+                "a model without class names (class_0 …) takes the folders by position, "
+                "which needs as many folders as classes"
+            )
         if _named(labels) and list(_by_name(labels, folders).values()) != list(range(len(folders))):
-            raise TimmDogError("a model with class names is compared with one without, and its names are not the "
-                               "folders in sorted order: the two cannot be matched alike")
+            raise TimmDogError(
+                "a model with class names is compared with one without, and its names are not the "
+                "folders in sorted order: the two cannot be matched alike"
+            )
     rule = f"by position: the {len(folders)} class folders in sorted order are the model's classes 0-{len(folders) - 1}"
     return [np.arange(len(folders))] * len(label_lists), rule
 
 
-def class_names(dataset) -> Optional[list]:
+def class_names(dataset) -> list | None:
     """The dataset's class names (an ImageFolder's folders) in its index order, or None."""
-    class_to_idx = getattr(dataset, "class_to_idx", None) or getattr(getattr(dataset, "reader", None),
-                                                                    "class_to_idx", None)
+    class_to_idx = getattr(dataset, "class_to_idx", None) or getattr(
+        getattr(dataset, "reader", None), "class_to_idx", None
+    )
     return sorted(class_to_idx, key=class_to_idx.get) if class_to_idx else None
 
 
@@ -133,15 +143,25 @@ def _by_name(labels: list, folders: list) -> dict:
         index.update({name: i for i, name in enumerate(ImageNetInfo(subset).label_names())})
     unknown = [f for f in folders if f not in index]
     if unknown:
-        raise TimmDogError(f"{len(unknown)} of {len(folders)} class folders match none of the model's {len(labels)} "
-                           f"class names: {', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''} "
-                           f"(the model's are e.g. {', '.join(repr(name) for name in labels[:3])})")
+        raise TimmDogError(
+            f"{len(unknown)} of {len(folders)} class folders match none of the model's {len(labels)} "
+            f"class names: {', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''} "
+            f"(the model's are e.g. {', '.join(repr(name) for name in labels[:3])})"
+        )
     return {f: index[f] for f in folders}
 
 
-def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Optional[int] = None,
-             progress: bool = True, dataset_info: Optional[dict] = None, class_index=None,
-             rule: Optional[str] = None, name: Optional[str] = None) -> EvalResult:
+def evaluate(
+    classifier: Classifier,
+    dataset,
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: bool = True,
+    dataset_info: dict | None = None,
+    class_index=None,
+    rule: str | None = None,
+    name: str | None = None,
+) -> EvalResult:
     """Run ``classifier`` over ``dataset`` (PIL image, target) in order; nothing is shuffled. The preprocessing
     runs in ``workers`` loader processes (default: one per CPU core this process may use). Dataset classes
     become model classes by ``class_index``/``rule`` (default: :func:`class_mapping` for this classifier).
@@ -158,15 +178,27 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
         dataset_info["class_names"] = class_names(dataset)
     dataset.transform = classifier.preprocess
     workers = len(os.sched_getaffinity(0)) if workers is None else workers
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
-                                         pin_memory=classifier.device.startswith("cuda"))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=False,
+        pin_memory=classifier.device.startswith("cuda"),
+    )
     num_classes = len(classifier.labels)
     logits, targets, seconds = [], [], 0.0
-    for images, target in progress_bar(_batches(loader), desc=f"eval {name or classifier.source}", unit="batch",
-                                       total=len(loader), disable=not progress):
+    for images, target in progress_bar(
+        _batches(loader),
+        desc=f"eval {name or classifier.source}",
+        unit="batch",
+        total=len(loader),
+        disable=not progress,
+    ):
         target = target.numpy() if class_index is None else class_index[target.numpy()]
         if int(target.max()) >= num_classes:
-            raise TimmDogError(f"the dataset has class index {int(target.max())} but the model has {num_classes} classes")
+            raise TimmDogError(
+                f"the dataset has class index {int(target.max())} but the model has {num_classes} classes"
+            )
         start = time.perf_counter()
         logits.append(np.asarray(classifier.run(images), dtype=np.float64))
         seconds += time.perf_counter() - start
@@ -176,11 +208,19 @@ def evaluate(classifier: Classifier, dataset, batch_size: int = 32, workers: Opt
     loss = -log_softmax(logits, axis=1)[np.arange(len(targets)), targets]
     correct = ranked[:, 0] == targets
     return EvalResult(
-        source=classifier.source, architecture=classifier.architecture, backend=classifier.backend,
-        dataset=dataset_info or {}, num_images=len(targets), top1=100.0 * correct.mean(),
-        top5=100.0 * (ranked == targets[:, None]).any(axis=1).mean(), loss=float(loss.mean()),
-        images_per_second=len(targets) / seconds, weights_sha256=classifier.weights_sha256,
-        weights=classifier.weights, input_size=list(images.shape[1:]), correct=correct,
+        source=classifier.source,
+        architecture=classifier.architecture,
+        backend=classifier.backend,
+        dataset=dataset_info or {},
+        num_images=len(targets),
+        top1=100.0 * correct.mean(),
+        top5=100.0 * (ranked == targets[:, None]).any(axis=1).mean(),
+        loss=float(loss.mean()),
+        images_per_second=len(targets) / seconds,
+        weights_sha256=classifier.weights_sha256,
+        weights=classifier.weights,
+        input_size=list(images.shape[1:]),
+        correct=correct,
     )
 
 
@@ -197,9 +237,15 @@ def _batches(loader):
 
 
 ORIENTATION = 0x0112  # the EXIF Orientation tag: how a viewer turns the stored pixels to show them
-ORIENTATIONS = {2: "mirrored", 3: "rotated 180°", 4: "flipped upside down", 5: "mirrored and rotated 90° "
-                "counter-clockwise", 6: "rotated 90° clockwise", 7: "mirrored and rotated 90° clockwise",
-                8: "rotated 90° counter-clockwise"}
+ORIENTATIONS = {
+    2: "mirrored",
+    3: "rotated 180°",
+    4: "flipped upside down",
+    5: "mirrored and rotated 90° counter-clockwise",
+    6: "rotated 90° clockwise",
+    7: "mirrored and rotated 90° clockwise",
+    8: "rotated 90° counter-clockwise",
+}
 
 
 @dataclass
@@ -209,12 +255,14 @@ class Prediction:
     orientation: int = 1  # the image's EXIF Orientation (1: none, or upright); ignored, as timm's loader does
 
     @property
-    def rotation_note(self) -> Optional[str]:
+    def rotation_note(self) -> str | None:
         """What the ignored EXIF tag would have done, or None for an upright image."""
         if self.orientation not in ORIENTATIONS:
             return None
-        return (f"note: EXIF Orientation {self.orientation} (viewers show it {ORIENTATIONS[self.orientation]}) "
-                "ignored: the model sees the pixels as stored, as timm's loader and validate.py do")
+        return (
+            f"note: EXIF Orientation {self.orientation} (viewers show it {ORIENTATIONS[self.orientation]}) "
+            "ignored: the model sees the pixels as stored, as timm's loader and validate.py do"
+        )
 
 
 def predict(classifier: Classifier, paths, batch_size: int = 32, top_k: int = 5) -> Iterator[Prediction]:
@@ -222,7 +270,7 @@ def predict(classifier: Classifier, paths, batch_size: int = 32, top_k: int = 5)
     it has run: the memory needed does not grow with the number of images."""
     paths = list(paths)
     for start in range(0, len(paths), batch_size):
-        read = [read_image(path, classifier.preprocess) for path in paths[start: start + batch_size]]
+        read = [read_image(path, classifier.preprocess) for path in paths[start : start + batch_size]]
         ranked = classifier.top_k(classifier.run(np.stack([array for _, array, _ in read])), top_k)
         yield from (Prediction(str(path), best, orientation) for (path, _, orientation), best in zip(read, ranked))
 

@@ -18,9 +18,8 @@ The weight therefore holds its frozen values whenever the model runs, is average
 What is frozen is kept per weight object in this process: values loaded into the weight later
 (``load_state_dict``, a resumed checkpoint) are the values then kept.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
@@ -38,7 +37,7 @@ class _Frozen:
     def __init__(self, weight: torch.nn.Parameter, mask: torch.Tensor):
         self.mask = mask
         self._on = {mask.device: mask}
-        self.saved: Optional[torch.Tensor] = None
+        self.saved: torch.Tensor | None = None
         if mask.all():  # nothing of it trains: no gradient at all
             weight.requires_grad_(False)
         self.handle = weight.register_hook(self.mask_grad) if weight.requires_grad else None
@@ -52,7 +51,7 @@ class _Frozen:
         return grad.masked_fill(self.on(grad.device), 0)
 
 
-def freeze_kernels(weight: torch.nn.Parameter, kernels: int, chosen: Optional[torch.Tensor]) -> None:
+def freeze_kernels(weight: torch.nn.Parameter, kernels: int, chosen: torch.Tensor | None) -> None:
     """Freeze the ``chosen`` kernels (indices into ``weight`` seen as [kernels, -1]; None: all) against training."""
     mask = torch.zeros(kernels, weight.numel() // kernels, dtype=torch.bool)
     mask[slice(None) if chosen is None else chosen.cpu()] = True
@@ -68,7 +67,7 @@ def freeze_kernels(weight: torch.nn.Parameter, kernels: int, chosen: Optional[to
         _HOOKS.extend((register_optimizer_step_pre_hook(_save), register_optimizer_step_post_hook(_restore)))
 
 
-def frozen_mask(weight: torch.Tensor) -> Optional[torch.Tensor]:
+def frozen_mask(weight: torch.Tensor) -> torch.Tensor | None:
     """The bool mask of ``weight``'s frozen elements (shaped like it), or None when nothing in it is frozen."""
     frozen = _FROZEN.get(weight)
     return None if frozen is None else frozen.mask

@@ -3,6 +3,7 @@
 The staged folder is what plain timm expects (``config.json`` naming the base architecture +
 ``model.safetensors``), plus ``onnx/model.onnx`` (verified), the eval JSON and a model card.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,9 +12,9 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import timm
 import torch
@@ -41,10 +42,40 @@ NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
 TRAIN_PY = "timm's train.py"
 # train.py arguments worth publishing (paths, logging and cluster details stay private)
 RECIPE_KEYS = (
-    "model", "model_kwargs", "dataset", "num_classes", "img_size", "input_size", "epochs", "batch_size",
-    "mean", "std", "interpolation", "crop_pct", "grad_accum_steps", "opt", "lr", "lr_base", "weight_decay", "sched", "warmup_epochs", "warmup_lr", "min_lr",
-    "aa", "reprob", "mixup", "cutmix", "smoothing", "gp", "drop_path", "model_ema", "model_ema_decay", "amp",
-    "amp_dtype", "seed", "world_size",
+    "model",
+    "model_kwargs",
+    "dataset",
+    "num_classes",
+    "img_size",
+    "input_size",
+    "epochs",
+    "batch_size",
+    "mean",
+    "std",
+    "interpolation",
+    "crop_pct",
+    "grad_accum_steps",
+    "opt",
+    "lr",
+    "lr_base",
+    "weight_decay",
+    "sched",
+    "warmup_epochs",
+    "warmup_lr",
+    "min_lr",
+    "aa",
+    "reprob",
+    "mixup",
+    "cutmix",
+    "smoothing",
+    "gp",
+    "drop_path",
+    "model_ema",
+    "model_ema_decay",
+    "amp",
+    "amp_dtype",
+    "seed",
+    "world_size",
 )
 
 
@@ -54,11 +85,14 @@ class PushError(TimmDogError):
 
 def plugin_only(architecture: str) -> bool:
     """True for architectures that only timm-dog registers (plain timm cannot build them)."""
-    return timm.is_model(architecture) and model_entrypoint(get_arch_name(architecture)).__module__.startswith("timm_dog")
+    return timm.is_model(architecture) and model_entrypoint(get_arch_name(architecture)).__module__.startswith(
+        "timm_dog"
+    )
 
 
-def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Optional[dict] = None,
-                 trained_with: Optional[str] = None):
+def load_trained(
+    model_name: str, checkpoint, use_ema: bool = False, recipe: dict | None = None, trained_with: str | None = None
+):
     """The published-architecture model with the checkpoint's weights, the DoG/recipe record, and the weights'
     :class:`checkpoints.Weights` (their tensor fingerprint, EMA or not, epoch, model args). ``trained_with``: how the
     weights were trained, when not by timm's train.py (e.g. the demo's own loop)."""
@@ -74,7 +108,7 @@ def load_trained(model_name: str, checkpoint, use_ema: bool = False, recipe: Opt
     return model, record, weights
 
 
-def _recipe_record(recipe: Optional[dict], model_name: str, trained_with: Optional[str] = None) -> dict:
+def _recipe_record(recipe: dict | None, model_name: str, trained_with: str | None = None) -> dict:
     """DoG hyperparameters (from the recipe's dog_* model kwargs), the public part of the recipe, and how the
     weights were trained: ``trained_with`` if given, timm's train.py when the args are train.py's, else None."""
     recipe = dict(recipe or {})
@@ -82,11 +116,15 @@ def _recipe_record(recipe: Optional[dict], model_name: str, trained_with: Option
     dog = check_dog_args(**{DOG_KWARGS[k]: v for k, v in kwargs.items() if k in DOG_KWARGS})
     dog["gamma"] = list(dog["gamma"]) if isinstance(dog["gamma"], tuple) else dog["gamma"]
     public = {k: recipe[k] for k in RECIPE_KEYS if k in recipe and _is_json(recipe[k])}
-    return {"dog_model": model_name, "dog_init": dog, "recipe": public,
-            "trained_with": trained_with or (TRAIN_PY if is_train_py_args(recipe) else None)}
+    return {
+        "dog_model": model_name,
+        "dog_init": dog,
+        "recipe": public,
+        "trained_with": trained_with or (TRAIN_PY if is_train_py_args(recipe) else None),
+    }
 
 
-def _epochs_run(summary) -> Optional[int]:
+def _epochs_run(summary) -> int | None:
     """Epochs train.py ran by the summary.csv beside the checkpoint, None without one."""
     return epochs_trained(read_summary(summary)) if summary.is_file() else None
 
@@ -111,15 +149,22 @@ def read_eval(path, weights=None, input_size=None) -> dict:
     _check_not_training_images(path, report.get("dataset", {}), weights)
     measured = report.get("input_size")
     if input_size is not None and list(measured or []) != list(input_size):
-        raise PushError(f"eval JSON {path} was measured at {_size(measured)} but the published data config says "
-                        f"{_size(input_size)}: evaluate at the size the weights are published with (the run's args)")
+        raise PushError(
+            f"eval JSON {path} was measured at {_size(measured)} but the published data config says "
+            f"{_size(input_size)}: evaluate at the size the weights are published with (the run's args)"
+        )
     rebuilt_with = (report["weights"] if isinstance(report.get("weights"), dict) else {}).get("model_args")
     if weights is not None and rebuilt_with is not None and _json(rebuilt_with) != _json(weights.model_args):
-        differ = sorted(k for k in {**rebuilt_with, **weights.model_args}
-                        if _json(rebuilt_with.get(k)) != _json(weights.model_args.get(k)))
-        raise PushError(f"eval JSON {path} was measured with the model args {rebuilt_with} but the weights are "
-                        f"published with {weights.model_args} ({', '.join(differ)} differ): evaluate the checkpoint "
-                        f"with the run's args (its own, or its args.yaml beside it)")
+        differ = sorted(
+            k
+            for k in {**rebuilt_with, **weights.model_args}
+            if _json(rebuilt_with.get(k)) != _json(weights.model_args.get(k))
+        )
+        raise PushError(
+            f"eval JSON {path} was measured with the model args {rebuilt_with} but the weights are "
+            f"published with {weights.model_args} ({', '.join(differ)} differ): evaluate the checkpoint "
+            f"with the run's args (its own, or its args.yaml beside it)"
+        )
     return report
 
 
@@ -127,9 +172,11 @@ def _check_not_training_images(path, dataset: dict, weights) -> None:
     """Refuse an eval JSON measured on training images (eval --split train, or the run's training folder:
     :func:`trainpy.data.check_not_training_images`)."""
     if dataset.get("training_images_of"):
-        raise PushError(f"eval JSON {path} was measured on training images ({dataset.get('folder')}, the training "
-                        f"split of {', '.join(dataset['training_images_of'])}): the card publishes validation accuracy; "
-                        f"evaluate on the validation folder")
+        raise PushError(
+            f"eval JSON {path} was measured on training images ({dataset.get('folder')}, the training "
+            f"split of {', '.join(dataset['training_images_of'])}): the card publishes validation accuracy; "
+            f"evaluate on the validation folder"
+        )
     folder = dataset.get("folder")  # absolute since eval writes it so; a relative one is not checked against here
     if weights is not None and folder and Path(folder).is_absolute():
         try:
@@ -158,11 +205,15 @@ def _check_measured_on(path, report: dict, weights) -> None:
         return
     if "ema" in measured and bool(measured["ema"]) != weights.ema:
         flag = "drop --ema" if weights.ema else "add --ema"
-        raise PushError(f"eval JSON {path} measured the {_weights_name(bool(measured['ema']))} but the "
-                        f"{_weights_name(weights.ema)} would be published: {flag} to publish the weights it measured, "
-                        f"or measure these with {command}")
-    raise PushError(f"eval JSON {path} was not measured on this checkpoint's {_weights_name(weights.ema)} (its "
-                    f"weights_sha256 differs; it measured {measured.get('source', 'other weights')}): run {command}")
+        raise PushError(
+            f"eval JSON {path} measured the {_weights_name(bool(measured['ema']))} but the "
+            f"{_weights_name(weights.ema)} would be published: {flag} to publish the weights it measured, "
+            f"or measure these with {command}"
+        )
+    raise PushError(
+        f"eval JSON {path} was not measured on this checkpoint's {_weights_name(weights.ema)} (its "
+        f"weights_sha256 differs; it measured {measured.get('source', 'other weights')}): run {command}"
+    )
 
 
 @dataclass
@@ -201,16 +252,16 @@ def stage(
     *,
     repo_id: str,
     eval_json=None,
-    recipe: Optional[dict] = None,
+    recipe: dict | None = None,
     use_ema: bool = False,
     fp16: bool = False,
-    int8_calibration: Optional[str] = None,
-    verify_images: Optional[str] = None,
+    int8_calibration: str | None = None,
+    verify_images: str | None = None,
     license: str = "apache-2.0",
     datasets: tuple = (),
     force: bool = False,
     report=None,
-    trained_with: Optional[str] = None,
+    trained_with: str | None = None,
     log=print,
 ) -> StagedRepo:
     """Write the repository folder; refuse (PushError) on a missing/failing eval or ONNX check unless ``force``.
@@ -230,15 +281,19 @@ def stage(
         evaluation = read_eval(eval_json, weights, model.pretrained_cfg["input_size"])
         measured_on = evaluation.get("dataset", {}).get("name", "imagefolder")
         if measured_on == "imagefolder" and not datasets:
-            raise PushError(f"eval JSON {eval_json} was measured on an ImageFolder "
-                            f"({evaluation.get('dataset', {}).get('data_dir', '?')}): name its Hub dataset id with "
-                            f"--dataset (e.g. imagenet-1k), so the card does not label the numbers with a guess")
+            raise PushError(
+                f"eval JSON {eval_json} was measured on an ImageFolder "
+                f"({evaluation.get('dataset', {}).get('data_dir', '?')}): name its Hub dataset id with "
+                f"--dataset (e.g. imagenet-1k), so the card does not label the numbers with a guess"
+            )
         names = evaluation.get("dataset", {}).get("class_names")
         if names and len(names) == model.num_classes and not model.pretrained_cfg.get("label_names"):
             model.pretrained_cfg = {**model.pretrained_cfg, "label_names": names}
     elif not force:
-        raise PushError("refusing to publish: no eval JSON (give --eval-json from `timm-dog eval … --json`; "
-                        "--force publishes anyway)")
+        raise PushError(
+            "refusing to publish: no eval JSON (give --eval-json from `timm-dog eval … --json`; "
+            "--force publishes anyway)"
+        )
     comparison = None
     if report:
         try:
@@ -250,10 +305,16 @@ def stage(
         work.mkdir()
         # the label names go to the config's root, as timm's push_to_hf_hub writes them: transformers reads them there
         names = model.pretrained_cfg.get("label_names")
-        save_for_hf(model, work, safe_serialization=True, data_config=resolve_data_config({}, model=model),
-                    model_config={**({"label_names": names} if names else {}),
-                                  "timm_dog": {**record, "weights_sha256": weights_sha, "ema": use_ema,
-                                               "epoch": weights.epoch}})
+        save_for_hf(
+            model,
+            work,
+            safe_serialization=True,
+            data_config=resolve_data_config({}, model=model),
+            model_config={
+                **({"label_names": names} if names else {}),
+                "timm_dog": {**record, "weights_sha256": weights_sha, "ema": use_ema, "epoch": weights.epoch},
+            },
+        )
         config = json.loads((work / "config.json").read_text())
         config["model_args"] = published_model_args(config.get("model_args", {}), weights.model_args)
         config["pretrained_cfg"].pop("tag", None)  # the base's pretrained tag: not these weights
@@ -263,21 +324,30 @@ def stage(
         onnx_files = []
         (work / "onnx").mkdir()
         try:
-            result = export_onnx(model, work / "onnx" / "model.onnx", fp16=fp16, int8_calibration=int8_calibration,
-                                 verify_images=verify_images, architecture=architecture, log=log)
+            result = export_onnx(
+                model,
+                work / "onnx" / "model.onnx",
+                fp16=fp16,
+                int8_calibration=int8_calibration,
+                verify_images=verify_images,
+                architecture=architecture,
+                log=log,
+            )
             onnx_files = [p.relative_to(work).as_posix() for p in result.files.values()]
             (work / "onnx" / "verification.json").write_text(json.dumps(result.to_dict()["verification"], indent=2))
         except ExportError as error:
             if not force:
-                raise PushError(f"refusing to publish: ONNX verification failed: {error} (--force publishes anyway)") \
-                    from None
+                raise PushError(
+                    f"refusing to publish: ONNX verification failed: {error} (--force publishes anyway)"
+                ) from None
         if evaluation:
             (work / "eval_results.json").write_text(json.dumps(evaluation, indent=2))
         if comparison and comparison["figure"]:
             shutil.copyfile(comparison["figure"], work / CURVES)
             comparison["figure"] = CURVES
-        (work / "README.md").write_text(render_card(model, repo_id, record, evaluation, onnx_files, license,
-                                                    list(datasets), comparison, weights))
+        (work / "README.md").write_text(
+            render_card(model, repo_id, record, evaluation, onnx_files, license, list(datasets), comparison, weights)
+        )
         if not onnx_files:
             shutil.rmtree(work / "onnx")
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -298,8 +368,13 @@ def published_model_args(recorded: dict, rebuilt_with: dict) -> dict:
 def weights_facts(weights, recipe: dict) -> dict:
     """What the card says about the published tensors: EMA or not (with the decay), epoch, and the file."""
     ema_decay = recipe.get("model_ema_decay") if weights.ema else None
-    return {"ema": weights.ema, "ema_decay": ema_decay, "epoch": weights.epoch, "file": Path(weights.source).name,
-            "run_kept_ema": bool(recipe.get("model_ema")) and not weights.ema}
+    return {
+        "ema": weights.ema,
+        "ema_decay": ema_decay,
+        "epoch": weights.epoch,
+        "file": Path(weights.source).name,
+        "run_kept_ema": bool(recipe.get("model_ema")) and not weights.ema,
+    }
 
 
 def model_facts(model) -> dict:
@@ -307,8 +382,11 @@ def model_facts(model) -> dict:
     size = model.pretrained_cfg["input_size"]
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, *size))
-    return {"params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "gmacs": counter.get_total_flops() / 2e9, "input_size": list(size)}
+    return {
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "gmacs": counter.get_total_flops() / 2e9,
+        "input_size": list(size),
+    }
 
 
 def card_template() -> Path:
@@ -319,8 +397,9 @@ def card_template() -> Path:
     raise FileNotFoundError("hub_cards/model_card.md is missing from this installation")
 
 
-def render_card(model, repo_id, record, evaluation, onnx_files, license, datasets, comparison=None,
-                weights=None) -> str:
+def render_card(
+    model, repo_id, record, evaluation, onnx_files, license, datasets, comparison=None, weights=None
+) -> str:
     """README.md: front matter (library_name timm, tags, model-index) + the hub_cards template."""
     from .onnx import label_names  # onnx and onnxscript: imported when a card is written only
 
@@ -329,22 +408,51 @@ def render_card(model, repo_id, record, evaluation, onnx_files, license, dataset
     if evaluation:
         name = evaluation.get("dataset", {}).get("name", "imagefolder")
         dataset_id = datasets[0] if datasets and name == "imagefolder" else name
-        results = [EvalResult(task_type="image-classification", dataset_type=dataset_id, dataset_name=dataset_id,
-                              dataset_split=evaluation.get("dataset", {}).get("split"), metric_type="accuracy",
-                              metric_name=f"top-{k} accuracy", metric_value=round(evaluation[f"top{k}"], 3))
-                   for k in (1, 5)]
+        results = [
+            EvalResult(
+                task_type="image-classification",
+                dataset_type=dataset_id,
+                dataset_name=dataset_id,
+                dataset_split=evaluation.get("dataset", {}).get("split"),
+                metric_type="accuracy",
+                metric_name=f"top-{k} accuracy",
+                metric_value=round(evaluation[f"top{k}"], 3),
+            )
+            for k in (1, 5)
+        ]
     data = ModelCardData(
-        library_name="timm", pipeline_tag="image-classification", tags=TAGS, license=license, datasets=datasets,
-        model_name=repo_id.split("/")[-1], eval_results=results or None,
+        library_name="timm",
+        pipeline_tag="image-classification",
+        tags=TAGS,
+        license=license,
+        datasets=datasets,
+        model_name=repo_id.split("/")[-1],
+        eval_results=results or None,
     )
-    return str(ModelCard.from_template(
-        data, template_path=str(card_template()), repo_id=repo_id, architecture=architecture,
-        plugin_only=plugin_only(architecture), facts=model_facts(model), num_classes=model.num_classes,
-        labels=label_names(model)[:5], dog=record["dog_init"], dog_model=record["dog_model"],
-        recipe=record["recipe"], evaluation=evaluation, dataset_id=dataset_id, onnx_files=onnx_files, paper=PAPER,
-        comparison=comparison, trained_with=record.get("trained_with"), train_py=record.get("trained_with") == TRAIN_PY,
-        epochs_run=record.get("epochs_run"), weights=weights_facts(weights, record["recipe"]) if weights else None,
-    ))
+    return str(
+        ModelCard.from_template(
+            data,
+            template_path=str(card_template()),
+            repo_id=repo_id,
+            architecture=architecture,
+            plugin_only=plugin_only(architecture),
+            facts=model_facts(model),
+            num_classes=model.num_classes,
+            labels=label_names(model)[:5],
+            dog=record["dog_init"],
+            dog_model=record["dog_model"],
+            recipe=record["recipe"],
+            evaluation=evaluation,
+            dataset_id=dataset_id,
+            onnx_files=onnx_files,
+            paper=PAPER,
+            comparison=comparison,
+            trained_with=record.get("trained_with"),
+            train_py=record.get("trained_with") == TRAIN_PY,
+            epochs_run=record.get("epochs_run"),
+            weights=weights_facts(weights, record["recipe"]) if weights else None,
+        )
+    )
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -352,8 +460,16 @@ def check_repo_id(repo_id: str) -> None:
         raise PushError(f"--repo {repo_id!r} is not ORG/NAME (letters, digits, '-', '_', '.')")
 
 
-def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, private: bool = False,
-         revision: Optional[str] = None, create_pr: bool = False, message: Optional[str] = None) -> str:
+def push(
+    staged: StagedRepo,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    message: str | None = None,
+) -> str:
     """Upload every staged file in one ``create_commit``; return the commit (or PR) URL."""
     check_repo_id(repo_id)
     token = token or get_token()
@@ -372,20 +488,29 @@ def push(staged: StagedRepo, repo_id: str, *, token: Optional[str] = None, priva
             api.create_branch(repo_id, branch=revision)
         if info and "config.json" in {s.rfilename for s in info.siblings or []}:
             with tempfile.TemporaryDirectory() as tmp:
-                remote = json.loads(Path(api.hf_hub_download(repo_id, "config.json", revision=info.sha,
-                                                             local_dir=tmp)).read_text())
+                remote = json.loads(
+                    Path(api.hf_hub_download(repo_id, "config.json", revision=info.sha, local_dir=tmp)).read_text()
+                )
             if remote.get("architecture") != staged.architecture:
-                raise PushError(f"{repo_id} already holds a {remote.get('architecture')!r} model, not "
-                                f"{staged.architecture!r}: choose another --repo")
+                raise PushError(
+                    f"{repo_id} already holds a {remote.get('architecture')!r} model, not "
+                    f"{staged.architecture!r}: choose another --repo"
+                )
         operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(staged.folder / f)) for f in staged.files]
-        commit = api.create_commit(repo_id, operations, commit_message=message or f"Upload {staged.architecture} "
-                                 "(DoG init) with timm-dog", revision=revision, create_pr=create_pr)
+        commit = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message or f"Upload {staged.architecture} (DoG init) with timm-dog",
+            revision=revision,
+            create_pr=create_pr,
+        )
     except HfHubHTTPError as error:
         reason = _refused(error, repo_id, api.endpoint)
         raise PushError(f"upload to {repo_id} failed, nothing was committed: {reason}".replace(token, "***")) from None
     except _http().TransportError as error:  # no answer at all: refused, unresolvable, timed out
-        raise PushError(f"cannot reach the Hub at {api.endpoint}: {_unreachable(error)}; nothing was committed") \
-            from None
+        raise PushError(
+            f"cannot reach the Hub at {api.endpoint}: {_unreachable(error)}; nothing was committed"
+        ) from None
     return commit.pr_url or commit.commit_url
 
 

@@ -1,4 +1,5 @@
 """Finding depthwise convolutions in a model and giving them DoG kernels in place."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,6 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -17,12 +17,22 @@ from .dog import Gamma, check_gamma, check_pattern, check_unit, dog_kernels, is_
 from .errors import TimmDogError
 from .freeze import freeze_kernels
 
-__all__ = ["is_depthwise", "dog_init_", "check_dog_args", "depthwise_weights", "depthwise_kernels", "log_dog_init",
-           "DogInitReport", "DogLayer", "check_trainable", "derived_seed"]
+__all__ = [
+    "is_depthwise",
+    "dog_init_",
+    "check_dog_args",
+    "depthwise_weights",
+    "depthwise_kernels",
+    "log_dog_init",
+    "DogInitReport",
+    "DogLayer",
+    "check_trainable",
+    "derived_seed",
+]
 
 logger = logging.getLogger("timm_dog")
 
-Scale = Union[str, float]
+Scale = str | float
 
 
 def is_depthwise(module) -> bool:
@@ -36,11 +46,15 @@ def _looks_depthwise(module) -> bool:
     Containers that merely carry such attributes (timm's GhostModuleV3) are not layers.
     """
     groups = module.__dict__.get("groups")
-    return (isinstance(groups, int) and groups > 1 and groups == module.__dict__.get("in_channels")
-            and isinstance(getattr(module, "weight", None), nn.Parameter))
+    return (
+        isinstance(groups, int)
+        and groups > 1
+        and groups == module.__dict__.get("in_channels")
+        and isinstance(getattr(module, "weight", None), nn.Parameter)
+    )
 
 
-def _kernels_of(module) -> Optional[torch.Tensor]:
+def _kernels_of(module) -> torch.Tensor | None:
     """The depthwise kernels of ``module`` as a view [kernels, 1, kh, kw] of its weight, or None.
 
     A depthwise ``CondConv2d`` keeps its experts in one parameter [experts, out·kh·kw]; each expert's
@@ -87,21 +101,21 @@ class _FusedBlock:
     at the centre.
     """
 
-    scales: List[Tuple[str, nn.Parameter]]  # (name, weight) of the 1x1 scale branches
+    scales: list[tuple[str, nn.Parameter]]  # (name, weight) of the 1x1 scale branches
     shaped: bool = False
-    chosen: Optional[torch.Tensor] = None  # kernel indices that got DoG (None: all)
-    polarity: Optional[torch.Tensor] = None  # ±1 per chosen kernel
+    chosen: torch.Tensor | None = None  # kernel indices that got DoG (None: all)
+    polarity: torch.Tensor | None = None  # ±1 per chosen kernel
 
     def align(self, kernels: torch.Tensor) -> torch.Tensor:
         """``kernels`` with the block's polarity (the first call sets it)."""
         kh, kw = kernels.shape[-2:]
-        polarity = kernels[:, (kh - 1) // 2: kh // 2 + 1, (kw - 1) // 2: kw // 2 + 1].sum((1, 2)).sign()
+        polarity = kernels[:, (kh - 1) // 2 : kh // 2 + 1, (kw - 1) // 2 : kw // 2 + 1].sum((1, 2)).sign()
         if self.polarity is None:
             self.polarity = polarity
             return kernels
         return kernels * (polarity * self.polarity)[:, None, None]
 
-    def zero_scales(self) -> List[str]:
+    def zero_scales(self) -> list[str]:
         """Zero the scale branches in the kernels that got DoG; their names."""
         if self.polarity is None or not len(self.polarity):
             return []
@@ -140,7 +154,7 @@ class DogLayer:
     """One depthwise conv that received DoG kernels."""
 
     name: str
-    kernel_size: Tuple[int, int]
+    kernel_size: tuple[int, int]
     kernels: int  # kernels in the layer (out_channels; experts × out_channels for a CondConv2d)
     dog_kernels: int  # of which got DoG
     scale: float  # multiplier applied to the paper's kernels
@@ -150,11 +164,11 @@ class DogLayer:
 class DogInitReport:
     """What ``dog_init_`` did: layers touched, layers skipped (with the reason), scale branches zeroed."""
 
-    layers: List[DogLayer] = field(default_factory=list)
-    skipped: List[Tuple[str, str]] = field(default_factory=list)
-    zeroed: List[str] = field(default_factory=list)  # weights of re-parameterizable blocks' 1x1 scale branches
+    layers: list[DogLayer] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    zeroed: list[str] = field(default_factory=list)  # weights of re-parameterizable blocks' 1x1 scale branches
     frozen: int = 0  # kernels kept fixed during training (trainable=False)
-    seed: Optional[int] = None  # the seed the kernels were drawn with (derived from torch's global state if not given)
+    seed: int | None = None  # the seed the kernels were drawn with (derived from torch's global state if not given)
 
     @property
     def kernels_set(self) -> int:
@@ -194,8 +208,17 @@ def log_dog_init(model_name: str, report: DogInitReport, args: dict) -> None:
     seed = args["seed"] if args["seed"] is not None else f"{report.seed} (from torch's global generator)"
     logger.info(
         "%s: DoG init set %d/%d depthwise layers, %s/%s kernels (γ %s, on-ratio %g, share %g, scale %s, seed %s%s)",
-        model_name, len(report.layers), layers, f"{report.kernels_set:,}", f"{report.kernels_total:,}", gamma,
-        args["on_ratio"], args["share"], args["scale"], seed, extra,
+        model_name,
+        len(report.layers),
+        layers,
+        f"{report.kernels_set:,}",
+        f"{report.kernels_total:,}",
+        gamma,
+        args["on_ratio"],
+        args["share"],
+        args["scale"],
+        seed,
+        extra,
     )
 
 
@@ -216,13 +239,16 @@ def check_trainable(trainable) -> bool:
     if isinstance(trainable, str) and trainable.lower() in BOOL_WORDS:
         return BOOL_WORDS[trainable.lower()]
     if not isinstance(trainable, bool):
-        raise TimmDogError(f"trainable must be True or False, or one of the words {'/'.join(BOOL_WORDS)} "
-                         f"(False keeps the structured kernels fixed in training); got {trainable!r}")
+        raise TimmDogError(
+            f"trainable must be True or False, or one of the words {'/'.join(BOOL_WORDS)} "
+            f"(False keeps the structured kernels fixed in training); got {trainable!r}"
+        )
     return trainable
 
 
-def check_dog_args(gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", seed=None, pattern="dog",
-                   trainable=True) -> dict:
+def check_dog_args(
+    gamma=(0.0, 0.5), on_ratio=0.5, share=1.0, scale="paper", seed=None, pattern="dog", trainable=True
+) -> dict:
     """Validate ``dog_init_`` arguments; return them normalised (numbers as floats, trainable as a bool), or raise a
     ValueError saying what is allowed. The one rule for every spelling of them: twins, report arms and sweeps."""
     if isinstance(scale, str):
@@ -253,9 +279,11 @@ def _multiplier(name: str, scale: Scale, kernels: torch.Tensor, weight: torch.Te
         native = weight.float()
         native_std = native.std().item() if weight.numel() > 1 else 0.0
         if not math.isfinite(native_std) or native.amin() == native.amax():
-            raise TimmDogError(f"scale='match' in layer {name}: its native weights are "
-                             f"{'not finite' if not math.isfinite(native_std) else 'all equal'}, there is no std "
-                             f"to match; use scale='paper' or a number")
+            raise TimmDogError(
+                f"scale='match' in layer {name}: its native weights are "
+                f"{'not finite' if not math.isfinite(native_std) else 'all equal'}, there is no std "
+                f"to match; use scale='paper' or a number"
+            )
         return native_std / dog_std if dog_std > 0 else 1.0
     return float(scale)
 
@@ -275,17 +303,21 @@ def _scaled(name: str, kernels: torch.Tensor, multiplier: float, scale: Scale, d
         what += f" (DoG kernels are scaled in {narrow})"
     peak = kernels.abs().amax().item()
     if not torch.isfinite(out).all():
-        raise TimmDogError(f"{what} overflows {narrow} in layer {name}: the largest DoG value {peak:.3g} becomes "
-                         f"{peak * multiplier:.3g}, above {info.max:.4g}; this layer allows a scale of at most "
-                         f"{info.max / peak:.3g}")
+        raise TimmDogError(
+            f"{what} overflows {narrow} in layer {name}: the largest DoG value {peak:.3g} becomes "
+            f"{peak * multiplier:.3g}, above {info.max:.4g}; this layer allows a scale of at most "
+            f"{info.max / peak:.3g}"
+        )
     exact = kernels.double()
     error = (out.double() / multiplier - exact).flatten(1).norm(dim=1)
     norms = exact.flatten(1).norm(dim=1)
     if (error > 4 * info.eps * norms).any():
         safe = info.tiny * math.sqrt(kernels[0].numel()) / norms.min().item()
-        raise TimmDogError(f"{what} underflows {narrow} in layer {name}: the kernels fall to zero or below its "
-                         f"smallest normal value {info.tiny:.3g} and lose their pattern; a scale of at least "
-                         f"{safe:.3g} is safe for this layer")
+        raise TimmDogError(
+            f"{what} underflows {narrow} in layer {name}: the kernels fall to zero or below its "
+            f"smallest normal value {info.tiny:.3g} and lose their pattern; a scale of at least "
+            f"{safe:.3g} is safe for this layer"
+        )
     return out
 
 
@@ -296,7 +328,7 @@ def dog_init_(
     on_ratio: float = 0.5,
     share: float = 1.0,
     scale: Scale = "paper",
-    seed: Optional[int] = None,
+    seed: int | None = None,
     pattern: str = "dog",
     trainable: bool = True,
 ) -> DogInitReport:
@@ -374,9 +406,14 @@ def _shape(targets, blocks: dict, args: dict, generator) -> list:
     counts = {}
     for _, weight, chosen, _ in plan:
         counts.setdefault(tuple(weight.shape[-2:]), []).append(weight.shape[0] if chosen is None else len(chosen))
-    batches = {size: iter(dog_kernels(sum(n), size, args["gamma"], args["on_ratio"], generator=generator,
-                                      pattern=args["pattern"]).split(n))
-               for size, n in counts.items()}
+    batches = {
+        size: iter(
+            dog_kernels(
+                sum(n), size, args["gamma"], args["on_ratio"], generator=generator, pattern=args["pattern"]
+            ).split(n)
+        )
+        for size, n in counts.items()
+    }
     ready = []
     for name, weight, chosen, block in plan:
         kernels = next(batches[tuple(weight.shape[-2:])])
@@ -386,14 +423,14 @@ def _shape(targets, blocks: dict, args: dict, generator) -> list:
     return ready
 
 
-def _skip_reason(weight: torch.Tensor) -> Optional[str]:
+def _skip_reason(weight: torch.Tensor) -> str | None:
     kh, kw = weight.shape[-2:]
     if not is_shapeable((kh, kw)):
         return f"kernel {kh}x{kw}: nothing to shape (all samples on one ring)"
     return None
 
 
-def _prepare(name, weight: torch.Tensor, kernels: torch.Tensor, chosen: Optional[torch.Tensor], scale) -> tuple:
+def _prepare(name, weight: torch.Tensor, kernels: torch.Tensor, chosen: torch.Tensor | None, scale) -> tuple:
     """(DogLayer, weight, kernels scaled and in the weight's dtype, chosen) for one layer, checked, not written."""
     size, count = tuple(weight.shape[-2:]), len(kernels)
     if count == 0:
@@ -404,7 +441,7 @@ def _prepare(name, weight: torch.Tensor, kernels: torch.Tensor, chosen: Optional
     return DogLayer(name, size, weight.shape[0], count, multiplier), weight, kernels, chosen
 
 
-def _write(weight: torch.Tensor, kernels: torch.Tensor, chosen: Optional[torch.Tensor]) -> None:
+def _write(weight: torch.Tensor, kernels: torch.Tensor, chosen: torch.Tensor | None) -> None:
     """Write ``kernels`` into the ``chosen`` kernels of ``weight`` [kernels, 1, kh, kw] (all when None)."""
     if len(kernels) == 0 or weight.is_meta:
         return

@@ -4,21 +4,21 @@ Every file is written to a hidden ``.partial`` name first and moved into place o
 reproduced PyTorch's logits within the gate of its precision, so a divergent (or interrupted) export leaves
 nothing behind (see :mod:`timm_dog.outputs`).
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import onnx
 import torch
 
-from .constants import CALIBRATION_IMAGES, EXPORTER, OPSET  # noqa: F401  (EXPORTER: re-exported, timm_dog.onnx.EXPORTER)
-from .constants import SPLIT_ALIASES, SPLIT_NAMES
+from .constants import CALIBRATION_IMAGES, EXPORTER, OPSET, SPLIT_ALIASES, SPLIT_NAMES  # noqa: F401  (EXPORTER: re-exported, timm_dog.onnx.EXPORTER)
 from .errors import TimmDogError
 from .outputs import JSON, check_output, remove_partials, writing
 from .preprocess import Preprocess, image_files, open_image, sample_photos
@@ -34,20 +34,23 @@ VERIFY_BATCH = 32
 class Gate:
     """What a precision must reproduce: max |Δ| ≤ rel_max_abs × max(1, max |logit|), cosine, top-1 agreement."""
 
-    rel_max_abs: Optional[float]
+    rel_max_abs: float | None
     min_cosine: float
     min_top1_agreement: float
 
     def describe(self) -> str:
         parts = [f"max|Δ| ≤ {self.rel_max_abs:g}·max(1, max|logit|)"] if self.rel_max_abs else []
-        return ", ".join(parts + [f"cosine ≥ {self.min_cosine:g}",
-                                  f"top-1 agreement ≥ {self.min_top1_agreement * 100:g} %"])
+        return ", ".join(
+            parts + [f"cosine ≥ {self.min_cosine:g}", f"top-1 agreement ≥ {self.min_top1_agreement * 100:g} %"]
+        )
 
     def close(self, max_abs_diff: float, logit_scale: float, cosine: float) -> bool:
         """Whether logits that differ by ``max_abs_diff`` with ``cosine`` meet the max|Δ| and cosine gates."""
-        return bool(np.isfinite(max_abs_diff)
-                    and (self.rel_max_abs is None or max_abs_diff <= self.rel_max_abs * max(1.0, logit_scale))
-                    and cosine >= self.min_cosine)
+        return bool(
+            np.isfinite(max_abs_diff)
+            and (self.rel_max_abs is None or max_abs_diff <= self.rel_max_abs * max(1.0, logit_scale))
+            and cosine >= self.min_cosine
+        )
 
 
 GATES = {
@@ -92,13 +95,17 @@ class Verification:
     @property
     def batch1_passed(self) -> bool:
         """The batch-1 row meets the max|Δ| and cosine gates, and its top-1 agrees where the gate wants 100 %."""
-        return (self.gate.close(self.batch1_max_abs_diff, self.logit_scale, self.batch1_cosine)
-                and (self.batch1_top1_agrees or self.gate.min_top1_agreement < 1))
+        return self.gate.close(self.batch1_max_abs_diff, self.logit_scale, self.batch1_cosine) and (
+            self.batch1_top1_agrees or self.gate.min_top1_agreement < 1
+        )
 
     @property
     def passed(self) -> bool:
-        return (self.gate.close(self.max_abs_diff, self.logit_scale, self.cosine)
-                and self.top1_agreement >= self.gate.min_top1_agreement and self.batch1_passed)
+        return (
+            self.gate.close(self.max_abs_diff, self.logit_scale, self.cosine)
+            and self.top1_agreement >= self.gate.min_top1_agreement
+            and self.batch1_passed
+        )
 
     def summary(self) -> str:
         return (
@@ -112,12 +119,24 @@ class Verification:
 
     def to_dict(self) -> dict:
         return {
-            "precision": self.precision, "torch": self.torch, "onnxruntime": self.session, "images": self.images,
-            "top1_agreed": self.top1_agreed, "top1_agreement": self.top1_agreement,
-            "max_abs_diff": self.max_abs_diff, "logit_scale": self.logit_scale, "cosine": self.cosine,
-            "batch1": {"max_abs_diff": self.batch1_max_abs_diff, "cosine": self.batch1_cosine,
-                       "top1_agrees": self.batch1_top1_agrees, "passed": self.batch1_passed},
-            "gate": self.gate.describe(), "passed": bool(self.passed), "summary": self.summary(),
+            "precision": self.precision,
+            "torch": self.torch,
+            "onnxruntime": self.session,
+            "images": self.images,
+            "top1_agreed": self.top1_agreed,
+            "top1_agreement": self.top1_agreement,
+            "max_abs_diff": self.max_abs_diff,
+            "logit_scale": self.logit_scale,
+            "cosine": self.cosine,
+            "batch1": {
+                "max_abs_diff": self.batch1_max_abs_diff,
+                "cosine": self.batch1_cosine,
+                "top1_agrees": self.batch1_top1_agrees,
+                "passed": self.batch1_passed,
+            },
+            "gate": self.gate.describe(),
+            "passed": bool(self.passed),
+            "summary": self.summary(),
         }
 
 
@@ -130,7 +149,9 @@ class ExportResult:
 
     def to_dict(self) -> dict:
         return {
-            "files": {k: str(v) for k, v in self.files.items()}, "exporter": self.exporter, "opset": self.opset,
+            "files": {k: str(v) for k, v in self.files.items()},
+            "exporter": self.exporter,
+            "opset": self.opset,
             "verification": [v.to_dict() for v in self.verifications],
         }
 
@@ -148,7 +169,7 @@ def label_names(model) -> list:
     return [f"class_{i}" for i in range(model.num_classes)]
 
 
-def model_metadata(model, architecture: Optional[str] = None) -> dict:
+def model_metadata(model, architecture: str | None = None) -> dict:
     """What inference needs besides the graph, as ONNX metadata_props (JSON values)."""
     from . import __version__
 
@@ -215,10 +236,17 @@ def verify(model, onnx_path, images: Sequence, precision: str = "fp32", device="
     agrees = got.argmax(1) == want.argmax(1)
     n = len(images)
     return Verification(
-        precision=precision, images=n, top1_agreed=int(agrees[:n].sum()), max_abs_diff=float(diff[:n].max()),
-        logit_scale=float(np.abs(want).max()), cosine=float(cosine[:n].min()),
-        batch1_max_abs_diff=float(diff[n]), batch1_cosine=float(cosine[n]), batch1_top1_agrees=bool(agrees[n]),
-        gate=GATES[precision], torch=f"torch ({device}, fp32{', TF32 off' * (device.type == 'cuda')})",
+        precision=precision,
+        images=n,
+        top1_agreed=int(agrees[:n].sum()),
+        max_abs_diff=float(diff[:n].max()),
+        logit_scale=float(np.abs(want).max()),
+        cosine=float(cosine[:n].min()),
+        batch1_max_abs_diff=float(diff[n]),
+        batch1_cosine=float(cosine[n]),
+        batch1_top1_agrees=bool(agrees[n]),
+        gate=GATES[precision],
+        torch=f"torch ({device}, fp32{', TF32 off' * (device.type == 'cuda')})",
         session=describe_session(session),
     )
 
@@ -231,11 +259,11 @@ def export_onnx(
     dynamo: bool = True,
     simplify: bool = True,
     fp16: bool = False,
-    int8_calibration: Optional[str] = None,
+    int8_calibration: str | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
-    verify_images: Optional[str] = None,
+    verify_images: str | None = None,
     device="cpu",
-    architecture: Optional[str] = None,
+    architecture: str | None = None,
     report=None,
     log: Callable[[str], None] = logger.info,
 ) -> ExportResult:
@@ -257,8 +285,10 @@ def export_onnx(
         found, where = calibration_files(int8_calibration)
         calibration = calibration_sample(found, calibration_images)
         classes = len({path.parent for path in found})
-        log(f"int8 calibration: {len(calibration):,} of the {len(found):,} images under {where} "
-            f"({classes} folder{'s' * (classes != 1)}, drawn evenly; --calibration-images sets the number)")
+        log(
+            f"int8 calibration: {len(calibration):,} of the {len(found):,} images under {where} "
+            f"({classes} folder{'s' * (classes != 1)}, drawn evenly; --calibration-images sets the number)"
+        )
 
     precisions = ["fp32"] + ["fp16"] * fp16 + ["int8"] * bool(calibration)
     variants = {p: out.with_name(f"{out.stem}{suffix}.onnx") for p, suffix in SUFFIX.items()}
@@ -267,8 +297,15 @@ def export_onnx(
     files = {p: variants[p] for p in precisions}
     with writing(*files.values(), *([report] if report else [])) as partials:
         partial = dict(zip(precisions, partials))
-        exporter = _torch_export(model, images[:2] if len(images) > 1 else images.repeat(2, 1, 1, 1),
-                                 partial["fp32"], opset, dynamo, simplify, log)
+        exporter = _torch_export(
+            model,
+            images[:2] if len(images) > 1 else images.repeat(2, 1, 1, 1),
+            partial["fp32"],
+            opset,
+            dynamo,
+            simplify,
+            log,
+        )
         metadata = model_metadata(model, architecture)
         _set_metadata(partial["fp32"], metadata)
         if fp16:
@@ -304,8 +341,10 @@ def calibration_files(folder) -> tuple:
         return image_files(root), str(root)
     train = next((root / name for name in SPLIT_ALIASES[0] if (root / name).is_dir()), None)
     if train is None:
-        raise TimmDogError(f"--int8 {root} holds the split folders {', '.join(splits)} but no train/ (or training/): "
-                         f"give the folder of the images to calibrate on, e.g. {root / splits[0]}")
+        raise TimmDogError(
+            f"--int8 {root} holds the split folders {', '.join(splits)} but no train/ (or training/): "
+            f"give the folder of the images to calibrate on, e.g. {root / splits[0]}"
+        )
     return image_files(train), f"{train} (its train split: {root} holds the split folders {', '.join(splits)})"
 
 
@@ -343,12 +382,16 @@ def _compare_int8_speed(fp32, int8, images: np.ndarray, log, batch: int = 8) -> 
     """Time the fp32 and int8 files at ``batch`` (each in its own block) and say so; a warning if int8 is slower."""
     x = np.ascontiguousarray(np.resize(images, (batch, *images.shape[1:])), dtype=np.float32)
     fp32_ms, int8_ms = session_latency_ms(fp32, x), session_latency_ms(int8, x)
-    log(f"int8 speed on this machine: {int8_ms:.1f} ms per batch of {batch} against fp32's {fp32_ms:.1f} ms "
-        f"({fp32_ms / int8_ms:.2f}x, median of 5)")
+    log(
+        f"int8 speed on this machine: {int8_ms:.1f} ms per batch of {batch} against fp32's {fp32_ms:.1f} ms "
+        f"({fp32_ms / int8_ms:.2f}x, median of 5)"
+    )
     if int8_ms > fp32_ms:
-        log(f"warning: the int8 file is slower than fp32 on this machine ({int8_ms:.1f} ms against "
+        log(
+            f"warning: the int8 file is slower than fp32 on this machine ({int8_ms:.1f} ms against "
             f"{fp32_ms:.1f} ms per batch of {batch}): use the fp32 file here, or measure on the machine that will "
-            "run it")
+            "run it"
+        )
 
 
 def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
@@ -357,8 +400,15 @@ def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
         try:
             with torch.inference_mode(False), _quiet():
                 torch.onnx.export(
-                    model, (example,), str(path), dynamo=True, opset_version=opset, external_data=False,
-                    input_names=[INPUT], output_names=[OUTPUT], optimize=simplify,
+                    model,
+                    (example,),
+                    str(path),
+                    dynamo=True,
+                    opset_version=opset,
+                    external_data=False,
+                    input_names=[INPUT],
+                    output_names=[OUTPUT],
+                    optimize=simplify,
                     dynamic_shapes=({0: torch.export.Dim("batch")},),
                 )
             return "dynamo"
@@ -370,15 +420,23 @@ def _torch_export(model, example, path, opset, dynamo, simplify, log) -> str:
     try:
         with _quiet():
             torch.onnx.export(
-                model, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT],
-                output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
             )
     except OSError:
         raise
     except Exception as error:  # neither exporter can trace this model
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"the TorchScript exporter cannot export this model either ({type(error).__name__}: "
-                          f"{reason.split('  [')[0][:200]})") from None
+        raise ExportError(
+            f"the TorchScript exporter cannot export this model either ({type(error).__name__}: "
+            f"{reason.split('  [')[0][:200]})"
+        ) from None
     if simplify:
         import onnxscript.optimizer
 
@@ -407,7 +465,7 @@ class _quiet:
         return self._stack.__exit__(*exc)
 
 
-def _set_metadata(path, metadata: dict, model: Optional[onnx.ModelProto] = None) -> None:
+def _set_metadata(path, metadata: dict, model: onnx.ModelProto | None = None) -> None:
     """Write ``model`` (default: the file at ``path``) to ``path`` with ``metadata``, after onnx's full check."""
     model = model if model is not None else onnx.load(str(path))
     del model.metadata_props[:]
@@ -419,9 +477,8 @@ def _set_metadata(path, metadata: dict, model: Optional[onnx.ModelProto] = None)
 
 def _to_fp16(src, dst, metadata) -> None:
     """Weights and activations in fp16; inputs and outputs stay fp32."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     import onnx_ir
+    from onnxruntime.transformers.float16 import convert_float_to_float16
 
     with _quiet():
         converted = onnx_ir.from_proto(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True))
@@ -429,13 +486,28 @@ def _to_fp16(src, dst, metadata) -> None:
     _set_metadata(dst, metadata, onnx_ir.to_proto(converted))
 
 
-def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata: dict, *, quant_format: str = "QDQ",
-                  pre_process: bool = True, exclude_stem_head: bool = True) -> None:
+def quantize_int8(
+    src,
+    dst,
+    calibration: list,
+    preprocess: Preprocess,
+    metadata: dict,
+    *,
+    quant_format: str = "QDQ",
+    pre_process: bool = True,
+    exclude_stem_head: bool = True,
+) -> None:
     """Static int8 quantization (int8 weights per channel, uint8 activations) calibrated on ``calibration``:
     ``quant_format`` QDQ or QOperator, after onnxruntime's ``quant_pre_process`` or not, with the first
     convolution (stem) and the last Conv/Gemm/MatMul (head) left in fp32 or not. The defaults were the fastest
     at full agreement for ConvNeXt (docs/measurements.md, benchmarks/bench_onnx.py int8)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     from .progress import progress
 
@@ -457,8 +529,13 @@ def quantize_int8(src, dst, calibration: list, preprocess: Preprocess, metadata:
             source = str(prepared if pre_process else src)
             weighted = [n.name for n in onnx.load(source).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
             quantize_static(
-                source, str(dst), Reader(), quant_format=QuantFormat[quant_format], per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                source,
+                str(dst),
+                Reader(),
+                quant_format=QuantFormat[quant_format],
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
                 nodes_to_exclude=[weighted[0], weighted[-1]] if exclude_stem_head and weighted else [],
             )
     finally:

@@ -6,6 +6,7 @@ again if that write fails); a folder in which this user cannot create a file is 
 unsupported extension. ``.NAME.partial*`` files are removed on failure, on SIGINT and SIGTERM (the CLI turns
 SIGTERM into KeyboardInterrupt, so every ``finally`` runs) and when the next write of NAME starts.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,8 @@ import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 from .errors import TimmDogError
 
@@ -32,7 +33,7 @@ def figure_suffixes() -> tuple:
     return tuple(f".{ext}" for ext in sorted(FigureCanvasBase.get_supported_filetypes()))
 
 
-def check_output(path, suffixes: Optional[Sequence[str]] = None, folder: bool = False) -> Path:
+def check_output(path, suffixes: Sequence[str] | None = None, folder: bool = False) -> Path:
     """Refuse ``path`` (a file, or a folder if ``folder``) before any work: an extension not in ``suffixes``, a
     file where a folder must be (or the reverse), a folder in which no file can be created. Creates nothing."""
     path = Path(path)

@@ -1,14 +1,15 @@
 """Figures of DoG and depthwise kernels (matplotlib, written to PNG)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import torch  # noqa: E402
 
 from .dog import dog_kernel, kernel_hw  # noqa: E402
@@ -31,8 +32,9 @@ def save_figure(fig, path) -> Path:
     path = Path(path)
     try:
         with writing(path) as (partial,):
-            fig.savefig(partial, format=path.suffix[1:].lower() or plt.rcParams["savefig.format"], dpi=120,
-                        bbox_inches="tight")
+            fig.savefig(
+                partial, format=path.suffix[1:].lower() or plt.rcParams["savefig.format"], dpi=120, bbox_inches="tight"
+            )
     finally:
         plt.close(fig)
     return path
@@ -53,8 +55,9 @@ def plot_dog_grid(kernel_size, gammas: Sequence[float], path, pattern: str = "do
 
 def plot_patterns(kernel_size, gammas: Sequence[float], patterns: Sequence[str], path) -> Path:
     """On-centre kernels of several patterns side by side: one column per pattern, one row per γ."""
-    fig, axes = plt.subplots(len(gammas), len(patterns), figsize=(1.4 * len(patterns), 1.45 * len(gammas) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(gammas), len(patterns), figsize=(1.4 * len(patterns), 1.45 * len(gammas) + 0.4), squeeze=False
+    )
     for col, pattern in enumerate(patterns):
         for row, gamma in enumerate(gammas):
             kernel = dog_kernel(kernel_size, gamma, dtype=torch.float64, pattern=pattern)
@@ -79,12 +82,14 @@ def plot_kernels(kernels: torch.Tensor, path, title: str = "", columns: int = 10
     return save_figure(fig, path)
 
 
-def plot_clusters(clusters: list, kernels: torch.Tensor, labels, path, title: str = "", samples: int = 8,
-                  seed: int = 0) -> Path:
+def plot_clusters(
+    clusters: list, kernels: torch.Tensor, labels, path, title: str = "", samples: int = 8, seed: int = 0
+) -> Path:
     """One row per k-means cluster: ``samples`` random member kernels, then the cluster mean (paper Fig. 5)."""
     generator = torch.Generator().manual_seed(seed)
-    fig, axes = plt.subplots(len(clusters), samples + 1, figsize=(1.0 * (samples + 1), 1.15 * len(clusters) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(clusters), samples + 1, figsize=(1.0 * (samples + 1), 1.15 * len(clusters) + 0.4), squeeze=False
+    )
     for row, (info, index) in enumerate(zip(clusters, range(len(clusters)))):
         members = torch.as_tensor((labels == index).nonzero()[0])
         picked = members[torch.randperm(len(members), generator=generator)[:samples]]
@@ -122,8 +127,16 @@ def plot_curves(runs: Sequence[tuple], path, title: str = "") -> Path:
     return save_figure(fig, path)
 
 
-def heatmap_png(values: Sequence[Sequence[float]], texts: Sequence[Sequence[str]], row_labels, col_labels,
-                ylabel: str, xlabel: str, title: str, bar_label: str) -> bytes:
+def heatmap_png(
+    values: Sequence[Sequence[float]],
+    texts: Sequence[Sequence[str]],
+    row_labels,
+    col_labels,
+    ylabel: str,
+    xlabel: str,
+    title: str,
+    bar_label: str,
+) -> bytes:
     """A heatmap of ``values`` (nan: empty cell) with ``texts`` written in its cells, rendered to PNG bytes (the
     caller writes it, together with the files it belongs to)."""
     import io
@@ -137,8 +150,15 @@ def heatmap_png(values: Sequence[Sequence[float]], texts: Sequence[Sequence[str]
         for i, line in enumerate(texts):
             for j, text in enumerate(line):
                 if text:
-                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                            color="black" if values[i][j] > middle else "white")
+                    ax.text(
+                        j,
+                        i,
+                        text,
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if values[i][j] > middle else "white",
+                    )
         ax.set_xticks(range(len(col_labels)), list(col_labels))
         ax.set_yticks(range(len(row_labels)), list(row_labels))
         ax.set_xlabel(xlabel)
@@ -152,8 +172,15 @@ def heatmap_png(values: Sequence[Sequence[float]], texts: Sequence[Sequence[str]
         plt.close(fig)
 
 
-def bars_png(values: Sequence[float], errors: Sequence[float], texts: Sequence[str], labels: Sequence[str],
-             baseline: Sequence[bool], xlabel: str, title: str) -> bytes:
+def bars_png(
+    values: Sequence[float],
+    errors: Sequence[float],
+    texts: Sequence[str],
+    labels: Sequence[str],
+    baseline: Sequence[bool],
+    xlabel: str,
+    title: str,
+) -> bytes:
     """Horizontal bars of ``values`` (± ``errors``; None: none) labelled ``labels``, ``texts`` written beside them,
     the ``baseline`` ones grey, rendered to PNG bytes (the caller writes it with the files it belongs to)."""
     import io

@@ -2,12 +2,12 @@
 
 The settings travel inside exported ONNX files as metadata (see ``timm_dog.onnx``).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image
@@ -44,14 +44,14 @@ class Preprocess:
             raise TimmDogError(f"crop_mode {self.crop_mode!r} is not supported; supported: {', '.join(CROP_MODES)}")
 
     @classmethod
-    def from_model(cls, model) -> "Preprocess":
+    def from_model(cls, model) -> Preprocess:
         """timm's resolved eval data config for ``model``."""
         from timm.data import resolve_data_config
 
         return cls.from_config(resolve_data_config({}, model=model))
 
     @classmethod
-    def from_config(cls, config: dict) -> "Preprocess":
+    def from_config(cls, config: dict) -> Preprocess:
         return cls(
             input_size=tuple(config["input_size"]),
             interpolation=config.get("interpolation") or "bilinear",
@@ -64,7 +64,7 @@ class Preprocess:
     def to_config(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
-    def __call__(self, image: Union[Image.Image, str, Path]) -> np.ndarray:
+    def __call__(self, image: Image.Image | str | Path) -> np.ndarray:
         image = to_rgb(image) if isinstance(image, Image.Image) else open_image(image)
         height, width = self.input_size[1:]
         scale = (math.floor(height / self.crop_pct), math.floor(width / self.crop_pct))
@@ -99,10 +99,10 @@ def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
         array = np.pad(array, ((top, max(height - h, 0) - top), (left, max(width - w, 0) - left), (0, 0)))
         h, w = array.shape[:2]
     top, left = int(round((h - height) / 2.0)), int(round((w - width) / 2.0))
-    return array[top: top + height, left: left + width]
+    return array[top : top + height, left : left + width]
 
 
-def open_image(path: Union[str, Path]) -> Image.Image:
+def open_image(path: str | Path) -> Image.Image:
     """An 8-bit RGB image (see :func:`to_rgb`), or a TimmDogError that names the file."""
     try:
         with Image.open(path) as image:
@@ -125,13 +125,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64)
         top = 1.0 if image.mode == "F" else 65535.0
         if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
-            raise TimmDogError(f"mode {image.mode} image with values outside [0, {top:g}] "
-                             f"(min {values.min():g}, max {values.max():g}): cannot map them to 8 bits")
+            raise TimmDogError(
+                f"mode {image.mode} image with values outside [0, {top:g}] "
+                f"(min {values.min():g}, max {values.max():g}): cannot map them to 8 bits"
+            )
         return Image.fromarray(np.rint(values * (255.0 / top)).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
 
 
-def image_files(folder: Union[str, Path]) -> list:
+def image_files(folder: str | Path) -> list:
     """Image files under ``folder`` (recursively), sorted; a TimmDogError if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -147,4 +149,3 @@ def sample_photos() -> list:
     from sklearn.datasets import load_sample_images
 
     return [Path(p) for p in load_sample_images().filenames]
-

@@ -1,4 +1,5 @@
 """Progress of long work (tqdm on stderr), readable in a terminal and in a log file."""
+
 import sys
 
 from tqdm.auto import tqdm

@@ -1,12 +1,13 @@
 """One interface for PyTorch and onnxruntime classifiers: preprocess an image, run a batch, name the classes."""
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -23,9 +24,9 @@ class Classifier:
     labels: list
     preprocess: Callable  # PIL image (any mode, see preprocess.to_rgb) -> float32 array [3, H, W]; picklable
     run: Callable  # float32 array [N, 3, H, W] -> logits [N, classes]
-    weights_sha256: Optional[str] = None  # torch: checkpoints.tensors_sha256 of the weights; ONNX: the file's SHA-256
+    weights_sha256: str | None = None  # torch: checkpoints.tensors_sha256 of the weights; ONNX: the file's SHA-256
     device: str = "cpu"  # where the batches go: "cpu" or "cuda:N"
-    weights: Optional[dict] = None  # torch: checkpoints.Weights.to_dict() (checkpoint, EMA or not, epoch, model args)
+    weights: dict | None = None  # torch: checkpoints.Weights.to_dict() (checkpoint, EMA or not, epoch, model args)
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list:
         """[(label, probability), ...] for each row, best first."""
@@ -56,8 +57,14 @@ def resolve_device(spec: str = "auto"):
     return torch.device("cuda", index)
 
 
-def load_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
-                    amp: Optional[str] = None, threads: Optional[int] = None, use_ema: bool = False) -> Classifier:
+def load_classifier(
+    source: str,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    amp: str | None = None,
+    threads: int | None = None,
+    use_ema: bool = False,
+) -> Classifier:
     """A timm name (+ checkpoint), ``hf-hub:``, ``local-dir:`` or an ``.onnx`` file, on ``device``
     (see :func:`resolve_device`); ``amp`` (bf16/fp16 autocast) for torch sources only; an ONNX session's
     ``threads`` intra-op threads (default: the physical cores); ``use_ema``: a checkpoint's state_dict_ema."""
@@ -72,20 +79,25 @@ def load_classifier(source: str, checkpoint: Optional[str] = None, device: str =
     return torch_classifier(source, checkpoint, device, amp, use_ema)
 
 
-def torch_classifier(source: str, checkpoint: Optional[str] = None, device: str = "auto",
-                     amp: Optional[str] = None, use_ema: bool = False) -> Classifier:
+def torch_classifier(
+    source: str, checkpoint: str | None = None, device: str = "auto", amp: str | None = None, use_ema: bool = False
+) -> Classifier:
     try:
         from .sources import load_model
-    except ImportError as error:  # torch and timm: not for ONNX files; a torch-free install: predict and eval run .onnx files only
-        raise TimmDogError(f"{source}: loading it needs torch and timm, which cannot be imported here ({error}); "
-                         "without them, give an .onnx file") from None
+    except (
+        ImportError
+    ) as error:  # torch and timm: not for ONNX files; a torch-free install: predict and eval run .onnx files only
+        raise TimmDogError(
+            f"{source}: loading it needs torch and timm, which cannot be imported here ({error}); "
+            "without them, give an .onnx file"
+        ) from None
 
     device = resolve_device(device)  # before the model is loaded
     model, weights = load_model(source, checkpoint, use_ema)
     return model_classifier(model, source, weights, device, amp)
 
 
-def model_classifier(model, source: str, weights=None, device="cpu", amp: Optional[str] = None) -> Classifier:
+def model_classifier(model, source: str, weights=None, device="cpu", amp: str | None = None) -> Classifier:
     """A classifier around an in-memory timm model (put in eval mode, on ``device``; channels_last on CUDA),
     preprocessing from its ``pretrained_cfg``; ``amp`` ('bf16' or 'fp16') runs it under autocast. ``weights``:
     the model's :class:`checkpoints.Weights` (what it was loaded from), when known."""
@@ -107,10 +119,15 @@ def model_classifier(model, source: str, weights=None, device="cpu", amp: Option
             return model(batch).float().cpu().numpy()
 
     return Classifier(
-        source=source, backend=f"torch ({device}, {amp or 'fp32'})",
-        architecture=model.pretrained_cfg.get("architecture", source), labels=label_names(model),
-        preprocess=TorchPreprocess(transform), run=run, device=str(device),
-        weights_sha256=weights.sha256 if weights else None, weights=weights.to_dict() if weights else None,
+        source=source,
+        backend=f"torch ({device}, {amp or 'fp32'})",
+        architecture=model.pretrained_cfg.get("architecture", source),
+        labels=label_names(model),
+        preprocess=TorchPreprocess(transform),
+        run=run,
+        device=str(device),
+        weights_sha256=weights.sha256 if weights else None,
+        weights=weights.to_dict() if weights else None,
     )
 
 
@@ -124,8 +141,10 @@ def onnx_providers(spec: str = "auto") -> list:
     if spec == "cpu" or (spec == "auto" and not has_cuda):
         return ["CPUExecutionProvider"]
     if not has_cuda:
-        raise TimmDogError(f"device {spec!r}: onnxruntime lists no CUDAExecutionProvider (it needs onnxruntime-gpu); "
-                           "use --device cpu or auto")
+        raise TimmDogError(
+            f"device {spec!r}: onnxruntime lists no CUDAExecutionProvider (it needs onnxruntime-gpu); "
+            "use --device cpu or auto"
+        )
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
@@ -147,7 +166,7 @@ class TorchPreprocess:
         return self.transform(to_rgb(image)).numpy()
 
 
-def _onnx_classifier(path: str, device: str = "auto", threads: Optional[int] = None) -> Classifier:
+def _onnx_classifier(path: str, device: str = "auto", threads: int | None = None) -> Classifier:
     if not Path(path).is_file():
         raise TimmDogError(f"ONNX file {path} does not exist")
     providers = onnx_providers(device)
@@ -156,14 +175,18 @@ def _onnx_classifier(path: str, device: str = "auto", threads: Optional[int] = N
     if device.startswith("cuda") and ran != "CUDAExecutionProvider":
         raise TimmDogError(f"device {device!r}: onnxruntime could not start its CUDA provider (it runs on {ran})")
     width = session.get_outputs()[0].shape[-1]  # an int when static, a name when dynamic
-    metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, path,
-                               width if isinstance(width, int) else None)
+    metadata = decode_metadata(
+        session.get_modelmeta().custom_metadata_map, path, width if isinstance(width, int) else None
+    )
     return Classifier(
-        source=path, backend=f"onnxruntime ({describe_session(session)})",
-        architecture=metadata.get("architecture") or Path(path).stem, labels=metadata["label_names"],
+        source=path,
+        backend=f"onnxruntime ({describe_session(session)})",
+        architecture=metadata.get("architecture") or Path(path).stem,
+        labels=metadata["label_names"],
         preprocess=Preprocess.from_config(metadata),
         run=lambda batch: session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0],
-        weights_sha256=file_sha256(path), device=f"cuda:{_cuda_index(device)}" if "CUDA" in ran else "cpu",
+        weights_sha256=file_sha256(path),
+        device=f"cuda:{_cuda_index(device)}" if "CUDA" in ran else "cpu",
     )
 
 

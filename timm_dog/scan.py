@@ -5,6 +5,7 @@ A model qualifies when it has at least one depthwise conv DoG can shape: an ``nn
 (not 1×1, 2×2).
 The result is committed per timm version as ``timm_dog/data/twins-timm-<version>.json``.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -13,11 +14,21 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
-__all__ = ["entrypoints", "scan", "write", "family_table", "family_of", "depthwise_kernel_sizes", "data_name",
-           "user_dir", "PACKAGE_DIR", "SUFFIX"]
+__all__ = [
+    "entrypoints",
+    "scan",
+    "write",
+    "family_table",
+    "family_of",
+    "depthwise_kernel_sizes",
+    "data_name",
+    "user_dir",
+    "PACKAGE_DIR",
+    "SUFFIX",
+]
 
 SUFFIX = "_dog"
 PACKAGE_DIR = Path(__file__).parent / "data"
@@ -79,7 +90,7 @@ def entrypoints() -> list:
     return [name for name in timm.list_models() if not name.endswith(SUFFIX)]
 
 
-def scan(names: Iterable[str], progress: Optional[Callable[[str], None]] = None) -> dict:
+def scan(names: Iterable[str], progress: Callable[[str], None] | None = None) -> dict:
     """Scan ``names`` (e.g. ``entrypoints()``) and return the data file's content.
 
     {"timm": version, "scanned": count, "seconds": time, "models": {name: {"family", "kernels",
@@ -98,8 +109,13 @@ def scan(names: Iterable[str], progress: Optional[Callable[[str], None]] = None)
             exceptions[name] = value
         if progress:
             progress(name)
-    return {"timm": timm.__version__, "scanned": len(names), "seconds": round(time.perf_counter() - start, 1),
-            "models": models, "exceptions": exceptions}
+    return {
+        "timm": timm.__version__,
+        "scanned": len(names),
+        "seconds": round(time.perf_counter() - start, 1),
+        "models": models,
+        "exceptions": exceptions,
+    }
 
 
 def write(data: dict, path: Path) -> None:
@@ -118,14 +134,16 @@ def family_table(names: Iterable[str]) -> str:
         base = name[: -len(SUFFIX)] if name.endswith(SUFFIX) and timm.is_model(name[: -len(SUFFIX)]) else name
         families.setdefault(family_of(base), []).append(name)
     rows = ["| family | models | names |", "|---|---|---|"]
-    rows += [f"| {family} | {len(members)} | {', '.join(f'`{n}`' for n in members)} |"
-             for family, members in sorted(families.items())]
+    rows += [
+        f"| {family} | {len(members)} | {', '.join(f'`{n}`' for n in members)} |"
+        for family, members in sorted(families.items())
+    ]
     total, count = sum(map(len, families.values())), len(families)
     rows.append(f"| **total** | **{total}** | {count} {'family' if count == 1 else 'families'} |")
     return "\n".join(rows)
 
 
-def committed_twins(pattern: str, timm_version: str) -> Optional[list]:
+def committed_twins(pattern: str, timm_version: str) -> list | None:
     """The twins matching ``pattern`` (fnmatch, sorted as timm sorts) that the committed scan of ``timm_version``
     lists, read without importing timm: what ``timm.list_models(pattern)`` gives when that scan decides the twins.
     None when it may not: a user scan exists (its names are checked against timm), no committed scan is of that
@@ -134,5 +152,7 @@ def committed_twins(pattern: str, timm_version: str) -> Optional[list]:
     if not pattern.endswith(SUFFIX) or (user_dir() / data_name(timm_version)).exists() or not committed.is_file():
         return None
     twins = [name + SUFFIX for name in json.loads(committed.read_text())["models"]]
-    return sorted(fnmatch.filter(twins, pattern),
-                  key=lambda name: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name.lower())])
+    return sorted(
+        fnmatch.filter(twins, pattern),
+        key=lambda name: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name.lower())],
+    )

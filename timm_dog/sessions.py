@@ -1,11 +1,11 @@
 """Exported ONNX files without torch: onnxruntime sessions, and the metadata that ``timm_dog.onnx`` writes,
 decoded and checked. ``predict`` and ``eval`` of an .onnx file import this, never torch, timm or onnx."""
+
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -15,12 +15,14 @@ from .preprocess import Preprocess
 INPUT, OUTPUT = "input", "logits"
 
 
-def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
+def decode_metadata(props: dict, path, outputs: int | None = None) -> dict:
     """metadata_props (JSON strings) -> values, checked against each other and against the graph's
     ``outputs`` (its number of logits, when static); a TimmDogError that names the file and the key."""
     missing = [k for k in ("input_size", "mean", "std", "label_names") if k not in props]
     if missing:
-        raise TimmDogError(f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`")
+        raise TimmDogError(
+            f"{path} lacks the metadata timm-dog writes ({', '.join(missing)}): export it with `timm-dog export`"
+        )
     meta = {}
     for key, value in props.items():
         try:
@@ -32,8 +34,11 @@ def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
         return TimmDogError(f"{path}: metadata {key}={json.dumps(meta[key])[:80]} is invalid: {allowed}")
 
     def numbers(value, count):
-        return (isinstance(value, list) and len(value) == count
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value))
+        return (
+            isinstance(value, list)
+            and len(value) == count
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+        )
 
     size = meta["input_size"]
     if not (numbers(size, 3) and size[0] == 3 and all(int(v) == v and v > 0 for v in size)):
@@ -57,7 +62,6 @@ def decode_metadata(props: dict, path, outputs: Optional[int] = None) -> dict:
     return meta
 
 
-
 def physical_cores() -> int:
     """Physical cores this process may run on (hyper-threads of one core counted once)."""
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
@@ -71,8 +75,7 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-
-def inference_session(path, providers: Optional[list] = None, threads: Optional[int] = None):
+def inference_session(path, providers: list | None = None, threads: int | None = None):
     """An onnxruntime session on ``providers`` (default: CUDA when onnxruntime-gpu sees a GPU, else the CPU):
     ``threads`` intra-op threads (default: the physical cores), spinning off (idle threads sleep instead of
     taking CPU from other sessions and from torch), every graph optimization (ORT_ENABLE_ALL)."""
@@ -83,13 +86,13 @@ def inference_session(path, providers: Optional[list] = None, threads: Optional[
     options.intra_op_num_threads = threads or physical_cores()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                              if p in ort.get_available_providers()]
+    providers = providers or [
+        p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
+    ]
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …) derive from Exception
         raise TimmDogError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0]}") from None
-
 
 
 def describe_session(session) -> str:
@@ -97,5 +100,7 @@ def describe_session(session) -> str:
     options = session.get_session_options()
     spinning = options.get_session_config_entry("session.intra_op.allow_spinning")
     threads = options.intra_op_num_threads
-    return (f"{session.get_providers()[0]}, {threads} thread{'s' * (threads != 1)}, "
-            f"{'spinning' if spinning != '0' else 'no spinning'}, {options.graph_optimization_level.name}")
+    return (
+        f"{session.get_providers()[0]}, {threads} thread{'s' * (threads != 1)}, "
+        f"{'spinning' if spinning != '0' else 'no spinning'}, {options.graph_optimization_level.name}"
+    )

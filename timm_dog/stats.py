@@ -6,6 +6,7 @@ Welch's t-test), widened by the sampling variance of the validation images (the 
 not run-to-run noise). One run per arm leaves the spread between runs unknown: no p-value, and an interval over the
 images only. Calibration (false-positive rate, coverage, power) is tested by simulation: docs/report.md.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -17,7 +18,7 @@ from scipy import optimize, stats
 from .errors import TimmDogError
 
 POWER = 0.8  # the power min_detectable_delta and runs_needed are stated at
-MAX_RUNS = 2 ** 20  # runs_needed refuses to plan more runs per arm than this (about a million)
+MAX_RUNS = 2**20  # runs_needed refuses to plan more runs per arm than this (about a million)
 ALPHA = 0.05
 
 
@@ -42,8 +43,10 @@ class RunComparison:
 def _correct(x, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2 or x.dtype != bool or x.shape[0] < 1 or x.shape[1] < 2:
-        raise TimmDogError(f"{name} must be a boolean array [runs, images] (each run's right/wrong on the same images, "
-                           f"at least 1 run and 2 images), not {x.dtype} of shape {x.shape}")
+        raise TimmDogError(
+            f"{name} must be a boolean array [runs, images] (each run's right/wrong on the same images, "
+            f"at least 1 run and 2 images), not {x.dtype} of shape {x.shape}"
+        )
     return x
 
 
@@ -123,8 +126,9 @@ def compare_runs(a, b, *, paired: bool = False, level: float = 0.95, seed: int =
     if all(images):
         a, b = _correct(a, "a"), _correct(b, "b")
         if a.shape[1] != b.shape[1]:
-            raise TimmDogError(f"a and b must be right/wrong on the same images: a has {a.shape[1]} images, b "
-                               f"{b.shape[1]}")
+            raise TimmDogError(
+                f"a and b must be right/wrong on the same images: a has {a.shape[1]} images, b {b.shape[1]}"
+            )
         top1 = [100.0 * x.mean(1) for x in (a, b)]
     elif any(images) or any(np.ndim(x) != 1 or len(x) < 1 for x in (a, b)):
         raise TimmDogError("a and b must both be boolean arrays [runs, images] or both 1-D arrays of runs' top-1 (%)")
@@ -143,35 +147,72 @@ def compare_runs(a, b, *, paired: bool = False, level: float = 0.95, seed: int =
     prob = float(np.mean((diff > 0) + 0.5 * (diff == 0)))
     delta = float(top1[0].mean() - top1[1].mean())
     run_std = tuple(float(np.std(x, ddof=1)) if len(x) > 1 else None for x in top1)
-    common = dict(runs=(n_a, n_b), top1=tuple(tuple(float(v) for v in x) for x in top1), run_std=run_std,
-                  prob_improvement=prob if min(n_a, n_b) > 1 else None)  # one pair's 0 or 1 is no probability
+    common = dict(
+        runs=(n_a, n_b),
+        top1=tuple(tuple(float(v) for v in x) for x in top1),
+        run_std=run_std,
+        prob_improvement=prob if min(n_a, n_b) > 1 else None,
+    )  # one pair's 0 or 1 is no probability
     if min(n_a, n_b) < 2:
         which = "one run per arm" if n_a == n_b == 1 else "an arm has one run"
         if not all(images):
-            return RunComparison(delta, (None, None), None, None, min_detectable_delta=None, se=float("nan"),
-                                 df=None, note=f"{which.capitalize()}: the variation between training runs is "
-                                 "unknown, so there is no p-value and, without per-image results, no interval",
-                                 **common)
+            return RunComparison(
+                delta,
+                (None, None),
+                None,
+                None,
+                min_detectable_delta=None,
+                se=float("nan"),
+                df=None,
+                note=f"{which.capitalize()}: the variation between training runs is "
+                "unknown, so there is no p-value and, without per-image results, no interval",
+                **common,
+            )
         se = float(np.sqrt(image_var))
         half = float(stats.norm.ppf(0.5 + level / 2) * se)
-        return RunComparison(delta, (delta - half, delta + half), None, None, min_detectable_delta=None, se=se,
-                             df=None, note=f"{which.capitalize()}: the variation between training runs is unknown, so "
-                             "there is no p-value, and the interval covers the validation images only (these "
-                             "networks on these images, not the init); whether the init helps takes at least 2 runs "
-                             "per arm", **common)
+        return RunComparison(
+            delta,
+            (delta - half, delta + half),
+            None,
+            None,
+            min_detectable_delta=None,
+            se=se,
+            df=None,
+            note=f"{which.capitalize()}: the variation between training runs is unknown, so "
+            "there is no p-value, and the interval covers the validation images only (these "
+            "networks on these images, not the init); whether the init helps takes at least 2 runs "
+            "per arm",
+            **common,
+        )
     r = {k: float(v) for k, v in run_test(top1[0], top1[1], image_var, paired, level).items()}
     if r["se"] == 0:  # every run alike (coarse top-1, no per-image results): the t statistic is undefined
-        return RunComparison(delta, (None, None), None, None, min_detectable_delta=None, se=0.0, df=r["df"],
-                             note=f"{n_a} and {n_b} runs whose {'differences' if paired else 'top-1'} do not vary: "
-                             "the t-test is undefined, so there is no p-value and no interval; more runs, or "
-                             "per-image results (timm-dog report), give them", **common)
-    test = (f"paired t-test on the {n_a} per-seed differences" if paired else "Welch's t-test on the runs' top-1")
+        return RunComparison(
+            delta,
+            (None, None),
+            None,
+            None,
+            min_detectable_delta=None,
+            se=0.0,
+            df=r["df"],
+            note=f"{n_a} and {n_b} runs whose {'differences' if paired else 'top-1'} do not vary: "
+            "the t-test is undefined, so there is no p-value and no interval; more runs, or "
+            "per-image results (timm-dog report), give them",
+            **common,
+        )
+    test = f"paired t-test on the {n_a} per-seed differences" if paired else "Welch's t-test on the runs' top-1"
     covers = "the variation between training runs" + (" and over the validation images" if all(images) else "")
-    return RunComparison(delta, (r["low"], r["high"]), r["p_value"], test,
-                         min_detectable_delta=_detectable(r["se"], r["df"]), se=r["se"], df=r["df"],
-                         note=f"{n_a} and {n_b} runs{' paired by seed' if paired else ''}: the interval and p cover "
-                              f"{covers}, so they say whether the init trains better models with this recipe",
-                         **common)
+    return RunComparison(
+        delta,
+        (r["low"], r["high"]),
+        r["p_value"],
+        test,
+        min_detectable_delta=_detectable(r["se"], r["df"]),
+        se=r["se"],
+        df=r["df"],
+        note=f"{n_a} and {n_b} runs{' paired by seed' if paired else ''}: the interval and p cover "
+        f"{covers}, so they say whether the init trains better models with this recipe",
+        **common,
+    )
 
 
 def runs_needed(delta: float, run_std: float, *, alpha: float = ALPHA, power: float = POWER) -> int:
@@ -197,8 +238,10 @@ def runs_needed(delta: float, run_std: float, *, alpha: float = ALPHA, power: fl
     low, high = 1, 2  # enough(high), not enough(low) (n = 1 has no test)
     while not enough(high):
         if high >= MAX_RUNS:
-            raise ValueError(f"detecting Δ = {delta:g} points with a run std of {run_std:g} points takes more than "
-                             f"{MAX_RUNS:,} runs per arm")
+            raise ValueError(
+                f"detecting Δ = {delta:g} points with a run std of {run_std:g} points takes more than "
+                f"{MAX_RUNS:,} runs per arm"
+            )
         low, high = high, high * 2
     while high - low > 1:
         middle = (low + high) // 2
@@ -212,9 +255,9 @@ def combine(deltas, se, df, level: float = 0.95) -> dict:
     leading axes, the strata on the last. {delta, se, df, low, high}."""
     deltas, se, df = (np.asarray(x, dtype=np.float64) for x in (deltas, se, df))
     count = deltas.shape[-1]
-    variance = (se ** 2).sum(-1)
+    variance = (se**2).sum(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dof = np.where(variance > 0, variance ** 2 / (se ** 4 / df).sum(-1), df.sum(-1))
+        dof = np.where(variance > 0, variance**2 / (se**4 / df).sum(-1), df.sum(-1))
     mean, error = deltas.mean(-1), np.sqrt(variance) / count
     half = stats.t.ppf(0.5 + level / 2, dof) * error
     result = {"delta": mean, "se": error, "df": dof, "low": mean - half, "high": mean + half}

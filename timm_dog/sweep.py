@@ -1,4 +1,5 @@
 """Grids of train.py recipes over ``dog_*`` kwargs, and collecting the ``summary.csv`` files of their runs."""
+
 from __future__ import annotations
 
 import csv
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from . import plots
 from .errors import TimmDogError
 from .models import DOG_KWARGS, base_of
 from .models.dog_twins import pop_dog_kwargs
 from .outputs import writing
-from . import plots
 from .recipes import RecipeError, check_keys_and_values, load_recipe
 from .stats import compare_runs
 from .trainpy import runs
@@ -70,8 +71,10 @@ def check_grid(grid: dict) -> None:
             except ValueError as error:
                 raise TimmDogError(f"grid value {key}={value!r}: {error}") from None
             if normal in seen:
-                raise TimmDogError(f"grid axis {key}: the value {value!r} is given twice"
-                                   + ("" if value == normal else f" (the twins read it as {normal!r})"))
+                raise TimmDogError(
+                    f"grid axis {key}: the value {value!r} is given twice"
+                    + ("" if value == normal else f" (the twins read it as {normal!r})")
+                )
             seen.append(normal)
 
 
@@ -187,14 +190,18 @@ def read_run(summary_csv) -> Run:
     for epoch, row in run.summary.items():
         value = row.get("eval_top1")
         if value is None:
-            raise TimmDogError(f"{summary_csv}: no eval_top1 at epoch {epoch}: collect reads validated runs "
-                               "(train.py writes eval_top1 for every validated epoch)")
+            raise TimmDogError(
+                f"{summary_csv}: no eval_top1 at epoch {epoch}: collect reads validated runs "
+                "(train.py writes eval_top1 for every validated epoch)"
+            )
         if not math.isfinite(value):
-            raise TimmDogError(f"{summary_csv}: eval_top1 is {value} at epoch {epoch} (a diverged run?): collect reads "
-                               "finite numbers only; move the run out of the folders collected")
+            raise TimmDogError(
+                f"{summary_csv}: eval_top1 is {value} at epoch {epoch} (a diverged run?): collect reads "
+                "finite numbers only; move the run out of the folders collected"
+            )
         top1[epoch] = value
     run = Run(run.folder, run.args, run.summary, run.checkpoint, top1)
-    run.dog  # refuses dog_* kwargs the twins refuse, and those of a native run
+    _ = run.dog  # refuses dog_* kwargs the twins refuse, and those of a native run
     return run
 
 
@@ -284,11 +291,14 @@ def collect(dirs) -> Results:
             dog = {k: v for k, v in run.dog.items() if k not in REPLICATE}
             key = (recipe.number, run.model, tuple(dog.items()))
             cell = cells.setdefault(key, Cell(recipe, run.model, dog, []))
-            twin = next((r for r in cell.runs if (r.seed, r.dog.get("dog_seed")) == (run.seed, run.dog.get("dog_seed"))),
-                        None)
+            twin = next(
+                (r for r in cell.runs if (r.seed, r.dog.get("dog_seed")) == (run.seed, run.dog.get("dog_seed"))), None
+            )
             if twin is not None:  # report's rule: one run per arm and seed (a copy is not another seed)
-                raise ValueError(f"{twin.folder} and {run.folder} are both {run.model} {_kwargs_text(dog)} with "
-                                 f"seed {run.seed} in one recipe: a cell's runs are its seeds; give one of them")
+                raise ValueError(
+                    f"{twin.folder} and {run.folder} are both {run.model} {_kwargs_text(dog)} with "
+                    f"seed {run.seed} in one recipe: a cell's runs are its seeds; give one of them"
+                )
             cell.runs.append(run)
     return Results([run for recipe in recipes for run in recipe.runs], recipes, list(cells.values()))
 
@@ -298,8 +308,9 @@ def _label(recipes: list) -> None:
     differ = varying([dict(recipe.settings) for recipe in recipes])
     for recipe in recipes:  # a key a recipe lacks has no effect there (effective_args): the key turning it on differs
         settings = dict(recipe.settings)
-        recipe.label = ", ".join([recipe.architecture] + [f"{key} {_show(settings[key])}" for key in differ
-                                                          if key in settings])
+        recipe.label = ", ".join(
+            [recipe.architecture] + [f"{key} {_show(settings[key])}" for key in differ if key in settings]
+        )
 
 
 def _order(value):
@@ -336,13 +347,24 @@ def run_rows(results: Results) -> list:
     for run in results.runs:
         recipe = next(r for r in results.recipes if run in r.runs)
         (best_epoch, best), (final_epoch, final) = run.best, run.final
-        rows.append({
-            "run": run.name, "recipe": recipe.tag, "model": run.model,
-            **{k: _show(run.dog[k]) if run.dog else "" for k in columns},
-            "seed": run.seed, "img_size": run.image_size, "weights": run.weights, "epochs": run.epochs,
-            "planned_epochs": run.planned_epochs, "best_top1": round(best, 2), "best_epoch": best_epoch,
-            "final_top1": round(final, 2), "final_epoch": final_epoch, "baseline": run.baseline,
-        })
+        rows.append(
+            {
+                "run": run.name,
+                "recipe": recipe.tag,
+                "model": run.model,
+                **{k: _show(run.dog[k]) if run.dog else "" for k in columns},
+                "seed": run.seed,
+                "img_size": run.image_size,
+                "weights": run.weights,
+                "epochs": run.epochs,
+                "planned_epochs": run.planned_epochs,
+                "best_top1": round(best, 2),
+                "best_epoch": best_epoch,
+                "final_top1": round(final, 2),
+                "final_epoch": final_epoch,
+                "baseline": run.baseline,
+            }
+        )
     return rows
 
 
@@ -367,27 +389,40 @@ def cell_rows(results: Results) -> list:
         (final, final_std), (best, best_std) = cell.stats("final"), cell.stats("best")
         epochs = sorted({run.final[0] for run in cell.runs})
         c = against_baseline(cell, results)
-        rows.append({
-            "recipe": cell.recipe.tag, "model": cell.model,
-            **{k: _show(cell.dog[k]) if cell.dog else "" for k in columns},
-            "weights": cell.runs[0].weights, "img_size": cell.runs[0].image_size, "n": cell.n,
-            "seeds": " ".join(str(run.seed) for run in cell.runs), "final_epoch": "/".join(map(str, epochs)),
-            "final_top1_mean": round(final, 2), "final_top1_std": "" if final_std is None else round(final_std, 2),
-            "best_top1_mean": round(best, 2), "best_top1_std": "" if best_std is None else round(best_std, 2),
-            "delta_vs_baseline": "" if c is None else round(c.delta, 2),
-            "ci95_vs_baseline": "" if c is None or c.ci[0] is None else f"{c.ci[0]:+.2f} to {c.ci[1]:+.2f}",
-            "p_vs_baseline": "" if c is None or c.p_value is None else float(f"{c.p_value:.3g}"),
-            "test_vs_baseline": "" if c is None else c.test or "none: a cell has 1 run",
-            "p_improve_vs_baseline": "" if c is None or c.prob_improvement is None else round(c.prob_improvement, 2),
-        })
+        rows.append(
+            {
+                "recipe": cell.recipe.tag,
+                "model": cell.model,
+                **{k: _show(cell.dog[k]) if cell.dog else "" for k in columns},
+                "weights": cell.runs[0].weights,
+                "img_size": cell.runs[0].image_size,
+                "n": cell.n,
+                "seeds": " ".join(str(run.seed) for run in cell.runs),
+                "final_epoch": "/".join(map(str, epochs)),
+                "final_top1_mean": round(final, 2),
+                "final_top1_std": "" if final_std is None else round(final_std, 2),
+                "best_top1_mean": round(best, 2),
+                "best_top1_std": "" if best_std is None else round(best_std, 2),
+                "delta_vs_baseline": "" if c is None else round(c.delta, 2),
+                "ci95_vs_baseline": "" if c is None or c.ci[0] is None else f"{c.ci[0]:+.2f} to {c.ci[1]:+.2f}",
+                "p_vs_baseline": "" if c is None or c.p_value is None else float(f"{c.p_value:.3g}"),
+                "test_vs_baseline": "" if c is None else c.test or "none: a cell has 1 run",
+                "p_improve_vs_baseline": ""
+                if c is None or c.prob_improvement is None
+                else round(c.prob_improvement, 2),
+            }
+        )
     return rows
 
 
 def notes(results: Results) -> list:
     """What a reader must know about single runs: those that stopped before args.yaml's epochs."""
-    return [f"{run.name}: validated up to epoch {run.final[0]} but args.yaml plans {run.planned_epochs} epochs "
-            f"(unfinished or stopped): its final top-1 is not the end of training"
-            for run in results.runs if isinstance(run.planned_epochs, int) and run.epochs < run.planned_epochs]
+    return [
+        f"{run.name}: validated up to epoch {run.final[0]} but args.yaml plans {run.planned_epochs} epochs "
+        f"(unfinished or stopped): its final top-1 is not the end of training"
+        for run in results.runs
+        if isinstance(run.planned_epochs, int) and run.epochs < run.planned_epochs
+    ]
 
 
 def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") -> list:
@@ -414,26 +449,57 @@ def figures(results: Results, rows: str = "dog_gamma", cols: str = "dog_share") 
             epochs = "/".join(map(str, sorted({run.final[0] for c in panel for run in c.runs})))
             title = f"{recipe.tag}: {recipe.label}; {model}"
             title += "".join(f", {k} {_show(v)}" for k, v in fixed if k in varying)
-            title += (f"\nfinal (epoch {epochs}) top-1 % of the {weights}, {METRIC}; mean ± std over seeds (n)\n"
-                      "baseline " + ("; ".join(f"{b.model}: {b.text('final')}" for b in baselines)
-                                     if baselines else "none with these settings"))
+            title += (
+                f"\nfinal (epoch {epochs}) top-1 % of the {weights}, {METRIC}; mean ± std over seeds (n)\n"
+                "baseline "
+                + (
+                    "; ".join(f"{b.model}: {b.text('final')}" for b in baselines)
+                    if baselines
+                    else "none with these settings"
+                )
+            )
             wrapped = "\n".join(textwrap.fill(line, 110) for line in title.splitlines())
             if not two_axes:
                 shown = panel + baselines
-                figures.append(("bars", title, plots.bars_png(
-                    [c.stats("final")[0] for c in shown], [c.stats("final")[1] for c in shown],
-                    [_cell_text(c).replace("\n", ", ") for c in shown], _bar_labels(shown),
-                    [not c.dog for c in shown], f"final top-1 % ({weights})", wrapped)))
+                figures.append(
+                    (
+                        "bars",
+                        title,
+                        plots.bars_png(
+                            [c.stats("final")[0] for c in shown],
+                            [c.stats("final")[1] for c in shown],
+                            [_cell_text(c).replace("\n", ", ") for c in shown],
+                            _bar_labels(shown),
+                            [not c.dog for c in shown],
+                            f"final top-1 % ({weights})",
+                            wrapped,
+                        ),
+                    )
+                )
                 continue
             row_values = sorted({c.dog[rows] for c in panel}, key=_order)
             col_values = sorted({c.dog[cols] for c in panel}, key=_order)
             grid = {(c.dog[rows], c.dog[cols]): c for c in panel}
-            values = [[grid[r, c].stats("final")[0] if (r, c) in grid else math.nan for c in col_values]
-                      for r in row_values]
+            values = [
+                [grid[r, c].stats("final")[0] if (r, c) in grid else math.nan for c in col_values] for r in row_values
+            ]
             texts = [[_cell_text(grid[r, c]) if (r, c) in grid else "" for c in col_values] for r in row_values]
-            figures.append(("heatmap", title, plots.heatmap_png(values, texts, [_show(v) for v in row_values],
-                                                          [_show(v) for v in col_values], rows, cols, wrapped,
-                                                          f"final top-1 % ({weights})")))
+            figures.append(
+                (
+                    "heatmap",
+                    title,
+                    plots.heatmap_png(
+                        values,
+                        texts,
+                        [_show(v) for v in row_values],
+                        [_show(v) for v in col_values],
+                        rows,
+                        cols,
+                        wrapped,
+                        f"final top-1 % ({weights})",
+                    ),
+                )
+            )
     return figures
 
 
@@ -442,8 +508,10 @@ def _bar_labels(cells: list) -> list:
     baseline's model."""
     dog = [c for c in cells if c.dog]
     differ = [k for k in dog[0].dog if len({c.dog[k] for c in dog}) > 1]
-    return [", ".join(f"{k} {_show(c.dog[k])}" for k in differ) or c.model if c.dog else f"{c.model} (baseline)"
-            for c in cells]
+    return [
+        ", ".join(f"{k} {_show(c.dog[k])}" for k in differ) or c.model if c.dog else f"{c.model} (baseline)"
+        for c in cells
+    ]
 
 
 def _cell_text(cell: Cell) -> str:
@@ -456,8 +524,9 @@ def _cell_text(cell: Cell) -> str:
 
 def _markdown_table(rows: list) -> list:
     fields = list(rows[0])
-    return ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)] + \
-        ["| " + " | ".join(str(row[k]) for k in fields) + " |" for row in rows]
+    return ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)] + [
+        "| " + " | ".join(str(row[k]) for k in fields) + " |" for row in rows
+    ]
 
 
 def _csv_text(rows: list) -> str:
@@ -475,32 +544,44 @@ def write_results(results: Results, out_dir, rows: str = "dog_gamma", cols: str 
     out = Path(out_dir)
     runs, cells, drawn = run_rows(results), cell_rows(results), figures(results, rows, cols)
     kinds = [kind for kind, _, _ in drawn]
-    names = [f"{kind}.png" if kinds.count(kind) == 1 else f"{kind}-{kinds[:i + 1].count(kind)}.png"
-             for i, kind in enumerate(kinds)]
-    lines = [f"# {len(results.runs)} train.py runs, {len(results.recipes)} recipe(s)", "",
-             f"Every number is {METRIC}, in %: `final` at the last validated epoch, `best` at the best one (epochs "
-             "0-based, as in summary.csv; `epochs` counted by its epoch column). `weights` says whose: `EMA` for a run "
-             "trained with --model-ema (train.py validates the EMA weights in place of the model's), `model` for "
-             "the model's own. A cell is the runs of one recipe, model and dog_* kwargs: mean ± sample std over "
-             "its seeds (n). `*_vs_baseline`: a *_dog cell's final top-1 against its recipe's native cell, with the "
-             "run as the unit (timm_dog.stats.compare_runs on the runs' final top-1: a paired t-test by seed when "
-             "both cells have the same seeds, else Welch's t-test; the 95 % interval and p cover the variation "
-             "between runs, not over images, which summary.csv does not hold; p_improve: the share of run pairs "
-             "in which the DoG run is ahead, ties half). A cell with one run gives no p-value: whether an init "
-             "helps takes several runs per arm.", "",
-             "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
-             ""]
-    lines += [f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
-              for recipe in results.recipes]
+    names = [
+        f"{kind}.png" if kinds.count(kind) == 1 else f"{kind}-{kinds[: i + 1].count(kind)}.png"
+        for i, kind in enumerate(kinds)
+    ]
+    lines = [
+        f"# {len(results.runs)} train.py runs, {len(results.recipes)} recipe(s)",
+        "",
+        f"Every number is {METRIC}, in %: `final` at the last validated epoch, `best` at the best one (epochs "
+        "0-based, as in summary.csv; `epochs` counted by its epoch column). `weights` says whose: `EMA` for a run "
+        "trained with --model-ema (train.py validates the EMA weights in place of the model's), `model` for "
+        "the model's own. A cell is the runs of one recipe, model and dog_* kwargs: mean ± sample std over "
+        "its seeds (n). `*_vs_baseline`: a *_dog cell's final top-1 against its recipe's native cell, with the "
+        "run as the unit (timm_dog.stats.compare_runs on the runs' final top-1: a paired t-test by seed when "
+        "both cells have the same seeds, else Welch's t-test; the 95 % interval and p cover the variation "
+        "between runs, not over images, which summary.csv does not hold; p_improve: the share of run pairs "
+        "in which the DoG run is ahead, ties half). A cell with one run gives no p-value: whether an init "
+        "helps takes several runs per arm.",
+        "",
+        "## Recipes (runs that differ only in the model, its dog_* kwargs and the seeds)",
+        "",
+    ]
+    lines += [
+        f"- {recipe.tag}: {recipe.label} ({len(recipe.runs)} run{'s' if len(recipe.runs) > 1 else ''})"
+        for recipe in results.recipes
+    ]
     lines += ["", f"Not compared (bookkeeping): {', '.join(k for k in BOOKKEEPING if k not in REPLICATE)}."]
     if drawn:
-        lines += ["", "## Figures", ""] + [f"- {name}: {title.splitlines()[0]}" for name, (_, title, _) in
-                                          zip(names, drawn)]
+        lines += ["", "## Figures", ""] + [
+            f"- {name}: {title.splitlines()[0]}" for name, (_, title, _) in zip(names, drawn)
+        ]
     lines += ["", "## Cells", ""] + _markdown_table(cells) + ["", "## Runs", ""] + _markdown_table(runs)
     if notes(results):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes(results)]
-    contents = {out / "results.csv": _csv_text(runs), out / "cells.csv": _csv_text(cells),
-                out / "results.md": "\n".join(lines) + "\n"}
+    contents = {
+        out / "results.csv": _csv_text(runs),
+        out / "cells.csv": _csv_text(cells),
+        out / "results.md": "\n".join(lines) + "\n",
+    }
     contents.update({out / name: png for name, (_, _, png) in zip(names, drawn)})
     with writing(*contents) as partials:
         for partial, content in zip(partials, contents.values()):

@@ -1,4 +1,5 @@
 """The ``timm-dog`` group: the one error policy, SIGTERM as Ctrl-C, and ``--version``."""
+
 from __future__ import annotations
 
 import signal
@@ -34,8 +35,10 @@ def versions() -> str:
 
 
 def bug_line() -> str:
-    return (f"This is a bug in timm-dog, not a problem with your input: please report it at {ISSUES} with the "
-            f"command, this traceback and the versions: {versions()}")
+    return (
+        f"This is a bug in timm-dog, not a problem with your input: please report it at {ISSUES} with the "
+        f"command, this traceback and the versions: {versions()}"
+    )
 
 
 def _interrupt(signum, frame):
@@ -45,8 +48,8 @@ def _interrupt(signum, frame):
 class _Main(click.Group):
     """Every command runs here. A refusal (:class:`TimmDogError`, ``OSError``) becomes one line "Error: …" and exit
     status 1 (click's usage errors: 2); any other exception is a bug: it propagates (Python shows its traceback, exit
-    status 1) with a line asking to report it. SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), so every ``finally`` runs and partial files are
-    removed."""
+    status 1) with a line asking to report it. SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), so every
+    ``finally`` runs and partial files are removed."""
 
     def invoke(self, ctx):
         main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
@@ -74,8 +77,10 @@ def skipped_lines() -> list:
 
     from ..models import SKIPPED
 
-    return [f"skipped on timm {timm.__version__}: the {family} models and their twins ({reason})"
-            for family, reason in SKIPPED.items()]
+    return [
+        f"skipped on timm {timm.__version__}: the {family} models and their twins ({reason})"
+        for family, reason in SKIPPED.items()
+    ]
 
 
 def _version(ctx, param, value):
@@ -91,7 +96,13 @@ def _version(ctx, param, value):
 
 
 @click.group(cls=_Main)
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
-              help="Show the versions of timm-dog, timm and torch, and any family skipped, and exit.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show the versions of timm-dog, timm and torch, and any family skipped, and exit.",
+)
 def main():
     """DoG (Difference-of-Gaussians) init for depthwise convolutions in timm models."""

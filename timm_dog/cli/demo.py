@@ -1,4 +1,5 @@
 """``demo``: the DoG twin and its native-init base trained on scikit-learn's digits."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,9 @@ from .options import OutputPath
 
 @main.command()
 @click.option("--out", "-o", type=OutputPath(folder=True), default=Path("timm-dog-demo"), show_default=True)
-@click.option("--model", default="convnext_atto_dog", show_default=True, help="A *_dog model; its base is the baseline.")
+@click.option(
+    "--model", default="convnext_atto_dog", show_default=True, help="A *_dog model; its base is the baseline."
+)
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--img-size", type=click.IntRange(32), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -1,6 +1,7 @@
 """``list``, ``scan``, ``inspect`` and ``show``: the twins, the scan that decides them, and their kernels.
 
 torch and timm are imported inside the commands that need them: ``timm-dog list`` starts without them."""
+
 from __future__ import annotations
 
 import warnings
@@ -36,8 +37,13 @@ def list_models(pattern, table):
 
 
 @main.command("scan")
-@click.option("--out", "-o", type=OutputPath(JSON), default=None,
-              help="JSON file to write [default: where the twins are read from, in the user cache].")
+@click.option(
+    "--out",
+    "-o",
+    type=OutputPath(JSON),
+    default=None,
+    help="JSON file to write [default: where the twins are read from, in the user cache].",
+)
 def scan_models(out):
     """Scan the installed timm for depthwise models: the list that decides which *_dog twins exist."""
     import timm  # here and below: `timm-dog list` starts without torch and timm
@@ -52,8 +58,10 @@ def scan_models(out):
         data = scan.scan(names, progress=lambda name: bar.update(1))
     scan.write(data, out)
     found, families = len(data["models"]), len({entry["family"] for entry in data["models"].values()})
-    click.echo(f"{found} models with shapeable depthwise convs in {families} families; "
-               f"{len(data['exceptions'])} exceptions; {data['scanned']} scanned in {data['seconds']} s")
+    click.echo(
+        f"{found} models with shapeable depthwise convs in {families} families; "
+        f"{len(data['exceptions'])} exceptions; {data['scanned']} scanned in {data['seconds']} s"
+    )
     if out.resolve() == default.resolve():
         click.echo(f"wrote {out}: the next process that imports timm registers its {found} twins")
     else:
@@ -104,8 +112,7 @@ def _patterns(pattern: str) -> list:
         raise click.BadParameter(str(error), param_hint="--pattern") from None
     twice = next((p for i, p in enumerate(patterns) if p in patterns[:i]), None)
     if twice:
-        raise click.BadParameter(f"{pattern!r}: {twice} is given twice; give each pattern once",
-                                 param_hint="--pattern")
+        raise click.BadParameter(f"{pattern!r}: {twice} is given twice; give each pattern once", param_hint="--pattern")
     return patterns
 
 
@@ -129,8 +136,12 @@ def _gammas(gammas: str) -> list:
 @click.option("--model", default=None, help="Draw N random depthwise kernels of this created model instead.")
 @click.option("--num", "-n", type=int, default=50, show_default=True, help="Kernels to draw from --model.")
 @dog_options
-@click.option("--pattern", default="dog", show_default=True,
-              help="dog, or a control: gaussian, impulse, box; several (comma-separated) side by side.")
+@click.option(
+    "--pattern",
+    default="dog",
+    show_default=True,
+    help="dog, or a control: gaussian, impulse, box; several (comma-separated) side by side.",
+)
 @click.option("--out", "-o", type=OutputPath(figure_suffixes), default=Path("dog_kernels.png"), show_default=True)
 def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, pattern, out):
     """Draw DoG kernels to a PNG: on/off rows for several γ, or kernels of a real --model."""
@@ -150,8 +161,11 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, p
                 path = plot_dog_grid(kernel_size, values, out, patterns[0])
         except TimmDogError as error:  # only a refusal blames the option; any other error is a bug (a traceback)
             raise click.BadParameter(str(error), param_hint="--kernel-size") from None
-        what = (f"on-centre {', '.join(patterns)}" if len(patterns) > 1
-                else f"on/off {'DoG' if patterns[0] == 'dog' else patterns[0]}")
+        what = (
+            f"on-centre {', '.join(patterns)}"
+            if len(patterns) > 1
+            else f"on/off {'DoG' if patterns[0] == 'dog' else patterns[0]}"
+        )
         click.echo(f"wrote {path}: {what} kernels, k={kernel_size}, γ={', '.join(f'{g:g}' for g in values)}")
         return
     if len(patterns) > 1:
@@ -172,6 +186,7 @@ def show(kernel_size, gammas, model, num, gamma, on_ratio, share, scale, seed, p
         title += f" (share 0: all native, no {'DoG' if args['pattern'] == 'dog' else args['pattern']} kernels)"
     elif kwargs:
         title += f" (share {args['share']:g}, γ {args['gamma']}" + (
-            f", pattern {args['pattern']})" if args["pattern"] != "dog" else ")")
+            f", pattern {args['pattern']})" if args["pattern"] != "dog" else ")"
+        )
     path = plot_kernels(picked, out, title=title)
     click.echo(f"wrote {path}: {title}")

@@ -1,4 +1,5 @@
 """Options, parameter types and helpers that several commands share."""
+
 from __future__ import annotations
 
 import difflib
@@ -50,27 +51,44 @@ class OutputPath(click.Path):
 
 
 def dog_options(f):
-    f = click.option("--seed", type=click.IntRange(SEED_MIN, SEED_MAX), default=None,
-                     help="Seed for bit-identical kernels, in [-2**63, 2**64 - 1] (default: torch's RNG).")(f)
-    f = click.option("--scale", default="paper", show_default=True,
-                     help="'paper', 'match' (native init's std) or a positive multiplier.")(f)
-    f = click.option("--share", type=float, default=1.0, show_default=True,
-                     help="Fraction of each layer's kernels that get DoG.")(f)
-    f = click.option("--on-ratio", type=float, default=0.5, show_default=True,
-                     help="Probability that a kernel is on-centre.")(f)
+    f = click.option(
+        "--seed",
+        type=click.IntRange(SEED_MIN, SEED_MAX),
+        default=None,
+        help="Seed for bit-identical kernels, in [-2**63, 2**64 - 1] (default: torch's RNG).",
+    )(f)
+    f = click.option(
+        "--scale",
+        default="paper",
+        show_default=True,
+        help="'paper', 'match' (native init's std) or a positive multiplier.",
+    )(f)
+    f = click.option(
+        "--share", type=float, default=1.0, show_default=True, help="Fraction of each layer's kernels that get DoG."
+    )(f)
+    f = click.option(
+        "--on-ratio", type=float, default=0.5, show_default=True, help="Probability that a kernel is on-centre."
+    )(f)
     return click.option("--gamma", type=GammaType(), default="0,0.5", show_default=True, help=GAMMA_HELP)(f)
 
 
 def device_option(f):
-    return click.option("--device", default="auto", show_default=True,
-                        help="auto (CUDA when torch sees one, else the CPU), cpu, cuda or cuda:N; for an .onnx "
-                             "SOURCE, onnxruntime's CUDA or CPU provider.")(f)
+    return click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="auto (CUDA when torch sees one, else the CPU), cpu, cuda or cuda:N; for an .onnx "
+        "SOURCE, onnxruntime's CUDA or CPU provider.",
+    )(f)
 
 
 def threads_option(f):
-    return click.option("--threads", type=click.IntRange(1), default=None,
-                        help="CPU threads for inference: torch's, or the ONNX file's session's "
-                             "(default: the physical cores).")(f)
+    return click.option(
+        "--threads",
+        type=click.IntRange(1),
+        default=None,
+        help="CPU threads for inference: torch's, or the ONNX file's session's (default: the physical cores).",
+    )(f)
 
 
 def dog_args(gamma, on_ratio, share, scale, seed) -> dict:
@@ -113,8 +131,9 @@ def named(source: str, error) -> str:
     return str(error) if source in str(error) else f"{source}: {error}"
 
 
-def load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="--checkpoint", threads=None,
-         use_ema=False):
+def load(
+    source, checkpoint=None, device="auto", amp=None, checkpoint_option="--checkpoint", threads=None, use_ema=False
+):
     """``runtime.load_classifier``, its refusal led by SOURCE and naming the option its checkpoint came from; a note
     when a model name comes without trained weights."""
     from ..runtime import load_classifier  # here, not at the top: predict on an .onnx file imports no torch
@@ -128,6 +147,9 @@ def load(source, checkpoint=None, device="auto", amp=None, checkpoint_option="--
     except TimmDogError as error:
         raise TimmDogError(named(source, str(error).replace("--checkpoint", checkpoint_option))) from None
     if not checkpoint and not source.endswith(".onnx") and not source.startswith(("hf-hub:", "local-dir:")):
-        click.echo(f"note: {source} has no trained weights here (a fresh init): give {checkpoint_option}, "
-                   f"hf-hub: or local-dir: for a trained model", err=True)
+        click.echo(
+            f"note: {source} has no trained weights here (a fresh init): give {checkpoint_option}, "
+            f"hf-hub: or local-dir: for a trained model",
+            err=True,
+        )
     return classifier

@@ -1,5 +1,6 @@
 """``predict``: top-k labels of images. On an .onnx file it runs onnxruntime alone: neither torch, timm nor onnx is
 imported (the library modules are imported inside the command)."""
+
 from __future__ import annotations
 
 import click
@@ -11,11 +12,18 @@ from .options import device_option, load, threads_option
 @main.command()
 @click.argument("source")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Weights for a model-name SOURCE.")
+@click.option(
+    "--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None, help="Weights for a model-name SOURCE."
+)
 @click.option("--top-k", "-k", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True,
-              help="Images per batch; each batch is printed as soon as it has run.")
+@click.option(
+    "--batch-size",
+    "-b",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Images per batch; each batch is printed as soon as it has run.",
+)
 @device_option
 @threads_option
 def predict(source, images, checkpoint, top_k, batch_size, device, threads):
@@ -34,6 +42,8 @@ def predict(source, images, checkpoint, top_k, batch_size, device, threads):
         for label, prob in prediction.ranked:
             click.echo(f"  {prob:7.2%}  {label}")
     if rotated:
-        click.echo(f"note: {rotated} of {len(images)} images carry an EXIF rotation that was ignored, so that the "
-                   "predictions are the ones timm's loader, validate.py and `timm-dog eval` give (docs/predict.md)",
-                   err=True)
+        click.echo(
+            f"note: {rotated} of {len(images)} images carry an EXIF rotation that was ignored, so that the "
+            "predictions are the ones timm's loader, validate.py and `timm-dog eval` give (docs/predict.md)",
+            err=True,
+        )

@@ -1,6 +1,7 @@
 """``recipe list|show|new|check``: recipes for timm's train.py (they are checked and written by the library).
 
 The library modules are imported inside the commands: `timm-dog --help` starts without torch and timm."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,15 +29,24 @@ def recipe_list():
     model_width = max(len(str(r["model"])) for r in rows)
     click.echo(f"{'name':<{width}}  {'model':<{model_width}}  {'dataset':<8}  {'epochs':>6}  cost")
     for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['model']:<{model_width}}  {r['dataset']:<8}  {r['epochs']:>6}  {r['cost']}")
-    click.echo(f"\n`timm-dog recipe show NAME` prints one, `--out FILE` writes it for train.py --config; "
-               f"they are in {rows[0]['path'].parents[1]}")
+        click.echo(
+            f"{r['name']:<{width}}  {r['model']:<{model_width}}  {r['dataset']:<8}  {r['epochs']:>6}  {r['cost']}"
+        )
+    click.echo(
+        f"\n`timm-dog recipe show NAME` prints one, `--out FILE` writes it for train.py --config; "
+        f"they are in {rows[0]['path'].parents[1]}"
+    )
 
 
 @recipe.command("show")
 @click.argument("name")
-@click.option("--out", "-o", type=OutputPath((".yaml", ".yml")), default=None,
-              help="Write the recipe to this file (e.g. for train.py --config) instead of printing it.")
+@click.option(
+    "--out",
+    "-o",
+    type=OutputPath((".yaml", ".yml")),
+    default=None,
+    help="Write the recipe to this file (e.g. for train.py --config) instead of printing it.",
+)
 def recipe_show(name, out):
     """Print the recipe NAME (a shipped recipe's name, see `recipe list`, or a file), or write it to --out."""
     from ..recipes import resolve_recipe
@@ -51,24 +61,48 @@ def recipe_show(name, out):
 
 @recipe.command("new")
 @click.argument("model")
-@click.option("--dataset", default="imagenet", show_default=True,
-              help="imagenet, cifar10, or the path of an ImageFolder with train/<class>/ and validation/<class>/.")
+@click.option(
+    "--dataset",
+    default="imagenet",
+    show_default=True,
+    help="imagenet, cifar10, or the path of an ImageFolder with train/<class>/ and validation/<class>/.",
+)
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--gpus", type=click.IntRange(1), default=8, show_default=True,
-              help="GPUs the launch commands and the header's global batch and lr are written for.")
+@click.option(
+    "--gpus",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="GPUs the launch commands and the header's global batch and lr are written for.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Per GPU.")
-@click.option("--out", "-o", type=OutputPath(folder=True), required=True,
-              help="Folder for the two recipes (created; existing recipes are never overwritten).")
-@click.option("--benchmark", is_flag=True,
-              help="Measure the cost (recipe check --benchmark on --device) and write it in the headers.")
+@click.option(
+    "--out",
+    "-o",
+    type=OutputPath(folder=True),
+    required=True,
+    help="Folder for the two recipes (created; existing recipes are never overwritten).",
+)
+@click.option(
+    "--benchmark",
+    is_flag=True,
+    help="Measure the cost (recipe check --benchmark on --device) and write it in the headers.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 def recipe_new(model, dataset, epochs, gpus, batch_size, out, benchmark, device):
     """Write a DoG recipe for the twin MODEL and its native-init baseline (the paper's 50-epoch protocol, the
     model's own data config); the two differ only in the model and the DoG kwargs."""
     from ..recipes import new_recipes, write_new_recipes
 
-    texts = new_recipes(model, out, dataset=dataset, epochs=epochs, gpus=gpus, batch_size=batch_size,
-                        benchmark_device=device if benchmark else None)
+    texts = new_recipes(
+        model,
+        out,
+        dataset=dataset,
+        epochs=epochs,
+        gpus=gpus,
+        batch_size=batch_size,
+        benchmark_device=device if benchmark else None,
+    )
     paths = write_new_recipes(texts)
     click.echo(f"wrote {paths[0]} and its baseline {paths[1]}")
     click.echo(f"check them before booking GPUs: timm-dog recipe check {' '.join(map(str, paths))} --gpus {gpus}")
@@ -77,26 +111,70 @@ def recipe_new(model, dataset, epochs, gpus, batch_size, out, benchmark, device)
 @recipe.command("check")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--steps", type=click.IntRange(0), default=2, show_default=True, help="CPU training steps to run.")
-@click.option("--gpus", type=click.IntRange(1), default=8, show_default=True,
-              help="GPUs (world size) for the effective batch, lr and schedule.")
-@click.option("--train-py", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Validate keys against this train.py instead of the list kept here.")
-@click.option("--aug-samples", type=click.IntRange(8), default=2000, show_default=True,
-              help="Real images pushed through the train transform.")
-@click.option("--benchmark", is_flag=True,
-              help="Also time real training steps (recipe's batch, AMP, layout, compile) on --device.")
-@click.option("--num-images", type=click.IntRange(1), default=None,
-              help="Training images per epoch (default: ImageNet-1k's 1,281,167; 45,000 for CIFAR recipes).")
+@click.option(
+    "--gpus",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="GPUs (world size) for the effective batch, lr and schedule.",
+)
+@click.option(
+    "--train-py",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Validate keys against this train.py instead of the list kept here.",
+)
+@click.option(
+    "--aug-samples",
+    type=click.IntRange(8),
+    default=2000,
+    show_default=True,
+    help="Real images pushed through the train transform.",
+)
+@click.option(
+    "--benchmark",
+    is_flag=True,
+    help="Also time real training steps (recipe's batch, AMP, layout, compile) on --device.",
+)
+@click.option(
+    "--num-images",
+    type=click.IntRange(1),
+    default=None,
+    help="Training images per epoch (default: ImageNet-1k's 1,281,167; 45,000 for CIFAR recipes).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(1), default=None,
-              help="Benchmark at this batch instead of the recipe's.")
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=None, help="Benchmark at this batch instead of the recipe's."
+)
 @click.option("--benchmark-steps", type=click.IntRange(1), default=10, show_default=True, help="Timed steps.")
-@click.option("--detect", type=float, default=None, metavar="POINTS",
-              help="Plan: the runs per arm (and GPU-hours) that detect this Δ top-1 at 80 % power; needs --run-std.")
-@click.option("--run-std", "run_std", default=None, metavar="POINTS|REPORT_JSON",
-              help="For --detect: the std of one run's top-1 in points, or an earlier report.json to take it from.")
-def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_images, device, batch_size,
-                 benchmark_steps, detect, run_std):
+@click.option(
+    "--detect",
+    type=float,
+    default=None,
+    metavar="POINTS",
+    help="Plan: the runs per arm (and GPU-hours) that detect this Δ top-1 at 80 % power; needs --run-std.",
+)
+@click.option(
+    "--run-std",
+    "run_std",
+    default=None,
+    metavar="POINTS|REPORT_JSON",
+    help="For --detect: the std of one run's top-1 in points, or an earlier report.json to take it from.",
+)
+def recipe_check(
+    files,
+    steps,
+    gpus,
+    train_py,
+    aug_samples,
+    benchmark,
+    num_images,
+    device,
+    batch_size,
+    benchmark_steps,
+    detect,
+    run_std,
+):
     """Validate FILES (recipe files or shipped recipes' names) and build what train.py would build from them; run a
     few CPU steps (and, with --benchmark, time training steps on this machine's device and project the recipe's
     hours; with --detect, plan the runs per arm that a comparison of inits needs)."""
@@ -107,8 +185,9 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
     if detect is not None:
         run_std, std_from = _run_std(run_std)
         if detect == 0:
-            raise click.BadParameter("0 cannot be detected: give the smallest Δ top-1 (points) that matters",
-                                     param_hint="--detect")
+            raise click.BadParameter(
+                "0 cannot be detected: give the smallest Δ top-1 (points) that matters", param_hint="--detect"
+            )
         if not abs(detect) <= 100:  # nan too
             raise click.BadParameter(f"{detect:g}: a Δ top-1 is at most 100 points", param_hint="--detect")
 
@@ -121,8 +200,9 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
     for name in files:
         try:
             path = resolve_recipe(name)
-            s = check_recipe(path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples,
-                             train_images=num_images)
+            s = check_recipe(
+                path, steps=steps, gpus=gpus, train_py=train_py, aug_samples=aug_samples, train_images=num_images
+            )
         except RecipeError as error:
             failed += 1
             click.echo(f"FAIL {error}\n", err=True)
@@ -146,8 +226,9 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
                 result = benchmark_recipe(path, gpus, num_images, device, batch_size, benchmark_steps)
             except RuntimeError as error:  # e.g. CUDA out of memory
                 failed += 1
-                click.echo(f"FAIL {path}: benchmark: {str(error).splitlines()[0]} (try a smaller --batch-size)\n",
-                           err=True)
+                click.echo(
+                    f"FAIL {path}: benchmark: {str(error).splitlines()[0]} (try a smaller --batch-size)\n", err=True
+                )
                 continue
             click.echo("\n".join(f"     {line}" for line in describe(result).splitlines()) + "\n")
     if failed:
@@ -156,13 +237,17 @@ def recipe_check(files, steps, gpus, train_py, aug_samples, benchmark, num_image
 
 def _plan_line(plan: dict, std_from: str) -> str:
     cost = plan["cost"]
-    line = (f"     plan: detecting Δ = {plan['delta']:+g} points at 80 % power (α 0.05, two-sided) with a run std of "
-            f"{plan['run_std']:.3g} points ({std_from}) takes {plan['runs_per_arm']} runs per arm")
+    line = (
+        f"     plan: detecting Δ = {plan['delta']:+g} points at 80 % power (α 0.05, two-sided) with a run std of "
+        f"{plan['run_std']:.3g} points ({std_from}) takes {plan['runs_per_arm']} runs per arm"
+    )
     if cost is None:
         return line + "; GPU-hours unknown: the recipe's header states no measured cost (recipe check --benchmark)\n"
     gpus = "one GPU" if cost["gpus"] == 1 else f"{cost['gpus']} GPUs"
-    return line + (f", {2 * plan['runs_per_arm']} runs with the baseline: {plan['gpu_hours']:,.0f} GPU-hours "
-                   f"({cost['hours']:g} h on {gpus} per run, from the recipe's Cost line)\n")
+    return line + (
+        f", {2 * plan['runs_per_arm']} runs with the baseline: {plan['gpu_hours']:,.0f} GPU-hours "
+        f"({cost['hours']:g} h on {gpus} per run, from the recipe's Cost line)\n"
+    )
 
 
 def _run_std(value: str) -> tuple:
@@ -177,6 +262,7 @@ def _run_std(value: str) -> tuple:
         except TimmDogError as error:  # ReportError
             raise click.BadParameter(str(error), param_hint="--run-std") from None
     if not std >= 0 or std == float("inf"):
-        raise click.BadParameter(f"{value}: a run std is a finite number of points >= 0 (or a report.json)",
-                                 param_hint="--run-std")
+        raise click.BadParameter(
+            f"{value}: a run std is a finite number of points >= 0 (or a report.json)", param_hint="--run-std"
+        )
     return std, "given"

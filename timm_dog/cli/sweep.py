@@ -1,6 +1,7 @@
 """``sweep BASE`` (``sweep grid``) and ``sweep collect``: γ × share grids of recipes, and their results.
 
 The library modules are imported inside the commands: `timm-dog --help` starts without torch and timm."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,13 @@ def sweep():
 
 @sweep.command("grid")
 @click.argument("base")
-@click.option("--grid", "grid_specs", multiple=True, metavar="KEY=V1,V2,…",
-              help="A dog_* kwarg and its values; repeat for more axes. Default: the CIFAR study's γ × share.")
+@click.option(
+    "--grid",
+    "grid_specs",
+    multiple=True,
+    metavar="KEY=V1,V2,…",
+    help="A dog_* kwarg and its values; repeat for more axes. Default: the CIFAR study's γ × share.",
+)
 @click.option("--out", "-o", type=OutputPath(folder=True), default=Path("sweep"), show_default=True)
 @click.option("--print-commands", is_flag=True, help="Also print the train.py command of every point.")
 @click.option("--gpus", type=click.IntRange(1), default=1, show_default=True, help="GPUs per run, for the commands.")
@@ -60,5 +66,6 @@ def sweep_collect(dirs, out):
 
     paths = write_results(collect(dirs), out)
     click.echo(paths["markdown"].read_text())
-    click.echo("wrote " + ", ".join(str(p) for p in [paths["csv"], paths["cells"], paths["markdown"],
-                                                      *paths["figures"]]))
+    click.echo(
+        "wrote " + ", ".join(str(p) for p in [paths["csv"], paths["cells"], paths["markdown"], *paths["figures"]])
+    )

@@ -4,6 +4,7 @@ The architectures that timm lacks are families of their own: one whose code cann
 (a name that release lacks …) is skipped with one warning, listed in ``SKIPPED``, and all the other models and
 twins still register.
 """
+
 import warnings
 from importlib import import_module
 
@@ -18,8 +19,11 @@ def _load(family: str) -> None:
         import_module(f".{family}", __name__)
     except Exception as error:  # any failure of one family leaves the others registered
         SKIPPED[family] = f"{type(error).__name__}: {error}"
-        warnings.warn(f"timm-dog: the {family} models (and their *_dog twins) are skipped: they cannot load on "
-                      f"timm {timm.__version__} ({SKIPPED[family]})", stacklevel=2)
+        warnings.warn(
+            f"timm-dog: the {family} models (and their *_dog twins) are skipped: they cannot load on "
+            f"timm {timm.__version__} ({SKIPPED[family]})",
+            stacklevel=2,
+        )
 
 
 for _family in FAMILIES:

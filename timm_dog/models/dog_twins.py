@@ -8,6 +8,7 @@ the file committed for that timm version, the committed file of the nearest vers
 one not newer than the installed timm, else the oldest). Listed names the installed timm lacks
 are skipped.
 """
+
 import difflib
 import functools
 import json
@@ -16,8 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import timm
-from timm.models import (PretrainedCfg, generate_default_cfgs, get_pretrained_cfg, model_entrypoint, register_model,
-                         resolve_pretrained_cfg)
+from timm.models import (
+    PretrainedCfg,
+    generate_default_cfgs,
+    get_pretrained_cfg,
+    model_entrypoint,
+    register_model,
+    resolve_pretrained_cfg,
+)
 
 from ..errors import TimmDogError
 from ..init import check_dog_args, dog_init_, log_dog_init
@@ -25,10 +32,26 @@ from ..scan import PACKAGE_DIR, SUFFIX, data_name, user_dir
 
 __all__ = []  # filled by register_model
 
-DOG_KWARGS = {"dog_gamma": "gamma", "dog_on_ratio": "on_ratio", "dog_share": "share", "dog_scale": "scale",
-              "dog_seed": "seed", "dog_pattern": "pattern", "dog_trainable": "trainable"}
-_NO_WEIGHTS = dict(url="", file=None, state_dict=None, hf_hub_id=None, hf_hub_filename=None, source=None,
-                   custom_load=False, tag=None, architecture=None)
+DOG_KWARGS = {
+    "dog_gamma": "gamma",
+    "dog_on_ratio": "on_ratio",
+    "dog_share": "share",
+    "dog_scale": "scale",
+    "dog_seed": "seed",
+    "dog_pattern": "pattern",
+    "dog_trainable": "trainable",
+}
+_NO_WEIGHTS = dict(
+    url="",
+    file=None,
+    state_dict=None,
+    hf_hub_id=None,
+    hf_hub_filename=None,
+    source=None,
+    custom_load=False,
+    tag=None,
+    architecture=None,
+)
 
 
 def data_file(version: str = timm.__version__) -> Path:
@@ -50,12 +73,15 @@ def _readable(path: Path) -> bool:
         _scanned(path)
         return True
     except (OSError, ValueError, TypeError, KeyError) as error:
-        warnings.warn(f"timm-dog: skipping the unreadable scan {path} ({type(error).__name__}: {error}); the committed "
-                      f"scan is used instead. Run `timm-dog scan` to redo it, or delete the file.", stacklevel=2)
+        warnings.warn(
+            f"timm-dog: skipping the unreadable scan {path} ({type(error).__name__}: {error}); the committed "
+            f"scan is used instead. Run `timm-dog scan` to redo it, or delete the file.",
+            stacklevel=2,
+        )
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scanned(path: Path) -> tuple:
     """The model names listed in the scan ``path``; a ValueError/TypeError/KeyError if it is not a scan."""
     models = json.loads(path.read_text())["models"]

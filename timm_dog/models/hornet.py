@@ -7,9 +7,10 @@ Variants: tiny / small / base, with a 7×7 depthwise conv in every gnConv ("7x7"
 global-local filter (an FFT filter beside a 3×3 depthwise conv) in the last two stages ("gf").
 Plain timm does not define these models: checkpoints need timm-dog installed to load.
 """
+
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,12 @@ from ..errors import TimmDogError
 try:
     from timm.layers import get_device_dtype
 except ImportError:  # timm < 1.0.29
+
     def get_device_dtype(module: nn.Module) -> dict:
         """The device and dtype of ``module``'s first parameter, as factory kwargs (None when it has none)."""
         first = next(module.parameters(), None)
         return {"device": getattr(first, "device", None), "dtype": getattr(first, "dtype", None)}
+
 
 __all__ = ["HorNet"]
 
@@ -40,8 +43,9 @@ def spectral_filter(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     freq = torch.fft.rfft2(x.float(), dim=(2, 3), norm="ortho")
     weight = weight.float()
     if weight.shape[1:3] != freq.shape[2:4]:  # another input size: resample the filter
-        weight = F.interpolate(weight.permute(3, 0, 1, 2), size=freq.shape[2:4], mode="bilinear",
-                               align_corners=True).permute(1, 2, 3, 0)
+        weight = F.interpolate(
+            weight.permute(3, 0, 1, 2), size=freq.shape[2:4], mode="bilinear", align_corners=True
+        ).permute(1, 2, 3, 0)
     freq = freq * torch.view_as_complex(weight.contiguous())
     return torch.fft.irfft2(freq, s=(height, width), dim=(2, 3), norm="ortho").to(x.dtype)
 
@@ -70,12 +74,13 @@ class GlobalLocalFilter(nn.Module):
 class GnConv(nn.Module):
     """Recursive gated convolution of order n: n nested products of depthwise-filtered projections."""
 
-    def __init__(self, dim: int, order: int = 5, scale: float = 1.0, global_filter: Optional[tuple] = None,
-                 device=None, dtype=None):
+    def __init__(
+        self, dim: int, order: int = 5, scale: float = 1.0, global_filter: tuple | None = None, device=None, dtype=None
+    ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.order = order
-        self.dims = [dim // 2 ** i for i in range(order)][::-1]
+        self.dims = [dim // 2**i for i in range(order)][::-1]
         self.proj_in = nn.Conv2d(dim, 2 * dim, 1, **dd)
         total = sum(self.dims)
         if global_filter is None:
@@ -96,8 +101,17 @@ class GnConv(nn.Module):
 
 
 class HorBlock(nn.Module):
-    def __init__(self, dim: int, order: int, scale: float, global_filter=None, drop_path: float = 0.0,
-                 ls_init_value: float = 1e-6, device=None, dtype=None):
+    def __init__(
+        self,
+        dim: int,
+        order: int,
+        scale: float,
+        global_filter=None,
+        drop_path: float = 0.0,
+        ls_init_value: float = 1e-6,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.norm1 = LayerNorm2d(dim, eps=1e-6, **dd)
@@ -115,17 +129,30 @@ class HorBlock(nn.Module):
 
 
 class HorStage(nn.Module):
-    def __init__(self, in_dim: int, dim: int, depth: int, order: int, scale: float, global_filter, drop_paths,
-                 first: bool, device=None, dtype=None):
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        depth: int,
+        order: int,
+        scale: float,
+        global_filter,
+        drop_paths,
+        first: bool,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         if first:  # the stem: 4×4 patches
             self.downsample = nn.Sequential(nn.Conv2d(in_dim, dim, 4, stride=4, **dd), LayerNorm2d(dim, eps=1e-6, **dd))
         else:
-            self.downsample = nn.Sequential(LayerNorm2d(in_dim, eps=1e-6, **dd),
-                                            nn.Conv2d(in_dim, dim, 2, stride=2, **dd))
-        self.blocks = nn.Sequential(*[HorBlock(dim, order, scale, global_filter, drop_paths[i], **dd)
-                                      for i in range(depth)])
+            self.downsample = nn.Sequential(
+                LayerNorm2d(in_dim, eps=1e-6, **dd), nn.Conv2d(in_dim, dim, 2, stride=2, **dd)
+            )
+        self.blocks = nn.Sequential(
+            *[HorBlock(dim, order, scale, global_filter, drop_paths[i], **dd) for i in range(depth)]
+        )
         self.grad_checkpointing = False
 
     def forward(self, x):
@@ -142,25 +169,47 @@ class HorNet(nn.Module):
     head): ``forward_intermediates(norm=True)`` therefore has no norm to apply to spatial features.
     """
 
-    def __init__(self, in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
-                 depths: Sequence[int] = (2, 3, 18, 2), base_dim: int = 64, orders: Sequence[int] = (2, 3, 4, 5),
-                 scale: float = 1 / 3, global_filters: Sequence[Optional[tuple]] = (None,) * 4,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, head_init_scale: float = 1.0,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        depths: Sequence[int] = (2, 3, 18, 2),
+        base_dim: int = 64,
+        orders: Sequence[int] = (2, 3, 4, 5),
+        scale: float = 1 / 3,
+        global_filters: Sequence[tuple | None] = (None,) * 4,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        head_init_scale: float = 1.0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         _check_pool(global_pool)
         self.num_classes, self.in_chans = num_classes, in_chans
         self.global_pool, self.drop_rate = global_pool, drop_rate
-        dims = [base_dim * 2 ** i for i in range(4)]
+        dims = [base_dim * 2**i for i in range(4)]
         rates = [drop_path_rate * i / max(sum(depths) - 1, 1) for i in range(sum(depths))]
         stages, start = [], 0
         for i in range(4):
-            stages.append(HorStage(dims[i - 1] if i else in_chans, dims[i], depths[i], orders[i], scale,
-                                   global_filters[i], rates[start:start + depths[i]], i == 0, **dd))
+            stages.append(
+                HorStage(
+                    dims[i - 1] if i else in_chans,
+                    dims[i],
+                    depths[i],
+                    orders[i],
+                    scale,
+                    global_filters[i],
+                    rates[start : start + depths[i]],
+                    i == 0,
+                    **dd,
+                )
+            )
             start += depths[i]
         self.stages = nn.Sequential(*stages)
-        self.feature_info = [dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f"stages.{i}") for i in range(4)]
+        self.feature_info = [dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}") for i in range(4)]
         self.num_features = self.head_hidden_size = dims[-1]
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6, **dd)
         self.head_drop = nn.Dropout(drop_rate)
@@ -179,8 +228,16 @@ class HorNet(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False):
-        return dict(stem=r"^stages\.0\.downsample", blocks=r"^stages\.(\d+)" if coarse else [
-            (r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None), (r"^norm", (99999,))])
+        return dict(
+            stem=r"^stages\.0\.downsample",
+            blocks=r"^stages\.(\d+)"
+            if coarse
+            else [
+                (r"^stages\.(\d+)\.downsample", (0,)),
+                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                (r"^norm", (99999,)),
+            ],
+        )
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True):
@@ -191,7 +248,7 @@ class HorNet(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None):
         if global_pool is not None:
             _check_pool(global_pool)
             self.global_pool = global_pool
@@ -201,14 +258,14 @@ class HorNet(nn.Module):
         self.head.train(self.training)
 
     def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = "NCHW",
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Forward features that returns the outputs of the stages as well (timm's API).
 
         Args:
@@ -225,7 +282,7 @@ class HorNet(nn.Module):
         if torch.jit.is_scripting() or not stop_early:  # can't slice blocks in torchscript
             stages = self.stages
         else:
-            stages = self.stages[:max_index + 1]
+            stages = self.stages[: max_index + 1]
         for feat_idx, stage in enumerate(stages):
             x = stage(x)
             if feat_idx in take_indices:
@@ -235,15 +292,15 @@ class HorNet(nn.Module):
         return x, intermediates
 
     def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
+        self,
+        indices: int | list[int] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> list[int]:
         """Remove the stages (and the head) that the intermediates ``indices`` do not need; return the indices kept."""
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         prune_end = max_index < len(self.stages) - 1
-        self.stages = self.stages[:max_index + 1]
+        self.stages = self.stages[: max_index + 1]
         if prune_norm or prune_end:
             # sized for (and only applied to) the last stage's pooled features
             self.norm = nn.Identity().train(self.training)
@@ -272,23 +329,37 @@ def _check_pool(global_pool: str) -> None:
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs) -> HorNet:
-    return build_model_with_cfg(HorNet, variant, pretrained,
-                                feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True), **kwargs)
+    return build_model_with_cfg(
+        HorNet, variant, pretrained, feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True), **kwargs
+    )
 
 
 def _cfg(**kwargs):
-    return {"num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-            "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-            "first_conv": "stages.0.downsample.0", "classifier": "head", "license": "mit",
-            "paper_ids": "arXiv:2207.14284",
-            "notes": ("HorNet is defined by timm-dog, not by timm: loading needs `pip install timm-dog` "
-                      "(its autoload registers the architecture in every process that imports timm).",), "paper_name": "HorNet: Efficient High-Order Spatial Interactions "
-                                                         "with Recursive Gated Convolutions", **kwargs}
+    return {
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stages.0.downsample.0",
+        "classifier": "head",
+        "license": "mit",
+        "paper_ids": "arXiv:2207.14284",
+        "notes": (
+            "HorNet is defined by timm-dog, not by timm: loading needs `pip install timm-dog` "
+            "(its autoload registers the architecture in every process that imports timm).",
+        ),
+        "paper_name": "HorNet: Efficient High-Order Spatial Interactions with Recursive Gated Convolutions",
+        **kwargs,
+    }
 
 
 GF = (None, None, (14, 8), (7, 4))  # the global filter's (h, w) at 224: stages 3 and 4
-default_cfgs = generate_default_cfgs({f"hornet_{size}_{kind}": _cfg() for size in ("tiny", "small", "base")
-                                      for kind in ("7x7", "gf")})
+default_cfgs = generate_default_cfgs(
+    {f"hornet_{size}_{kind}": _cfg() for size in ("tiny", "small", "base") for kind in ("7x7", "gf")}
+)
 
 
 @register_model

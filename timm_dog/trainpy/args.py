@@ -1,16 +1,16 @@
 """timm's train.py arguments: their list and defaults (data/train_py_args.json, or parsed from a train.py source),
 the one table of the values train.py accepts, the args.yaml reader, the data config train.py resolves, the model
 arguments of its create_model call, and its lr rule."""
+
 from __future__ import annotations
 
 import ast
 import difflib
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Optional
 
 import timm
 import yaml
@@ -22,13 +22,24 @@ from ..models import DOG_KWARGS, base_of
 IMAGENET_TRAIN_IMAGES = 1_281_167
 
 # names people reach for that train.py spells differently
-ALIASES = {"learning_rate": "lr", "optimizer": "opt", "scheduler": "sched", "label_smoothing": "smoothing",
-           "wd": "weight_decay", "drop_rate": "drop", "drop_path_rate": "drop_path", "auto_augment": "aa",
-           "random_erasing": "reprob", "grad_clip": "clip_grad", "num_epochs": "epochs"}
+ALIASES = {
+    "learning_rate": "lr",
+    "optimizer": "opt",
+    "scheduler": "sched",
+    "label_smoothing": "smoothing",
+    "wd": "weight_decay",
+    "drop_rate": "drop",
+    "drop_path_rate": "drop_path",
+    "auto_augment": "aa",
+    "random_erasing": "reprob",
+    "grad_clip": "clip_grad",
+    "num_epochs": "epochs",
+}
 
 
 class RecipeError(TimmDogError):
     """A recipe train.py would choke on (or silently misread); the message lists every problem."""
+
 
 # train.py arguments that describe the data the weights expect (timm.data.resolve_data_config's keys)
 DATA_KEYS = ("input_size", "img_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
@@ -39,15 +50,25 @@ WEIGHT_LOADING_KWARGS = ("pretrained", "checkpoint_path")
 # train.py arguments that say where and how a run was kept, not what was trained: runs that differ only in these
 # (and in their seeds) are runs of one recipe (report's rows, sweep collect's cells)
 BOOKKEEPING_ARGS = {
-    "output": "where the run is written", "experiment": "the run folder's name",
+    "output": "where the run is written",
+    "experiment": "the run folder's name",
     "config": "the YAML file train.py read its arguments from (args.yaml holds them)",
     "resume": "the checkpoint a resumed run continued from (summary.csv's epoch column says how far)",
-    "log_interval": "logging only", "log_wandb": "logging only", "wandb_project": "logging only",
-    "wandb_tags": "logging only", "wandb_resume_id": "logging only", "save_images": "debug images only",
-    "checkpoint_hist": "how many checkpoints are kept", "recovery_interval": "recovery checkpoints only",
-    "workers": "loader processes", "pin_mem": "loader memory", "use_multi_epochs_loader": "loader implementation",
-    "dataset_download": "whether the data was downloaded", "device": "where it ran (numbers agree within precision)",
-    "local_rank": "the process's rank", "device_modules": "plugins train.py imported (timm_dog)",
+    "log_interval": "logging only",
+    "log_wandb": "logging only",
+    "wandb_project": "logging only",
+    "wandb_tags": "logging only",
+    "wandb_resume_id": "logging only",
+    "save_images": "debug images only",
+    "checkpoint_hist": "how many checkpoints are kept",
+    "recovery_interval": "recovery checkpoints only",
+    "workers": "loader processes",
+    "pin_mem": "loader memory",
+    "use_multi_epochs_loader": "loader implementation",
+    "dataset_download": "whether the data was downloaded",
+    "device": "where it ran (numbers agree within precision)",
+    "local_rank": "the process's rank",
+    "device_modules": "plugins train.py imported (timm_dog)",
     "synchronize_step": "a CUDA sync for timing",
 }
 
@@ -64,17 +85,25 @@ SET_AFTER_ARGS_YAML = {
 
 # train.py arguments that have no effect unless another argument turns them on (as train.py's source reads them):
 # {key: (the condition in words, the condition over the run's args with train.py's defaults filled in)}
-_MIXUP = ("mixup or cutmix on (mixup > 0, cutmix > 0 or cutmix_minmax)",
-          lambda a: (a.get("mixup") or 0) > 0 or (a.get("cutmix") or 0) > 0 or a.get("cutmix_minmax") is not None)
+_MIXUP = (
+    "mixup or cutmix on (mixup > 0, cutmix > 0 or cutmix_minmax)",
+    lambda a: (a.get("mixup") or 0) > 0 or (a.get("cutmix") or 0) > 0 or a.get("cutmix_minmax") is not None,
+)
 
 INERT_UNLESS = {
-    **dict.fromkeys(("model_ema_decay", "model_ema_warmup", "model_ema_force_cpu"),
-                    ("model_ema", lambda a: bool(a.get("model_ema")))),
+    **dict.fromkeys(
+        ("model_ema_decay", "model_ema_warmup", "model_ema_force_cpu"),
+        ("model_ema", lambda a: bool(a.get("model_ema"))),
+    ),
     **dict.fromkeys(("mixup_prob", "mixup_switch_prob", "mixup_mode", "mixup_off_epoch"), _MIXUP),
-    **dict.fromkeys(("bce_target_thresh", "bce_sum", "bce_pos_weight"),
-                    ("bce_loss without jsd_loss", lambda a: bool(a.get("bce_loss")) and not a.get("jsd_loss"))),
-    **dict.fromkeys(("lr_base", "lr_base_size", "lr_base_scale"),
-                    ("lr unset (train.py scales lr_base by the global batch size)", lambda a: not a.get("lr"))),
+    **dict.fromkeys(
+        ("bce_target_thresh", "bce_sum", "bce_pos_weight"),
+        ("bce_loss without jsd_loss", lambda a: bool(a.get("bce_loss")) and not a.get("jsd_loss")),
+    ),
+    **dict.fromkeys(
+        ("lr_base", "lr_base_size", "lr_base_scale"),
+        ("lr unset (train.py scales lr_base by the global batch size)", lambda a: not a.get("lr")),
+    ),
     "amp_dtype": ("amp", lambda a: bool(a.get("amp"))),
     "torchcompile_mode": ("torchcompile", lambda a: bool(a.get("torchcompile"))),
     "clip_mode": ("clip_grad", lambda a: a.get("clip_grad") is not None),
@@ -104,6 +133,7 @@ def _pair(low_ok, what):
     """[min, max] with min <= max, each passing ``low_ok``."""
     return (lambda v: _numbers(2, low_ok)(v) and v[0] <= v[1], f"[min, max] with min <= max, {what}")
 
+
 _POSITIVE_INT = (lambda v: is_int(v) and v >= 1, "an int >= 1")
 _NON_NEGATIVE_INT = (lambda v: is_int(v) and v >= 0, "an int >= 0")
 _POSITIVE = (lambda v: _is_number(v) and v > 0, "a number > 0")
@@ -115,26 +145,119 @@ _TEXT = (lambda v: isinstance(v, str), "a string")
 # (test, what is allowed) beyond the type of train.py's default, for every numeric key of train.py: keys whose
 # default is None are checked only here (and may be left None); mean and std are checked against the input channels
 VALUE_RULES = {
-    **dict.fromkeys(("epochs", "batch_size", "grad_accum_steps", "lr_base_size", "validation_batch_size",
-                     "num_classes", "in_chans", "img_size", "checkpoint_hist", "log_interval", "val_interval",
-                     "recount", "lr_cycle_limit", "naflex_max_seq_len", "kd_student_feature_dim",
-                     "kd_teacher_feature_dim", "train_num_samples", "val_num_samples", "train_batches_per_epoch"),
-                    _POSITIVE_INT),
-    **dict.fromkeys(("warmup_epochs", "cooldown_epochs", "patience_epochs", "mixup_off_epoch", "recovery_interval",
-                     "tta", "local_rank", "start_epoch", "workers"), _NON_NEGATIVE_INT),
-    **dict.fromkeys(("lr", "lr_base", "crop_pct", "clip_grad", "bn_eps", "opt_eps", "decay_rate", "lr_cycle_mul",
-                     "lr_k_decay", "kd_temperature", "bce_pos_weight", "head_init_scale"), _POSITIVE),
-    **dict.fromkeys(("weight_decay", "warmup_lr", "min_lr", "decay_epochs", "mixup", "cutmix", "color_jitter",
-                     "epoch_repeats", "aug_repeats", "lr_noise_std", "lr_cycle_decay", "distill_loss_weight",
-                     "task_loss_weight", "layer_decay_min_scale", "layer_decay_no_opt_scale",
-                     "train_size_schedule_spread"), _NON_NEGATIVE),
-    **dict.fromkeys(("reprob", "mixup_prob", "mixup_switch_prob", "hflip", "vflip", "bn_momentum", "layer_decay",
-                     "color_jitter_prob", "gaussian_blur_prob", "grayscale_prob", "bce_target_thresh",
-                     "lr_noise_pct", "train_size_random_mix"), _FRACTION),
-    **dict.fromkeys(("drop", "drop_path", "drop_block", "drop_connect", "smoothing", "model_ema_decay", "momentum"),
-                    _BELOW_ONE),
-    **dict.fromkeys(("aa", "gp", "data_dir", "data", "dataset", "train_split", "val_split", "interpolation",
-                     "crop_mode", "amp_dtype", "torchcompile"), _TEXT),
+    **dict.fromkeys(
+        (
+            "epochs",
+            "batch_size",
+            "grad_accum_steps",
+            "lr_base_size",
+            "validation_batch_size",
+            "num_classes",
+            "in_chans",
+            "img_size",
+            "checkpoint_hist",
+            "log_interval",
+            "val_interval",
+            "recount",
+            "lr_cycle_limit",
+            "naflex_max_seq_len",
+            "kd_student_feature_dim",
+            "kd_teacher_feature_dim",
+            "train_num_samples",
+            "val_num_samples",
+            "train_batches_per_epoch",
+        ),
+        _POSITIVE_INT,
+    ),
+    **dict.fromkeys(
+        (
+            "warmup_epochs",
+            "cooldown_epochs",
+            "patience_epochs",
+            "mixup_off_epoch",
+            "recovery_interval",
+            "tta",
+            "local_rank",
+            "start_epoch",
+            "workers",
+        ),
+        _NON_NEGATIVE_INT,
+    ),
+    **dict.fromkeys(
+        (
+            "lr",
+            "lr_base",
+            "crop_pct",
+            "clip_grad",
+            "bn_eps",
+            "opt_eps",
+            "decay_rate",
+            "lr_cycle_mul",
+            "lr_k_decay",
+            "kd_temperature",
+            "bce_pos_weight",
+            "head_init_scale",
+        ),
+        _POSITIVE,
+    ),
+    **dict.fromkeys(
+        (
+            "weight_decay",
+            "warmup_lr",
+            "min_lr",
+            "decay_epochs",
+            "mixup",
+            "cutmix",
+            "color_jitter",
+            "epoch_repeats",
+            "aug_repeats",
+            "lr_noise_std",
+            "lr_cycle_decay",
+            "distill_loss_weight",
+            "task_loss_weight",
+            "layer_decay_min_scale",
+            "layer_decay_no_opt_scale",
+            "train_size_schedule_spread",
+        ),
+        _NON_NEGATIVE,
+    ),
+    **dict.fromkeys(
+        (
+            "reprob",
+            "mixup_prob",
+            "mixup_switch_prob",
+            "hflip",
+            "vflip",
+            "bn_momentum",
+            "layer_decay",
+            "color_jitter_prob",
+            "gaussian_blur_prob",
+            "grayscale_prob",
+            "bce_target_thresh",
+            "lr_noise_pct",
+            "train_size_random_mix",
+        ),
+        _FRACTION,
+    ),
+    **dict.fromkeys(
+        ("drop", "drop_path", "drop_block", "drop_connect", "smoothing", "model_ema_decay", "momentum"), _BELOW_ONE
+    ),
+    **dict.fromkeys(
+        (
+            "aa",
+            "gp",
+            "data_dir",
+            "data",
+            "dataset",
+            "train_split",
+            "val_split",
+            "interpolation",
+            "crop_mode",
+            "amp_dtype",
+            "torchcompile",
+        ),
+        _TEXT,
+    ),
     "seed": (is_int, "an int"),
     "head_init_bias": (_is_number, "a number"),
     "aug_splits": (lambda v: is_int(v) and (v == 0 or v >= 2), "0 or an int >= 2"),
@@ -142,10 +265,14 @@ VALUE_RULES = {
     "cutmix_minmax": _pair(_FRACTION[0], "numbers in [0, 1]"),
     "scale": _pair(lambda v: _is_number(v) and 0 < v <= 1, "numbers in (0, 1]"),
     "ratio": _pair(_POSITIVE[0], "numbers > 0"),
-    "lr_noise": (lambda v: _FRACTION[0](v) or (isinstance(v, list) and 1 <= len(v) <= 2 and all(map(_FRACTION[0], v))),
-                 "a fraction of the epochs in [0, 1], or a list of one or two"),
-    "opt_betas": (lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(map(_BELOW_ONE[0], v)),
-                  "a list of 1 to 3 numbers in [0, 1)"),
+    "lr_noise": (
+        lambda v: _FRACTION[0](v) or (isinstance(v, list) and 1 <= len(v) <= 2 and all(map(_FRACTION[0], v))),
+        "a fraction of the epochs in [0, 1], or a list of one or two",
+    ),
+    "opt_betas": (
+        lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(map(_BELOW_ONE[0], v)),
+        "a list of 1 to 3 numbers in [0, 1)",
+    ),
     "decay_milestones": (lambda v: isinstance(v, list) and all(map(_NON_NEGATIVE_INT[0], v)), "a list of ints >= 0"),
     "device_modules": (lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v), "a list of module names"),
 }
@@ -225,8 +352,10 @@ def read_train_args(path) -> dict:
     if not isinstance(args, dict) or not isinstance(args.get("model"), str):
         raise TimmDogError(f"{path}: not train.py's args.yaml (a mapping with a 'model' name)")
     if not isinstance(args.get("model_kwargs") or {}, dict):
-        raise TimmDogError(f"{path}: model_kwargs {args['model_kwargs']!r} is not a mapping (train.py writes "
-                           f"--model-kwargs KEY=VALUE … as one)")
+        raise TimmDogError(
+            f"{path}: model_kwargs {args['model_kwargs']!r} is not a mapping (train.py writes "
+            f"--model-kwargs KEY=VALUE … as one)"
+        )
     check_data_args(args, path)
     return args
 
@@ -245,8 +374,9 @@ def extract_train_args(source: str) -> dict:
     """{dest: default} of every ``add_argument`` in a train.py source text (parsed, not run)."""
     found = {}
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "add_argument"):
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"
+        ):
             continue
         options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
         keywords = {k.arg: k.value for k in node.keywords}
@@ -270,7 +400,7 @@ def extract_train_args(source: str) -> dict:
     return found
 
 
-def train_py_args(train_py: Optional[Path] = None) -> tuple:
+def train_py_args(train_py: Path | None = None) -> tuple:
     """({dest: default}, where the list comes from): the user's train.py, or the list kept here."""
     if train_py is not None:
         try:
@@ -280,7 +410,7 @@ def train_py_args(train_py: Optional[Path] = None) -> tuple:
     return dict(_kept()["args"]), _kept()["source"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _kept() -> dict:
     """data/train_py_args.json: train.py's arguments and its create_model call, as :func:`extract_train_args` and
     :func:`extract_model_args` read them from the train.py it names."""
@@ -340,16 +470,29 @@ def check_same_run(checkpoint, own: dict, given: dict, given_name: str) -> None:
     """A ValueError naming the first key where ``given`` args (a recipe, an args.yaml) contradict the args the
     checkpoint was trained with: every key both have but the bookkeeping ones (:data:`BOOKKEEPING_ARGS`) and
     those train.py set after writing args.yaml (:data:`SET_AFTER_ARGS_YAML`); the model and its data first."""
-    first = ("model", "num_classes", "model_kwargs", "in_chans", *DATA_KEYS,
-             *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS),
-             "seed", "model_ema")
+    first = (
+        "model",
+        "num_classes",
+        "model_kwargs",
+        "in_chans",
+        *DATA_KEYS,
+        *(key for kwarg, key in train_py_model_args().items() if kwarg not in WEIGHT_LOADING_KWARGS),
+        "seed",
+        "model_ema",
+    )
     for key in dict.fromkeys((*first, *sorted(given, key=str))):
-        if key in BOOKKEEPING_ARGS or (key in SET_AFTER_ARGS_YAML and key in own and key in given and
-                                       SET_AFTER_ARGS_YAML[key](given[key], own[key])):
+        if key in BOOKKEEPING_ARGS or (
+            key in SET_AFTER_ARGS_YAML
+            and key in own
+            and key in given
+            and SET_AFTER_ARGS_YAML[key](given[key], own[key])
+        ):
             continue
         if key in own and key in given and plain_value(own[key]) != plain_value(given[key]):
-            raise TimmDogError(f"{given_name} says {key}: {given[key]!r} but {checkpoint} was trained with "
-                               f"{key}: {own[key]!r}: give the args.yaml of the run that wrote this checkpoint")
+            raise TimmDogError(
+                f"{given_name} says {key}: {given[key]!r} but {checkpoint} was trained with "
+                f"{key}: {own[key]!r}: give the args.yaml of the run that wrote this checkpoint"
+            )
 
 
 def plain_value(value):
@@ -367,8 +510,9 @@ def train_py_data_config(args: dict, model: str) -> dict:
     (a ValueError for args train.py could not have resolved: :func:`check_data_args`)."""
     check_data_args(args, f"the train.py args of {model}")
     cfg = timm.models.get_pretrained_cfg(base_of(model))
-    config = resolve_data_config({k: args.get(k) for k in (*DATA_KEYS, "in_chans")},
-                                 pretrained_cfg=cfg.to_dict() if cfg else None)
+    config = resolve_data_config(
+        {k: args.get(k) for k in (*DATA_KEYS, "in_chans")}, pretrained_cfg=cfg.to_dict() if cfg else None
+    )
     return {k: plain_value(v) for k, v in config.items()}
 
 
@@ -398,9 +542,13 @@ def check_schedule(args, gpus: int, train_images: int) -> float:
         lr = args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
         lr_from = f"lr_base {args.lr_base:g} scaled to the global batch {global_batch}"
     if args.sched and args.sched != "none" and args.min_lr and lr <= args.min_lr:
-        raise RecipeError(f"lr {lr:.3g} ({lr_from}) is not above min_lr {args.min_lr:g}: the {args.sched} schedule "
-                          f"would not decay (it would rise); use a larger lr or batch, or a lower min_lr")
+        raise RecipeError(
+            f"lr {lr:.3g} ({lr_from}) is not above min_lr {args.min_lr:g}: the {args.sched} schedule "
+            f"would not decay (it would rise); use a larger lr or batch, or a lower min_lr"
+        )
     if train_images // (args.batch_size * gpus) == 0:  # train.py's loader drops the last partial batch
-        raise RecipeError(f"{train_images:,} training images make no full batch of {args.batch_size} × "
-                          f"{gpus} GPU(s): train.py would run no training step (it drops the last partial batch)")
+        raise RecipeError(
+            f"{train_images:,} training images make no full batch of {args.batch_size} × "
+            f"{gpus} GPU(s): train.py would run no training step (it drops the last partial batch)"
+        )
     return lr

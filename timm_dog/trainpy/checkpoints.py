@@ -1,5 +1,6 @@
 """train.py's checkpoints and other weights files: reading them (tensors and train.py args only), rebuilding the
 model they were trained as, and :class:`Weights`, what a number is measured on (the tensors' fingerprint)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,6 @@ import re
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import timm
 import torch
@@ -32,7 +32,7 @@ class Weights:
     sha256: str  # tensors_sha256 of the weights as loaded
     source: str  # the checkpoint file, hf-hub:/local-dir: source, or "fresh init of NAME"
     ema: bool = False
-    epoch: Optional[int] = None  # train.py's epoch of the checkpoint (0-based, as summary.csv counts)
+    epoch: int | None = None  # train.py's epoch of the checkpoint (0-based, as summary.csv counts)
     model_args: dict = field(default_factory=dict)  # create_model kwargs the model was rebuilt with
     trained_on: dict = field(default_factory=dict)  # where train.py read the run's images (:func:`training_data`)
 
@@ -66,9 +66,9 @@ class Checkpoint:
     """What a checkpoint file holds: the weights read, train.py's args (or None), its arch and epoch."""
 
     state: dict
-    args: Optional[dict]
-    arch: Optional[str]
-    epoch: Optional[int]
+    args: dict | None
+    arch: str | None
+    epoch: int | None
     has_ema: bool
 
 
@@ -81,28 +81,37 @@ def read_checkpoint(path, use_ema: bool = False) -> Checkpoint:
     try:
         if path.suffix == ".safetensors":
             if use_ema:
-                raise TimmDogError(f"{path} is a safetensors file: it holds one set of weights, not train.py's "
-                                   "state_dict_ema; --ema applies to train.py checkpoints")
+                raise TimmDogError(
+                    f"{path} is a safetensors file: it holds one set of weights, not train.py's "
+                    "state_dict_ema; --ema applies to train.py checkpoints"
+                )
             return Checkpoint(load_file(str(path)), None, None, None, False)
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except ValueError:
         raise
     except Exception as error:  # torch's and safetensors' readers fail on foreign files with any exception type
-        raise TimmDogError(f"{path} is not a train.py checkpoint, torch file or safetensors file "
-                           f"({_what_is(path, error)}); only tensors and train.py args are read") from None
+        raise TimmDogError(
+            f"{path} is not a train.py checkpoint, torch file or safetensors file "
+            f"({_what_is(path, error)}); only tensors and train.py args are read"
+        ) from None
     if not isinstance(checkpoint, dict):
         raise TimmDogError(f"{path} holds a {type(checkpoint).__name__}, not a state dict or train.py checkpoint")
     key = "state_dict_ema" if use_ema else "state_dict"
     if use_ema and key not in checkpoint:
         raise TimmDogError(f"{path} has no EMA weights (state_dict_ema): train.py saves them with --model-ema")
     state = checkpoint.get(key, checkpoint)
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
     args = checkpoint.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args
     epoch = checkpoint.get("epoch") if "state_dict" in checkpoint else None
-    return Checkpoint(state, args if isinstance(args, dict) else None, checkpoint.get("arch"),
-                      epoch if isinstance(epoch, int) else None, "state_dict_ema" in checkpoint)
+    return Checkpoint(
+        state,
+        args if isinstance(args, dict) else None,
+        checkpoint.get("arch"),
+        epoch if isinstance(epoch, int) else None,
+        "state_dict_ema" in checkpoint,
+    )
 
 
 def _what_is(path: Path, error: Exception) -> str:
@@ -123,8 +132,9 @@ def _what_is(path: Path, error: Exception) -> str:
     return f"unrecognised content starting {head[:8]!r}"
 
 
-def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional[dict] = None,
-                    args_name: str = "--recipe"):
+def load_checkpoint(
+    name: str, checkpoint, use_ema: bool = False, args: dict | None = None, args_name: str = "--recipe"
+):
     """(model, train.py args, :class:`Weights`) for weights trained as ``name``.
 
     The model is the published architecture rebuilt with train.py's model arguments (:func:`train_model_args`:
@@ -147,42 +157,51 @@ def load_checkpoint(name: str, checkpoint, use_ema: bool = False, args: Optional
         check_data_args(train_args, f"{checkpoint}'s train.py args" if read.args is not None else args_name)
     hub_cfg = _hub_config(beside / "config.json") if train_args is None else None
     data_args = train_args if train_args is not None else (hub_cfg or {}).get("pretrained_cfg")
-    model_args = model_args_for(architecture, train_args) if train_args is not None else \
-        dict((hub_cfg or {}).get("model_args") or {})
+    model_args = (
+        model_args_for(architecture, train_args)
+        if train_args is not None
+        else dict((hub_cfg or {}).get("model_args") or {})
+    )
     try:
         model = timm.create_model(architecture, **model_args)
     except TypeError as error:
-        raise TimmDogError(f"cannot rebuild {architecture} with the run's model arguments {model_args}: {error}") \
-            from None
+        raise TimmDogError(
+            f"cannot rebuild {architecture} with the run's model arguments {model_args}: {error}"
+        ) from None
     classifier = model.pretrained_cfg.get("classifier")
     if "num_classes" not in model_args and isinstance(classifier, str) and f"{classifier}.weight" in read.state:
         model.reset_classifier(read.state[f"{classifier}.weight"].shape[0])
     _load_strict(model, read.state, checkpoint, name)
     model.pretrained_cfg = {**model.pretrained_cfg, "num_classes": model.num_classes}
     if data_args:
-        model.pretrained_cfg.update(resolve_data_config({k: data_args[k] for k in DATA_KEYS if data_args.get(k)},
-                                                        model=model))
+        model.pretrained_cfg.update(
+            resolve_data_config({k: data_args[k] for k in DATA_KEYS if data_args.get(k)}, model=model)
+        )
         labels = data_args.get("label_names")
         if labels and len(labels) == model.num_classes:
             model.pretrained_cfg["label_names"] = list(labels)
     else:
         cfg = model.pretrained_cfg
         size = "x".join(map(str, cfg["input_size"]))
-        logger.warning(f"note: {checkpoint} carries no data config (no train.py args, no args.yaml or config.json "
-                       f"beside it): using {architecture}'s default preprocessing ({size}, {cfg.get('interpolation')}, "
-                       f"crop {cfg.get('crop_pct')}, mean {tuple(cfg.get('mean'))})")
-    weights = Weights(tensors_sha256(model.state_dict()), str(checkpoint), use_ema, read.epoch, model_args,
-                      training_data(train_args))
+        logger.warning(
+            f"note: {checkpoint} carries no data config (no train.py args, no args.yaml or config.json "
+            f"beside it): using {architecture}'s default preprocessing ({size}, {cfg.get('interpolation')}, "
+            f"crop {cfg.get('crop_pct')}, mean {tuple(cfg.get('mean'))})"
+        )
+    weights = Weights(
+        tensors_sha256(model.state_dict()), str(checkpoint), use_ema, read.epoch, model_args, training_data(train_args)
+    )
     return model.eval(), train_args, weights
 
 
-def run_checkpoint(folder) -> Optional[Path]:
+def run_checkpoint(folder) -> Path | None:
     """A train.py output folder's best checkpoint: model_best.pth.tar, else last.pth.tar; None without either."""
-    return next((Path(folder) / n for n in ("model_best.pth.tar", "last.pth.tar") if (Path(folder) / n).is_file()),
-                None)
+    return next(
+        (Path(folder) / n for n in ("model_best.pth.tar", "last.pth.tar") if (Path(folder) / n).is_file()), None
+    )
 
 
-def own_args(checkpoint) -> Optional[dict]:
+def own_args(checkpoint) -> dict | None:
     """A checkpoint's train.py args (a mapping naming the model), read without loading its tensors; else None."""
     path = Path(checkpoint)
     if path.suffix != ".safetensors" and zipfile.is_zipfile(path):
@@ -198,7 +217,7 @@ def own_args(checkpoint) -> Optional[dict]:
     return args if isinstance(args, dict) and isinstance(args.get("model"), str) else None
 
 
-def _hub_config(path: Path) -> Optional[dict]:
+def _hub_config(path: Path) -> dict | None:
     """A save_for_hf ``config.json`` (pretrained_cfg, model_args) beside a safetensors file; None if absent."""
     try:
         cfg = json.loads(path.read_text())
@@ -215,8 +234,11 @@ def _load_strict(model, state: dict, checkpoint, name: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         parts = [f"{len(missing)} missing keys (e.g. {missing[0]})"] if missing else []
         parts += [f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"] if unexpected else []

@@ -1,9 +1,9 @@
 """The images train.py read: timm's dataset names, a run's split folders, and the one guard against measuring
 "validation" accuracy on a run's training images (:func:`check_not_training_images`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from ..constants import SPLIT_ALIASES, SPLIT_NAMES
 from ..errors import TimmDogError
@@ -27,17 +27,21 @@ def split_folder(data_dir, split: str) -> tuple:
     raise TimmDogError(f"no split {split!r} in {root}{synonyms}; splits found: {', '.join(subfolders)}")
 
 
-def training_data(args: Optional[dict]) -> dict:
+def training_data(args: dict | None) -> dict:
     """Where train.py read a run's images when they are a folder dataset (timm reads every dataset name without a
     torch/, tfds/, hfds/, hfids/ or wds/ prefix, and torch/folder, as one): {data_dir, train_split, val_split};
     {} otherwise or unknown."""
     root = (args or {}).get("data_dir") or (args or {}).get("data")  # train.py: --data-dir, or its positional DIR
     dataset = str(args.get("dataset") or "").lower() if args else ""
-    if not isinstance(root, str) or (dataset not in FOLDER_DATASETS and dataset.partition("/")[0] in DATASET_PREFIXES
-                                     and "/" in dataset):
+    if not isinstance(root, str) or (
+        dataset not in FOLDER_DATASETS and dataset.partition("/")[0] in DATASET_PREFIXES and "/" in dataset
+    ):
         return {}
-    return {"data_dir": root, "train_split": str(args.get("train_split") or "train"),
-            "val_split": str(args.get("val_split") or "validation")}
+    return {
+        "data_dir": root,
+        "train_split": str(args.get("train_split") or "train"),
+        "val_split": str(args.get("val_split") or "validation"),
+    }
 
 
 def _split_names(split: str) -> tuple:
@@ -46,7 +50,7 @@ def _split_names(split: str) -> tuple:
     return tuple(dict.fromkeys((split, *next((a for a in SPLIT_ALIASES if split in a), ()))))
 
 
-def train_py_folder(trained_on: dict, split: str) -> Optional[Path]:
+def train_py_folder(trained_on: dict, split: str) -> Path | None:
     """The folder timm's create_dataset reads for ``split`` of a folder run: DATA_DIR/SPLIT, else a synonym, else
     DATA_DIR itself; None when DATA_DIR is relative (to where train.py ran, which is not known) or not here."""
     root = Path(trained_on["data_dir"])
@@ -66,9 +70,14 @@ def training_images(folder, trained_on: dict) -> bool:
     if train is not None:
         return folder == train.resolve()
     root = Path(trained_on["data_dir"])
-    tail = root.parts[-1:] if root.is_absolute() else \
-        tuple(p for p in root.parts[max((i + 1 for i, p in enumerate(root.parts) if p == ".."), default=0):] if p != ".")
-    return any(folder.parts[-len(tail) - 1:] == (*tail, name) for name in _split_names(trained_on["train_split"]))
+    tail = (
+        root.parts[-1:]
+        if root.is_absolute()
+        else tuple(
+            p for p in root.parts[max((i + 1 for i, p in enumerate(root.parts) if p == ".."), default=0) :] if p != "."
+        )
+    )
+    return any(folder.parts[-len(tail) - 1 :] == (*tail, name) for name in _split_names(trained_on["train_split"]))
 
 
 def training_images_message(folder, trained_on: dict, run) -> str:
@@ -80,13 +89,17 @@ def training_images_message(folder, trained_on: dict, run) -> str:
     elif val is not None:
         where = f"give its validation folder ({val})"
     else:
-        where = (f"give its validation folder (train.py's val_split {trained_on['val_split']!r} of {root}: "
-                 f"{' or '.join(_split_names(trained_on['val_split']))})")
-    return (f"{folder} holds the training images of {run} (train.py's data_dir {root}, train_split {split!r}): "
-            f"accuracy on them is not validation accuracy; {where}")
+        where = (
+            f"give its validation folder (train.py's val_split {trained_on['val_split']!r} of {root}: "
+            f"{' or '.join(_split_names(trained_on['val_split']))})"
+        )
+    return (
+        f"{folder} holds the training images of {run} (train.py's data_dir {root}, train_split {split!r}): "
+        f"accuracy on them is not validation accuracy; {where}"
+    )
 
 
-def check_not_training_images(folder, trained_on: dict, run, split: Optional[str] = None) -> bool:
+def check_not_training_images(folder, trained_on: dict, run, split: str | None = None) -> bool:
     """The one guard against reporting accuracy on a run's training images as validation accuracy: a TimmDogError
     when the ImageFolder ``folder`` holds the training images of ``run`` (``trained_on``: :func:`training_data`),
     unless ``split`` names a training split (a caller measuring training accuracy on purpose): True then. False
@@ -97,6 +110,7 @@ def check_not_training_images(folder, trained_on: dict, run, split: Optional[str
     if split is None:
         raise TimmDogError(message)
     if split not in (*SPLIT_ALIASES[0], trained_on["train_split"]):
-        raise TimmDogError(f"{message} (or --split {trained_on['train_split']} to measure training accuracy on "
-                           f"purpose)")
+        raise TimmDogError(
+            f"{message} (or --split {trained_on['train_split']} to measure training accuracy on purpose)"
+        )
     return True

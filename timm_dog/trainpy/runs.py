@@ -1,20 +1,29 @@
 """A train.py run: its output folder's args (the checkpoint's own, args.yaml checked against them), summary.csv,
 epochs, EMA, arm and settings over train.py's defaults; the settings in which runs differ. One model of a run for
 report, sweep collect, eval --compare and push."""
+
 from __future__ import annotations
 
 import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..errors import TimmDogError
 from ..init import check_dog_args
 from ..models import base_of
 from ..models.dog_twins import pop_dog_kwargs
-from .args import (BOOKKEEPING_ARGS, DATA_KEYS, check_data_args, check_same_run, effective_args, plain_value,
-                   read_train_args, train_py_args, train_py_data_config)
+from .args import (
+    BOOKKEEPING_ARGS,
+    DATA_KEYS,
+    check_data_args,
+    check_same_run,
+    effective_args,
+    plain_value,
+    read_train_args,
+    train_py_args,
+    train_py_data_config,
+)
 from .checkpoints import own_args, run_checkpoint
 
 RUN_FILES = "args.yaml, summary.csv and model_best.pth.tar or last.pth.tar"
@@ -26,14 +35,14 @@ NATIVE = "native"
 ABSENT = "(absent)"  # a setting that one run has and another does not (it has no effect there)
 
 
-def checkpoint_args(checkpoint) -> Optional[dict]:
+def checkpoint_args(checkpoint) -> dict | None:
     """The train.py args of a checkpoint (:func:`run_args` with the args.yaml beside it); None for weights files
     with neither."""
     beside = Path(checkpoint).parent / "args.yaml"
     return run_args(beside if beside.is_file() else None, checkpoint)
 
 
-def run_args(args_file, checkpoint=None) -> Optional[dict]:
+def run_args(args_file, checkpoint=None) -> dict | None:
     """A train.py run's args, one rule for report, sweep collect and eval: the checkpoint's own (train.py's
     CheckpointSaver stores them, with what train.py set after writing args.yaml, e.g. a computed lr) over
     ``args_file`` (args.yaml) for the keys only it has; a TimmDogError naming the key where the two contradict
@@ -52,7 +61,8 @@ def read_summary(path) -> dict:
     """train.py's ``summary.csv`` as {epoch: {column: float}}, epochs ascending, keyed by its ``epoch`` column (not
     by row count: ``--val-interval`` leaves epochs out). A resumed run (``--resume``) writes the header again and
     may repeat epochs: each header starts a new part and the last row of an epoch counts. Empty cells are left
-    out of their row; a diverged run's ``nan`` stays ``nan``. A TimmDogError names the file and line of anything else."""
+    out of their row; a diverged run's ``nan`` stays ``nan``. A TimmDogError names the file and line of anything
+    else."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -69,7 +79,9 @@ def read_summary(path) -> dict:
             header = line
             continue
         if header is None:
-            raise TimmDogError(f"{path}, line {number}: a row before the header (train.py starts with one naming 'epoch')")
+            raise TimmDogError(
+                f"{path}, line {number}: a row before the header (train.py starts with one naming 'epoch')"
+            )
         if len(line) != len(header):
             raise TimmDogError(f"{path}, line {number}: {len(line)} values for {len(header)} columns")
         row = dict(zip(header, line))
@@ -77,8 +89,9 @@ def read_summary(path) -> dict:
             epoch = int(row.pop("epoch"))
             values = {column: float(text) for column, text in row.items() if text != ""}
         except ValueError:
-            raise TimmDogError(f"{path}, line {number}: epoch must be an int and every other value a number "
-                               f"(got {', '.join(line)})") from None
+            raise TimmDogError(
+                f"{path}, line {number}: epoch must be an int and every other value a number (got {', '.join(line)})"
+            ) from None
         if epoch < 0:
             raise TimmDogError(f"{path}, line {number}: epoch {epoch} is negative")
         epochs[epoch] = values
@@ -100,7 +113,7 @@ class Run:
     folder: Path
     args: dict
     summary: dict
-    checkpoint: Optional[Path]
+    checkpoint: Path | None
 
     @property
     def model(self) -> str:
@@ -142,8 +155,10 @@ class Run:
         given = {k: v for k, v in (self.args.get("model_kwargs") or {}).items() if k.startswith("dog_")}
         if self.baseline:
             if given:
-                raise TimmDogError(f"{self.folder / 'args.yaml'}: {self.model} is not a *_dog model, yet its "
-                                   f"model_kwargs set {next(iter(given))}")
+                raise TimmDogError(
+                    f"{self.folder / 'args.yaml'}: {self.model} is not a *_dog model, yet its "
+                    f"model_kwargs set {next(iter(given))}"
+                )
             return {}
         try:
             kwargs = pop_dog_kwargs(given)
@@ -155,8 +170,11 @@ class Run:
     def arm_kwargs(self) -> dict:
         """The non-seed dog_* kwargs that differ from the twins' defaults: what makes this run's arm."""
         defaults = check_dog_args()
-        return {k: plain_value(v) for k, v in sorted(self.dog_kwargs.items())
-                if k != "dog_seed" and v != defaults[k[len("dog_"):]]}
+        return {
+            k: plain_value(v)
+            for k, v in sorted(self.dog_kwargs.items())
+            if k != "dog_seed" and v != defaults[k[len("dog_") :]]
+        }
 
     @property
     def arm(self) -> str:
@@ -165,9 +183,10 @@ class Run:
         if self.baseline:
             return NATIVE
         kwargs = dict(self.arm_kwargs)
-        parts = [str(kwargs.pop("dog_pattern", "dog"))] + (["frozen"] if kwargs.pop("dog_trainable", True) is False
-                                                           else [])
-        return " ".join(parts + [f"{k[len('dog_'):]} {text(v)}" for k, v in kwargs.items()])
+        parts = [str(kwargs.pop("dog_pattern", "dog"))] + (
+            ["frozen"] if kwargs.pop("dog_trainable", True) is False else []
+        )
+        return " ".join(parts + [f"{k[len('dog_') :]} {text(v)}" for k, v in kwargs.items()])
 
     @property
     def label(self) -> str:
@@ -188,8 +207,9 @@ def read_run(folder, checkpoint: bool = True) -> Run:
     if best is None and checkpoint:
         missing.append("model_best.pth.tar or last.pth.tar")
     if missing:
-        raise TimmDogError(f"{folder} is not a train.py output folder: no {', '.join(missing)} "
-                           f"(train.py writes {RUN_FILES})")
+        raise TimmDogError(
+            f"{folder} is not a train.py output folder: no {', '.join(missing)} (train.py writes {RUN_FILES})"
+        )
     args = run_args(folder / "args.yaml", best)  # the checkpoint's own, args.yaml checked against them
     return Run(folder, args, read_summary(folder / "summary.csv"), best)
 
@@ -199,12 +219,16 @@ def args_settings(args: dict) -> dict:
     arm (model name → base model; model_kwargs without dog_* kwargs) and the args that have no effect given the
     others (:func:`effective_args`); the data config as train.py resolved it."""
     full = {**train_py_args()[0], **args}
-    out = {k: plain_value(v) for k, v in effective_args(full).items()
-           if k not in BOOKKEEPING and k not in ("model", "model_kwargs", *DATA_KEYS)}
+    out = {
+        k: plain_value(v)
+        for k, v in effective_args(full).items()
+        if k not in BOOKKEEPING and k not in ("model", "model_kwargs", *DATA_KEYS)
+    }
     out.update(train_py_data_config(full, args["model"]))  # what train.py resolved: img_size 40 = input_size 3 40 40
     out["model"] = base_of(args["model"])
-    out["model_kwargs"] = {k: plain_value(v) for k, v in (args.get("model_kwargs") or {}).items()
-                           if not k.startswith("dog_")}
+    out["model_kwargs"] = {
+        k: plain_value(v) for k, v in (args.get("model_kwargs") or {}).items() if not k.startswith("dog_")
+    }
     return out
 
 
@@ -239,20 +263,32 @@ def checkpoint_differences(checkpoint, other) -> tuple:
     args = [checkpoint_args(c) if c else None for c in (checkpoint, other)]
     if None in args:
         lacking = " and ".join(str(c) for c, a in zip((checkpoint, other), args) if a is None)
-        return None, None, [f"note: the train.py settings of the two runs cannot be compared: {lacking} carries no "
-                            "train.py args (none inside, no args.yaml beside it); the difference below may not be "
-                            "the init's alone"] if checkpoint and other else []
+        return (
+            None,
+            None,
+            [
+                f"note: the train.py settings of the two runs cannot be compared: {lacking} carries no "
+                "train.py args (none inside, no args.yaml beside it); the difference below may not be "
+                "the init's alone"
+            ]
+            if checkpoint and other
+            else [],
+        )
     notes = []
     seeds = [x.get("seed") for x in args]
     if seeds[0] != seeds[1]:
-        notes.append(f"note: {checkpoint} and {other} were trained with different seeds ({seeds[0]} vs {seeds[1]}): "
-                     "other data order, augmentation and drop-path, so the difference below includes the variation "
-                     "between runs, not the init's alone (timm-dog report pairs runs by equal seed)")
+        notes.append(
+            f"note: {checkpoint} and {other} were trained with different seeds ({seeds[0]} vs {seeds[1]}): "
+            "other data order, augmentation and drop-path, so the difference below includes the variation "
+            "between runs, not the init's alone (timm-dog report pairs runs by equal seed)"
+        )
     a, b = (args_settings(x) for x in args)
     differ = differences(a, b)
     if differ:
-        notes.append(f"note: {checkpoint} and {other} were trained with different settings: "
-                     + ", ".join(f"{k} ({a.get(k, ABSENT)} vs {b.get(k, ABSENT)})" for k in differ)
-                     + ": the difference below is not the init's alone (timm-dog report pairs runs only when these "
-                       "agree)")
+        notes.append(
+            f"note: {checkpoint} and {other} were trained with different settings: "
+            + ", ".join(f"{k} ({a.get(k, ABSENT)} vs {b.get(k, ABSENT)})" for k in differ)
+            + ": the difference below is not the init's alone (timm-dog report pairs runs only when these "
+            "agree)"
+        )
     return differ, seeds, notes
