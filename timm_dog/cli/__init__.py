@@ -3,7 +3,7 @@
 ``main`` is the console script (pyproject's ``timm-dog = "timm_dog.cli:main"``); importing a command module
 registers its commands on it."""
 
-from . import analyze, demo, eval, export, models, predict, push, recipe, report, sweep  # noqa: F401  (registers)
+from . import analyze, demo, eval, export, models, predict, push, recipe, recipe_check, report, sweep  # noqa: F401  (registers)
 from .app import main
 
 __all__ = ["main"]
