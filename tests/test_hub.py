@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1168,3 +1169,15 @@ def test_stage_refuses_an_eval_json_of_training_images_for_a_python_caller(tmp_p
             log=lambda line: None,
         )
     assert not (tmp_path / "repo").exists()
+
+
+def test_the_published_eval_json_holds_no_local_path(staged, eval_json):
+    """eval writes the folder it measured absolute (for the training-images guard); the staged eval_results.json
+    keeps what lies below its grandparent (the folder, data_dir, the split rule), so no path of this machine is
+    published."""
+    local = json.loads(Path(eval_json).read_text())["dataset"]["folder"]
+    assert Path(local).is_absolute()
+    published = json.loads((staged.folder / "eval_results.json").read_text())
+    assert published["dataset"]["folder"] == "/".join(Path(local).parts[-2:])
+    assert str(Path(local).parent) not in (staged.folder / "eval_results.json").read_text()
+    assert hub.published_evaluation({"top1": 1.0}) == {"top1": 1.0}

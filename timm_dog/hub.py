@@ -341,7 +341,7 @@ def stage(
                     f"refusing to publish: ONNX verification failed: {error} (--force publishes anyway)"
                 ) from None
         if evaluation:
-            (work / "eval_results.json").write_text(json.dumps(evaluation, indent=2))
+            (work / "eval_results.json").write_text(json.dumps(published_evaluation(evaluation), indent=2))
         if comparison and comparison["figure"]:
             shutil.copyfile(comparison["figure"], work / CURVES)
             comparison["figure"] = CURVES
@@ -352,6 +352,17 @@ def stage(
             shutil.rmtree(work / "onnx")
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return StagedRepo(folder, architecture, files)
+
+
+def published_evaluation(evaluation: dict) -> dict:
+    """The eval JSON as published: the folder it measured (``dataset.folder``, absolute on the machine that
+    evaluated) and every path under the same place are cut to what lies below its grandparent (e.g. ``digits/val``),
+    so no path of that machine goes to the Hub."""
+    folder = (evaluation.get("dataset") or {}).get("folder") if isinstance(evaluation.get("dataset"), dict) else None
+    if not folder or len(Path(folder).parts) < 3:
+        return evaluation
+    local = json.dumps(str(Path(folder).parents[1]) + "/")[1:-1]  # as the path appears inside a JSON string
+    return json.loads(json.dumps(evaluation).replace(local, ""))
 
 
 def published_model_args(recorded: dict, rebuilt_with: dict) -> dict:
