@@ -4,6 +4,7 @@ predictions for loose images."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ def evaluate(
 
 
 def _batches(loader):
-    """The loader's batches; an image that cannot be read or converted (in any worker) is a one-line ValueError."""
+    """The loader's batches; an image that cannot be read or converted (in any worker) is a one-line TimmDogError."""
     batches = iter(loader)
     while True:
         try:
@@ -233,7 +234,8 @@ def _batches(loader):
         except StopIteration:
             return
         except (OSError, ValueError, DecompressionBombError) as error:  # a worker's error: keep its last line
-            raise TimmDogError(f"cannot read an image of the dataset: {str(error).strip().splitlines()[-1]}") from None
+            last = re.sub(r"^[\w.]*Error: ", "", str(error).strip().splitlines()[-1])  # no class name
+            raise TimmDogError(f"cannot read an image of the dataset: {last}") from None
 
 
 ORIENTATION = 0x0112  # the EXIF Orientation tag: how a viewer turns the stored pixels to show them

@@ -447,7 +447,7 @@ def build_report(
                     "recipe_differences": settings_differences(both),
                     "delta_top1": comparison.delta,
                     "comparison": _record(comparison),
-                    "runs_needed": _plan(comparison, *plan_std) if comparison.p_value is None else None,
+                    "runs_needed": _plan(comparison, *plan_std) if min(comparison.runs) < 2 else None,
                     "seed_pairs": _seed_pairs(row, hits[name], hits[NATIVE]) if row.paired else [],
                     "kernels": {
                         "dog": [kernels[r] for r in runs],
