@@ -11,7 +11,7 @@ import click
 
 from ..outputs import JSON, write_text
 from .app import main
-from .options import OutputPath, device_option, load, threads_option
+from .options import OutputPath, device_option, load, threads_option, workers_option
 
 
 @main.command("eval")
@@ -43,13 +43,7 @@ from .options import OutputPath, device_option, load, threads_option
 @click.option("--ema", is_flag=True, help="Evaluate the --checkpoint's EMA weights (train.py's state_dict_ema).")
 @click.option("--compare-ema", is_flag=True, help="Evaluate the --compare-checkpoint's EMA weights.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=32, show_default=True)
-@click.option(
-    "--workers",
-    "-j",
-    type=click.IntRange(0),
-    default=None,
-    help="Loader processes that read and preprocess images (default: this machine's CPU cores).",
-)
+@workers_option
 @device_option
 @click.option(
     "--amp",

@@ -82,6 +82,16 @@ def device_option(f):
     )(f)
 
 
+def workers_option(f):
+    return click.option(
+        "--workers",
+        "-j",
+        type=click.IntRange(0),
+        default=None,
+        help="Loader processes that read and preprocess images (default: this machine's CPU cores).",
+    )(f)
+
+
 def threads_option(f):
     return click.option(
         "--threads",

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .app import main
-from .options import OutputPath, device_option
+from .options import OutputPath, device_option, workers_option
 
 
 @main.command("report")
@@ -28,13 +28,7 @@ from .options import OutputPath, device_option
 )
 @click.option("--out", "-o", type=OutputPath(folder=True), default=Path("report"), show_default=True)
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=64, show_default=True)
-@click.option(
-    "--workers",
-    "-j",
-    type=click.IntRange(0),
-    default=None,
-    help="Loader processes that read and preprocess images (default: this machine's CPU cores).",
-)
+@workers_option
 @device_option
 @click.option(
     "--amp",
